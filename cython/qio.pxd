@@ -1,0 +1,49 @@
+# devip's queues (port/qio.c), the parts /net needs: a byte queue with a
+# limit, flow control, hang-up with a reason, EOF counting and kick/wake-up
+# rules of ../shared/spec/devip.md section 4.4.  Data lives in one malloc'd
+# ring buffer; no Python object per segment.
+
+cdef class Queue:
+    cdef unsigned char *buf        # ring buffer
+    cdef Py_ssize_t cap            # allocated size of buf
+    cdef Py_ssize_t head           # index of first byte
+    cdef Py_ssize_t len            # bytes queued
+    cdef public Py_ssize_t limit   # flow-control limit
+    cdef public bint flow          # Qflow: writer blocked / reader must kick
+    cdef public bint msg           # Qmsg: datagram queue (udp/icmp later): one read = one message
+    cdef object reason             # None while open; str once hung up
+    cdef public bint closed        # qclose'd (data discarded)
+    cdef public int eof            # EOF reads returned since hang-up
+    cdef public object wakecb      # callable() or None: called on wake-ups below
+    cdef public bint rwait         # a reader is parked: wake it on data or hang-up
+    cdef public bint wwait         # a writer is parked: wake it when flow clears or on hang-up
+    cdef object msglens            # deque of message lengths when msg is set
+
+    cdef inline Py_ssize_t qlen(self) noexcept:
+        return self.len
+    cdef int reserve(self, Py_ssize_t n) except -1
+    # qpassnolim: append n bytes, ignoring the limit (sets flow when len >= limit)
+    cdef int qpass(self, const unsigned char *p, Py_ssize_t n) except -1
+    # qdiscard: drop up to n bytes from the head; returns bytes dropped;
+    # clears flow and wakes a parked writer when len falls below limit/2
+    cdef Py_ssize_t qdiscard(self, Py_ssize_t n) except -1
+    # qcopy: copy up to n bytes starting offset bytes past the head into dst;
+    # returns bytes copied (less than n when the queue is short)
+    cdef Py_ssize_t qcopy(self, unsigned char *dst, Py_ssize_t n, Py_ssize_t offset) noexcept
+    cdef void wake(self)
+    cpdef hangup(self, reason=*)   # qhangup: reason None or "" -> Ehungup
+    cpdef close(self)              # qclose: discard data, reason Ehungup
+    cpdef flush(self)              # qflush: discard data, keep state
+    cpdef reopen(self)             # qreopen: un-hang-up, eof=0, data discarded, flow cleared
+    cpdef setlimit(self, Py_ssize_t limit)
+    cpdef bint ishungup(self)
+    cpdef object getreason(self)
+    # read: bytes (1..n) when data is queued; None when it would block;
+    # b"" for EOF; raises Net9Error(reason) per section 4.4.
+    # kicked is set on the queue (self.kicked) when the read cleared flow.
+    cpdef object read(self, Py_ssize_t n)
+    cdef public bint kicked
+    # write: append data (bytes-like); raises Net9Error(reason) when hung up.
+    # Returns the number of bytes queued.  Sets flow when len >= limit
+    # (the caller then parks the writer until wwait is answered).
+    cpdef Py_ssize_t write(self, data) except -1

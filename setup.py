@@ -1,0 +1,51 @@
+"""Build net9: every cython/*.pyx becomes the extension module net9.<name>;
+cmd/net9 is installed as the net9 command and man/ pages under share/man."""
+
+import glob
+import os
+
+from setuptools import Extension, setup
+
+from Cython.Build import cythonize
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def extensions():
+    exts = []
+    for pyx in sorted(glob.glob(os.path.join("cython", "*.pyx"))):
+        name = os.path.splitext(os.path.basename(pyx))[0]
+        exts.append(Extension("net9." + name, [pyx],
+                              extra_compile_args=["-O2", "-Wno-unused-function"]))
+    # cython/net9 is a symlink to cython/ itself, so that "from net9.qio
+    # cimport Queue" finds cython/qio.pxd under the package's real name.
+    return cythonize(exts, include_path=["cython"], language_level=3,
+                     compiler_directives={"boundscheck": False,
+                                          "wraparound": False,
+                                          "cdivision": True,
+                                          "embedsignature": True})
+
+
+def manpages():
+    out = {}
+    for page in sorted(glob.glob(os.path.join("man", "*.[0-9]"))):
+        sect = page.rsplit(".", 1)[1]
+        out.setdefault("share/man/man" + sect, []).append(page)
+    return sorted(out.items())
+
+
+setup(
+    name="net9",
+    version="0.1.0",
+    description="Plan 9's /net on Linux: a 9P file server over a userspace TCP/IP stack "
+                "whose TCP is a port of 9front's tcp.c",
+    packages=["net9"],
+    package_data={"net9": ["*.pxd"]},
+    ext_modules=extensions(),
+    scripts=[p for p in glob.glob(os.path.join("cmd", "*")) if os.path.isfile(p)],
+    data_files=manpages(),
+    python_requires=">=3.9",
+    install_requires=["click>=8"],
+    extras_require={"test": ["pytest", "hypothesis"]},
+    zip_safe=False,
+)
