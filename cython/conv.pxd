@@ -1,0 +1,162 @@
+# devip's generic layer (devip.c, ipaux.c): the conversation record, the
+# protocol switch, the conversation hash, ports, incoming calls, and the
+# sans-I/O container Fs that holds the clock, the log and the injected IP
+# layer.  TCP (tcp.pyx) and later UDP and ICMP build on it; the 9P server
+# sits on top and never sees protocol internals.
+
+from net9.qio cimport Queue
+from net9.netlog cimport Netlog
+
+cdef enum:
+    # devip state (ip.h)
+    Idle = 0
+    Announcing = 1
+    Announced = 2
+    Connecting = 3
+    Connected = 4
+
+cdef enum:
+    V4 = 4
+    V6 = 6
+    IPaddrlen = 16
+    Maxincall = 10
+    Nipht = 521          # ipaux.c: hash table size
+    MAXTTL = 255
+    DFLTTOS = 0
+
+cdef enum:
+    # ipaux.c match types
+    IPmatchexact = 0
+    IPmatchany = 1
+    IPmatchport = 2
+    IPmatchaddr = 3
+    IPmatchpa = 4
+
+cdef class Conv:
+    cdef public int x                  # conversation number
+    cdef public Proto p
+    cdef unsigned char laddr[16]
+    cdef unsigned char raddr[16]
+    cdef public int lport
+    cdef public int rport
+    cdef public int ipversion          # V4 or V6
+    cdef public int ttl
+    cdef public int tos
+    cdef public int state              # devip state
+    cdef public int inuse              # reference count
+    cdef public str owner
+    cdef public int perm
+    cdef public bint restricted
+    cdef public bint ignoreadvice
+    cdef public bint headers
+    cdef public Queue rq
+    cdef public Queue wq
+    cdef public Queue eq
+    cdef public object cerr            # Fsconnected's reason, None for success
+    cdef public list incall            # calls waiting for listen (Conv), oldest first
+    cdef public object ptcl            # protocol control block
+    cdef public bint wakepending       # already on Fs.woken
+    cdef public object aux             # free for the layer above (parked requests)
+    cdef public list multi             # multicast memberships: (group, ifcaddr)
+    # Ipht chain
+    cdef Conv hnext
+    cdef int match
+    cdef int hbucket                   # -1 when not hashed
+    cdef public object trans           # NAT translation (tcpforward); always None for now
+
+cdef class IpLayer:
+    # What the transport engines need of IP.  Subclass it (in Python or
+    # Cython); the defaults describe a host with no interfaces.
+    #
+    # ipoput: send one IP datagram.  pkt holds the whole datagram: the IP
+    # header (v4: 20 bytes, v6: 40 bytes) with version, lengths, protocol,
+    # addresses, ttl and tos filled in (v4 id, fragment and header checksum
+    # zero, for the IP layer to fill) and the transport header and payload
+    # with their checksum done.  rh is the conversation or None.  Returns
+    # < 0 for "no route" (ip.c's ipoput4/6 convention).
+    cpdef int ipoput(self, int version, bytearray pkt, int ttl, int tos, object rh) except? -2
+    # route: (mtu, direct) of the first hop toward raddr (mtu = interface
+    # maxtu minus medium header; direct = the route is an interface or
+    # unicast route, i.e. Rifc|Runi), or None when there is no route.
+    cpdef object route(self, int version, bytes raddr, bytes laddr)
+    # findlocalip: source address (16 bytes) for talking to raddr, or IPnoaddr
+    cpdef bytes findlocalip(self, bytes raddr)
+    # isself: addr is one of ours (unicast, broadcast or multicast in ipselftab)
+    cpdef bint isself(self, bytes addr)
+
+cdef class Fs:
+    cdef public IpLayer ip
+    cdef public Netlog log
+    cdef public unsigned int now       # milliseconds, wraps like NOW
+    cdef public object rand            # random.Random: nrand()
+    cdef public dict protos            # name -> Proto
+    cdef public list ipproto           # 256 entries: IP protocol number -> Proto or None
+    cdef public list woken             # Convs with something to wake (see wake)
+    cdef public str eve                # host owner
+    cdef public str network            # "network", owner of idle conversations
+    cdef inline void wake(self, Conv c):
+        if not c.wakepending:
+            c.wakepending = 1
+            self.woken.append(c)
+    cdef unsigned int nrand(self, unsigned int n)
+    cpdef list drain(self)             # take the woken list, clearing the flags
+    cpdef advance(self, unsigned int now)  # set the clock and run every proto's timers
+    cpdef object nextdeadline(self)    # ms time of the next timer event, None if idle
+    cpdef int iput(self, int ipproto, object pkt) except -1   # hand a datagram to a protocol
+
+cdef class Proto:
+    cdef public Fs f
+    cdef public str name
+    cdef public int ipproto
+    cdef public int nc                 # maximum conversations
+    cdef public list conv              # slots: Conv or None, len nc
+    cdef public int ptclsize
+    cdef public int nextrport          # restricted port cursor (600..1023)
+    cdef list ht                       # Nipht buckets: Conv chains via hnext
+
+    # Ipht (ipaux.c)
+    cdef void iphtadd(self, Conv c)
+    cdef void iphtrem(self, Conv c)
+    cdef Conv iphtlook(self, const unsigned char *sa, int sp, const unsigned char *da, int dp)
+
+    # devip generic layer
+    cpdef Conv clone(self, str owner)          # Fsprotoclone; Net9Error(Enodev)
+    cpdef Conv newcall(self, Conv c, bytes raddr, int rport, bytes laddr, int lport, int version)
+    cpdef connected(self, Conv c, object msg)  # Fsconnected
+    cpdef Conv takecall(self, Conv c)          # first incoming call or None (listen)
+    cpdef incref(self, Conv c)
+    cpdef closeconv(self, Conv c)              # drop one reference; the last one closes
+    cpdef object ctl(self, Conv c, object msg, str user=*)  # one ctl write (ipwrite Qctl)
+    cpdef object read(self, Conv c, Py_ssize_t n)   # data read: bytes / None (block) / b"" / raise
+    cpdef Py_ssize_t write(self, Conv c, object data) except -1  # data write (queue then kick)
+    cpdef str status(self, Conv c)
+    cpdef str stats(self)
+    cpdef str localtext(self, Conv c)          # "%I!%d\n"
+    cpdef str remotetext(self, Conv c)
+    cdef int unusedlport(self) except -1
+    cdef int lportinuse(self, int lport) except -1
+    cdef setlport(self, Conv c, bint announcing)
+    cdef object setladdrport(self, Conv c, str s, bint announcing)
+    cdef object setraddrport(self, Conv c, str s)
+    cdef setluniqueport(self, Conv c, int lport)
+    cdef setladdr(self, Conv c)
+    cdef connectctlmsg(self, Conv c, list f)
+    cdef announcectlmsg(self, Conv c, list f, str user)
+    cdef object _user                  # requester during an announce (iseve)
+
+    # protocol hooks (tcp.c's Proto function pointers); defaults do nothing
+    cpdef object pconnect(self, Conv c, list argv)   # error string or None
+    cpdef object pannounce(self, Conv c, list argv)
+    cpdef object pctl(self, Conv c, list argv)
+    cpdef str pstate(self, Conv c)
+    cpdef pcreate(self, Conv c)
+    cpdef pclose(self, Conv c)
+    cpdef pkick(self, Conv c)                   # after a data write
+    cpdef prcvkick(self, Conv c)                # a read cleared receive flow control
+    cpdef str pstats(self)
+    cpdef bint pinuse(self, Conv c)
+    cpdef int pgc(self)
+    cpdef int rcv(self, object pkt) except -1   # IP input of one datagram
+    cpdef advise(self, object pkt, str msg)     # ICMP error: pkt is the offending datagram
+    cpdef padvance(self)                        # f.now moved: run the timers that are due
+    cpdef object pnextdeadline(self)            # ms time of the next timer event or None

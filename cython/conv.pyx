@@ -1,0 +1,781 @@
+# cython: language_level=3
+"""devip's generic conversation layer (9front sys/src/9/ip/devip.c and
+ipaux.c), sans I/O.
+
+A Proto owns numbered conversations (Conv), each with read, write and
+error queues, addresses, ports and a devip state (Idle, Announcing,
+Announced, Connecting, Connected).  Control messages arrive as text through
+Proto.ctl exactly as a write to /net/<proto>/<n>/ctl; data through
+Proto.read/Proto.write.  Nothing here blocks: an operation that would block
+in devip returns (None for a read, Conv.state == Connecting after a
+connect, Queue.flow after a write) and the layer above parks the request
+until Fs.drain() names the conversation again.
+
+The protocol engines (tcp.pyx, later udp and icmp) subclass Proto and fill
+in the p* hooks, which correspond to the function pointers of devip's
+Proto (connect, announce, ctl, state, create, close, rcv, advise, stats,
+inuse, gc).
+"""
+
+from libc.string cimport memcpy, memcmp, memset
+from cpython.bytes cimport PyBytes_FromStringAndSize
+
+import random
+
+from net9 import errors
+from net9.errors import Net9Error
+from net9.ipaux import parseip, fmtip, parsecmd, ipismulticast, isv4 as _isv4
+from net9.qio cimport Queue
+from net9.netlog cimport Netlog
+
+cdef bytes IPnoaddr = b"\0" * 16
+cdef unsigned char noaddr[16]
+memset(noaddr, 0, 16)
+cdef bytes v4prefix = b"\0" * 10 + b"\xff\xff"
+
+# devip's limits
+QMAX_DEFAULT = 64 * 1024 - 1
+Nchans = 4096       # conversation numbers must stay below 4096 (qid layout)
+
+
+cdef inline bint isv4c(const unsigned char *a) noexcept:
+    return memcmp(a, <const char*>v4prefix, 12) == 0
+
+
+cdef inline unsigned int iphash(const unsigned char *sa, int sp,
+                                const unsigned char *da, int dp) noexcept:
+    # ipaux.c iphash
+    return ((<unsigned int>sa[15] << 24) ^ (<unsigned int>sp << 16)
+            ^ (<unsigned int>da[15] << 8) ^ <unsigned int>dp) % Nipht
+
+
+def _strtoport(str s):
+    """strtoul(s, &p, 10) followed by devip's check that the number is
+    followed by end of string or '!'.  Returns (port, rest)."""
+    cdef Py_ssize_t i = 0, n = len(s)
+    neg = False
+    while i < n and s[i] in " \t":
+        i += 1
+    j = i
+    if i < n and s[i] in "+-":
+        neg = s[i] == "-"
+        i += 1
+    k = i
+    while i < n and "0" <= s[i] <= "9":
+        i += 1
+    if i == k:
+        raise Net9Error(errors.Ebadport)
+    if i < n and s[i] != "!":
+        raise Net9Error(errors.Ebadport)
+    v = int(s[k:i])
+    if neg:
+        v = -v
+    return v & 0xFFFF, s[i:]
+
+
+cdef class Conv:
+    """One conversation: /net/<proto>/<x>."""
+
+    def __cinit__(self):
+        self.hbucket = -1
+        self.incall = []
+        self.cerr = None
+        self.owner = "network"
+        self.perm = 0o660
+        self.ttl = MAXTTL
+        self.tos = DFLTTOS
+        self.ipversion = V4
+        self.multi = []
+
+    property localaddr:
+        """Local address, 16 bytes (v4-mapped for IPv4)."""
+        def __get__(self):
+            return PyBytes_FromStringAndSize(<char*>self.laddr, 16)
+
+        def __set__(self, bytes a):
+            if len(a) != 16:
+                raise ValueError("address must be 16 bytes")
+            memcpy(self.laddr, <const char*>a, 16)
+
+    property remoteaddr:
+        """Remote address, 16 bytes (v4-mapped for IPv4)."""
+        def __get__(self):
+            return PyBytes_FromStringAndSize(<char*>self.raddr, 16)
+
+        def __set__(self, bytes a):
+            if len(a) != 16:
+                raise ValueError("address must be 16 bytes")
+            memcpy(self.raddr, <const char*>a, 16)
+
+    property hashed:
+        def __get__(self):
+            return self.hbucket >= 0
+
+    def __repr__(self):
+        return "<Conv %s/%d %s!%d -> %s!%d state %d inuse %d>" % (
+            self.p.name if self.p is not None else "?", self.x,
+            fmtip(self.localaddr), self.lport, fmtip(self.remoteaddr), self.rport,
+            self.state, self.inuse)
+
+
+cdef class IpLayer:
+    """The IP layer as the transport engines see it.  This base class is a
+    host with no interfaces: nothing routes and nothing is local."""
+
+    cpdef int ipoput(self, int version, bytearray pkt, int ttl, int tos, object rh) except? -2:
+        return -1
+
+    cpdef object route(self, int version, bytes raddr, bytes laddr):
+        return None
+
+    cpdef bytes findlocalip(self, bytes raddr):
+        return IPnoaddr
+
+    cpdef bint isself(self, bytes addr):
+        return False
+
+
+cdef class Fs:
+    """The sans-I/O container of one stack: clock, randomness, log, the IP
+    layer and the protocols.  Everything that would be a kernel global in
+    9front hangs off this."""
+
+    def __init__(self, IpLayer ip=None, seed=None, unsigned int now=0,
+                 str eve="none", str network="network"):
+        self.ip = ip if ip is not None else IpLayer()
+        self.log = Netlog()
+        self.now = now
+        self.rand = random.Random(seed)
+        self.protos = {}
+        self.ipproto = [None] * 256
+        self.woken = []
+        self.eve = eve
+        self.network = network
+
+    cdef unsigned int nrand(self, unsigned int n):
+        # 9front nrand(n): uniform in [0, n)
+        return self.rand.randrange(n)
+
+    def wakeconv(self, Conv c):
+        """A callable that puts c on the woken list (queue wake-ups)."""
+        def wakeup():
+            self.wake(c)
+        return wakeup
+
+    cpdef list drain(self):
+        """Conversations that had a wake-up (data, flow control, connect
+        done, incoming call, hang-up) since the last drain."""
+        cdef Conv c
+        l = self.woken
+        self.woken = []
+        for c in l:
+            c.wakepending = 0
+        return l
+
+    cpdef advance(self, unsigned int now):
+        """Move the clock to now (ms) and run every timer that is due."""
+        cdef Proto p
+        self.now = now
+        for p in self.protos.values():
+            p.padvance()
+
+    cpdef object nextdeadline(self):
+        cdef Proto p
+        best = None
+        for p in self.protos.values():
+            d = p.pnextdeadline()
+            if d is not None and (best is None or <int>(<unsigned int>d - <unsigned int>best) < 0):
+                best = d
+        return best
+
+    cpdef int iput(self, int ipproto, object pkt) except -1:
+        """Deliver one IP datagram to the protocol ipproto.  Returns -1 if
+        no protocol is registered for it (the IP layer answers with ICMP)."""
+        cdef Proto p
+        if ipproto < 0 or ipproto > 255:
+            return -1
+        p = self.ipproto[ipproto]
+        if p is None:
+            return -1
+        p.rcv(pkt)
+        return 0
+
+    def proto(self, str name):
+        return self.protos[name]
+
+
+cdef class Proto:
+    """A protocol's conversations and devip's generic handling of them."""
+
+    def __init__(self, Fs f, str name, int ipproto, int nc=Nchans):
+        if nc > Nchans:
+            raise ValueError("at most %d conversations" % Nchans)
+        self.f = f
+        self.name = name
+        self.ipproto = ipproto
+        self.nc = nc
+        self.conv = []
+        self.nextrport = 600
+        self.ht = [None] * Nipht
+        f.protos[name] = self
+        if ipproto >= 0:
+            f.ipproto[ipproto] = self
+
+    # ---- Ipht (ipaux.c) ----
+
+    cdef void iphtadd(self, Conv c):
+        cdef unsigned int hv
+        if c.hbucket >= 0:
+            self.iphtrem(c)
+        if memcmp(c.raddr, noaddr, 16) != 0:
+            c.match = IPmatchexact
+            hv = iphash(c.raddr, c.rport, c.laddr, c.lport)
+        elif memcmp(c.laddr, noaddr, 16) != 0:
+            if c.lport == 0:
+                c.match = IPmatchaddr
+                hv = iphash(noaddr, 0, c.laddr, 0)
+            else:
+                c.match = IPmatchpa
+                hv = iphash(noaddr, 0, c.laddr, c.lport)
+        else:
+            if c.lport == 0:
+                c.match = IPmatchany
+                hv = iphash(noaddr, 0, noaddr, 0)
+            else:
+                c.match = IPmatchport
+                hv = iphash(noaddr, 0, noaddr, c.lport)
+        c.hnext = self.ht[hv]
+        self.ht[hv] = c
+        c.hbucket = hv
+
+    cdef void iphtrem(self, Conv c):
+        cdef Conv prev, x
+        if c.hbucket < 0:
+            return
+        prev = None
+        x = self.ht[c.hbucket]
+        while x is not None:
+            if x is c:
+                if prev is None:
+                    self.ht[c.hbucket] = c.hnext
+                else:
+                    prev.hnext = c.hnext
+                break
+            prev = x
+            x = x.hnext
+        c.hnext = None
+        c.hbucket = -1
+
+    cdef Conv iphtlook(self, const unsigned char *sa, int sp, const unsigned char *da, int dp):
+        """ipaux.c iphtlook: sa/sp is the packet's source (remote),
+        da/dp its destination (local).  Exact 4-tuple first, then local
+        address and port, then port only, then local address, then any."""
+        cdef Conv c
+        c = self.ht[iphash(sa, sp, da, dp)]
+        while c is not None:
+            if (c.match == IPmatchexact and c.rport == sp and c.lport == dp
+                    and memcmp(c.raddr, sa, 16) == 0 and memcmp(c.laddr, da, 16) == 0):
+                return c
+            c = c.hnext
+        c = self.ht[iphash(noaddr, 0, da, dp)]
+        while c is not None:
+            if c.match == IPmatchpa and c.lport == dp and memcmp(c.laddr, da, 16) == 0:
+                return c
+            c = c.hnext
+        c = self.ht[iphash(noaddr, 0, noaddr, dp)]
+        while c is not None:
+            if c.match == IPmatchport and c.lport == dp:
+                return c
+            c = c.hnext
+        c = self.ht[iphash(noaddr, 0, da, 0)]
+        while c is not None:
+            if c.match == IPmatchaddr and memcmp(c.laddr, da, 16) == 0:
+                return c
+            c = c.hnext
+        c = self.ht[iphash(noaddr, 0, noaddr, 0)]
+        while c is not None:
+            if c.match == IPmatchany:
+                return c
+            c = c.hnext
+        return None
+
+    def lookup(self, bytes raddr, int rport, bytes laddr, int lport):
+        """iphtlook from Python (tests, the layer above)."""
+        if len(raddr) != 16 or len(laddr) != 16:
+            raise ValueError("addresses must be 16 bytes")
+        return self.iphtlook(<const unsigned char*><const char*>raddr, rport,
+                             <const unsigned char*><const char*>laddr, lport)
+
+    # ---- allocation and reference counting ----
+
+    cpdef Conv clone(self, str owner):
+        """Fsprotoclone: the lowest free slot, initialised as an Idle
+        conversation owned by owner with one reference.  Raises
+        Net9Error("no free devices")."""
+        cdef Conv c = None
+        cdef Conv x
+        while True:
+            for x in self.conv:
+                if x.inuse == 0 and not self.pinuse(x):
+                    c = x
+                    break
+            if c is None and len(self.conv) < self.nc:
+                c = Conv()
+                c.p = self
+                c.x = len(self.conv)
+                c.eq = Queue(1024)
+                c.eq.msg = True
+                self.conv.append(c)
+                self.pcreate(c)
+            if c is not None:
+                break
+            if self.pgc() == 0:
+                raise Net9Error(errors.Enodev)
+        c.inuse = 1
+        c.owner = owner
+        c.perm = 0o660
+        c.state = Idle
+        memset(c.laddr, 0, 16)
+        memset(c.raddr, 0, 16)
+        c.lport = 0
+        c.rport = 0
+        c.restricted = 0
+        c.ignoreadvice = 0
+        c.headers = 0
+        c.ttl = MAXTTL
+        c.tos = DFLTTOS
+        c.cerr = None
+        c.rq.reopen()
+        c.wq.reopen()
+        c.eq.reopen()
+        return c
+
+    cpdef incref(self, Conv c):
+        c.inuse += 1
+
+    cpdef closeconv(self, Conv c):
+        """Drop one reference (a clunk of an opened ctl/data/err, the end of
+        a listen wait).  The last one closes the conversation (section 2.3)."""
+        cdef Conv nc
+        c.inuse -= 1
+        if c.inuse > 0:
+            return
+        if c.inuse < 0:
+            c.inuse = 0
+            return
+        # close all incoming calls since no listen will ever happen
+        calls = c.incall
+        c.incall = []
+        for nc in calls:
+            self.closeconv(nc)
+        c.owner = self.f.network
+        c.perm = 0o660
+        c.multi = []
+        self.pclose(c)
+        c.state = Idle
+        self.f.wake(c)
+
+    cpdef Conv newcall(self, Conv c, bytes raddr, int rport, bytes laddr, int lport, int version):
+        """Fsnewcall: a conversation for an incoming call on the announced
+        conversation c, queued for listen.  None when c already has
+        Maxincall calls waiting or no slot is free."""
+        cdef Conv nc
+        if len(c.incall) >= Maxincall:
+            return None
+        try:
+            nc = self.clone(c.owner)
+        except Net9Error:
+            return None
+        memcpy(nc.raddr, <const char*>raddr, 16)
+        nc.rport = rport
+        memcpy(nc.laddr, <const char*>laddr, 16)
+        nc.lport = lport
+        nc.state = Connected
+        nc.ipversion = version
+        c.incall.append(nc)
+        self.f.wake(c)
+        return nc
+
+    cpdef Conv takecall(self, Conv c):
+        """The first queued incoming call of c, or None.  The reference the
+        call was created with passes to the caller (the listen fid)."""
+        if not c.incall:
+            return None
+        return c.incall.pop(0)
+
+    def putbackcall(self, Conv c, Conv nc):
+        """Undo takecall (a listen flushed after the call was dequeued,
+        spec section 14 point 2)."""
+        c.incall.insert(0, nc)
+
+    cpdef connected(self, Conv c, object msg):
+        """Fsconnected: a connect or announce finished (msg: the error text,
+        None or "" for success)."""
+        if msg:
+            c.cerr = msg
+        else:
+            c.cerr = None
+        if c.state == Announcing:
+            c.state = Announced
+        elif c.state == Connecting:
+            c.state = Connected
+        self.f.wake(c)
+
+    def connectresult(self, Conv c):
+        """After ctl returned for a connect: None while still connecting;
+        True when connected; raises the connect's error."""
+        if c.state == Connecting:
+            return None
+        if c.cerr:
+            raise Net9Error(c.cerr)
+        return True
+
+    # ---- ctl (ipwrite, case Qctl) ----
+
+    cpdef object ctl(self, Conv c, object msg, str user=None):
+        """One write to ctl.  Raises Net9Error with devip's text.  For a
+        connect that must wait, returns with c.state == Connecting: the
+        caller parks until Fs.drain() names c and then calls
+        connectresult(c)."""
+        if isinstance(msg, (bytes, bytearray, memoryview)):
+            msg = bytes(msg).decode("utf-8", "replace")
+        f = parsecmd(msg)
+        if len(f) < 1:
+            raise Net9Error(errors.Eshortctl)
+        if user is None:
+            user = c.owner
+        verb = f[0]
+        if verb == "connect":
+            self.connectctlmsg(c, f)
+        elif verb == "announce":
+            self.announcectlmsg(c, f, user)
+        elif verb == "bind":
+            if len(f) != 2:
+                raise Net9Error(errors.Ebadbind)
+            e = self.setladdrport(c, f[1], 0)
+            if e is not None:
+                raise Net9Error(e)
+        elif verb == "ttl":
+            c.ttl = MAXTTL if len(f) < 2 else _atoi(f[1])
+        elif verb == "tos":
+            c.tos = DFLTTOS if len(f) < 2 else _atoi(f[1])
+        elif verb == "ignoreadvice":
+            c.ignoreadvice = 1
+        elif verb == "addmulti":
+            self.addmulti(c, f)
+        elif verb == "delmulti" or verb == "remmulti":
+            self.delmulti(c, f)
+        else:
+            e = self.pctl(c, f)
+            if e is not None:
+                raise Net9Error(e)
+        return None
+
+    cdef connectctlmsg(self, Conv c, list f):
+        if c.state != Idle:
+            raise Net9Error(errors.Econinuse)
+        c.state = Connecting
+        c.cerr = None
+        e = self.pconnect(c, f)
+        if e is not None:
+            raise Net9Error(e)
+        if c.state != Connecting and c.cerr:
+            raise Net9Error(c.cerr)
+
+    cdef announcectlmsg(self, Conv c, list f, str user):
+        if c.state != Idle:
+            raise Net9Error(errors.Econinuse)
+        c.state = Announcing
+        c.cerr = None
+        self._user = user
+        try:
+            e = self.pannounce(c, f)
+        finally:
+            self._user = None
+        if e is not None:
+            raise Net9Error(e)
+        if c.cerr:
+            raise Net9Error(c.cerr)
+
+    def multigroup(self, Conv c, list f, str missing):
+        if len(f) < 2:
+            raise Net9Error(missing)
+        ifc = parseip(f[1])
+        if len(f) >= 3:
+            ma = parseip(f[2])
+        elif c.remoteaddr == IPnoaddr or ipismulticast(c.localaddr):
+            ma = c.localaddr
+        else:
+            ma = c.remoteaddr
+        return ifc, ma
+
+    def addmulti(self, Conv c, list f):
+        """Join a multicast group: recorded on the conversation for the IP
+        layer (ipifcaddmulti's checks: group must be multicast, of the
+        interface address's family)."""
+        ifc, ma = self.multigroup(c, f, errors.Eaddmulti)
+        if not ipismulticast(ma):
+            raise Net9Error(errors.Enotmulti)
+        if _isv4(ma) != _isv4(ifc):
+            raise Net9Error(errors.Eincompatmulti)
+        if (ma, ifc) not in c.multi:
+            c.multi.append((ma, ifc))
+
+    def delmulti(self, Conv c, list f):
+        ifc, ma = self.multigroup(c, f, errors.Edelmulti)
+        try:
+            c.multi.remove((ma, ifc))
+        except ValueError:
+            pass
+
+    # ---- addresses and ports (devip.c) ----
+
+    cdef int lportinuse(self, int lport) except -1:
+        cdef Conv x
+        for x in self.conv:
+            if x.lport == lport:
+                return 1
+        return 0
+
+    cdef int unusedlport(self) except -1:
+        cdef int i, port
+        for i in range(64):
+            port = 32768 + <int>self.f.nrand(32768)
+            if not self.lportinuse(port):
+                return port
+        return -1
+
+    cdef setlport(self, Conv c, bint announcing):
+        """devip.c setlport: a restricted port (600-1023, cycling) or a
+        random ephemeral one (32768-65535)."""
+        cdef int i, port
+        if c.restricted:
+            for i in range(1024 - 600):
+                if self.nextrport >= 1024 or self.nextrport < 600:
+                    self.nextrport = 600
+                port = self.nextrport
+                self.nextrport += 1
+                if not self.lportinuse(port):
+                    c.lport = port
+                    return None
+            return errors.Enoports
+        port = self.unusedlport()
+        if port < 0:
+            return errors.Enoports
+        c.lport = port
+        return None
+
+    cdef setluniqueport(self, Conv c, int lport):
+        cdef Conv x
+        for x in self.conv:
+            if x is c:
+                continue
+            if ((x.state == Connected or x.state == Announced)
+                    and x.lport == lport and x.rport == c.rport
+                    and memcmp(x.raddr, c.raddr, 16) == 0
+                    and memcmp(x.laddr, c.laddr, 16) == 0):
+                return errors.Eaddrinuse
+        c.lport = lport
+        return None
+
+    cdef setladdr(self, Conv c):
+        a = self.f.ip.findlocalip(c.remoteaddr)
+        memcpy(c.laddr, <const char*>a, 16)
+
+    cdef object setladdrport(self, Conv c, str s, bint announcing):
+        """devip.c setladdrport: [addr!]port[!r] for bind, announce and the
+        local part of connect."""
+        i = s.find("!")
+        if i >= 0:
+            addr, p = s[:i], s[i + 1:]
+            if p == "r":
+                p = None
+        else:
+            addr, p = s, None
+        c.lport = 0
+        if p is None:
+            if announcing:
+                memset(c.laddr, 0, 16)
+            else:
+                self.setladdr(c)
+            p = addr
+        else:
+            if addr == "*":
+                memset(c.laddr, 0, 16)
+            else:
+                try:
+                    a = parseip(addr)
+                except Net9Error:
+                    return errors.Ebadip
+                if self.f.ip.isself(a) or ipismulticast(a):
+                    memcpy(c.laddr, <const char*>a, 16)
+                else:
+                    return errors.Enotlocal
+        # one process can get all connections
+        if announcing and p == "*":
+            user = self._user if self._user is not None else c.owner
+            if user != self.f.eve:
+                raise Net9Error(errors.Eperm)
+            return self.setluniqueport(c, 0)
+        try:
+            lport, _ = _strtoport(p)
+        except Net9Error as e:
+            return str(e)
+        if lport <= 0:
+            return self.setlport(c, announcing)
+        return self.setluniqueport(c, lport)
+
+    cdef object setraddrport(self, Conv c, str s):
+        i = s.find("!")
+        if i < 0:
+            return errors.Emalformed
+        try:
+            a = parseip(s[:i])
+        except Net9Error:
+            return errors.Ebadip
+        memcpy(c.raddr, <const char*>a, 16)
+        rest = s[i + 1:]
+        try:
+            c.rport, _ = _strtoport(rest)
+        except Net9Error as e:
+            return str(e)
+        if "!r" in rest:
+            c.restricted = 1
+        return None
+
+    def stdconnect(self, Conv c, list argv):
+        """Fsstdconnect: set the addresses and ports of a connect; returns
+        an error string or None."""
+        if len(argv) == 2:
+            e = self.setraddrport(c, argv[1])
+            if e is not None:
+                return e
+            self.setladdr(c)
+            e = self.setlport(c, 0)
+            if e is not None:
+                return e
+        elif len(argv) == 3:
+            e = self.setraddrport(c, argv[1])
+            if e is not None:
+                return e
+            e = self.setladdrport(c, argv[2], 0)
+            if e is not None:
+                return e
+        else:
+            return errors.Ebadconnect
+        # convipvers
+        if (isv4c(c.raddr) and isv4c(c.laddr)) or memcmp(c.raddr, noaddr, 16) == 0:
+            c.ipversion = V4
+        else:
+            c.ipversion = V6
+        return None
+
+    def stdannounce(self, Conv c, list argv):
+        """Fsstdannounce."""
+        memset(c.raddr, 0, 16)
+        c.rport = 0
+        if len(argv) != 2:
+            return errors.Ebadannounce
+        e = self.setladdrport(c, argv[1], 1)
+        if e is None:
+            # convipvers for an announcement: v4 unless bound to a v6 address
+            if memcmp(c.laddr, noaddr, 16) == 0 or isv4c(c.laddr):
+                c.ipversion = V4
+            else:
+                c.ipversion = V6
+        return e
+
+    # ---- data ----
+
+    cpdef object read(self, Conv c, Py_ssize_t n):
+        """A read of data: bytes, None when it would block, b"" at EOF;
+        raises Net9Error per spec section 4.4."""
+        data = c.rq.read(n)
+        if c.rq.kicked:
+            c.rq.kicked = 0
+            self.prcvkick(c)
+        return data
+
+    cpdef Py_ssize_t write(self, Conv c, object data) except -1:
+        """A write of data: queues all of it (Net9Error if the queue is hung
+        up), then kicks the protocol.  When c.wq.flow is set afterwards the
+        writer must be parked until it clears (devip blocks after queueing)."""
+        cdef Py_ssize_t n = c.wq.write(data)
+        self.pkick(c)
+        return n
+
+    cpdef str status(self, Conv c):
+        return self.pstate(c)
+
+    cpdef str stats(self):
+        return self.pstats()
+
+    cpdef str localtext(self, Conv c):
+        return "%s!%d\n" % (fmtip(c.localaddr), c.lport)
+
+    cpdef str remotetext(self, Conv c):
+        return "%s!%d\n" % (fmtip(c.remoteaddr), c.rport)
+
+    # ---- protocol hooks: defaults ----
+
+    cpdef object pconnect(self, Conv c, list argv):
+        return errors.Econnectns
+
+    cpdef object pannounce(self, Conv c, list argv):
+        return errors.Eannouncens
+
+    cpdef object pctl(self, Conv c, list argv):
+        return errors.Eunknownctl
+
+    cpdef str pstate(self, Conv c):
+        return ""
+
+    cpdef pcreate(self, Conv c):
+        c.rq = Queue(QMAX_DEFAULT)
+        c.wq = Queue(QMAX_DEFAULT)
+
+    cpdef pclose(self, Conv c):
+        pass
+
+    cpdef pkick(self, Conv c):
+        pass
+
+    cpdef prcvkick(self, Conv c):
+        pass
+
+    cpdef str pstats(self):
+        raise Net9Error(errors.Estatsns)
+
+    cpdef bint pinuse(self, Conv c):
+        return False
+
+    cpdef int pgc(self):
+        return 0
+
+    cpdef int rcv(self, object pkt) except -1:
+        return 0
+
+    cpdef advise(self, object pkt, str msg):
+        pass
+
+    cpdef padvance(self):
+        pass
+
+    cpdef object pnextdeadline(self):
+        return None
+
+
+cdef int _atoi(str s):
+    """atoi: leading blanks, optional sign, digits; 0 when none."""
+    s = s.lstrip(" \t")
+    i = 0
+    sign = 1
+    if s[:1] in ("+", "-"):
+        sign = -1 if s[0] == "-" else 1
+        i = 1
+    j = i
+    while j < len(s) and "0" <= s[j] <= "9":
+        j += 1
+    if j == i:
+        return 0
+    return sign * int(s[i:j])

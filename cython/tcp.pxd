@@ -1,0 +1,297 @@
+# The TCP engine: a port of 9front's sys/src/9/ip/tcp.c (../shared/seeds/tcp.c).
+
+from net9.conv cimport Conv, Proto, Fs
+from net9.qio cimport Queue
+
+cdef enum:
+    QMAX = 64 * 1024 - 1
+    IP_TCPPROTO = 6
+
+    TCP4_IPLEN = 8
+    TCP4_PHDRSIZE = 12
+    TCP4_HDRSIZE = 20
+    TCP4_TCBPHDRSZ = 40
+    TCP4_PKT = TCP4_IPLEN + TCP4_PHDRSIZE
+
+    TCP6_IPLEN = 0
+    TCP6_PHDRSIZE = 40
+    TCP6_HDRSIZE = 20
+    TCP6_TCBPHDRSZ = 60
+    TCP6_PKT = TCP6_IPLEN + TCP6_PHDRSIZE
+
+    TcptimerOFF = 0
+    TcptimerON = 1
+    TcptimerDONE = 2
+    MAX_TIME = 1 << 20
+    TCP_ACK = 50
+    MAXBACKMS = 9 * 60 * 1000
+
+    URG = 0x20
+    ACK = 0x10
+    PSH = 0x08
+    RST = 0x04
+    SYN = 0x02
+    FIN = 0x01
+
+    EOLOPT = 0
+    NOOPOPT = 1
+    MSSOPT = 2
+    MSS_LENGTH = 4
+    WSOPT = 3
+    WS_LENGTH = 3
+    MSL2 = 10
+    MSPTICK = 50
+    DEF_MSS = 1460
+    DEF_MSS6 = 1220
+    DEF_RTT = 500
+    DEF_KAT = 120000
+    TCP_LISTEN = 0
+    TCP_CONNECT = 1
+    SYNACK_RXTIMER = 250
+
+    TCPREXMTTHRESH = 3
+
+    FORCE = 1
+    CLONE = 2
+    RETRAN = 4
+    ACTIVE = 8
+    SYNACK = 16
+
+    LOGAGAIN = 3
+    LOGDGAIN = 2
+
+    Closed = 0
+    Listen = 1
+    Syn_sent = 2
+    Syn_received = 3
+    Established = 4
+    Finwait1 = 5
+    Finwait2 = 6
+    Close_wait = 7
+    Closing = 8
+    Last_ack = 9
+    Time_wait = 10
+
+    Maxlimbo = 1000
+    NLHT = 256
+    LHTMASK = NLHT - 1
+
+    Maxqscale = 4
+    Defadvscale = 4
+
+    L = 2
+
+    # which function a timer runs (tcp.c stores a function pointer)
+    Tfnone = 0
+    Tftimeout = 1
+    Tfacktimer = 2
+    Tfkeepalive = 3
+    Tflimbo = 4
+
+    # timing wheel: a tick visits one slot, so its cost follows the timers
+    # in that slot, not the number of connections (tcp.c walks every
+    # running timer on every tick).  4096 slots of 50 ms = 204.8 s.
+    NWHEEL = 4096
+
+cdef enum:
+    # MIB stats (order of tcp.c's enum)
+    MaxConn = 0
+    Mss
+    ActiveOpens
+    PassiveOpens
+    EstabResets
+    CurrEstab
+    InSegs
+    OutSegs
+    RetransSegs
+    RetransSegsSent
+    RetransTimeouts
+    InErrs
+    OutRsts
+    CsumErrs
+    HlenErrs
+    LenErrs
+    Resequenced
+    OutOfOrder
+    ReseqBytelim
+    ReseqPktlim
+    Delayack
+    Wopenack
+    Recovery
+    RecoveryDone
+    RecoveryRTO
+    RecoveryNoSeq
+    RecoveryCwind
+    RecoveryPA
+    Nstats
+
+cdef struct Tcp:
+    unsigned short source
+    unsigned short dest
+    unsigned int seq
+    unsigned int ack
+    unsigned char flags
+    unsigned char update
+    unsigned short ws
+    unsigned int wnd
+    unsigned short urg
+    unsigned short mss
+    unsigned short len
+
+cdef class Tcptimer:
+    cdef Tcptimer next
+    cdef Tcptimer prev
+    cdef public int state
+    cdef public int start
+    cdef int count                 # remaining ticks when not running
+    cdef unsigned long long expire # tick at which it fires while running
+    cdef int func                  # Tf*
+    cdef object arg                # Conv or Limbo
+
+cdef class Reseq:
+    cdef Reseq next
+    cdef Tcp seg
+    cdef object data               # bytes
+    cdef unsigned short length
+
+cdef class Limbo:
+    cdef Limbo next
+    cdef unsigned char laddr[16]
+    cdef unsigned char raddr[16]
+    cdef unsigned short lport
+    cdef unsigned short rport
+    cdef unsigned int irs
+    cdef unsigned int iss
+    cdef unsigned short mss
+    cdef unsigned short rcvscale
+    cdef unsigned short sndscale
+    cdef unsigned int lastsend
+    cdef unsigned char version
+    cdef unsigned char rexmits
+    cdef int h
+    cdef Tcptimer timer
+
+cdef class Tcpctl:
+    cdef public unsigned char state
+    cdef public unsigned char type
+    cdef public unsigned char code
+    # snd
+    cdef public unsigned int snd_una, snd_nxt, snd_ptr, snd_wnd, snd_urg, snd_wl2
+    cdef public unsigned int snd_scale
+    cdef public unsigned int snd_dupacks, snd_partialack
+    cdef public int snd_recovery, snd_retransmit, snd_rto
+    cdef public unsigned int snd_rxt
+    # rcv
+    cdef public unsigned int rcv_nxt, rcv_wnd, rcv_wsnt, rcv_wptr, rcv_urg, rcv_ackptr
+    cdef public int rcv_blocked
+    cdef public unsigned int rcv_scale
+
+    cdef public unsigned int iss
+    cdef public unsigned int cwind
+    cdef public unsigned int abcbytes
+    cdef public unsigned int scale
+    cdef public unsigned int ssthresh
+    cdef public int resent
+    cdef public int irs
+    cdef public unsigned short mss
+    cdef public int rerecv
+    cdef public unsigned int window
+    cdef public unsigned int qscale
+    cdef public unsigned char backoff
+    cdef public int backedoff
+    cdef public unsigned char flags
+    cdef Reseq reseq
+    cdef public int nreseq
+    cdef public int reseqlen
+    cdef public Tcptimer timer
+    cdef public Tcptimer acktimer
+    cdef public Tcptimer rtt_timer
+    cdef public Tcptimer katimer
+    cdef public unsigned int rttseq
+    cdef public int srtt
+    cdef public int mdev
+    cdef public int kacounter
+    cdef public unsigned int sndsyntime
+    cdef public unsigned int time
+    cdef public unsigned int timeuna
+    cdef public int nochecksum
+    cdef public int flgcnt
+    cdef void zero(self)
+    cdef void copyfrom(self, Tcpctl o)
+
+cdef class TcpProto(Proto):
+    cdef unsigned long long stats_[Nstats]
+    cdef public bint tcpporthogdefense
+    cdef public int tcp_irtt
+    # timers
+    cdef list wheel                 # NWHEEL slots: Tcptimer chains
+    cdef public unsigned long long ticks     # ticks run so far
+    cdef public unsigned int nexttick        # ms time of the next tick
+    cdef public int ntimers                  # timers running
+    cdef unsigned long long nextexp          # earliest expiry (valid unless nextdirty)
+    cdef bint nextdirty
+    # limbo
+    cdef public int nlimbo
+    cdef list lht                   # NLHT Limbo chains
+    # the buffer of the input segment being processed
+    cdef const unsigned char *inp
+    cdef object inobj
+
+    cdef void tcpgo(self, Tcptimer t)
+    cdef void tcphalt(self, Tcptimer t)
+    cdef void timerstate(self, Tcptimer t, int newstate)
+    cdef int timercount(self, Tcptimer t)
+    cdef void tcpsetstate(self, Conv s, unsigned char newstate)
+    cdef void tcprcvwin(self, Conv s)
+    cdef void tcpacktimer(self, Conv s)
+    cdef void tcpcongestion(self, Tcpctl tcb)
+    cdef void tcpabcincr(self, Tcpctl tcb, unsigned int acked)
+    cdef void localclose(self, Conv s, object reason)
+    cdef int tcpmtu(self, object r, int version, unsigned int *scale)
+    cdef void inittcpctl(self, Conv s, int mode)
+    cdef void tcpstart(self, Conv s, int mode)
+    cdef object buildseg(self, int version, const unsigned char *src, const unsigned char *dst,
+                         int ttl, int tos, Tcp *tcph, Queue q, Py_ssize_t off, Py_ssize_t dlen,
+                         const unsigned char *extra, Tcpctl tcb)
+    cdef object htontcp4(self, Tcp *tcph, Conv s, Queue q, Py_ssize_t off, Py_ssize_t dlen,
+                         const unsigned char *extra, Tcpctl tcb)
+    cdef object htontcp6(self, Tcp *tcph, Conv s, Queue q, Py_ssize_t off, Py_ssize_t dlen,
+                         const unsigned char *extra, Tcpctl tcb)
+    cdef int ntohtcp(self, Tcp *tcph, const unsigned char *h, Py_ssize_t avail) noexcept
+    cdef void tcpsndsyn(self, Conv s, Tcpctl tcb)
+    cdef int sndrst(self, const unsigned char *source, const unsigned char *dest, unsigned short length,
+                    Tcp *seg, int version, str reason, object rh) except? -2
+    cdef int sndsynack(self, Limbo lp) except? -2
+    cdef void limbo(self, Conv s, const unsigned char *source, const unsigned char *dest, Tcp *seg, int version)
+    cdef void limborexmit(self, Limbo lp)
+    cdef void limbofree(self, Limbo lp)
+    cdef void limbosched(self, Limbo lp)
+    cdef void limborst(self, Conv s, Tcp *segp, const unsigned char *src, const unsigned char *dst, int version)
+    cdef Conv tcpincoming(self, Conv s, Tcp *segp, const unsigned char *src, const unsigned char *dst, int version)
+    cdef void tcpsynackrtt(self, Conv s)
+    cdef void update(self, Conv s, Tcp *seg)
+    cdef int tcpiput(self, const unsigned char *p, Py_ssize_t n) except -1
+    cdef void tcpoutput(self, Conv s)
+    cdef int tcpsendka(self, Conv s) except? -2
+    cdef void tcpsetkacounter(self, Tcpctl tcb)
+    cdef void tcpkeepalive(self, Conv s)
+    cdef void tcprxmit(self, Conv s)
+    cdef void tcptimeout(self, Conv s)
+    cdef void procsyn(self, Conv s, Tcp *seg)
+    cdef int addreseq(self, Tcpctl tcb, Tcp *seg, const unsigned char *dp, unsigned short length)
+    cdef int dumpreseq(self, Tcpctl tcb)
+    cdef void tcpsettimer(self, Tcpctl tcb)
+    cdef void tcpsetscale(self, Conv s, Tcpctl tcb, unsigned short rcvscale, unsigned short sndscale)
+    cdef void tcpkick(self, Conv s)
+    cdef void tcpclose(self, Conv s)
+    cdef object tcphangup(self, Conv s)
+    cdef void runtimer(self, Tcptimer t)
+    cdef void tick(self)
+    cdef int tcpinput(self, Conv s, Tcp *segp, const unsigned char *dp, int length,
+                      const unsigned char *source, const unsigned char *dest, int version) except -1
+    cdef int reset2(self, Conv s, Tcp *seg, int length, const unsigned char *source,
+                    const unsigned char *dest, int version, str reason) except -1
+    cdef object tcpstartka(self, Conv s, list f)
+    cdef object tcpsetchecksum(self, Conv s, list f)
+    cdef void logreseq(self, Reseq r, unsigned int n)
+    cdef int tcptrim(self, Tcpctl tcb, Tcp *seg, const unsigned char **dp, int *length)
