@@ -258,6 +258,8 @@ cdef class TcpProto(Proto):
     cdef object htontcp6(self, Tcp *tcph, Conv s, Queue q, Py_ssize_t off, Py_ssize_t dlen,
                          const unsigned char *extra, Tcpctl tcb)
     cdef int ntohtcp(self, Tcp *tcph, const unsigned char *h, Py_ssize_t avail) noexcept
+    cdef int ntohtcp4(self, Tcp *tcph, const unsigned char *h, Py_ssize_t avail) noexcept
+    cdef int ntohtcp6(self, Tcp *tcph, const unsigned char *h, Py_ssize_t avail) noexcept
     cdef void tcpsndsyn(self, Conv s, Tcpctl tcb)
     cdef int sndrst(self, const unsigned char *source, const unsigned char *dest, unsigned short length,
                     Tcp *seg, int version, str reason, object rh) except? -2

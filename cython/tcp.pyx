@@ -778,6 +778,12 @@ cdef class TcpProto(Proto):
             optr += optlen
         return hdrlen
 
+    cdef int ntohtcp4(self, Tcp *tcph, const unsigned char *h, Py_ssize_t avail) noexcept:
+        return self.ntohtcp(tcph, h, avail)
+
+    cdef int ntohtcp6(self, Tcp *tcph, const unsigned char *h, Py_ssize_t avail) noexcept:
+        return self.ntohtcp(tcph, h, avail)
+
     cdef void tcpsndsyn(self, Conv s, Tcpctl tcb):
         """For outgoing calls, generate an initial sequence number and put
         a SYN on the send queue."""
@@ -1102,11 +1108,10 @@ cdef class TcpProto(Proto):
             if tcb.snd_dupacks == 3:
                 recovery = 1
             elif tcb.snd_recovery:
+                # tcp.c's "else if(tcb->snd.recovery)" binds to the
+                # innermost if: a duplicate ACK other than the third
                 self.stats_[RecoveryCwind] += 1
                 tcb.cwind += tcb.mss
-        elif tcb.snd_recovery:
-            self.stats_[RecoveryCwind] += 1
-            tcb.cwind += tcb.mss
 
         if recovery:
             if tcb.snd_recovery:
@@ -1339,7 +1344,10 @@ cdef class TcpProto(Proto):
             self.stats_[InErrs] += 1
             return 0
 
-        hdrlen = self.ntohtcp(&seg, p + iphl, length)
+        if version == V4:
+            hdrlen = self.ntohtcp4(&seg, p + iphl, length)
+        else:
+            hdrlen = self.ntohtcp6(&seg, p + iphl, length)
         if hdrlen < 0:
             self.stats_[HlenErrs] += 1
             self.stats_[InErrs] += 1
@@ -1610,15 +1618,8 @@ cdef class TcpProto(Proto):
                     return A_OUTPUT
                 if not seq_ge(tcb.rcv_nxt, tcb.reseq.seg.seq):
                     return A_OUTPUT
-                # getreseq
-                rp = tcb.reseq
-                tcb.reseq = rp.next
-                seg = rp.seg
-                hold = rp.data
+                hold = getreseq(tcb, &seg, &length)
                 dp = <const unsigned char*>PyBytes_AS_STRING(hold)
-                length = rp.length
-                tcb.nreseq -= 1
-                tcb.reseqlen -= rp.length
                 self.tcprcvwin(s)
                 if self.tcptrim(tcb, &seg, &dp, &length) == 0:
                     tcb.flags |= FORCE
@@ -2116,14 +2117,17 @@ cdef class TcpProto(Proto):
             if n < 2:
                 # DEVIATION: 9front dereferences the missing argument
                 return errors.Eporthog
-            if f[1] == "on":
-                self.tcpporthogdefense = 1
-            elif f[1] == "off":
-                self.tcpporthogdefense = 0
-            else:
-                return errors.Eporthog
-            return None
+            return self.tcpporthogdefensectl(f[1])
         return errors.Eunknownctl
+
+    def tcpporthogdefensectl(self, str val):
+        if val == "on":
+            self.tcpporthogdefense = 1
+        elif val == "off":
+            self.tcpporthogdefense = 0
+        else:
+            return errors.Eporthog
+        return None
 
     cpdef str pstats(self):
         """tcpstats."""
@@ -2164,7 +2168,7 @@ cdef class TcpProto(Proto):
         # DEVIATION: computed in 64 bits with the shift bounded; tcp.c's
         # int overflows once backoff passes ~20 (possible while a zero
         # window keeps resetting backedoff), turning a 64 s timer into 0.3 s
-        x = (1LL << (tcb.backoff if tcb.backoff < 30 else 30)) * (
+        x = backoff(tcb.backoff) * (
             tcb.mdev + (tcb.srtt >> LOGAGAIN) + MSPTICK) // MSPTICK
         # bounded twixt 0.3 and 64 seconds
         if x < 300 // MSPTICK:
@@ -2229,6 +2233,34 @@ cdef enum:
 
 cdef inline bint inwindow(Tcpctl tcb, unsigned int seq) noexcept:
     return seq_within(seq, tcb.rcv_nxt, tcb.rcv_nxt + tcb.rcv_wnd - 1)
+
+
+cdef inline long long backoff(int n) noexcept:
+    # DEVIATION: 1 << n overflows int in tcp.c for large n (see tcpsettimer)
+    return 1LL << (n if n < 30 else 30)
+
+
+cdef object getreseq(Tcpctl tcb, Tcp *seg, int *length):
+    """Take the first segment of the resequence queue: its header into
+    seg, its length into length; returns its data (bytes)."""
+    cdef Reseq rp = tcb.reseq
+    if rp is None:
+        return None
+    tcb.reseq = rp.next
+    seg[0] = rp.seg
+    length[0] = rp.length
+    tcb.nreseq -= 1
+    tcb.reseqlen -= rp.length
+    return rp.data
+
+
+def tcpflag(int flag):
+    """tcpflag: header length and flag names of a TCP flag word, for logs."""
+    out = ["%d" % (flag >> 10)]
+    for bit, name in ((URG, "URG"), (ACK, "ACK"), (PSH, "PSH"), (RST, "RST"), (SYN, "SYN"), (FIN, "FIN")):
+        if flag & bit:
+            out.append(name)
+    return " ".join(out)
 
 
 cdef void initialwindow(Tcpctl tcb):
