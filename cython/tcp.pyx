@@ -269,6 +269,12 @@ cdef class TcpProto(Proto):
         if t is None or t.start == 0:
             return
         if t.state == TcptimerON:
+            if t.prev is None and t.expire == self.ticks + <unsigned long long>t.start:
+                # re-armed within the same tick (each segment sent re-arms
+                # katimer): unlinking the head of its slot and linking it
+                # back would leave the wheel exactly as it is
+                t.count = t.start
+                return
             self.timerstate(t, TcptimerOFF)
         t.count = t.start
         t.expire = self.ticks + <unsigned long long>t.start
