@@ -1,0 +1,80 @@
+"""Helpers for tests that need the Linux kernel: a private network namespace
+per test module, the reason to skip when root, /dev/net/tun, network
+namespaces or pyroute2 are missing, and commands run inside a namespace."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+
+import pytest
+
+
+def missing() -> str | None:
+    """Why kernel tests cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "needs root (creates network namespaces and TUN devices)"
+    if not os.path.exists("/dev/net/tun"):
+        return "no /dev/net/tun (kernel without TUN or not exposed to this container)"
+    if shutil.which("ip") is None:
+        return "no ip command (apt-get install iproute2)"
+    try:
+        import pyroute2  # noqa: F401
+    except ImportError:
+        return "no pyroute2 (pip install pyroute2)"
+    return None
+
+
+def skip_unless_linux():
+    r = missing()
+    return pytest.mark.skipif(r is not None, reason=r or "")
+
+
+class Netns:
+    """A network namespace named net9test-<random>, removed by close()."""
+
+    def __init__(self, prefix: str = "net9test"):
+        self.name = "%s-%s" % (prefix, uuid.uuid4().hex[:8])
+        r = subprocess.run(["ip", "netns", "add", self.name], capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.skip("cannot create a network namespace: %s" % r.stderr.strip())
+        self.path = "/var/run/netns/" + self.name
+        from pyroute2 import IPRoute
+        from net9.media import innetns
+        with innetns(self.name):
+            ipr = IPRoute()
+        try:
+            ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+        finally:
+            ipr.close()
+
+    def cmd(self, *argv) -> list:
+        return ["ip", "netns", "exec", self.name] + [str(a) for a in argv]
+
+    def run(self, *argv, timeout: float = 30, check: bool = False, **kw):
+        kw.setdefault("capture_output", True)
+        kw.setdefault("text", True)
+        return subprocess.run(self.cmd(*argv), timeout=timeout, check=check, **kw)
+
+    def popen(self, *argv, **kw):
+        kw.setdefault("stdout", subprocess.DEVNULL)
+        kw.setdefault("stderr", subprocess.DEVNULL)
+        return subprocess.Popen(self.cmd(*argv), **kw)
+
+    def iproute(self):
+        from pyroute2 import IPRoute
+        from net9.media import innetns
+        with innetns(self.name):
+            return IPRoute()
+
+    def socket(self, *args):
+        """A socket created inside the namespace."""
+        import socket
+        from net9.media import innetns
+        with innetns(self.name):
+            return socket.socket(*args)
+
+    def close(self) -> None:
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
