@@ -308,7 +308,10 @@ cdef class TcpProto(Proto):
                 ready.append(t)
             t = tp
         if ready is not None:
-            for t in ready:
+            # a slot lists timers newest-armed first, like tcp.c's list;
+            # tcpackproc prepends each expired one to its ready list, so
+            # the oldest-armed runs first: walk ours backwards
+            for t in reversed(ready):
                 if t.state == TcptimerDONE:
                     self.runtimer(t)
 
