@@ -351,11 +351,15 @@ cdef class Proto:
         return c
 
     cpdef incref(self, Conv c):
+        if c is None:
+            raise TypeError("no conversation")
         c.inuse += 1
 
     cpdef closeconv(self, Conv c):
         """Drop one reference (a clunk of an opened ctl/data/err, the end of
         a listen wait).  The last one closes the conversation (section 2.3)."""
+        if c is None:
+            raise TypeError("no conversation")
         cdef Conv nc
         c.inuse -= 1
         if c.inuse > 0:
@@ -379,6 +383,8 @@ cdef class Proto:
         """Fsnewcall: a conversation for an incoming call on the announced
         conversation c, queued for listen.  None when c already has
         Maxincall calls waiting or no slot is free."""
+        if c is None:
+            raise TypeError("no conversation")
         cdef Conv nc
         if len(c.incall) >= Maxincall:
             return None
@@ -399,6 +405,8 @@ cdef class Proto:
     cpdef Conv takecall(self, Conv c):
         """The first queued incoming call of c, or None.  The reference the
         call was created with passes to the caller (the listen fid)."""
+        if c is None:
+            raise TypeError("no conversation")
         if not c.incall:
             return None
         return c.incall.pop(0)
@@ -406,11 +414,15 @@ cdef class Proto:
     def putbackcall(self, Conv c, Conv nc):
         """Undo takecall (a listen flushed after the call was dequeued,
         spec section 14 point 2)."""
+        if c is None:
+            raise TypeError("no conversation")
         c.incall.insert(0, nc)
 
     cpdef connected(self, Conv c, object msg):
         """Fsconnected: a connect or announce finished (msg: the error text,
         None or "" for success)."""
+        if c is None:
+            raise TypeError("no conversation")
         if msg:
             c.cerr = msg
         else:
@@ -424,6 +436,8 @@ cdef class Proto:
     def connectresult(self, Conv c):
         """After ctl returned for a connect: None while still connecting;
         True when connected; raises the connect's error."""
+        if c is None:
+            raise TypeError("no conversation")
         if c.state == Connecting:
             return None
         if c.cerr:
@@ -437,6 +451,8 @@ cdef class Proto:
         connect that must wait, returns with c.state == Connecting: the
         caller parks until Fs.drain() names c and then calls
         connectresult(c)."""
+        if c is None:
+            raise TypeError("no conversation")
         if isinstance(msg, (bytes, bytearray, memoryview)):
             msg = bytes(msg).decode("utf-8", "replace")
         f = parsecmd(msg)
@@ -690,6 +706,8 @@ cdef class Proto:
     cpdef object read(self, Conv c, Py_ssize_t n):
         """A read of data: bytes, None when it would block, b"" at EOF;
         raises Net9Error per spec section 4.4."""
+        if c is None:
+            raise TypeError("no conversation")
         data = c.rq.read(n)
         if c.rq.kicked:
             c.rq.kicked = 0
@@ -700,20 +718,28 @@ cdef class Proto:
         """A write of data: queues all of it (Net9Error if the queue is hung
         up), then kicks the protocol.  When c.wq.flow is set afterwards the
         writer must be parked until it clears (devip blocks after queueing)."""
+        if c is None:
+            raise TypeError("no conversation")
         cdef Py_ssize_t n = c.wq.write(data)
         self.pkick(c)
         return n
 
     cpdef str status(self, Conv c):
+        if c is None:
+            raise TypeError("no conversation")
         return self.pstate(c)
 
     cpdef str stats(self):
         return self.pstats()
 
     cpdef str localtext(self, Conv c):
+        if c is None:
+            raise TypeError("no conversation")
         return "%s!%d\n" % (fmtip(c.localaddr), c.lport)
 
     cpdef str remotetext(self, Conv c):
+        if c is None:
+            raise TypeError("no conversation")
         return "%s!%d\n" % (fmtip(c.remoteaddr), c.rport)
 
     # ---- protocol hooks: defaults ----

@@ -2210,7 +2210,7 @@ cdef class TcpProto(Proto):
     # ---------------------------------------------------------------
     # for tests and tools
 
-    def tcb(self, Conv c):
+    def tcb(self, Conv c not None):
         return c.ptcl
 
     def limbocount(self):
