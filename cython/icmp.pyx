@@ -1,0 +1,856 @@
+# cython: language_level=3
+"""ICMP and ICMPv6: 9front's icmp.c and icmp6.c, sans I/O.
+
+Icmp(fs) and Icmp6(fs) register as IP protocols 1 and 58.  They answer
+echo requests, pass destination unreachable, time exceeded and packet too
+big to the transport named in the quoted datagram (Proto.advise with
+devip's texts), hand everything else to the /net/icmp conversations whose
+local port is the ICMP identifier, and send the errors the IP layer and
+the transports ask for (icmpnoconv, icmpnohost, icmpttlexceeded, ...).
+
+The conversations are devip's (connect/announce as Fsstdconnect, one
+datagram per read, a write sends one ICMP message with the 20-byte (v6:
+40-byte) IP header area filled in); devip.md sections 3.11 and 4.3.
+"""
+
+from libc.string cimport memcpy, memcmp, memset
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
+
+from net9 import errors
+from net9.ipaux import fmtip
+from net9.conv cimport Conv, Proto, Fs
+from net9.qio cimport Queue
+from net9.csum cimport csum_partial, csum_fold
+from net9.netlog cimport Logicmp
+from net9.ip cimport Ip, Ifc, Runi, Rbcast, Rmulti, FH
+
+cdef bytes V4PFX = b"\0" * 10 + b"\xff\xff"
+cdef bytes IPnoaddr = b"\0" * 16
+
+cdef enum:
+    MAXTTL = 255
+    DFLTTOS = 0
+    V4 = 4
+    V6 = 6
+    v4MINTU = 68
+    v6MINTU = 1280
+    IP_FO = 0x1fff
+    MinAdvise = ICMP_IPSIZE + 4
+    MinAdvise6 = 40 + 4
+    IP6FHDR = 8
+
+# ICMP types (icmp.c)
+cdef enum:
+    EchoReply = 0
+    Unreachable = 3
+    SrcQuench = 4
+    Redirect = 5
+    EchoRequest = 8
+    TimeExceed = 11
+    InParmProblem = 12
+    Timestamp = 13
+    TimestampReply = 14
+    InfoRequest = 15
+    InfoReply = 16
+    AddrMaskRequest = 17
+    AddrMaskReply = 18
+
+# ICMPv6 types (icmp6.c)
+cdef enum:
+    UnreachableV6 = 1
+    PacketTooBigV6 = 2
+    TimeExceedV6 = 3
+    ParamProblemV6 = 4
+    EchoRequestV6 = 128
+    EchoReplyV6 = 129
+    RouterSolicit = 133
+    RouterAdvert = 134
+    NbrSolicit = 135
+    NbrAdvert = 136
+    RedirectV6 = 137
+
+# stats
+cdef enum:
+    InMsgs = 0
+    InErrors
+    OutMsgs
+    CsumErrs
+    LenErrs
+    HlenErrs
+    HoplimErrs6
+    IcmpCodeErrs6
+    TargetErrs6
+    OptlenErrs6
+    AddrmxpErrs6
+    RouterAddrErrs6
+
+statnames = ["InMsgs", "InErrors", "OutMsgs", "CsumErrs", "LenErrs", "HlenErrs"]
+statnames6 = statnames + ["HoplimErrs", "IcmpCodeErrs", "TargetErrs", "OptlenErrs",
+                          "AddrmxpErrs", "RouterAddrErrs"]
+
+icmpnames = [None] * 19
+for _i, _n in [(0, "EchoReply"), (3, "Unreachable"), (4, "SrcQuench"), (5, "Redirect"),
+               (8, "EchoRequest"), (11, "TimeExceed"), (12, "InParmProblem"),
+               (13, "Timestamp"), (14, "TimestampReply"), (15, "InfoRequest"),
+               (16, "InfoReply"), (17, "AddrMaskRequest"),
+               (18, "AddrMaskReply  ")]:       # sic: icmp.c's name has two spaces
+    icmpnames[_i] = _n
+
+icmpnames6 = [None] * 138
+for _i, _n in [(0, "EchoReply"), (1, "UnreachableV6"), (2, "PacketTooBigV6"),
+               (3, "TimeExceedV6"), (4, "SrcQuench"), (5, "Redirect"), (8, "EchoRequest"),
+               (11, "TimeExceed"), (12, "InParmProblem"), (13, "Timestamp"),
+               (14, "TimestampReply"), (15, "InfoRequest"), (16, "InfoReply"),
+               (17, "AddrMaskRequest"), (18, "AddrMaskReply"), (128, "EchoRequestV6"),
+               (129, "EchoReplyV6"), (133, "RouterSolicit"), (134, "RouterAdvert"),
+               (135, "NbrSolicit"), (136, "NbrAdvert"), (137, "RedirectV6")]:
+    icmpnames6[_i] = _n
+
+# icmp.c unreachcode[]: the texts a connect fails with
+unreachcode = [
+    "net unreachable",
+    "host unreachable",
+    "protocol unreachable",
+    "port unreachable",
+    "fragmentation needed and DF set",
+    "source route failed",
+    "destination network unknown",
+    "destination host unknown",
+    "source host isolated",
+    "network administratively prohibited",
+    "host administratively prohibited",
+    "network unreachable for tos",
+    "host unreachable for tos",
+    "communication administratively prohibited",
+    "host precedence violation",
+    "precedence cutoff in effect",
+]
+
+# icmp6.c unreachcode[]
+unreachcode6 = [
+    "no route to destination",
+    "comm with destination administratively prohibited",
+    "beyond scope of source address",
+    "address unreachable",
+    "port unreachable",
+    "source address failed ingress/egress policy",
+    "reject route to destination",
+    "icmp unreachable: unknown code",
+]
+
+
+cdef inline unsigned int nhgets(const unsigned char *p) noexcept:
+    return (<unsigned int>p[0] << 8) | p[1]
+
+cdef inline unsigned int nhgetl(const unsigned char *p) noexcept:
+    return ((<unsigned int>p[0] << 24) | (<unsigned int>p[1] << 16)
+            | (<unsigned int>p[2] << 8) | p[3])
+
+cdef inline void hnputs(unsigned char *p, unsigned int v) noexcept:
+    p[0] = (v >> 8) & 0xff
+    p[1] = v & 0xff
+
+cdef inline void hnputl(unsigned char *p, unsigned int v) noexcept:
+    p[0] = (v >> 24) & 0xff
+    p[1] = (v >> 16) & 0xff
+    p[2] = (v >> 8) & 0xff
+    p[3] = v & 0xff
+
+cdef inline const unsigned char *bp(bytes b) noexcept:
+    return <const unsigned char*>PyBytes_AS_STRING(b)
+
+cdef inline unsigned short cksum(const unsigned char *p, Py_ssize_t n) noexcept:
+    return csum_fold(csum_partial(p, n, 0))
+
+cdef inline bint isv6mcast(const unsigned char *a) noexcept:
+    return a[0] == 0xff
+
+cdef inline bint islinklocal(const unsigned char *a) noexcept:
+    return a[0] == 0xfe and (a[1] & 0xc0) == 0x80
+
+cdef unsigned short cksum6(const unsigned char *p, Py_ssize_t n) noexcept:
+    # ICMPv6 checksum: pseudo-header (addresses, length, next header 58)
+    # and the ICMP message p[40:n]
+    cdef unsigned char ph[8]
+    cdef unsigned long long acc
+    hnputl(ph, <unsigned int>(n - 40))
+    ph[4] = ph[5] = ph[6] = 0
+    ph[7] = 58
+    acc = csum_partial(p + 8, 32, 0)
+    acc = csum_partial(ph, 8, acc)
+    acc = csum_partial(p + 40, n - 40, acc)
+    return csum_fold(acc)
+
+
+cdef void set_cksum6(bytearray b) noexcept:
+    # icmp6.c set_cksum: payload length, next header and the checksum
+    cdef unsigned char *p = <unsigned char*>PyByteArray_AS_STRING(b)
+    cdef Py_ssize_t n = PyByteArray_GET_SIZE(b)
+    hnputs(p + 4, <unsigned int>(n - 40))
+    p[6] = 58
+    p[42] = 0
+    p[43] = 0
+    hnputs(p + 42, cksum6(p, n))
+
+
+cdef int selftype(object ip, bytes a16):
+    # ipforme through whatever IP layer the stack has
+    if isinstance(ip, Ip):
+        return (<Ip>ip).forme16(a16)
+    return Runi if ip.isself(a16) else 0
+
+
+cdef class Icmp(Proto):
+    """ICMP (IP protocol 1): /net/icmp."""
+
+    def __init__(self, Fs f, int nc=128):
+        Proto.__init__(self, f, "icmp", IP_ICMPPROTO, nc)
+        memset(self.stats_, 0, sizeof(self.stats_))
+        memset(self.in_, 0, sizeof(self.in_))
+        memset(self.out_, 0, sizeof(self.out_))
+
+    # -- statistics --
+
+    def stat(self, str name):
+        return self.stats_[statnames.index(name)]
+
+    def typecounts(self, int type):
+        """(in, out) for an ICMP type 0..18."""
+        return (self.in_[type], self.out_[type])
+
+    cpdef str pstats(self):
+        cdef int i
+        out = ["%s: %d\n" % (statnames[i], self.stats_[i]) for i in range(6)]
+        for i in range(Maxtype + 1):
+            out.append("%s: %d %d\n" % (icmpnames[i] if icmpnames[i] is not None else str(i),
+                                        self.in_[i], self.out_[i]))
+        return "".join(out)
+
+    # -- conversations --
+
+    cpdef pcreate(self, Conv c):
+        c.rq = Queue(64 * 1024)
+        c.rq.msg = True
+        c.wq = Queue(64 * 1024)
+        c.wq.msg = True
+
+    cpdef object pconnect(self, Conv c, list argv):
+        e = self.stdconnect(c, argv)
+        if e is not None:
+            return e
+        self.connected(c, None)
+        return None
+
+    cpdef object pannounce(self, Conv c, list argv):
+        e = self.stdannounce(c, argv)
+        if e is not None:
+            return e
+        self.connected(c, None)
+        return None
+
+    cpdef str pstate(self, Conv c):
+        return "%s qin %d qout %d\n" % ("Datagram",
+                                        (<Queue>c.rq).qlen() if c.rq is not None else 0,
+                                        (<Queue>c.wq).qlen() if c.wq is not None else 0)
+
+    cpdef pclose(self, Conv c):
+        c.rq.close()
+        c.wq.close()
+        c.localaddr = IPnoaddr
+        c.remoteaddr = IPnoaddr
+        c.lport = 0
+
+    cpdef pkick(self, Conv c):
+        # icmpkick: each message written is an IP header area and an ICMP
+        # message; the kernel fills in addresses, protocol, id, checksum
+        cdef unsigned char *p
+        cdef Py_ssize_t n
+        while (<Queue>c.wq).qlen() > 0:
+            m = c.wq.read(1 << 16)
+            if not m:
+                break
+            b = bytearray(m)
+            n = len(b)
+            if n < ICMP_IPSIZE + ICMP_HDRSIZE:
+                continue
+            p = <unsigned char*>PyByteArray_AS_STRING(b)
+            p[0] = 0x40
+            if p[20] <= Maxtype:
+                self.out_[p[20]] += 1
+            ra = c.remoteaddr
+            la = c.localaddr
+            memcpy(p + 16, bp(ra) + 12, 4)
+            memcpy(p + 12, bp(la) + 12, 4)
+            p[9] = IP_ICMPPROTO
+            hnputs(p + 24, c.lport)
+            p[22] = 0
+            p[23] = 0
+            hnputs(p + 22, cksum(p + 20, n - 20))
+            self.stats_[OutMsgs] += 1
+            self.f.ip.ipoput(V4, b, c.ttl, c.tos, None)
+
+    # -- sending errors --
+
+    cdef int icmpsend(self, object ifc, object pkt, int type, int code, int arg) except -1:
+        # icmp.c icmpsend: type/code/arg about datagram pkt received on ifc
+        cdef bytes b = bytes(pkt)
+        cdef Py_ssize_t osz = len(b), sz
+        cdef unsigned char *q
+        ip = self.f.ip
+        if osz < ICMP_IPSIZE:
+            return 0
+        src = V4PFX + b[12:16]
+        dst = V4PFX + b[16:20]
+        if not self.ip4reply(dst) or not self.ip4reply(src):
+            return 0
+        if isinstance(ip, Ip) and isinstance(ifc, Ifc):
+            ia = (<Ip>ip).ipv4local(ifc, src)
+        else:
+            ia = ip.findlocalip(src)
+            if ia[:12] != V4PFX:
+                ia = None
+        if ia is None:
+            return 0
+        if self.f.log.mask & Logicmp:
+            self.f.log.log(Logicmp, "icmpsend %s (%d) %d ia %s -> src %s dst %s\n" % (
+                icmpnames[type], type, code, fmtip(ia), fmtip(src), fmtip(dst)))
+        sz = min(ICMP_IPSIZE + ICMP_HDRSIZE + osz, v4MINTU)
+        nb = bytearray(sz)
+        q = <unsigned char*>PyByteArray_AS_STRING(nb)
+        q[0] = 0x40
+        memcpy(q + 12, bp(ia) + 12, 4)
+        memcpy(q + 16, bp(b) + 12, 4)
+        memcpy(q + 28, bp(b), sz - 28)
+        q[20] = type
+        q[21] = code
+        q[9] = IP_ICMPPROTO
+        hnputs(q + 26, arg)
+        hnputs(q + 22, cksum(q + 20, sz - 20))
+        if type <= Maxtype:
+            self.out_[type] += 1
+        ip.ipoput(V4, nb, MAXTTL, DFLTTOS, None)
+        return 0
+
+    cdef bint ip4reply(self, bytes a16):
+        # a source or destination we may answer: not multicast or broadcast
+        cdef int t
+        if 0xe0 <= a16[12] < 0xf0:
+            return 0
+        t = selftype(self.f.ip, a16)
+        return t == 0 or t == Runi
+
+    cdef bint ip4me(self, bytes a16):
+        if 0xe0 <= a16[12] < 0xf0:
+            return 0
+        return selftype(self.f.ip, a16) == Runi
+
+    def icmpnohost(self, ifc, pkt):
+        """Destination unreachable, host unreachable (code 1)."""
+        self.icmpsend(ifc, pkt, Unreachable, 1, 0)
+
+    def icmpnoproto(self, ifc, pkt):
+        """Destination unreachable, protocol unreachable (code 2): sent by
+        the IP layer for an unknown protocol (net9; devip stays silent)."""
+        self.icmpsend(ifc, pkt, Unreachable, 2, 0)
+
+    def icmpnoconv(self, ifc, pkt):
+        """Destination unreachable, port unreachable (code 3): udp's."""
+        self.icmpsend(ifc, pkt, Unreachable, 3, 0)
+
+    def icmpcantfrag(self, ifc, pkt, int mtu):
+        self.icmpsend(ifc, pkt, Unreachable, 4, mtu)
+
+    def icmpttlexceeded(self, ifc, pkt):
+        self.icmpsend(ifc, pkt, TimeExceed, 0, 0)
+
+    # -- input --
+
+    cpdef int rcv(self, object pkt) except -1:
+        """icmpiput: one ICMP datagram (20-byte IP header first)."""
+        cdef bytes b = bytes(pkt)
+        cdef const unsigned char *p = bp(b)
+        cdef Py_ssize_t n = len(b)
+        cdef int type, code
+        self.stats_[InMsgs] += 1
+        if n < ICMP_IPSIZE + ICMP_HDRSIZE:
+            self.stats_[InErrors] += 1
+            self.stats_[HlenErrs] += 1
+            if self.f.log.mask & Logicmp:
+                self.f.log.log(Logicmp, "icmp hlen %d\n" % n)
+            return 0
+        if cksum(p + ICMP_IPSIZE, n - ICMP_IPSIZE) != 0:
+            self.stats_[InErrors] += 1
+            self.stats_[CsumErrs] += 1
+            if self.f.log.mask & Logicmp:
+                self.f.log.log(Logicmp, "icmp checksum error\n")
+            return 0
+        type = p[20]
+        code = p[21]
+        if self.f.log.mask & Logicmp:
+            self.f.log.log(Logicmp, "icmpiput %s (%d) %d\n" % (
+                icmpnames[type] if type <= Maxtype and icmpnames[type] else "", type, code))
+        if type <= Maxtype:
+            self.in_[type] += 1
+        if type == EchoRequest:
+            r = self.mkechoreply(b)
+            if r is not None:
+                self.out_[EchoReply] += 1
+                self.f.ip.ipoput(V4, r, MAXTTL, DFLTTOS, None)
+            return 0
+        if type == TimeExceed:
+            if code == 0:
+                return self.advise4(b, "ttl exceeded at %s" % fmtip(V4PFX + b[12:16]))
+            self.goticmpkt(b)
+            return 0
+        if type == Unreachable:
+            if code < len(unreachcode):
+                msg = unreachcode[code]
+            else:
+                msg = "unreachable %s -> %s code %d" % (fmtip(V4PFX + b[12:16]),
+                                                        fmtip(V4PFX + b[16:20]), code)
+            return self.advise4(b, msg)
+        self.goticmpkt(b)
+        return 0
+
+    cdef int advise4(self, bytes b, str msg) except -1:
+        cdef bytes inner = b[ICMP_IPSIZE + ICMP_HDRSIZE:]
+        cdef const unsigned char *p = bp(inner)
+        cdef Proto pr
+        if len(inner) < MinAdvise:
+            self.stats_[LenErrs] += 1
+            return 0
+        # advise() does not expect options; only the first fragment
+        if (p[0] == 0x45 and (nhgets(p + 6) & IP_FO) == 0
+                and csum_fold(csum_partial(p, 20, 0)) == 0):
+            pr = <Proto>self.f.ipproto[p[9]]
+            if pr is not None:
+                if self.f.log.mask & Logicmp:
+                    self.f.log.log(Logicmp, "advising %s!%s -> %s: %s\n" % (
+                        pr.name, fmtip(V4PFX + inner[12:16]), fmtip(V4PFX + inner[16:20]), msg))
+                pr.advise(inner, msg)
+                return 0
+        self.goticmpkt(b)
+        return 0
+
+    cdef object mkechoreply(self, bytes b):
+        cdef unsigned char *q
+        src = V4PFX + b[12:16]
+        dst = V4PFX + b[16:20]
+        if not self.ip4me(dst) or not self.ip4reply(src):
+            return None
+        r = bytearray(b)
+        q = <unsigned char*>PyByteArray_AS_STRING(r)
+        q[0] = 0x40
+        memcpy(q + 12, bp(b) + 16, 4)
+        memcpy(q + 16, bp(b) + 12, 4)
+        q[20] = EchoReply
+        q[22] = 0
+        q[23] = 0
+        hnputs(q + 22, cksum(q + 20, len(r) - 20))
+        return r
+
+    cdef goticmpkt(self, bytes b):
+        # to the conversations whose local port is the identifier
+        cdef const unsigned char *p = bp(b)
+        cdef int recid = nhgets(p + 24)
+        cdef Conv s
+        src = V4PFX + b[12:16]
+        dst = V4PFX + b[16:20]
+        for s in self.conv:
+            if s.inuse > 0 and s.lport == recid and (s.localaddr == dst or s.remoteaddr == src):
+                if (<Queue>s.rq).qlen() < (<Queue>s.rq).limit:
+                    (<Queue>s.rq).qpass(p, len(b))
+                    self.f.wake(s)
+
+    cpdef advise(self, object pkt, str msg):
+        """icmpadvise: an error about an ICMP message we sent hangs up the
+        conversation it came from."""
+        cdef bytes b = bytes(pkt)
+        cdef Conv s
+        cdef int recid
+        if len(b) < ICMP_IPSIZE + ICMP_HDRSIZE:
+            return
+        recid = nhgets(bp(b) + 24)
+        src = V4PFX + b[12:16]
+        dst = V4PFX + b[16:20]
+        for s in self.conv:
+            if s.inuse > 0 and s.lport == recid and s.localaddr == src and s.remoteaddr == dst:
+                if s.ignoreadvice:
+                    break
+                s.rq.hangup(msg)
+                s.wq.hangup(msg)
+                self.f.wake(s)
+                break
+
+
+cdef class Icmp6(Proto):
+    """ICMPv6 (IP protocol 58): /net/icmpv6."""
+
+    def __init__(self, Fs f, int nc=16):
+        Proto.__init__(self, f, "icmpv6", 58, nc)
+        memset(self.stats_, 0, sizeof(self.stats_))
+        memset(self.in_, 0, sizeof(self.in_))
+        memset(self.out_, 0, sizeof(self.out_))
+
+    def stat(self, str name):
+        return self.stats_[statnames6.index(name)]
+
+    def typecounts(self, int type):
+        return (self.in_[type], self.out_[type])
+
+    cpdef str pstats(self):
+        cdef int i
+        out = ["%s: %d\n" % (statnames6[i], self.stats_[i]) for i in range(12)]
+        for i in range(Maxtype6 + 1):
+            if icmpnames6[i] is not None:
+                out.append("%s: %d %d\n" % (icmpnames6[i], self.in_[i], self.out_[i]))
+        return "".join(out)
+
+    # -- conversations (icmp.c's, plus "headers") --
+
+    cpdef pcreate(self, Conv c):
+        c.rq = Queue(64 * 1024)
+        c.rq.msg = True
+        c.wq = Queue(64 * 1024)
+        c.wq.msg = True
+        c.ptcl = 0
+
+    cpdef object pconnect(self, Conv c, list argv):
+        e = self.stdconnect(c, argv)
+        if e is not None:
+            return e
+        self.connected(c, None)
+        return None
+
+    cpdef object pannounce(self, Conv c, list argv):
+        e = self.stdannounce(c, argv)
+        if e is not None:
+            return e
+        self.connected(c, None)
+        return None
+
+    cpdef str pstate(self, Conv c):
+        return "%s qin %d qout %d\n" % ("Datagram",
+                                        (<Queue>c.rq).qlen() if c.rq is not None else 0,
+                                        (<Queue>c.wq).qlen() if c.wq is not None else 0)
+
+    cpdef object pctl(self, Conv c, list argv):
+        if len(argv) == 1 and argv[0] == "headers":
+            c.ptcl = 6
+            return None
+        return errors.Eunknownctl
+
+    cpdef pclose(self, Conv c):
+        c.ptcl = 0
+        c.rq.close()
+        c.wq.close()
+        c.localaddr = IPnoaddr
+        c.remoteaddr = IPnoaddr
+        c.lport = 0
+
+    cpdef pkick(self, Conv c):
+        # icmpkick6
+        cdef unsigned char *p
+        while (<Queue>c.wq).qlen() > 0:
+            m = c.wq.read(1 << 16)
+            if not m:
+                break
+            if c.ptcl == 6:
+                if len(m) < 40:
+                    continue
+                laddr = bytes(m[8:24])
+                raddr = bytes(m[24:40])
+                b = bytearray(40) + bytearray(m[40:])
+            else:
+                b = bytearray(m)
+            if len(b) < IPICMPSZ:
+                continue
+            p = <unsigned char*>PyByteArray_AS_STRING(b)
+            if c.ptcl == 6:
+                memcpy(p + 24, bp(raddr), 16)
+                memcpy(p + 8, bp(laddr), 16)
+            else:
+                ra = c.remoteaddr
+                la = c.localaddr
+                memcpy(p + 24, bp(ra), 16)
+                memcpy(p + 8, bp(la), 16)
+                hnputs(p + 44, c.lport)
+            p[0] = 0x60
+            set_cksum6(b)
+            if p[40] <= Maxtype6:
+                self.out_[p[40]] += 1
+            self.f.ip.ipoput(V6, b, c.ttl, c.tos, None)
+
+    # -- sending errors --
+
+    cdef int icmpsend6(self, object ifc, object pkt, int type, int code, unsigned int arg) except -1:
+        # icmp6.c icmpsend6
+        cdef bytes b = bytes(pkt)
+        cdef Py_ssize_t osz = len(b), sz
+        cdef unsigned char *q
+        ip = self.f.ip
+        if osz < 40:
+            return 0
+        if isv6mcast(bp(b) + 24) or isv6mcast(bp(b) + 8):
+            return 0
+        src = b[8:24]
+        if isinstance(ip, Ip) and isinstance(ifc, Ifc):
+            ia = (<Ip>ip).ipv6local(ifc, src)
+        else:
+            ia = ip.findlocalip(src)
+            if ia == IPnoaddr:
+                ia = None
+        if ia is None:
+            return 0
+        if self.f.log.mask & Logicmp:
+            self.f.log.log(Logicmp, "icmpsend6 %s (%d) %d ia %s -> src %s dst %s\n" % (
+                icmpnames6[type], type, code, fmtip(ia), fmtip(src), fmtip(b[24:40])))
+        sz = min(IPICMPSZ + osz, v6MINTU)
+        nb = bytearray(sz)
+        q = <unsigned char*>PyByteArray_AS_STRING(nb)
+        q[0] = 0x60
+        memcpy(q + 8, bp(ia), 16)
+        memcpy(q + 24, bp(b) + 8, 16)
+        q[40] = type
+        q[41] = code
+        hnputl(q + 44, arg)
+        memcpy(q + IPICMPSZ, bp(b), sz - IPICMPSZ)
+        set_cksum6(nb)
+        self.out_[type] += 1
+        ip.ipoput(V6, nb, MAXTTL, DFLTTOS, None)
+        return 0
+
+    def icmpnohost6(self, ifc, pkt):
+        self.icmpsend6(ifc, pkt, UnreachableV6, 3, 0)
+
+    def icmpnoconv6(self, ifc, pkt):
+        self.icmpsend6(ifc, pkt, UnreachableV6, 4, 0)
+
+    def icmpttlexceeded6(self, ifc, pkt):
+        self.icmpsend6(ifc, pkt, TimeExceedV6, 0, 0)
+
+    def icmppkttoobig6(self, ifc, pkt, unsigned int mtu):
+        self.icmpsend6(ifc, pkt, PacketTooBigV6, 0, mtu)
+
+    def icmpparamprob6(self, ifc, pkt, int code, unsigned int pointer):
+        """Parameter problem (code 1: unrecognised next header at
+        offset pointer): sent by the IP layer (net9; devip stays silent)."""
+        self.icmpsend6(ifc, pkt, ParamProblemV6, code, pointer)
+
+    # -- input --
+
+    cdef bint valid(self, const unsigned char *p, Py_ssize_t n):
+        # icmp6.c valid (RFC 2461's checks for neighbour discovery)
+        cdef int type, sz, osz
+        cdef bint unsp
+        if n < IPICMPSZ:
+            self.stats_[HlenErrs] += 1
+            self.stats_[InErrors] += 1
+            return 0
+        if p[6] != 58:
+            self.stats_[InErrors] += 1
+            return 0
+        if cksum6(p, n) != 0:
+            self.stats_[CsumErrs] += 1
+            self.stats_[InErrors] += 1
+            if self.f.log.mask & Logicmp:
+                self.f.log.log(Logicmp, "icmp checksum error\n")
+            return 0
+        type = p[40]
+        if type == NbrSolicit or type == NbrAdvert or type == RouterAdvert \
+                or type == RouterSolicit or type == RedirectV6:
+            if p[7] != MAXTTL:
+                self.stats_[HoplimErrs6] += 1
+                self.stats_[InErrors] += 1
+                return 0
+            if p[41] != 0:
+                self.stats_[IcmpCodeErrs6] += 1
+                self.stats_[InErrors] += 1
+                return 0
+            if type == NbrSolicit or type == NbrAdvert:
+                if n < IPICMPSZ + 16:
+                    self.stats_[HlenErrs] += 1
+                    self.stats_[InErrors] += 1
+                    return 0
+                if isv6mcast(p + IPICMPSZ):
+                    self.stats_[TargetErrs6] += 1
+                    self.stats_[InErrors] += 1
+                    return 0
+                # optexsts: a payload longer than 24 bytes carries an option
+                if nhgets(p + 4) > 24 and (n < IPICMPSZ + 18 or p[IPICMPSZ + 17] == 0):
+                    self.stats_[OptlenErrs6] += 1
+                    self.stats_[InErrors] += 1
+                    return 0
+                if type == NbrSolicit and memcmp(p + 8, <const char*>IPnoaddr, 16) == 0:
+                    if (memcmp(p + 24, b"\xff\x02\0\0\0\0\0\0\0\0\0\x01\xff", 13) != 0
+                            or nhgets(p + 4) > 24):
+                        self.stats_[AddrmxpErrs6] += 1
+                        self.stats_[InErrors] += 1
+                        return 0
+                if type == NbrAdvert and isv6mcast(p + 24) and (nhgets(p + 44) & 0x40):
+                    self.stats_[AddrmxpErrs6] += 1
+                    self.stats_[InErrors] += 1
+                    return 0
+            elif type == RouterAdvert:
+                if n - 40 < 16:
+                    self.stats_[HlenErrs] += 1
+                    self.stats_[InErrors] += 1
+                    return 0
+                if not islinklocal(p + 8):
+                    self.stats_[RouterAddrErrs6] += 1
+                    self.stats_[InErrors] += 1
+                    return 0
+                sz = IPICMPSZ + 8
+                while sz + 8 <= n:
+                    osz = p[sz + 1]
+                    if osz <= 0:
+                        self.stats_[OptlenErrs6] += 1
+                        self.stats_[InErrors] += 1
+                        return 0
+                    sz += 8 * osz
+            elif type == RouterSolicit:
+                if n - 40 < 8:
+                    self.stats_[HlenErrs] += 1
+                    self.stats_[InErrors] += 1
+                    return 0
+                unsp = memcmp(p + 8, <const char*>IPnoaddr, 16) == 0
+                sz = IPICMPSZ + 8
+                while sz + 8 <= n:
+                    osz = p[sz + 1]
+                    if osz <= 0 or (unsp and p[sz] == 1):
+                        self.stats_[OptlenErrs6] += 1
+                        self.stats_[InErrors] += 1
+                        return 0
+                    sz += 8 * osz
+        return 1
+
+    cpdef int rcv(self, object pkt) except -1:
+        """icmpiput6."""
+        cdef bytes b = bytes(pkt)
+        cdef const unsigned char *p = bp(b)
+        cdef Py_ssize_t n = len(b)
+        cdef int type, code
+        # (icmp6.c counts no InMsgs)
+        if not self.valid(p, n):
+            return 0
+        type = p[40]
+        code = p[41]
+        if type > Maxtype6:
+            return 0
+        self.in_[type] += 1
+        if type == EchoRequestV6:
+            r = self.mkechoreply6(b)
+            if r is not None:
+                # sic: icmp6.c counts the reply under EchoReply (0)
+                self.out_[EchoReply] += 1
+                self.f.ip.ipoput(V6, r, MAXTTL, DFLTTOS, None)
+            return 0
+        if type == UnreachableV6:
+            msg = unreachcode6[code] if code < len(unreachcode6) else unreachcode6[7]
+            return self.advise6(b, msg)
+        if type == TimeExceedV6:
+            if code == 0:
+                return self.advise6(b, "ttl exceeded at %s" % fmtip(b[8:24]))
+            if code == 1:
+                return self.advise6(b, "frag time exceeded at %s" % fmtip(b[8:24]))
+            self.goticmpkt6(b, 0)
+            return 0
+        if type == PacketTooBigV6:
+            return self.advise6(b, "packet too big for %d mtu at %s" % (nhgetl(p + 44), fmtip(b[8:24])))
+        if type == RouterAdvert or type == RouterSolicit:
+            self.goticmpkt6(b, type)
+            return 0
+        if type == NbrSolicit or type == NbrAdvert:
+            # no neighbour discovery: the TUN link is point to point
+            return 0
+        self.goticmpkt6(b, 0)
+        return 0
+
+    cdef int advise6(self, bytes b, str msg) except -1:
+        cdef bytes inner = b[IPICMPSZ:]
+        cdef const unsigned char *p
+        cdef Proto pr
+        if len(inner) < MinAdvise6:
+            self.stats_[LenErrs] += 1
+            return 0
+        p = bp(inner)
+        # get rid of a fragment header if this is the first fragment
+        if (p[0] & 0xf0) == 0x60 and p[6] == FH and len(inner) >= MinAdvise6 + IP6FHDR:
+            if (nhgets(p + 40 + 2) & ~7) == 0:
+                x = bytearray(inner[:40])
+                x[6] = p[40]
+                x += inner[40 + IP6FHDR:]
+                x[4] = ((len(x) - 40) >> 8) & 0xff
+                x[5] = (len(x) - 40) & 0xff
+                inner = bytes(x)
+                p = bp(inner)
+        if (p[0] & 0xf0) == 0x60 and p[6] != FH:
+            pr = <Proto>self.f.ipproto[p[6]]
+            if pr is not None:
+                if self.f.log.mask & Logicmp:
+                    self.f.log.log(Logicmp, "advising %s!%s -> %s: %s\n" % (
+                        pr.name, fmtip(inner[8:24]), fmtip(inner[24:40]), msg))
+                pr.advise(inner, msg)
+                return 0
+        self.goticmpkt6(b, 0)
+        return 0
+
+    cdef object mkechoreply6(self, bytes b):
+        cdef unsigned char *q
+        cdef const unsigned char *p = bp(b)
+        ip = self.f.ip
+        if isv6mcast(p + 8):
+            return None
+        addr = b[8:24]
+        if not isv6mcast(p + 24):
+            src = b[24:40]
+        else:
+            src = None
+            if isinstance(ip, Ip) and isinstance((<Ip>ip).rcvifc, Ifc):
+                src = (<Ip>ip).ipv6local((<Ip>ip).rcvifc, addr)
+            if src is None:
+                return None
+        r = bytearray(b)
+        q = <unsigned char*>PyByteArray_AS_STRING(r)
+        memcpy(q + 8, bp(src), 16)
+        memcpy(q + 24, bp(addr), 16)
+        q[40] = EchoReplyV6
+        set_cksum6(r)
+        return r
+
+    cdef goticmpkt6(self, bytes b, int muxkey):
+        cdef const unsigned char *p = bp(b)
+        cdef int recid
+        cdef Conv s
+        dst = b[24:40]
+        if muxkey == 0:
+            recid = nhgets(p + 44)
+            addr = b[8:24]
+        else:
+            recid = muxkey
+            addr = dst
+        for s in self.conv:
+            if s.inuse > 0 and s.lport == recid and (s.localaddr == dst or s.remoteaddr == addr):
+                if (<Queue>s.rq).qlen() < (<Queue>s.rq).limit:
+                    (<Queue>s.rq).qpass(p, len(b))
+                    self.f.wake(s)
+
+    cpdef advise(self, object pkt, str msg):
+        """icmpadvise6."""
+        cdef bytes b = bytes(pkt)
+        cdef Conv s
+        cdef int recid
+        if len(b) < IPICMPSZ:
+            return
+        recid = nhgets(bp(b) + 44)
+        src = b[8:24]
+        dst = b[24:40]
+        for s in self.conv:
+            if s.inuse > 0 and s.lport == recid and s.localaddr == src and s.remoteaddr == dst:
+                if s.ignoreadvice:
+                    break
+                s.rq.hangup(msg)
+                s.wq.hangup(msg)
+                self.f.wake(s)
+                break
