@@ -1084,6 +1084,39 @@ cdef class Ip(IpLayer):
         self.selfhash[((a[14] << 8) | a[15]) % NHASH].remove(p)
         self.selfsync()
 
+    def addmulti(self, ma, ia):
+        """ipifc.c ipifcaddmulti's part in the self table: the multicast
+        group ma becomes a self address (Rmulti) of the interface that has
+        the address ia (joins are counted; remmulti undoes one).  Returns
+        False when no interface has ia."""
+        cdef Lifc lifc
+        m = addr16(ma)
+        a = addr16(ia)
+        if (m[:12] == V4PFX) != (a[:12] == V4PFX):
+            raise Net9Error(errors.Eincompatmulti)
+        ifc = self.findipifc(a, m, Rmulti)
+        if ifc is None:
+            return False
+        for lifc in (<Ifc>ifc).lifcs:
+            if lifc.local == a:
+                self.addselfcache(ifc, lifc, m, Rmulti)
+                return True
+        return False
+
+    def remmulti(self, ma, ia):
+        """ipifc.c ipifcremmulti's part: undo one addmulti."""
+        cdef Lifc lifc
+        m = addr16(ma)
+        a = addr16(ia)
+        ifc = self.findipifc(a, m, Rmulti)
+        if ifc is None:
+            return False
+        for lifc in (<Ifc>ifc).lifcs:
+            if lifc.local == a:
+                self.delselfcache(ifc, lifc, m)
+                return True
+        return False
+
     def selfsync(self):
         # the C copy of the self table that input() scans
         cdef _Ipself p

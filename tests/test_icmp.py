@@ -273,15 +273,17 @@ def test_ignoreadvice_and_unusable_quotes():
     # ignoreadvice: the conversation is not told; a quote with options, a
     # bad header checksum or a later fragment is not advised (icmpiput)
     def bad_quotes(syn):
-        opt = bytearray(syn[:20])
+        opt = bytearray(syn[:20] + b"\0\0\0\0")      # a 24-byte header, checksum right
         opt[0] = 0x46
+        opt[10:12] = b"\0\0"
+        opt[10:12] = struct.pack("!H", cksum(bytes(opt)))
         badsum = bytearray(syn[:28])
         badsum[10] ^= 0xFF
         later = bytearray(syn[:28])
         later[6:8] = b"\x00\x10"
         later[10:12] = b"\0\0"
         later[10:12] = struct.pack("!H", cksum(bytes(later[:20])))
-        return [bytes(opt) + b"\0\0\0\0" + syn[20:28], bytes(badsum), bytes(later)]
+        return [bytes(opt) + syn[20:28], bytes(badsum), bytes(later)]
 
     for ignore, quotes in [(True, lambda syn: [syn[:28]]), (False, bad_quotes)]:
         net = Net()

@@ -177,6 +177,36 @@ def test_selftab_point_to_point_and_isself():
     assert not ip.isself(parseip("255.255.255.255"))
 
 
+def test_multicast_membership():
+    # ipifcaddmulti: the group becomes an Rmulti self address of the
+    # interface with the given address (and a source-specific route);
+    # joins are counted, the last leave removes it
+    fs, ip, ifc, sink = host(addrs=[("10.0.0.1", 24), ("fd00::1", 64)])
+    rec = Rec(fs, "rec", P)
+    g = ip4("10.0.0.9", "239.1.2.3", P, b"group")
+    ip.input(ifc, g)
+    assert rec.got == [] and ip.stat("InAddrErrors") == 1
+    assert ip.addmulti("239.1.2.3", "10.0.0.1")
+    assert ip.addmulti("239.1.2.3", "10.0.0.1")
+    assert ip.selftab()["239.1.2.3"] == ("4m", 1)
+    assert ip.lookup("239.1.2.3", "10.0.0.1")["type"] == "4m"
+    ip.input(ifc, g)
+    assert rec.got == [g]
+    ip.remmulti("239.1.2.3", "10.0.0.1")
+    ip.input(ifc, g)
+    assert len(rec.got) == 2
+    ip.remmulti("239.1.2.3", "10.0.0.1")
+    ip.input(ifc, g)
+    assert len(rec.got) == 2 and "239.1.2.3" not in ip.selftab()
+    assert ip.lookup("239.1.2.3", "10.0.0.1") is None
+    assert not ip.addmulti("239.1.2.3", "10.9.9.9")
+    with pytest.raises(Net9Error, match="^incompatible multicast/interface ip address$"):
+        ip.addmulti("ff05::1", "10.0.0.1")
+    assert ip.addmulti("ff05::1", "fd00::1")
+    ip.input(ifc, ip6("fd00::9", "ff05::1", P, b"g6"))
+    assert rec.got[-1][40:] == b"g6"
+
+
 def test_iproute_text_exact():
     # iproute.c seprintroute "%-15I %-4M %-15I %-4s %4.4s %3s %-15I %-4M\n";
     # routes of "add 10.0.0.1 /24" and "add fd00::1 /64": the interface
@@ -404,6 +434,12 @@ def test_findlocalip_v4():
     assert L("8.8.8.8") == "172.16.5.1"        # the gateway's interface
     ip.addroute("9.0.0.0", 8, gate="10.0.1.254")
     assert L("9.1.2.3") == "10.0.1.1"          # closest to the gateway on i0
+    # equally close addresses: the first one configured (ipv4local's a > b)
+    i2 = ip.addifc(Sink(name="s2"))
+    i2.add("10.0.4.1", 25)
+    i2.add("10.0.4.129", 25)
+    ip.addroute("11.0.0.0", 8, gate="10.0.5.1", ifc=i2)
+    assert L("11.1.2.3") == "10.0.4.1"
     # a connecting TCP conversation takes it (Fsstdconnect -> setladdr)
     from net9.tcp import TcpProto
     tcp = TcpProto(fs)
