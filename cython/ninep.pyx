@@ -1,0 +1,635 @@
+# cython: language_level=3
+"""The 9P2000 and 9P2000.L wire codec of net9's /net server.
+
+Messages are parsed by a small format language, one character per field:
+
+    1 2 4 8   unsigned little-endian integers of that many bytes
+    s         string: u16 length + UTF-8 bytes (invalid UTF-8 is replaced)
+    w         walk names: u16 count + that many strings
+    d         data: u32 count + that many bytes (Twrite, Rread, Rreaddir)
+    S         stat: u16 count + that many bytes (Twstat, Rstat)
+    Q         qid: type[1] vers[4] path[8] (a tuple (type, vers, path))
+    W         Rwalk qids: u16 count + that many qids (a sequence of tuples)
+    ?         the fields after it may be missing (None), e.g. Tattach's
+              n_uname, which 9P2000 clients do not send
+
+Every length is checked against the message: a string or a count that runs
+past the end makes the message malformed, never a read out of bounds.
+Trailing bytes after the last field are ignored (Linux's Tfsync has grown a
+field).
+
+parse(buf, maxsize, dotl) splits a byte buffer into whole messages and
+decodes each: it returns (items, consumed, fatal) where each item is a
+tuple (type, tag, field...) or, for a message that could not be decoded,
+(BAD, tag, type, reason) or (UNKNOWN, tag, type); fatal is a reason string
+when the framing itself is broken (size < 7 or > maxsize): the connection
+cannot continue.
+"""
+
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from libc.string cimport memcpy
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+
+# ---- message types -------------------------------------------------------
+
+# 9P2000
+Tversion = 100
+Rversion = 101
+Tauth = 102
+Rauth = 103
+Tattach = 104
+Rattach = 105
+Terror = 106
+Rerror = 107
+Tflush = 108
+Rflush = 109
+Twalk = 110
+Rwalk = 111
+Topen = 112
+Ropen = 113
+Tcreate = 114
+Rcreate = 115
+Tread = 116
+Rread = 117
+Twrite = 118
+Rwrite = 119
+Tclunk = 120
+Rclunk = 121
+Tremove = 122
+Rremove = 123
+Tstat = 124
+Rstat = 125
+Twstat = 126
+Rwstat = 127
+
+# 9P2000.L
+Tlerror = 6
+Rlerror = 7
+Tstatfs = 8
+Rstatfs = 9
+Tlopen = 12
+Rlopen = 13
+Tlcreate = 14
+Rlcreate = 15
+Tsymlink = 16
+Rsymlink = 17
+Tmknod = 18
+Rmknod = 19
+Trename = 20
+Rrename = 21
+Treadlink = 22
+Rreadlink = 23
+Tgetattr = 24
+Rgetattr = 25
+Tsetattr = 26
+Rsetattr = 27
+Txattrwalk = 30
+Rxattrwalk = 31
+Txattrcreate = 32
+Rxattrcreate = 33
+Treaddir = 40
+Rreaddir = 41
+Tfsync = 50
+Rfsync = 51
+Tlock = 52
+Rlock = 53
+Tgetlock = 54
+Rgetlock = 55
+Tlink = 70
+Rlink = 71
+Tmkdir = 72
+Rmkdir = 73
+Trenameat = 74
+Rrenameat = 75
+Tunlinkat = 76
+Runlinkat = 77
+
+BAD = -1          # parse item: (BAD, tag, type, reason)
+UNKNOWN = -2      # parse item: (UNKNOWN, tag, type)
+
+NOTAG = 0xFFFF
+NOFID = 0xFFFFFFFF
+NONUNAME = 0xFFFFFFFF
+cdef enum:
+    C_HDRSZ = 7
+IOHDRSZ = 24      # Twrite/Rread header allowance (size tag fid offset count)
+HDRSZ = C_HDRSZ   # size[4] type[1] tag[2]
+MAXWELEM = 16
+
+QTDIR = 0x80
+QTFILE = 0
+DMDIR = 0x80000000
+
+# T-messages common to both dialects
+cdef dict _TCOMMON = {
+    100: "4s",          # Tversion msize version
+    108: "2",           # Tflush oldtag
+    110: "44w",         # Twalk fid newfid wname
+    116: "484",         # Tread fid offset count
+    118: "48d",         # Twrite fid offset data
+    120: "4",           # Tclunk fid
+    122: "4",           # Tremove fid
+}
+
+# 9P2000 only (Tauth/Tattach may carry .u's n_uname)
+cdef dict _T9P = dict(_TCOMMON)
+_T9P.update({
+    102: "4ss?4",       # Tauth afid uname aname [n_uname]
+    104: "44ss?4",      # Tattach fid afid uname aname [n_uname]
+    112: "41",          # Topen fid mode
+    114: "4s41",        # Tcreate fid name perm mode
+    124: "4",           # Tstat fid
+    126: "4S",          # Twstat fid stat
+})
+
+# 9P2000.L
+cdef dict _TL = dict(_TCOMMON)
+_TL.update({
+    102: "4ss?4",       # Tauth afid uname aname n_uname
+    104: "44ss?4",      # Tattach fid afid uname aname n_uname
+    8: "4",             # Tstatfs fid
+    12: "44",           # Tlopen fid flags
+    14: "4s444",        # Tlcreate fid name flags mode gid
+    16: "4ss4",         # Tsymlink fid name symtgt gid
+    18: "4s4444",       # Tmknod dfid name mode major minor gid
+    20: "44s",          # Trename fid dfid name
+    22: "4",            # Treadlink fid
+    24: "48",           # Tgetattr fid request_mask
+    26: "4444488888",   # Tsetattr fid valid mode uid gid size atime(s,ns) mtime(s,ns)
+    30: "44s",          # Txattrwalk fid newfid name
+    32: "4s84",         # Txattrcreate fid name attr_size flags
+    40: "484",          # Treaddir fid offset count
+    50: "4",            # Tfsync fid [datasync]
+    52: "414884s",      # Tlock fid type flags start length proc_id client_id
+    54: "41884s",       # Tgetlock fid type start length proc_id client_id
+    70: "44s",          # Tlink dfid fid name
+    72: "4s44",         # Tmkdir dfid name mode gid
+    74: "4s4s",         # Trenameat olddirfid oldname newdirfid newname
+    76: "4s4",          # Tunlinkat dirfd name flags
+})
+
+# R-message formats (pack)
+cdef dict _RFMT = {
+    101: "4s", 103: "Q", 105: "Q", 107: "s", 109: "", 111: "W", 113: "Q4",
+    115: "Q4", 117: "d", 119: "4", 121: "", 123: "", 125: "S", 127: "",
+    7: "4", 9: "448888884", 13: "Q4", 15: "Q4", 17: "Q", 19: "Q", 21: "",
+    23: "s", 25: "8Q444888888888888888", 27: "", 31: "8", 33: "", 41: "d",
+    51: "", 53: "1", 55: "1884s", 71: "", 73: "Q", 75: "", 77: "",
+}
+
+
+def tformat(int type, bint dotl):
+    """The field format of a T-message type in a dialect, or None."""
+    return (_TL if dotl else _T9P).get(type)
+
+
+class Malformed(Exception):
+    """A message or stat buffer that does not decode."""
+
+
+# ---- low level -----------------------------------------------------------
+
+cdef inline uint32_t g16(const uint8_t *p) noexcept:
+    return p[0] | (<uint32_t>p[1] << 8)
+
+cdef inline uint32_t g32(const uint8_t *p) noexcept:
+    return p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
+
+cdef inline uint64_t g64(const uint8_t *p) noexcept:
+    return g32(p) | (<uint64_t>g32(p + 4) << 32)
+
+cdef inline void p16(uint8_t *p, uint32_t v) noexcept:
+    p[0] = v & 0xFF
+    p[1] = (v >> 8) & 0xFF
+
+cdef inline void p32(uint8_t *p, uint32_t v) noexcept:
+    p[0] = v & 0xFF
+    p[1] = (v >> 8) & 0xFF
+    p[2] = (v >> 16) & 0xFF
+    p[3] = (v >> 24) & 0xFF
+
+cdef inline void p64(uint8_t *p, uint64_t v) noexcept:
+    p32(p, <uint32_t>(v & 0xFFFFFFFF))
+    p32(p + 4, <uint32_t>(v >> 32))
+
+
+cdef object _decode(const uint8_t *p, Py_ssize_t n, str fmt):
+    """Decode the fields of fmt from p[0:n]: a list, or a str reason."""
+    cdef Py_ssize_t i = 0, k, m, cnt, j
+    cdef bint optional = False
+    cdef list out = []
+    cdef list names
+    for ch in fmt:
+        if ch == "?":
+            optional = True
+            continue
+        if optional and i >= n:
+            out.append(None)
+            continue
+        if ch == "1":
+            if i + 1 > n:
+                return "short message"
+            out.append(p[i])
+            i += 1
+        elif ch == "2":
+            if i + 2 > n:
+                return "short message"
+            out.append(g16(p + i))
+            i += 2
+        elif ch == "4":
+            if i + 4 > n:
+                return "short message"
+            out.append(g32(p + i))
+            i += 4
+        elif ch == "8":
+            if i + 8 > n:
+                return "short message"
+            out.append(g64(p + i))
+            i += 8
+        elif ch == "s":
+            if i + 2 > n:
+                return "short message"
+            m = g16(p + i)
+            i += 2
+            if i + m > n:
+                return "string runs past the message"
+            out.append((<const char*>p)[i:i + m].decode("utf-8", "replace"))
+            i += m
+        elif ch == "w":
+            if i + 2 > n:
+                return "short message"
+            cnt = g16(p + i)
+            i += 2
+            names = []
+            for j in range(cnt):
+                if i + 2 > n:
+                    return "walk names run past the message"
+                m = g16(p + i)
+                i += 2
+                if i + m > n:
+                    return "string runs past the message"
+                names.append((<const char*>p)[i:i + m].decode("utf-8", "replace"))
+                i += m
+            out.append(names)
+        elif ch == "d":
+            if i + 4 > n:
+                return "short message"
+            m = g32(p + i)
+            i += 4
+            if m > n - i:
+                return "count runs past the message"
+            out.append((<const char*>p)[i:i + m])
+            i += m
+        elif ch == "S":
+            if i + 2 > n:
+                return "short message"
+            m = g16(p + i)
+            i += 2
+            if i + m > n:
+                return "stat runs past the message"
+            out.append((<const char*>p)[i:i + m])
+            i += m
+        elif ch == "Q":
+            if i + 13 > n:
+                return "short message"
+            out.append((p[i], g32(p + i + 1), g64(p + i + 5)))
+            i += 13
+        else:
+            raise ValueError("bad format character %r" % ch)
+    return out
+
+
+def parse(buf, Py_ssize_t maxsize, bint dotl):
+    """Split buf (bytes-like) into whole 9P messages and decode them.
+    Returns (items, consumed, fatal); see the module docstring."""
+    cdef Py_buffer view
+    cdef const uint8_t *p
+    cdef Py_ssize_t n, off = 0
+    cdef uint32_t size, typ, tag
+    cdef list items = []
+    cdef dict table = _TL if dotl else _T9P
+    fatal = None
+    PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
+    try:
+        p = <const uint8_t *>view.buf
+        n = view.len
+        while n - off >= 4:
+            size = g32(p + off)
+            if size < C_HDRSZ or size > <uint64_t>maxsize:
+                fatal = "bad message size %d" % size
+                break
+            if n - off < <Py_ssize_t>size:
+                break
+            typ = p[off + 4]
+            tag = g16(p + off + 5)
+            fmt = table.get(typ)
+            if fmt is None:
+                items.append((UNKNOWN, tag, typ))
+            else:
+                r = _decode(p + off + C_HDRSZ, size - C_HDRSZ, fmt)
+                if type(r) is str:
+                    items.append((BAD, tag, typ, r))
+                else:
+                    items.append((typ, tag) + tuple(r))
+            off += size
+    finally:
+        PyBuffer_Release(&view)
+    return items, off, fatal
+
+
+def unpack(msg, bint dotl):
+    """Decode exactly one message (bytes): the item parse would give.
+    Raises Malformed when the size field does not match len(msg)."""
+    items, used, fatal = parse(msg, len(msg), dotl)
+    if fatal is not None:
+        raise Malformed(fatal)
+    if len(items) != 1 or used != len(msg):
+        raise Malformed("size field does not match the message")
+    return items[0]
+
+
+# ---- packing -------------------------------------------------------------
+
+cdef Py_ssize_t _size(str fmt, tuple args) except -1:
+    cdef Py_ssize_t n = 0, k = 0
+    cdef bint opt = False
+    for ch in fmt:
+        if ch == "?":
+            continue
+        a = args[k]
+        k += 1
+        if ch == "1":
+            n += 1
+        elif ch == "2":
+            n += 2
+        elif ch == "4":
+            n += 4
+        elif ch == "8":
+            n += 8
+        elif ch == "s":
+            if isinstance(a, str):
+                a = (<str>a).encode("utf-8")
+            if len(a) > 0xFFFF:
+                raise ValueError("string too long")
+            n += 2 + len(a)
+        elif ch == "w":
+            n += 2
+            for x in a:
+                n += 2 + len(x.encode("utf-8"))
+        elif ch == "d":
+            n += 4 + len(a)
+        elif ch == "S":
+            if len(a) > 0xFFFF:
+                raise ValueError("stat too long")
+            n += 2 + len(a)
+        elif ch == "Q":
+            n += 13
+        elif ch == "W":
+            n += 2 + 13 * len(a)
+        else:
+            raise ValueError("bad format character %r" % ch)
+    if k != len(args):
+        raise ValueError("%d arguments for format %r" % (len(args), fmt))
+    return n
+
+
+cdef inline Py_ssize_t _putqid(uint8_t *p, Py_ssize_t i, q) except -1:
+    p[i] = <uint8_t>(q[0] & 0xFF)
+    p32(p + i + 1, <uint32_t>q[1])
+    p64(p + i + 5, <uint64_t>q[2])
+    return i + 13
+
+
+cdef Py_ssize_t _putbytes(uint8_t *p, Py_ssize_t i, object b) except -1:
+    cdef Py_buffer view
+    PyObject_GetBuffer(b, &view, PyBUF_SIMPLE)
+    try:
+        memcpy(p + i, view.buf, view.len)
+        i += view.len
+    finally:
+        PyBuffer_Release(&view)
+    return i
+
+
+def pack(int type, int tag, *args):
+    """One R- or T-message: pack(Rread, tag, data) etc.  T-messages use the
+    9P2000.L table when the type exists only there; Tattach/Tauth are packed
+    with their n_uname when one is given."""
+    fmt = _RFMT.get(type)
+    if fmt is None:
+        fmt = _TL.get(type) if type < 100 else _T9P.get(type)
+        if fmt is None:
+            raise ValueError("unknown message type %d" % type)
+        if "?" in fmt:
+            # drop optional trailing fields not given
+            head, tail = fmt.split("?")
+            fmt = head + tail[:max(0, len(args) - len(head))]
+    return _pack(type, tag, fmt, args)
+
+
+cdef bytes _pack(int type, int tag, str fmt, tuple args):
+    cdef Py_ssize_t n = C_HDRSZ + _size(fmt, args)
+    cdef Py_ssize_t i = C_HDRSZ, k = 0
+    cdef bytes out
+    cdef uint8_t *p
+    if n > 0xFFFFFFFF:
+        raise ValueError("message too long")
+    out = PyBytes_FromStringAndSize(NULL, n)
+    p = <uint8_t *>PyBytes_AS_STRING(out)
+    p32(p, <uint32_t>n)
+    p[4] = <uint8_t>type
+    p16(p + 5, <uint32_t>tag)
+    for ch in fmt:
+        if ch == "?":
+            continue
+        a = args[k]
+        k += 1
+        if ch == "1":
+            p[i] = <uint8_t>(a & 0xFF)
+            i += 1
+        elif ch == "2":
+            p16(p + i, <uint32_t>a)
+            i += 2
+        elif ch == "4":
+            p32(p + i, <uint32_t>(a & 0xFFFFFFFF))
+            i += 4
+        elif ch == "8":
+            p64(p + i, <uint64_t>(a & 0xFFFFFFFFFFFFFFFF))
+            i += 8
+        elif ch == "s":
+            if isinstance(a, str):
+                a = (<str>a).encode("utf-8")
+            p16(p + i, <uint32_t>len(a))
+            i = _putbytes(p, i + 2, a)
+        elif ch == "w":
+            p16(p + i, <uint32_t>len(a))
+            i += 2
+            for x in a:
+                b = x.encode("utf-8")
+                p16(p + i, <uint32_t>len(b))
+                i = _putbytes(p, i + 2, b)
+        elif ch == "d":
+            p32(p + i, <uint32_t>len(a))
+            i = _putbytes(p, i + 4, a)
+        elif ch == "S":
+            p16(p + i, <uint32_t>len(a))
+            i = _putbytes(p, i + 2, a)
+        elif ch == "Q":
+            i = _putqid(p, i, a)
+        elif ch == "W":
+            p16(p + i, <uint32_t>len(a))
+            i += 2
+            for q in a:
+                i = _putqid(p, i, q)
+    return out
+
+
+def rread(int tag, data):
+    """Rread (the hot path): size[4] 117 tag[2] count[4] data."""
+    cdef Py_buffer view
+    cdef bytes out
+    cdef uint8_t *p
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        out = PyBytes_FromStringAndSize(NULL, 11 + view.len)
+        p = <uint8_t *>PyBytes_AS_STRING(out)
+        p32(p, <uint32_t>(11 + view.len))
+        p[4] = 117
+        p16(p + 5, <uint32_t>tag)
+        p32(p + 7, <uint32_t>view.len)
+        memcpy(p + 11, view.buf, view.len)
+    finally:
+        PyBuffer_Release(&view)
+    return out
+
+
+def rerror(int tag, str ename):
+    return _pack(107, tag, "s", (ename,))
+
+
+def rlerror(int tag, uint32_t ecode):
+    return _pack(7, tag, "4", (ecode,))
+
+
+# ---- stat and directory entries ------------------------------------------
+
+def packstat(int type, uint32_t dev, qid, uint32_t mode, uint32_t atime, uint32_t mtime,
+             uint64_t length, str name, str uid, str gid, str muid):
+    """A 9P2000 stat entry (with its leading size[2]), as in a directory
+    read or inside Rstat."""
+    cdef bytes bn = name.encode("utf-8"), bu = uid.encode("utf-8")
+    cdef bytes bg = gid.encode("utf-8"), bm = muid.encode("utf-8")
+    cdef Py_ssize_t n = 2 + 2 + 4 + 13 + 4 + 4 + 4 + 8 + 8 + len(bn) + len(bu) + len(bg) + len(bm)
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, n)
+    cdef uint8_t *p = <uint8_t *>PyBytes_AS_STRING(out)
+    cdef Py_ssize_t i
+    p16(p, <uint32_t>(n - 2))
+    p16(p + 2, <uint32_t>type)
+    p32(p + 4, dev)
+    i = _putqid(p, 8, qid)
+    p32(p + i, mode)
+    p32(p + i + 4, atime)
+    p32(p + i + 8, mtime)
+    p64(p + i + 12, length)
+    i += 20
+    for b in (bn, bu, bg, bm):
+        p16(p + i, <uint32_t>len(b))
+        i = _putbytes(p, i + 2, b)
+    return out
+
+
+def unpackstat(data):
+    """Decode one stat entry (with its size[2]): (type, dev, qid, mode,
+    atime, mtime, length, name, uid, gid, muid).  Raises Malformed."""
+    cdef const uint8_t *p
+    cdef Py_ssize_t n
+    cdef bytes b = bytes(data)
+    p = <const uint8_t *>PyBytes_AS_STRING(b)
+    n = PyBytes_GET_SIZE(b)
+    if n < 2:
+        raise Malformed("stat buffer too small")
+    if <Py_ssize_t>g16(p) + 2 > n:
+        raise Malformed("stat buffer too small")
+    n = g16(p) + 2
+    r = _decode(p + 2, n - 2, "24Q4448ssss")
+    if type(r) is str:
+        raise Malformed("stat buffer too small")
+    return tuple(r)
+
+
+def packdirent(qid, uint64_t offset, int dtype, str name):
+    """A 9P2000.L Treaddir entry: qid[13] offset[8] type[1] name[s]."""
+    cdef bytes bn = name.encode("utf-8")
+    cdef Py_ssize_t n = 13 + 8 + 1 + 2 + len(bn)
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, n)
+    cdef uint8_t *p = <uint8_t *>PyBytes_AS_STRING(out)
+    _putqid(p, 0, qid)
+    p64(p + 13, offset)
+    p[21] = <uint8_t>dtype
+    p16(p + 22, <uint32_t>len(bn))
+    memcpy(p + 24, <const char*>bn, len(bn))
+    return out
+
+
+def unpackdirents(data):
+    """Decode Rreaddir data: a list of (qid, offset, type, name)."""
+    cdef bytes b = bytes(data)
+    cdef const uint8_t *p = <const uint8_t *>PyBytes_AS_STRING(b)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(b), i = 0, m
+    out = []
+    while i < n:
+        if i + 24 > n:
+            raise Malformed("short directory entry")
+        m = g16(p + i + 22)
+        if i + 24 + m > n:
+            raise Malformed("directory entry name runs past the data")
+        out.append(((p[i], g32(p + i + 1), g64(p + i + 5)), g64(p + i + 13), p[i + 21],
+                    (<const char*>p)[i + 24:i + 24 + m].decode("utf-8", "replace")))
+        i += 24 + m
+    return out
+
+
+def unpackstats(data):
+    """Decode a 9P2000 directory read: a list of stat tuples."""
+    cdef bytes b = bytes(data)
+    cdef const uint8_t *p = <const uint8_t *>PyBytes_AS_STRING(b)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(b), i = 0, m
+    out = []
+    while i < n:
+        if i + 2 > n:
+            raise Malformed("short stat entry")
+        m = g16(p + i) + 2
+        if i + m > n:
+            raise Malformed("stat entry runs past the data")
+        out.append(unpackstat(b[i:i + m]))
+        i += m
+    return out
+
+
+def unpackr(msg):
+    """Decode one R-message (bytes; for clients and tests): (type, tag,
+    field...).  Raises Malformed."""
+    cdef bytes b = bytes(msg)
+    cdef const uint8_t *p = <const uint8_t *>PyBytes_AS_STRING(b)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(b)
+    cdef Py_ssize_t k, j
+    if n < C_HDRSZ or g32(p) != <uint32_t>n:
+        raise Malformed("bad size")
+    typ = p[4]
+    tag = g16(p + 5)
+    fmt = _RFMT.get(typ)
+    if fmt is None:
+        raise Malformed("unknown reply type %d" % typ)
+    if typ == 111:      # Rwalk: qids
+        if n < 9:
+            raise Malformed("short message")
+        k = g16(p + 7)
+        if 9 + 13 * k > n:
+            raise Malformed("qids run past the message")
+        return (typ, tag, [(p[9 + 13 * j], g32(p + 10 + 13 * j), g64(p + 14 + 13 * j))
+                           for j in range(k)])
+    r = _decode(p + C_HDRSZ, n - C_HDRSZ, fmt)
+    if type(r) is str:
+        raise Malformed(r)
+    return (typ, tag) + tuple(r)
