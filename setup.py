@@ -50,6 +50,6 @@ setup(
     data_files=manpages(),
     python_requires=">=3.9",
     install_requires=["click>=8"],
-    extras_require={"test": ["pytest", "hypothesis"]},
+    extras_require={"test": ["pytest", "hypothesis", "python-9p"]},
     zip_safe=False,
 )

@@ -1,0 +1,840 @@
+"""net9's 9P server: 9P2000 and 9P2000.L over unix sockets, TCP and
+standard input/output, serving devip's /net tree (net9.netfs).
+
+Everything runs in one event-loop thread (net9.stack's Loop, or anything
+with add_reader/remove_reader/add_writer/remove_writer/call_soon).  Each
+connection is read without blocking; every T-message is answered on its
+own, so replies go out of order.  A request that would block in devip (a
+data read, a listen open, a connect, a data write under flow control, a log
+read) is parked on its conversation and completed from woken(convs), the
+list Fs.drain() returns, which the owner of the loop must hand over after
+every turn of the engines.  Tflush cancels a parked request (devip.md
+section 14 point 2); a clunk of its fid, hangup or close of its conversation
+and the client going away end parked requests too.
+
+Protocol rules (../shared/spec/9p-clients.md section 7): Tversion offers
+msize up to 128 KiB + IOHDRSZ by default and never replies larger than the
+negotiated msize; "9P2000.L" selects 9P2000.L (Rlerror with errno),
+"9P2000.u" and "9P2000" get 9P2000 (Rerror with devip's text); Tauth says no
+authentication is needed (Rlerror ENOENT in .L, as diod's tools require).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import pwd
+import socket
+import stat as _stat
+import sys
+import time
+
+from net9 import errors, ninep
+from net9.errors import Net9Error
+from net9.netfs import (NetFs, Fid, Wait, QID, TYPE, PROTO, qidtype, QTDIR,
+                        Qtopdir, Qprotodir, Qconvdir, Qndb, Qctl, Qdata)
+
+DEFAULT_MSIZE = 128 * 1024 + ninep.IOHDRSZ
+MAXIN = 16 << 20            # largest T-message accepted (py9p ignores msize on writes)
+OUTHIGH = 4 << 20           # stop reading a client that does not read its replies
+
+NOFID = ninep.NOFID
+NO32 = 0xFFFFFFFF
+
+Eunknownfid = "unknown fid"
+Efidinuse = "fid in use"
+Enotopen = "file not open"
+Etoomany = "too many names in walk"
+Enoauth = "authentication not required"
+Enotsupp = "not supported"
+Eversion = "version not negotiated"
+Eisdir = "is a directory"
+Etagused = "tag in use"
+
+# Linux errno for devip's texts (9P2000.L answers with numbers)
+ERRNO = {
+    errors.Enonexist: errno.ENOENT, errors.Enotdir: errno.ENOTDIR,
+    errors.Eperm: errno.EACCES, errors.Eshort: errno.EINVAL,
+    errors.Eshortstat: errno.EINVAL, errors.Eintr: errno.EINTR,
+    errors.Ebadusefd: errno.EBADF, errors.Enodev: errno.ENODEV,
+    errors.Ehungup: errno.EPIPE, errors.Eio: errno.EIO, errors.Enomem: errno.ENOMEM,
+    errors.Ebadarg: errno.EINVAL, errors.Ebadctl: errno.EINVAL, errors.Ebadip: errno.EINVAL,
+    errors.Econinuse: errno.EBUSY, errors.Econrefused: errno.ECONNREFUSED,
+    errors.Etimedout: errno.ETIMEDOUT, errors.Enoport: errno.EADDRNOTAVAIL,
+    errors.Eshortctl: errno.EINVAL, errors.Eunknownctl: errno.EINVAL,
+    errors.Ebadconnect: errno.EINVAL, errors.Ebadannounce: errno.EINVAL,
+    errors.Ebadbind: errno.EINVAL, errors.Emalformed: errno.EINVAL,
+    errors.Ebadport: errno.EINVAL, errors.Enotlocal: errno.EADDRNOTAVAIL,
+    errors.Eaddrinuse: errno.EADDRINUSE, errors.Enoports: errno.EADDRNOTAVAIL,
+    errors.Enotannounced: errno.EINVAL, errors.Elistenhungup: errno.ECONNABORTED,
+    errors.Econnectns: errno.EOPNOTSUPP, errors.Eannouncens: errno.EOPNOTSUPP,
+    errors.Estatsns: errno.EOPNOTSUPP, errors.Enoroute: errno.EHOSTUNREACH,
+    errors.Ehangup: errno.EPIPE, errors.Ekanotestab: errno.EINVAL,
+    errors.Eporthog: errno.EINVAL, errors.Estatelesshog: errno.ECONNRESET,
+    "net unreachable": errno.ENETUNREACH, "host unreachable": errno.EHOSTUNREACH,
+    "protocol unreachable": errno.ECONNREFUSED, "port unreachable": errno.ECONNREFUSED,
+    "destination network unknown": errno.ENETUNREACH,
+    "destination host unknown": errno.EHOSTUNREACH,
+    "fragmentation needed and DF set": errno.EMSGSIZE,
+    "file already open": errno.EBUSY,
+    Eunknownfid: errno.EBADF, Efidinuse: errno.EBADF, Enotopen: errno.EBADF,
+    Etoomany: errno.E2BIG, Enotsupp: errno.EOPNOTSUPP, Eisdir: errno.EISDIR,
+    Etagused: errno.EINVAL, Eversion: errno.EPROTO,
+    "bad arp": errno.EINVAL, "no interface": errno.ENODEV,
+    "interface not found": errno.ENODEV, "interface not bound": errno.ENODEV,
+    "interface already bound": errno.EBUSY, "unknown interface type": errno.EINVAL,
+    "unsupported ctl": errno.EINVAL, "address not on this interface": errno.EADDRNOTAVAIL,
+    "destination unreachable": errno.EHOSTUNREACH,
+    "too few arguments for netlog control message": errno.EINVAL,
+}
+
+
+def errno_of(text):
+    """The errno a 9P2000.L client gets for one of devip's error texts."""
+    e = ERRNO.get(text)
+    if e is not None:
+        return e
+    if text.startswith("unknown control message"):
+        return errno.EINVAL
+    if "unreachable" in text or text.startswith("ttl exceeded"):
+        return errno.EHOSTUNREACH
+    if "prohibited" in text:
+        return errno.EACCES
+    return errno.EIO
+
+
+# 9P2000.L constants
+S_IFDIR = 0o040000
+S_IFREG = 0o100000
+GETATTR_BASIC = 0x7FF
+SETATTR_MODE, SETATTR_UID, SETATTR_GID, SETATTR_SIZE = 0x1, 0x2, 0x4, 0x8
+V9FS_MAGIC = 0x01021997
+DT_DIR, DT_REG = 4, 8
+LOCK_SUCCESS = 0
+F_UNLCK = 2
+
+
+class Conn:
+    """One 9P connection: its fids, its outstanding parked requests and its
+    buffers."""
+
+    def __init__(self, server, rfd, wfd, sock=None, name="?", owned=()):
+        self.server = server
+        self.rfd = rfd
+        self.wfd = wfd
+        self.sock = sock
+        self.name = name
+        self.owned = owned             # fds to close with the connection
+        self.inbuf = bytearray()
+        self.out = bytearray()
+        self.msize = DEFAULT_MSIZE
+        self.dotl = False
+        self.version = None
+        self.fids = {}
+        self.pending = {}              # tag -> Wait
+        self.closed = False
+        self.reading = False
+        self.writing = False
+        self.nreq = 0
+
+    # ---- output ---------------------------------------------------------------
+
+    def send(self, msg):
+        if self.closed:
+            return
+        if len(msg) > self.msize and self.version is not None:
+            # never larger than msize: a bug would otherwise break the client
+            raise AssertionError("reply of %d bytes > msize %d" % (len(msg), self.msize))
+        self.out += msg
+        self.server.dirty.add(self)
+
+    def error(self, tag, text):
+        if self.dotl:
+            self.send(ninep.rlerror(tag, errno_of(text)))
+        else:
+            b = text.encode()
+            if len(b) > self.msize - 9:
+                text = b[:max(0, self.msize - 9)].decode("utf-8", "ignore")
+            self.send(ninep.rerror(tag, text))
+
+    def flush(self):
+        """Write what we can; keep the rest for when the fd is writable."""
+        if self.closed or not self.out:
+            return
+        try:
+            n = os.write(self.wfd, self.out)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError:
+            self.server.drop(self)
+            return
+        if n:
+            del self.out[:n]
+        lp = self.server.loop
+        if self.out and not self.writing:
+            self.writing = True
+            lp.add_writer(self.wfd, self.onwritable)
+        elif not self.out and self.writing:
+            self.writing = False
+            lp.remove_writer(self.wfd)
+        if len(self.out) > OUTHIGH and self.reading:
+            self.reading = False
+            lp.remove_reader(self.rfd)
+        elif len(self.out) <= OUTHIGH and not self.reading:
+            self.reading = True
+            lp.add_reader(self.rfd, self.onreadable)
+
+    def onwritable(self):
+        self.flush()
+
+    # ---- input ----------------------------------------------------------------
+
+    def onreadable(self):
+        srv = self.server
+        try:
+            data = os.read(self.rfd, 1 << 18)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            srv.drop(self)
+            srv.flushall()
+            return
+        self.inbuf += data
+        maxin = max(self.msize, MAXIN)
+        items, used, fatal = ninep.parse(self.inbuf, maxin, self.dotl)
+        if used:
+            del self.inbuf[:used]
+        for it in items:
+            if self.closed:
+                break
+            srv.handle(self, it)
+        if fatal is not None and not self.closed:
+            srv.log("%s: %s; closing the connection" % (self.name, fatal))
+            self.flush()
+            srv.drop(self)
+        srv.flushall()
+
+
+class Server:
+    """A 9P server for the /net tree of one stack.
+
+    Server(fs, loop, eve=None, msize=DEFAULT_MSIZE, protos=None, log=None)
+    loop: add_reader/remove_reader/add_writer/remove_writer/call_soon.
+    The loop's owner calls server.woken(fs.drain()) after the engines ran
+    (net9.stack.Stack: append server.woken to stack.wakehooks).
+    """
+
+    def __init__(self, fs, loop, eve=None, msize=DEFAULT_MSIZE, protos=None, log=None,
+                 start=None):
+        self.fs = fs
+        self.loop = loop
+        self.netfs = NetFs(fs, eve=eve, protos=protos, start=start)
+        self.msize = msize
+        self.conns = set()
+        self.dirty = set()
+        self.listeners = []            # (sock, path or None)
+        self.logfn = log
+        self.nconn = 0
+        self._logpending = False
+        fs.log.wakecb = self._logwake
+
+    def log(self, msg):
+        if self.logfn is not None:
+            self.logfn(msg)
+
+    # ---- transports ---------------------------------------------------------------
+
+    def listen(self, addr, allow_remote=False):
+        """Serve on addr: "unix!PATH", "tcp!HOST!PORT" (loopback only unless
+        allow_remote), or "-" (standard input/output).  Returns a
+        description of what it listens on."""
+        if addr == "-":
+            self.adopt(sys.stdin.fileno(), sys.stdout.fileno(), name="stdio")
+            return "stdio"
+        parts = addr.split("!")
+        if parts[0] == "unix" and len(parts) >= 2:
+            path = "!".join(parts[1:])
+            return self.listen_unix(path)
+        if parts[0] == "tcp" and len(parts) == 3:
+            return self.listen_tcp(parts[1], int(parts[2]), allow_remote)
+        raise ValueError("bad address %r: want unix!PATH, tcp!HOST!PORT or -" % addr)
+
+    def listen_unix(self, path):
+        d = os.path.dirname(path)
+        if d and not os.path.isdir(d):
+            os.makedirs(d, mode=0o700, exist_ok=True)
+        if os.path.exists(path):
+            # a stale socket from a dead server: remove it; a live one: refuse
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(path)
+            except OSError:
+                os.unlink(path)
+            else:
+                probe.close()
+                raise OSError(errno.EADDRINUSE, "%s: a server is already listening" % path)
+            finally:
+                probe.close()
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            s.bind(path)
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+        s.listen(64)
+        s.setblocking(False)
+        self.listeners.append((s, path))
+        self.loop.add_reader(s.fileno(), self._accept, s)
+        return "unix!" + path
+
+    def listen_tcp(self, host, port, allow_remote=False):
+        import ipaddress
+        if host in ("*", ""):
+            host = "::" if allow_remote else "127.0.0.1"
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError("tcp address must be numeric: %r" % host)
+        if not ip.is_loopback and not allow_remote:
+            raise ValueError("refusing to serve 9P on non-loopback address %s "
+                             "(no authentication); allow it explicitly" % host)
+        fam = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, port))
+        s.listen(64)
+        s.setblocking(False)
+        self.listeners.append((s, None))
+        self.loop.add_reader(s.fileno(), self._accept, s)
+        return "tcp!%s!%d" % (host, s.getsockname()[1])
+
+    def _accept(self, ls):
+        while True:
+            try:
+                s, peer = ls.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                self.log("accept: %s" % e)
+                return
+            s.setblocking(False)
+            if s.family in (socket.AF_INET, socket.AF_INET6):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if isinstance(peer, tuple):
+                name = "tcp!%s!%d" % (peer[0], peer[1])
+            else:
+                name = "unix!%s" % (peer or ls.getsockname() or "?")
+            self.adopt(s.fileno(), s.fileno(), sock=s, name=name)
+
+    def adopt(self, rfd, wfd, sock=None, name="?", owned=()):
+        """Serve 9P on an already connected descriptor pair."""
+        os.set_blocking(rfd, False)
+        if wfd != rfd:
+            os.set_blocking(wfd, False)
+        c = Conn(self, rfd, wfd, sock=sock, name=name, owned=owned)
+        self.nconn += 1
+        self.conns.add(c)
+        c.reading = True
+        self.loop.add_reader(rfd, c.onreadable)
+        self.log("%s: connected" % name)
+        return c
+
+    def drop(self, c):
+        """The connection is gone: abort its parked requests (no replies),
+        clunk its fids, release its conversations."""
+        if c.closed:
+            return
+        self.reset(c)
+        c.closed = True
+        self.conns.discard(c)
+        self.dirty.discard(c)
+        lp = self.loop
+        if c.reading:
+            lp.remove_reader(c.rfd)
+        if c.writing:
+            lp.remove_writer(c.wfd)
+        if c.sock is not None:
+            try:
+                c.sock.close()
+            except OSError:
+                pass
+        for fd in c.owned:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.log("%s: gone" % c.name)
+
+    def reset(self, c):
+        """Abort every parked request and clunk every fid (Tversion, drop)."""
+        for tag, w in list(c.pending.items()):
+            self.netfs.cancel(w)
+        c.pending.clear()
+        for f in list(c.fids.values()):
+            self.netfs.clunk(f)
+        c.fids.clear()
+
+    def close(self):
+        """Stop serving: close every connection and listener (removing the
+        unix sockets this server created)."""
+        for c in list(self.conns):
+            self.drop(c)
+        for s, path in self.listeners:
+            try:
+                self.loop.remove_reader(s.fileno())
+            except Exception:
+                pass
+            s.close()
+            if path is not None:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+        self.listeners = []
+
+    def flushall(self):
+        while self.dirty:
+            c = self.dirty.pop()
+            c.flush()
+
+    # ---- wake-ups -----------------------------------------------------------------
+
+    def woken(self, convs):
+        """Re-check the requests parked on the woken conversations."""
+        self.netfs.woken(convs)
+        self.flushall()
+
+    def _logwake(self):
+        if not self._logpending and self.netfs.logwaits:
+            self._logpending = True
+            self.loop.call_soon(self._logrun)
+
+    def _logrun(self):
+        self._logpending = False
+        self.netfs.logwoken()
+        self.flushall()
+
+    # ---- dispatch -----------------------------------------------------------------
+
+    def handle(self, c, it):
+        typ = it[0]
+        tag = it[1]
+        c.nreq += 1
+        if typ == ninep.BAD:
+            self.log("%s: malformed message type %d: %s" % (c.name, it[2], it[3]))
+            c.error(tag, "malformed message: %s" % it[3] if not c.dotl else errors.Ebadarg)
+            return
+        if typ == ninep.UNKNOWN:
+            c.error(tag, Enotsupp)
+            return
+        if typ == ninep.Tversion:
+            self.version(c, tag, it[2], it[3])
+            return
+        if c.version is None:
+            c.error(tag, Eversion)
+            return
+        if tag in c.pending:
+            c.error(tag, Etagused)
+            return
+        fn = DISPATCH.get(typ)
+        if fn is None:
+            c.error(tag, Enotsupp)
+            return
+        try:
+            fn(self, c, tag, it)
+        except Net9Error as e:
+            c.error(tag, str(e))
+        except Exception as e:          # a bug: answer, log, keep serving
+            import traceback
+            self.log("%s: internal error on type %d: %s" % (c.name, typ, traceback.format_exc()))
+            c.pending.pop(tag, None)
+            c.error(tag, errors.Eio)
+
+    def version(self, c, tag, msize, version):
+        self.reset(c)
+        if version.startswith("9P2000.L"):
+            v, dotl = "9P2000.L", True
+        elif version.startswith("9P2000"):
+            v, dotl = "9P2000", False
+        else:
+            v, dotl = "unknown", False
+        m = min(msize, self.msize)
+        if m < 64:
+            m = 64
+        c.msize = m
+        c.dotl = dotl
+        c.version = v if v != "unknown" else None
+        c.out += ninep.pack(ninep.Rversion, tag, m, v)
+        self.dirty.add(c)
+
+    def getfid(self, c, fid):
+        f = c.fids.get(fid)
+        if f is None:
+            raise Net9Error(Eunknownfid)
+        return f
+
+    def qid(self, path):
+        return (qidtype(path), self.netfs.ndbvers if TYPE(path) == Qndb else 0, path)
+
+    def uname_of(self, c, uname, nuname):
+        if c.dotl and not uname and nuname is not None and nuname != NO32:
+            try:
+                return pwd.getpwuid(nuname).pw_name
+            except KeyError:
+                return str(nuname)
+        return uname
+
+    # -- session --
+
+    def t_auth(self, c, tag, it):
+        if c.dotl:
+            c.send(ninep.rlerror(tag, errno.ENOENT))
+        else:
+            c.send(ninep.rerror(tag, Enoauth))
+
+    def t_attach(self, c, tag, it):
+        fid, afid, uname, aname, nuname = it[2:7]
+        if fid in c.fids:
+            raise Net9Error(Efidinuse)
+        if afid != NOFID:
+            raise Net9Error(Enoauth)
+        user = self.uname_of(c, uname, nuname)
+        nuid = nuname if (nuname is not None and nuname != NO32) else None
+        if nuid is None and c.dotl:
+            try:
+                nuid = pwd.getpwnam(user).pw_uid
+            except KeyError:
+                nuid = None
+        f = Fid(fid, QID(0, 0, Qtopdir), user, nuid)
+        c.fids[fid] = f
+        c.send(ninep.pack(ninep.Rattach, tag, self.qid(f.path)))
+
+    def t_flush(self, c, tag, it):
+        oldtag = it[2]
+        w = c.pending.pop(oldtag, None)
+        if w is not None:
+            self.netfs.cancel(w)
+        c.send(ninep.pack(ninep.Rflush, tag))
+
+    # -- walk --
+
+    def t_walk(self, c, tag, it):
+        fid, newfid, names = it[2], it[3], it[4]
+        f = self.getfid(c, fid)
+        if len(names) > ninep.MAXWELEM:
+            raise Net9Error(Etoomany)
+        if newfid != fid and newfid in c.fids:
+            raise Net9Error(Efidinuse)
+        nfs = self.netfs
+        path = f.path
+        if not nfs.exists(path):
+            raise Net9Error(errors.Enonexist)
+        qids = []
+        for i, name in enumerate(names):
+            try:
+                path = nfs.walk1(path, name)
+            except Net9Error:
+                if i == 0:
+                    raise
+                c.send(ninep.pack(ninep.Rwalk, tag, qids))
+                return
+            qids.append(self.qid(path))
+        if newfid == fid:
+            if f.omode is not None and names:
+                raise Net9Error("cannot walk an open fid")
+            f.path = path
+            f.snap = None
+            f.text = None
+        else:
+            nf = f.clone(newfid)
+            nf.path = path
+            c.fids[newfid] = nf
+        c.send(ninep.pack(ninep.Rwalk, tag, qids))
+
+    # -- open --
+
+    def t_open(self, c, tag, it):
+        f = self.getfid(c, it[2])
+        if f.xattr:
+            raise Net9Error(errors.Eperm)
+        r = self.netfs.open(f, it[3], c.dotl)
+        f.snap = None
+        f.text = None
+        rtype = ninep.Rlopen if c.dotl else ninep.Ropen
+        if isinstance(r, Wait):
+            self.park(c, tag, r, lambda path: ninep.pack(rtype, tag, self.qid(path), 0))
+            return
+        c.send(ninep.pack(rtype, tag, self.qid(r), 0))
+
+    def t_create(self, c, tag, it):
+        self.getfid(c, it[2])
+        raise Net9Error(errors.Eperm)
+
+    def t_refuse(self, c, tag, it):
+        raise Net9Error(errors.Eperm)
+
+    def t_readlink(self, c, tag, it):
+        self.getfid(c, it[2])
+        c.send(ninep.rlerror(tag, errno.EINVAL))
+
+    def t_xattrcreate(self, c, tag, it):
+        self.getfid(c, it[2])
+        c.send(ninep.rlerror(tag, errno.EOPNOTSUPP))
+
+    def t_xattrwalk(self, c, tag, it):
+        fid, newfid, name = it[2], it[3], it[4]
+        f = self.getfid(c, fid)
+        if name:
+            c.send(ninep.rlerror(tag, errno.ENODATA))
+            return
+        if newfid != fid and newfid in c.fids:
+            raise Net9Error(Efidinuse)
+        nf = f.clone(newfid)
+        nf.xattr = True
+        if newfid == fid:
+            self.netfs.clunk(f)
+        c.fids[newfid] = nf
+        c.send(ninep.pack(ninep.Rxattrwalk, tag, 0))
+
+    # -- read, write --
+
+    def park(self, c, tag, w, build):
+        """Park w for tag; build(result) makes the reply when it completes."""
+        def done(result, err):
+            if c.closed or c.pending.get(tag) is not w:
+                return
+            del c.pending[tag]
+            if err is not None:
+                c.error(tag, err)
+            else:
+                c.send(build(result))
+        w.done = done
+        c.pending[tag] = w
+        self.netfs.park(w)
+
+    def t_read(self, c, tag, it):
+        fid, offset, count = it[2], it[3], it[4]
+        f = self.getfid(c, fid)
+        lim = c.msize - 11
+        if count > lim:
+            count = lim
+        if f.xattr:
+            c.send(ninep.rread(tag, b""))
+            return
+        t = TYPE(f.path)
+        if t in (Qtopdir, Qprotodir, Qconvdir):
+            if f.omode is None:
+                raise Net9Error(errors.Ebadusefd)
+            if c.dotl:
+                raise Net9Error(Eisdir)
+            c.send(ninep.rread(tag, self.dirread(f, offset, count)))
+            return
+        r = self.netfs.read(f, offset, count)
+        if isinstance(r, Wait):
+            self.park(c, tag, r, lambda d: ninep.rread(tag, d))
+            return
+        c.send(ninep.rread(tag, r))
+
+    def t_write(self, c, tag, it):
+        fid, offset, data = it[2], it[3], it[4]
+        f = self.getfid(c, fid)
+        if f.xattr:
+            raise Net9Error(errors.Eperm)
+        r = self.netfs.write(f, offset, data)
+        if isinstance(r, Wait):
+            self.park(c, tag, r, lambda n: ninep.pack(ninep.Rwrite, tag, n))
+            return
+        c.send(ninep.pack(ninep.Rwrite, tag, r))
+
+    def abortfid(self, c, f):
+        """A clunk of a fid with parked requests: end them ("interrupted")."""
+        if not f.parked:
+            return
+        for tag, w in list(c.pending.items()):
+            if w.fid is f:
+                del c.pending[tag]
+                self.netfs.cancel(w)
+                c.error(tag, errors.Eintr)
+
+    def t_clunk(self, c, tag, it):
+        f = self.getfid(c, it[2])
+        self.abortfid(c, f)
+        del c.fids[f.fid]
+        self.netfs.clunk(f)
+        c.send(ninep.pack(ninep.Rclunk, tag))
+
+    def t_remove(self, c, tag, it):
+        f = self.getfid(c, it[2])
+        self.abortfid(c, f)
+        del c.fids[f.fid]
+        self.netfs.clunk(f)
+        raise Net9Error(errors.Eperm)
+
+    # -- stat --
+
+    def statbytes(self, path, uname=None):
+        qid, mode, length, name, uid = self.netfs.dirinfo(path)
+        q = (qid[0], qid[1], qid[2])
+        return ninep.packstat(0, 0, q, mode, int(time.time()), self.netfs.mtime(path),
+                              length, name, uid, self.fs.eve, uid)
+
+    def t_stat(self, c, tag, it):
+        f = self.getfid(c, it[2])
+        c.send(ninep.pack(ninep.Rstat, tag, self.statbytes(f.path)))
+
+    def t_wstat(self, c, tag, it):
+        f = self.getfid(c, it[2])
+        try:
+            st = ninep.unpackstat(it[3])
+        except ninep.Malformed:
+            raise Net9Error(errors.Eshortstat)
+        self.netfs.wstat(f, st)
+        c.send(ninep.pack(ninep.Rwstat, tag))
+
+    def dirread(self, f, offset, count):
+        """9P2000 directory read: whole stat entries; offset 0 restarts."""
+        if offset == 0 or f.snap is None:
+            f.snap = [self.statbytes(p) for p in self.netfs.listing(f.path)]
+            f.snappos = 0
+        out = bytearray()
+        i = f.snappos
+        while i < len(f.snap):
+            e = f.snap[i]
+            if len(out) + len(e) > count:
+                break
+            out += e
+            i += 1
+        if not out and i < len(f.snap):
+            raise Net9Error(errors.Eshort)
+        f.snappos = i
+        return bytes(out)
+
+    # -- 9P2000.L --
+
+    def t_getattr(self, c, tag, it):
+        f = self.getfid(c, it[2])
+        qid, mode, length, name, uid = self.netfs.dirinfo(f.path)
+        m = (S_IFDIR if mode & 0x80000000 else S_IFREG) | (mode & 0o777)
+        now = int(time.time())
+        mt = self.netfs.mtime(f.path)
+        nuid = self.netfs.numeric(uid, f)
+        ngid = self.netfs.numeric(self.fs.eve, f)
+        nlink = 2 if mode & 0x80000000 else 1
+        c.send(ninep.pack(ninep.Rgetattr, tag, GETATTR_BASIC, qid, m, nuid, ngid, nlink,
+                          0, length, 4096, 0, now, 0, mt, 0, mt, 0, 0, 0, 0, 0))
+
+    def t_setattr(self, c, tag, it):
+        f = self.getfid(c, it[2])
+        valid, mode, uid, gid, size = it[3], it[4], it[5], it[6], it[7]
+        nfs = self.netfs
+        if valid & (SETATTR_UID | SETATTR_GID):
+            raise Net9Error(errors.Eperm)
+        if valid & SETATTR_SIZE and size != 0:
+            raise Net9Error(errors.Eperm)
+        if valid & SETATTR_MODE:
+            nfs.convwstat(f, mode & 0o7777, None)
+        elif valid:
+            if not nfs.maywrite(f):
+                raise Net9Error(errors.Eperm)
+            if valid & SETATTR_SIZE and TYPE(f.path) == Qndb:
+                nfs.ndbtrunc()
+        c.send(ninep.pack(ninep.Rsetattr, tag))
+
+    def t_readdir(self, c, tag, it):
+        fid, offset, count = it[2], it[3], it[4]
+        f = self.getfid(c, fid)
+        if f.omode is None:
+            raise Net9Error(errors.Ebadusefd)
+        t = TYPE(f.path)
+        if t not in (Qtopdir, Qprotodir, Qconvdir):
+            raise Net9Error(errors.Enotdir)
+        lim = c.msize - 11
+        if count > lim:
+            count = lim
+        nfs = self.netfs
+        if offset == 0 or f.snap is None:
+            ents = [(".", f.path), ("..", nfs.parent(f.path))]
+            for p in nfs.listing(f.path):
+                ents.append((nfs.dirinfo(p)[3], p))
+            f.snap = ents
+        out = bytearray()
+        i = offset
+        while i < len(f.snap):
+            name, p = f.snap[i]
+            e = ninep.packdirent(self.qid(p), i + 1,
+                                 DT_DIR if qidtype(p) == QTDIR else DT_REG, name)
+            if len(out) + len(e) > count:
+                break
+            out += e
+            i += 1
+        c.send(ninep.pack(ninep.Rreaddir, tag, bytes(out)))
+
+    def t_statfs(self, c, tag, it):
+        self.getfid(c, it[2])
+        c.send(ninep.pack(ninep.Rstatfs, tag, V9FS_MAGIC, 4096, 0, 0, 0, 0, 0, 0, 255))
+
+    def t_fsync(self, c, tag, it):
+        self.getfid(c, it[2])
+        c.send(ninep.pack(ninep.Rfsync, tag))
+
+    def t_lock(self, c, tag, it):
+        self.getfid(c, it[2])
+        c.send(ninep.pack(ninep.Rlock, tag, LOCK_SUCCESS))
+
+    def t_getlock(self, c, tag, it):
+        self.getfid(c, it[2])
+        fid, typ, start, length, procid, client = it[2:8]
+        c.send(ninep.pack(ninep.Rgetlock, tag, F_UNLCK, start, length, procid, client))
+
+
+DISPATCH = {
+    ninep.Tauth: Server.t_auth,
+    ninep.Tattach: Server.t_attach,
+    ninep.Tflush: Server.t_flush,
+    ninep.Twalk: Server.t_walk,
+    ninep.Topen: Server.t_open,
+    ninep.Tlopen: Server.t_open,
+    ninep.Tcreate: Server.t_create,
+    ninep.Tlcreate: Server.t_create,
+    ninep.Tread: Server.t_read,
+    ninep.Twrite: Server.t_write,
+    ninep.Tclunk: Server.t_clunk,
+    ninep.Tremove: Server.t_remove,
+    ninep.Tstat: Server.t_stat,
+    ninep.Twstat: Server.t_wstat,
+    ninep.Tgetattr: Server.t_getattr,
+    ninep.Tsetattr: Server.t_setattr,
+    ninep.Treaddir: Server.t_readdir,
+    ninep.Tstatfs: Server.t_statfs,
+    ninep.Tfsync: Server.t_fsync,
+    ninep.Tlock: Server.t_lock,
+    ninep.Tgetlock: Server.t_getlock,
+    ninep.Txattrwalk: Server.t_xattrwalk,
+    ninep.Txattrcreate: Server.t_xattrcreate,
+    ninep.Treadlink: Server.t_readlink,
+    ninep.Tmkdir: Server.t_refuse,
+    ninep.Tsymlink: Server.t_refuse,
+    ninep.Tmknod: Server.t_refuse,
+    ninep.Trename: Server.t_refuse,
+    ninep.Trenameat: Server.t_refuse,
+    ninep.Tunlinkat: Server.t_refuse,
+    ninep.Tlink: Server.t_refuse,
+}
+
+
+def default_socket_path():
+    """plan9port's namespace directory /tmp/ns.$USER.$DISPLAY (DISPLAY
+    defaulting to :0, as plan9port's getns does) + /net9."""
+    ns = os.environ.get("NAMESPACE")
+    if ns:
+        return os.path.join(ns, "net9")
+    user = os.environ.get("USER") or pwd.getpwuid(os.getuid()).pw_name
+    disp = os.environ.get("DISPLAY") or ":0"
+    # plan9port's getns: strip a trailing ".0" screen number
+    if disp.endswith(".0"):
+        disp = disp[:-2]
+    disp = disp.replace("/", "_")
+    return "/tmp/ns.%s.%s/net9" % (user, disp)
