@@ -102,7 +102,7 @@ cdef class Fs:
     cpdef list drain(self)             # take the woken list, clearing the flags
     cpdef advance(self, unsigned int now)  # set the clock and run every proto's timers
     cpdef object nextdeadline(self)    # ms time of the next timer event, None if idle
-    cpdef int iput(self, int ipproto, object pkt) except -1   # hand a datagram to a protocol
+    cpdef int iput(self, int ipproto, object pkt) except? -1  # hand a datagram to a protocol; -1: none for ipproto
 
 cdef class Proto:
     cdef public Fs f

@@ -188,7 +188,7 @@ cdef class Fs:
                 best = d
         return best
 
-    cpdef int iput(self, int ipproto, object pkt) except -1:
+    cpdef int iput(self, int ipproto, object pkt) except? -1:
         """Deliver one IP datagram to the protocol ipproto.  Returns -1 if
         no protocol is registered for it (the IP layer answers with ICMP)."""
         cdef Proto p
