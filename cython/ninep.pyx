@@ -23,7 +23,8 @@ decodes each: it returns (items, consumed, fatal) where each item is a
 tuple (type, tag, field...) or, for a message that could not be decoded,
 (BAD, tag, type, reason) or (UNKNOWN, tag, type); fatal is a reason string
 when the framing itself is broken (size < 7 or > maxsize): the connection
-cannot continue.
+cannot continue.  parse stops after a Tversion (it may change the dialect
+of the messages that follow): call it again for the rest.
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -333,6 +334,8 @@ def parse(buf, Py_ssize_t maxsize, bint dotl):
                 else:
                     items.append((typ, tag) + tuple(r))
             off += size
+            if typ == 100:
+                break       # Tversion may change the dialect of what follows
     finally:
         PyBuffer_Release(&view)
     return items, off, fatal

@@ -202,14 +202,19 @@ class Conn:
             srv.flushall()
             return
         self.inbuf += data
-        maxin = max(self.msize, MAXIN)
-        items, used, fatal = ninep.parse(self.inbuf, maxin, self.dotl)
-        if used:
-            del self.inbuf[:used]
-        for it in items:
-            if self.closed:
+        while True:
+            maxin = max(self.msize, MAXIN)
+            items, used, fatal = ninep.parse(self.inbuf, maxin, self.dotl)
+            if used:
+                del self.inbuf[:used]
+            for it in items:
+                if self.closed:
+                    break
+                srv.handle(self, it)
+            # parse stops after a Tversion: go on in the new dialect
+            if (fatal is not None or self.closed or not items
+                    or items[-1][0] != ninep.Tversion or len(self.inbuf) < 4):
                 break
-            srv.handle(self, it)
         if fatal is not None and not self.closed:
             srv.log("%s: %s; closing the connection" % (self.name, fatal))
             self.flush()

@@ -139,6 +139,15 @@ def test_framing():
     assert len(items) == 1 and used == len(a) and fatal
 
 
+def test_parse_stops_after_tversion():
+    # the dialect of what follows a Tversion is only known once it is answered
+    v = n.pack(n.Tversion, 0xFFFF, 8192, "9P2000.L")
+    lo = n.pack(n.Tlopen, 1, 1, 0)
+    items, used, fatal = n.parse(v + lo, 8192, False)
+    assert [i[0] for i in items] == [n.Tversion] and used == len(v)
+    assert n.parse(lo, 8192, True)[0] == [(n.Tlopen, 1, 1, 0)]
+
+
 def test_roundtrip_every_t_message():
     cases = [
         (n.Tversion, 8192, "9P2000.L"), (n.Tauth, 5, "u", "", 0), (n.Tattach, 0, 5, "u", "a", 3),
@@ -183,6 +192,11 @@ def test_fuzz_bodies_of_every_type(type, body, dotl):
     never more, never an exception."""
     m = msg(type, 0x1234, body)
     items, used, fatal = n.parse(m + n.pack(n.Tclunk, 7, 1), 8192, dotl)
+    if type == n.Tversion:                       # parse stops after a Tversion
+        assert fatal is None and used == len(m) and len(items) == 1
+        items, used2, fatal = n.parse(n.pack(n.Tclunk, 7, 1), 8192, dotl)
+        items = [(n.Tversion, 0x1234)] + items
+        used += used2
     assert fatal is None and used == len(m) + 11
     assert len(items) == 2 and items[0][1] == 0x1234 and items[1] == (n.Tclunk, 7, 1)
     if items[0][0] == n.BAD:
