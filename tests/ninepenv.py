@@ -40,6 +40,9 @@ class LoopIp(IpLayer):
     def ipoput(self, version, pkt, ttl, tos, rh):
         if version == 4 and pkt[16:19] == BLACKHOLE:
             return 0                   # routed, never answered
+        dst = V4 + bytes(pkt[16:20]) if version == 4 else bytes(pkt[24:40])
+        if not self.isself(dst):
+            return -1                  # no route
         proto = pkt[9] if version == 4 else pkt[6]
         self.sent += 1
         self.loop.call_soon(self.fs.iput, proto, bytes(pkt))

@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""9P server benchmark: `net9 serve --tun none` in its own process, driven
+over its unix socket by a raw pipelined client.
+
+1. small reads: Tread of tcp/0/status (offset 0, count 512) with 16
+   requests outstanding on one connection, for --seconds; reports
+   requests per second (the issue aims at >= 20,000).
+2. streaming: a TCP transfer inside net9 (loopback medium) between two
+   conversations: one connection writes --mbytes through the call's data
+   file in msize-24 Twrites, another reads the client's data file with
+   Treads of msize-24 until EOF; reports MB/s of the reader.
+
+    python bench/ninep.py [--seconds 5] [--mbytes 64] [--msize 131096]
+"""
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from net9 import ninep  # noqa: E402
+
+NOFID = ninep.NOFID
+
+
+class Client:
+    def __init__(self, path, msize):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.connect(path)
+        self.buf = bytearray()
+        self.tag = 0
+        self.s.sendall(ninep.pack(ninep.Tversion, 0xFFFF, msize, "9P2000"))
+        self.msize = self.recv()[2]
+        assert self.rpc(ninep.Tattach, 0, NOFID, os.environ.get("USER", "bench"), "")[0] == \
+            ninep.Rattach
+
+    def recvraw(self):
+        while True:
+            if len(self.buf) >= 4:
+                n = int.from_bytes(self.buf[:4], "little")
+                if len(self.buf) >= n:
+                    m = bytes(self.buf[:n])
+                    del self.buf[:n]
+                    return m
+            d = self.s.recv(1 << 20)
+            if not d:
+                raise EOFError
+            self.buf += d
+
+    def recv(self):
+        return ninep.unpackr(self.recvraw())
+
+    def rpc(self, type, *args):
+        self.tag = (self.tag + 1) % 0xFFFF
+        self.s.sendall(ninep.pack(type, self.tag, *args))
+        r = self.recv()
+        if r[0] == ninep.Rerror:
+            raise RuntimeError("%s: %r" % (r[2], args))
+        return r
+
+    def walkopen(self, fid, path, mode):
+        self.rpc(ninep.Twalk, 0, fid, [x for x in path.split("/") if x])
+        return self.rpc(ninep.Topen, fid, mode)
+
+
+def small_reads(path, seconds, depth=16):
+    c = Client(path, 8192)
+    c.walkopen(1, "tcp/clone", 2)
+    num = int(c.rpc(ninep.Tread, 1, 0, 100)[2])
+    c.walkopen(2, "tcp/%d/status" % num, 0)
+    msgs = [ninep.pack(ninep.Tread, t, 2, 0, 512) for t in range(depth)]
+    c.s.sendall(b"".join(msgs))
+    n = 0
+    t0 = time.perf_counter()
+    end = t0 + seconds
+    while True:
+        m = c.recvraw()
+        n += 1
+        if m[4] != ninep.Rread:
+            raise RuntimeError("bad reply %r" % ninep.unpackr(m))
+        tag = m[5] | (m[6] << 8)
+        if time.perf_counter() < end:
+            c.s.sendall(msgs[tag])
+        else:
+            depth -= 1
+            if depth == 0:
+                break
+    dt = time.perf_counter() - t0
+    c.s.close()
+    return n / dt
+
+
+def streaming(path, mbytes, msize):
+    rd = Client(path, msize)
+    wr = Client(path, msize)
+    io = rd.msize - ninep.IOHDRSZ
+    wr.walkopen(1, "tcp/clone", 2)
+    lnum = int(wr.rpc(ninep.Tread, 1, 0, 100)[2])
+    wr.rpc(ninep.Twrite, 1, 0, b"announce 17777")
+    rd.walkopen(1, "tcp/clone", 2)
+    cnum = int(rd.rpc(ninep.Tread, 1, 0, 100)[2])
+    rd.rpc(ninep.Twrite, 1, 0, b"connect 127.0.0.1!17777")
+    wr.walkopen(2, "tcp/%d/listen" % lnum, 2)
+    anum = int(wr.rpc(ninep.Tread, 2, 0, 100)[2])
+    wr.walkopen(3, "tcp/%d/data" % anum, 2)
+    rd.walkopen(3, "tcp/%d/data" % cnum, 0)
+    total = mbytes << 20
+    chunk = b"x" * (wr.msize - ninep.IOHDRSZ)
+
+    def writer():
+        left = total
+        while left > 0:
+            d = chunk[:min(left, len(chunk))]
+            wr.rpc(ninep.Twrite, 3, 0, d)
+            left -= len(d)
+        wr.rpc(ninep.Tclunk, 3)
+        wr.rpc(ninep.Tclunk, 2)
+    t0 = time.perf_counter()
+    th = threading.Thread(target=writer)
+    th.start()
+    got = 0
+    while True:
+        r = rd.rpc(ninep.Tread, 3, 0, io)
+        if not r[2]:
+            break
+        got += len(r[2])
+    dt = time.perf_counter() - t0
+    th.join()
+    if got != total:
+        raise RuntimeError("read %d of %d bytes" % (got, total))
+    return got / dt / 1e6
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--mbytes", type=int, default=64)
+    ap.add_argument("--msize", type=int, default=128 * 1024 + 24)
+    a = ap.parse_args()
+    d = tempfile.mkdtemp()
+    sock = os.path.join(d, "net9")
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(ninep.__file__)))
+    p = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(HERE), "cmd", "net9"),
+                          "serve", "--tun", "none", "--srv", "unix!" + sock],
+                         stderr=subprocess.DEVNULL, env=env)
+    try:
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        rps = small_reads(sock, a.seconds)
+        print("small reads (tcp/N/status, 16 outstanding, one connection): %.0f req/s" % rps)
+        mbs = streaming(sock, a.mbytes, a.msize)
+        print("streaming %d MB through data (msize %d reads, loopback TCP in net9): "
+              "%.1f MB/s" % (a.mbytes, a.msize, mbs))
+    finally:
+        p.terminate()
+        p.wait(10)
+
+
+if __name__ == "__main__":
+    main()
