@@ -161,8 +161,8 @@ def serve(tun, addrs, host_addrs, mtu, srvs, pcap, eve, netns, allow_remote, msi
         for s, h in old.items():
             signal.signal(s, h)
         say("stopping (signal %d): resetting connections" % (stopping[0] if stopping else 0))
-        srv.close()
         reset_conversations(st.fs)
+        srv.close()
         # let the resets go out
         try:
             st.loop.run(timeout=0.1)

@@ -143,8 +143,11 @@ class Conn:
         if self.closed:
             return
         if len(msg) > self.msize and self.version is not None:
-            # never larger than msize: a bug would otherwise break the client
-            raise AssertionError("reply of %d bytes > msize %d" % (len(msg), self.msize))
+            # never larger than msize (a bug if it happens): answer an error
+            self.server.log("%s: reply of %d bytes > msize %d" % (self.name, len(msg), self.msize))
+            tag = msg[5] | (msg[6] << 8)
+            msg = (ninep.rlerror(tag, errno.EIO) if self.dotl
+                   else ninep.rerror(tag, errors.Eio))
         self.out += msg
         self.server.dirty.add(self)
 
@@ -409,7 +412,11 @@ class Server:
 
     def woken(self, convs):
         """Re-check the requests parked on the woken conversations."""
-        self.netfs.woken(convs)
+        try:
+            self.netfs.woken(convs)
+        except Exception:               # a bug: log it, never stop the loop
+            import traceback
+            self.log("wake-up: %s" % traceback.format_exc())
         self.flushall()
 
     def _logwake(self):
