@@ -7,8 +7,9 @@ over its unix socket by a raw pipelined client.
    requests per second (the issue aims at >= 20,000).
 2. streaming: a TCP transfer inside net9 (loopback medium) between two
    conversations: one connection writes --mbytes through the call's data
-   file in msize-24 Twrites, another reads the client's data file with
-   Treads of msize-24 until EOF; reports MB/s of the reader.
+   file in msize-24 Twrites (4 outstanding), another reads the client's
+   data file with Treads of msize-24 (2 outstanding) until EOF; reports
+   MB/s of the reader.
 
     python bench/ninep.py [--seconds 5] [--mbytes 64] [--msize 131096]
 """
@@ -19,7 +20,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -113,26 +113,52 @@ def streaming(path, mbytes, msize):
     rd.walkopen(3, "tcp/%d/data" % cnum, 0)
     total = mbytes << 20
     chunk = b"x" * (wr.msize - ninep.IOHDRSZ)
-
-    def writer():
-        left = total
-        while left > 0:
-            d = chunk[:min(left, len(chunk))]
-            wr.rpc(ninep.Twrite, 3, 0, d)
-            left -= len(d)
-        wr.rpc(ninep.Tclunk, 3)
-        wr.rpc(ninep.Tclunk, 2)
+    # one thread, both connections: up to 4 Twrites and 2 Treads in flight
+    # (reads on one fid are answered in arrival order, as devip serialises
+    # the readers of a queue)
+    import selectors
+    sel = selectors.DefaultSelector()
+    sel.register(wr.s, selectors.EVENT_READ, "w")
+    sel.register(rd.s, selectors.EVENT_READ, "r")
+    sent = got = 0
+    wout = rout = 0
+    eof = False
     t0 = time.perf_counter()
-    th = threading.Thread(target=writer)
-    th.start()
-    got = 0
-    while True:
-        r = rd.rpc(ninep.Tread, 3, 0, io)
-        if not r[2]:
-            break
-        got += len(r[2])
+    wtag = rtag = 0
+    while not eof:
+        while wout < 4 and sent < total:
+            d = chunk[:min(total - sent, len(chunk))]
+            wtag = (wtag + 1) % 0xFFFF
+            wr.s.sendall(ninep.pack(ninep.Twrite, wtag, 3, 0, d))
+            sent += len(d)
+            wout += 1
+            if sent >= total:
+                wr.s.sendall(ninep.pack(ninep.Tclunk, 60000, 3)
+                             + ninep.pack(ninep.Tclunk, 60001, 2))
+                wout += 2
+        while rout < 2:
+            rtag = (rtag + 1) % 0xFFFF
+            rd.s.sendall(ninep.pack(ninep.Tread, rtag, 3, 0, io))
+            rout += 1
+        for key, _ in sel.select():
+            c = wr if key.data == "w" else rd
+            d = c.s.recv(1 << 20)
+            if not d:
+                raise EOFError
+            c.buf += d
+            while len(c.buf) >= 4 and len(c.buf) >= int.from_bytes(c.buf[:4], "little"):
+                m = c.recvraw()
+                if m[4] == ninep.Rerror:
+                    raise RuntimeError(ninep.unpackr(m))
+                if c is wr:
+                    wout -= 1
+                else:
+                    rout -= 1
+                    k = int.from_bytes(m[7:11], "little")
+                    if k == 0:
+                        eof = True
+                    got += k
     dt = time.perf_counter() - t0
-    th.join()
     if got != total:
         raise RuntimeError("read %d of %d bytes" % (got, total))
     return got / dt / 1e6
