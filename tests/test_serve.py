@@ -247,3 +247,51 @@ def test_serve_tun_in_netns_http_and_listen():
             http.wait()
         ns.close()
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_serve_ip_files_and_errors():
+    """The files rendered by net9.ip through the server, and their errors
+    (devip.md 10-12), as eve."""
+    d = tempfile.mkdtemp()
+    sock = os.path.join(d, "net9")
+    s = Serve("--tun", "none", "--srv", "unix!" + sock, "--eve", "glenda")
+    try:
+        c = attach(sock, "glenda")
+        c.walk(0, 1, "iproute")
+        c.open(1, ORDWR)
+        routes = c.read(1).decode()
+        assert re.search(r"^127\.0\.0\.0 +/104 127\.0\.0\.0 +4i +ifc +\d", routes, re.M)
+        for msg, err in ((b"", None), (b"bogus", "bad process or channel control request"),
+                         (b"add 10.1.0.0 255.255.0.0", "bad process or channel control request"),
+                         (b"add x 255.255.0.0 127.0.0.1", "bad ip address syntax")):
+            if err is None:
+                continue
+            with pytest.raises(py9p.RemoteError, match=re.escape(err)):
+                c.write(1, msg)
+        c.walk(0, 2, "ipselftab")
+        c.open(2)
+        assert re.search(r"^127\.0\.0\.1 +01 +4u", c.read(2).decode(), re.M)
+        c.walk(0, 3, "arp")
+        c.open(3, ORDWR)
+        assert c.read(3) == b""
+        with pytest.raises(py9p.RemoteError, match="bad arp"):
+            c.write(3, b"bogus")
+        # ipifc: the loopback interface is conversation 0; no announce there
+        c.walk(0, 4, "ipifc/0/status")
+        c.open(4)
+        assert c.read(4).startswith(b"device loopback maxtu ")
+        c.walk(0, 5, "ipifc/0/ctl")
+        c.open(5, ORDWR)
+        with pytest.raises(py9p.RemoteError, match="announce not supported"):
+            c.write(5, b"announce 80")
+        c.walk(0, 6, "ipifc/stats")
+        c.open(6)
+        assert c.read(6).decode().splitlines()[0].startswith("Forwarding: ")
+        c.walk(0, 7, "icmp/stats")
+        c.open(7)
+        assert c.read(7).decode().splitlines()[0].startswith("InMsgs: ")
+        c.close()
+        assert s.stop() == 0
+    finally:
+        s.stop(signal.SIGKILL)
+        shutil.rmtree(d, ignore_errors=True)
