@@ -374,7 +374,8 @@ cdef class Proto:
             self.closeconv(nc)
         c.owner = self.f.network
         c.perm = 0o660
-        c.multi = []
+        while c.multi:
+            self.leavemulti(c, c.multi[0][0], c.multi[0][1])
         self.pclose(c)
         c.state = Idle
         self.f.wake(c)
@@ -526,23 +527,35 @@ cdef class Proto:
         return ifc, ma
 
     def addmulti(self, Conv c, list f):
-        """Join a multicast group: recorded on the conversation for the IP
-        layer (ipifcaddmulti's checks: group must be multicast, of the
-        interface address's family)."""
+        """Join a multicast group (ipifcaddmulti): checked (the group must
+        be multicast, of the interface address's family), recorded on the
+        conversation, and made a self address of the interface that has
+        the interface address, when the IP layer keeps a self table."""
         ifc, ma = self.multigroup(c, f, errors.Eaddmulti)
         if not ipismulticast(ma):
             raise Net9Error(errors.Enotmulti)
         if _isv4(ma) != _isv4(ifc):
             raise Net9Error(errors.Eincompatmulti)
-        if (ma, ifc) not in c.multi:
-            c.multi.append((ma, ifc))
+        if (ma, ifc) in c.multi:
+            return
+        join = getattr(self.f.ip, "addmulti", None)
+        if join is not None:
+            join(ma, ifc)
+        c.multi.append((ma, ifc))
 
     def delmulti(self, Conv c, list f):
         ifc, ma = self.multigroup(c, f, errors.Edelmulti)
+        self.leavemulti(c, ma, ifc)
+
+    def leavemulti(self, Conv c, bytes ma, bytes ifc):
+        """ipifcdelmulti: forget one membership; nothing if not joined."""
         try:
             c.multi.remove((ma, ifc))
         except ValueError:
-            pass
+            return
+        leave = getattr(self.f.ip, "remmulti", None)
+        if leave is not None:
+            leave(ma, ifc)
 
     # ---- addresses and ports (devip.c) ----
 
