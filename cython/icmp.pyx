@@ -23,7 +23,7 @@ from net9.conv cimport Conv, Proto, Fs
 from net9.qio cimport Queue
 from net9.csum cimport csum_partial, csum_fold
 from net9.netlog cimport Logicmp
-from net9.ip cimport Ip, Ifc, Runi, Rbcast, Rmulti, FH
+from net9.ip cimport Ip, Ifc, Lifc, Runi, Rbcast, Rmulti, FH
 
 cdef bytes V4PFX = b"\0" * 10 + b"\xff\xff"
 cdef bytes IPnoaddr = b"\0" * 16
@@ -201,6 +201,96 @@ cdef int selftype(object ip, bytes a16):
     return Runi if ip.isself(a16) else 0
 
 
+cdef bint localonifc(object ip, bytes a):
+    # iplocalonifc(ifc, a) for the interface the datagram came in on
+    cdef Lifc l
+    if not isinstance(ip, Ip) or not isinstance((<Ip>ip).rcvifc, Ifc):
+        return 1
+    for l in (<Ifc>(<Ip>ip).rcvifc).lifcs:
+        if l.local == a:
+            return 1
+    return 0
+
+
+cdef Py_ssize_t bypasswrite(Proto self, Conv c, object data, int version) except -1:
+    # qwrite on a bypass queue: the data in chunks of at most 64 KiB, each
+    # handed to the kick routine at once
+    cdef Py_ssize_t n, off = 0, m
+    mv = memoryview(data).cast("B")
+    n = len(mv)
+    while True:
+        m = n - off
+        if m > 64 * 1024:
+            m = 64 * 1024
+        if version == 4:
+            icmpkick(<Icmp>self, c, mv[off:off + m])
+        else:
+            icmpkick6(<Icmp6>self, c, mv[off:off + m])
+        off += m
+        if off >= n:
+            break
+    return n
+
+
+cdef int icmpkick(Icmp self, Conv c, object m) except -1:
+    # icmpkick: each message written is an IP header area and an ICMP
+    # message; the kernel fills in addresses, protocol, id, checksum
+    cdef unsigned char *p
+    cdef Py_ssize_t n
+    b = bytearray(m)
+    n = len(b)
+    if n < ICMP_IPSIZE + ICMP_HDRSIZE:
+        return 0
+    p = <unsigned char*>PyByteArray_AS_STRING(b)
+    p[0] = 0x40
+    if p[20] <= Maxtype:
+        self.out_[p[20]] += 1
+    ra = c.remoteaddr
+    la = c.localaddr
+    memcpy(p + 16, bp(ra) + 12, 4)
+    memcpy(p + 12, bp(la) + 12, 4)
+    p[9] = IP_ICMPPROTO
+    hnputs(p + 24, c.lport)
+    p[22] = 0
+    p[23] = 0
+    hnputs(p + 22, cksum(p + 20, n - 20))
+    self.stats_[OutMsgs] += 1
+    self.f.ip.ipoput(V4, b, c.ttl, c.tos, None)
+    return 0
+
+
+cdef int icmpkick6(Icmp6 self, Conv c, object m) except -1:
+    # icmpkick6
+    cdef unsigned char *p
+    if c.ptcl == 6:
+        # headers: 8 unused bytes, local address, remote address
+        if len(m) < 40:
+            return 0
+        laddr = bytes(m[8:24])
+        raddr = bytes(m[24:40])
+        b = bytearray(40) + bytearray(m[40:])
+    else:
+        b = bytearray(m)
+    if len(b) < IPICMPSZ:
+        return 0
+    p = <unsigned char*>PyByteArray_AS_STRING(b)
+    if c.ptcl == 6:
+        memcpy(p + 24, bp(raddr), 16)
+        memcpy(p + 8, bp(laddr), 16)
+    else:
+        ra = c.remoteaddr
+        la = c.localaddr
+        memcpy(p + 24, bp(ra), 16)
+        memcpy(p + 8, bp(la), 16)
+        hnputs(p + 44, c.lport)
+    p[0] = 0x60
+    set_cksum6(b)
+    if p[40] <= Maxtype6:
+        self.out_[p[40]] += 1
+    self.f.ip.ipoput(V6, b, c.ttl, c.tos, None)
+    return 0
+
+
 cdef class Icmp(Proto):
     """ICMP (IP protocol 1): /net/icmp."""
 
@@ -234,6 +324,10 @@ cdef class Icmp(Proto):
         c.rq.msg = True
         c.wq = Queue(64 * 1024)
         c.wq.msg = True
+        cb = self.f.wakeconv(c)
+        c.rq.wakecb = cb
+        c.wq.wakecb = cb
+        c.eq.wakecb = cb
 
     cpdef object pconnect(self, Conv c, list argv):
         e = self.stdconnect(c, argv)
@@ -262,33 +356,20 @@ cdef class Icmp(Proto):
         c.lport = 0
 
     cpdef pkick(self, Conv c):
-        # icmpkick: each message written is an IP header area and an ICMP
-        # message; the kernel fills in addresses, protocol, id, checksum
-        cdef unsigned char *p
-        cdef Py_ssize_t n
+        # anything queued on wq by a caller that bypassed write()
         while (<Queue>c.wq).qlen() > 0:
             m = c.wq.read(1 << 16)
             if not m:
                 break
-            b = bytearray(m)
-            n = len(b)
-            if n < ICMP_IPSIZE + ICMP_HDRSIZE:
-                continue
-            p = <unsigned char*>PyByteArray_AS_STRING(b)
-            p[0] = 0x40
-            if p[20] <= Maxtype:
-                self.out_[p[20]] += 1
-            ra = c.remoteaddr
-            la = c.localaddr
-            memcpy(p + 16, bp(ra) + 12, 4)
-            memcpy(p + 12, bp(la) + 12, 4)
-            p[9] = IP_ICMPPROTO
-            hnputs(p + 24, c.lport)
-            p[22] = 0
-            p[23] = 0
-            hnputs(p + 22, cksum(p + 20, n - 20))
-            self.stats_[OutMsgs] += 1
-            self.f.ip.ipoput(V4, b, c.ttl, c.tos, None)
+            icmpkick(self, c, m)
+
+    cpdef Py_ssize_t write(self, Conv c, object data) except -1:
+        """A write to data: one ICMP message sent at once (icmp.c's write
+        queue is a bypass queue: never blocks, checks no hangup, so a
+        conversation hung up by an ICMP error still sends)."""
+        if c is None:
+            raise TypeError("no conversation")
+        return bypasswrite(self, c, data, 4)
 
     # -- sending errors --
 
@@ -514,6 +595,10 @@ cdef class Icmp6(Proto):
         c.rq.msg = True
         c.wq = Queue(64 * 1024)
         c.wq.msg = True
+        cb = self.f.wakeconv(c)
+        c.rq.wakecb = cb
+        c.wq.wakecb = cb
+        c.eq.wakecb = cb
         c.ptcl = 0
 
     cpdef object pconnect(self, Conv c, list argv):
@@ -550,37 +635,18 @@ cdef class Icmp6(Proto):
         c.lport = 0
 
     cpdef pkick(self, Conv c):
-        # icmpkick6
-        cdef unsigned char *p
         while (<Queue>c.wq).qlen() > 0:
             m = c.wq.read(1 << 16)
             if not m:
                 break
-            if c.ptcl == 6:
-                if len(m) < 40:
-                    continue
-                laddr = bytes(m[8:24])
-                raddr = bytes(m[24:40])
-                b = bytearray(40) + bytearray(m[40:])
-            else:
-                b = bytearray(m)
-            if len(b) < IPICMPSZ:
-                continue
-            p = <unsigned char*>PyByteArray_AS_STRING(b)
-            if c.ptcl == 6:
-                memcpy(p + 24, bp(raddr), 16)
-                memcpy(p + 8, bp(laddr), 16)
-            else:
-                ra = c.remoteaddr
-                la = c.localaddr
-                memcpy(p + 24, bp(ra), 16)
-                memcpy(p + 8, bp(la), 16)
-                hnputs(p + 44, c.lport)
-            p[0] = 0x60
-            set_cksum6(b)
-            if p[40] <= Maxtype6:
-                self.out_[p[40]] += 1
-            self.f.ip.ipoput(V6, b, c.ttl, c.tos, None)
+            icmpkick6(self, c, m)
+
+    cpdef Py_ssize_t write(self, Conv c, object data) except -1:
+        """A write to data: one ICMPv6 message sent at once (bypass queue,
+        as icmp.c's)."""
+        if c is None:
+            raise TypeError("no conversation")
+        return bypasswrite(self, c, data, 6)
 
     # -- sending errors --
 
@@ -832,6 +898,9 @@ cdef class Icmp6(Proto):
             addr = dst
         for s in self.conv:
             if s.inuse > 0 and s.lport == recid and (s.localaddr == dst or s.remoteaddr == addr):
+                # a conversation on a link-local address hears only its link
+                if islinklocal(s.laddr) and not localonifc(self.f.ip, s.localaddr):
+                    continue
                 if (<Queue>s.rq).qlen() < (<Queue>s.rq).limit:
                     (<Queue>s.rq).qpass(p, len(b))
                     self.f.wake(s)
