@@ -320,7 +320,7 @@ class Stack:
     exceptions from ip.input propagate (tests); otherwise they are counted
     (inputerrors) and logged to fs.log.
 
-    .fs .ip .tcp .icmp .loop .medium (the outermost TUN wrapper) .tun
+    .fs .ip .tcp .udp .icmp .loop .medium (the outermost TUN wrapper) .tun
     .ifc (its interface) .loifc  .now_ms()  run()/stop()/close()
     add_reader/remove_reader/call_soon/call_later (the loop's)
     watch(conv, fn) / unwatch(conv); wakehooks: fns called with each
@@ -337,12 +337,14 @@ class Stack:
                  strict: bool = False, create: bool = True, user: str = "none"):
         from net9.conv import Fs
         from net9.tcp import TcpProto
+        from net9.udp import UdpProto
         self.t0 = time.monotonic()
         self.fs = Fs(seed=seed, now=0, eve=user)
         self.ip = _make_ip(self.fs)
         if getattr(self.fs, "ip", None) is not self.ip:
             self.fs.ip = self.ip
         self.tcp = TcpProto(self.fs)
+        self.udp = UdpProto(self.fs)
         self.icmp = _make_icmp(self.fs)
         self.user = user
         self.strict = strict

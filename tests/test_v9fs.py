@@ -102,7 +102,7 @@ def test_v9fs_mount(version, tmp_path):
         # ls -l of the root: devip's order and modes
         top = out.split("## ls -l\n")[1].split("## order")[0].splitlines()
         names = [ln.split()[-1] for ln in top if ln and not ln.startswith("total")]
-        order = ["tcp", "ipifc", "icmp", "icmpv6", "arp", "bootp", "ndb", "iproute",
+        order = ["tcp", "udp", "ipifc", "icmp", "icmpv6", "arp", "bootp", "ndb", "iproute",
                  "ipselftab", "log"]
         assert names == sorted(order)
         # readdir order (find lists it unsorted): devip's
