@@ -5,7 +5,11 @@
                [--allow-remote] [-v]
 
 starts a stack and serves its /net over 9P, in the foreground, logging to
-standard error, until SIGINT or SIGTERM.  See net9(1)."""
+standard error, until SIGINT or SIGTERM.
+
+    net9 ping [-6alq] [-n COUNT] [-i MS] [-s SIZE] [-w MS] [--srv ADDR] HOST
+
+is Plan 9's ping through a running net9 serve (net9.ping).  See net9(1)."""
 
 from __future__ import annotations
 
@@ -173,6 +177,33 @@ def serve(tun, addrs, host_addrs, mtu, srvs, pcap, eve, netns, allow_remote, msi
             say("removed %s" % p)
         if tun is not None:
             say("removed TUN %s" % tun)
+
+
+@main.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-n", "count", default=32, show_default=True, type=click.IntRange(0),
+              help="echo requests to send")
+@click.option("-i", "interval", default=1000, show_default=True, type=click.IntRange(0),
+              help="milliseconds between requests (0: flood)")
+@click.option("-s", "size", default=64, show_default=True, type=int,
+              help="bytes per message, counting the IP header area (20, icmpv6 40)")
+@click.option("-w", "wait", default=5000, show_default=True, type=click.IntRange(0),
+              help="milliseconds to wait for replies after the last request")
+@click.option("-6", "v6", is_flag=True, help="use icmpv6")
+@click.option("-a", "addresses", is_flag=True, help="print the addresses of each reply")
+@click.option("-l", "lostonly", is_flag=True, help="print only lost messages")
+@click.option("-q", "quiet", is_flag=True, help="print nothing but errors")
+@click.option("--srv", default=None, metavar="ADDR",
+              help="the net9 serve to use: unix!PATH or tcp!HOST!PORT "
+                   "(default unix!/tmp/ns.$USER.$DISPLAY/net9)")
+@click.option("--user", default=None, metavar="USER", help="9P user name (default: yours)")
+@click.argument("host")
+def ping(count, interval, size, wait, v6, addresses, lostonly, quiet, srv, user, host):
+    """Plan 9's ping through a running net9 serve: icmp!HOST!1 in its /net."""
+    from net9.ping import ping as run
+    if user is None:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    sys.exit(run(host, count=count, interval=interval, size=size, srv=srv, v6=v6,
+                 quiet=quiet, addresses=addresses, lostonly=lostonly, wait=wait, uname=user))
 
 
 if __name__ == "__main__":

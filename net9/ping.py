@@ -1,0 +1,420 @@
+"""net9 ping: Plan 9's ping (9front sys/src/cmd/ip/ping.c) through a
+running `net9 serve`'s /net over 9P.
+
+It dials icmp!HOST!1 the way Plan 9's dial does (clone, a "connect HOST!1"
+ctl message, then data), writes echo requests of SIZE bytes counting the
+20-byte (icmpv6: 40-byte) IP header area the kernel fills in, reads the
+replies, whole datagrams IP header included, and prints what ping.c
+prints:
+
+    sending 3 64 byte messages 1000 ms apart to 10.9.0.1!1
+    0: rtt 152 µs, avg rtt 152 µs, ttl = 64
+    ...
+    1 out of 3 messages lost
+
+then, as a summary, "N sent, M received, L lost; rtt min/avg/max
+A/B/C µs".  The exit status is 1 when messages were lost (ping.c exits
+"lost messages"), 2 when it could not dial.
+
+Addresses are numeric (devip takes no names); a name is looked up with
+the host's resolver before dialing.  Like ping.c, an IPv4 dial that fails
+is tried again over icmpv6.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import random
+import select
+import socket
+import struct
+import time
+
+from net9 import ninep
+
+MAXMSG = 32            # ping.c: default count
+SLEEPMS = 1000         # default interval
+WAITMS = 5000          # waittime: how long to wait for stragglers
+NOTAG = 0xFFFF
+MINUTE_NS = 60 * 10**9
+
+
+class NinepError(Exception):
+    """An Rerror from the server: its text."""
+
+
+class Client:
+    """A small 9P2000 client over a stream socket: enough for /net (walk,
+    open, read, write, clunk), with requests answered out of order (a read
+    may stay outstanding while writes go)."""
+
+    def __init__(self, addr: str, msize: int = 128 * 1024 + 24, uname: str = "none",
+                 timeout: float = 10.0):
+        self.sock = dial9p(addr, timeout)
+        self.sock.setblocking(False)
+        self.buf = bytearray()
+        self.replies = {}
+        self.tags = 0
+        self.fids = 1
+        self.timeout = timeout
+        self.send(ninep.pack(ninep.Tversion, NOTAG, msize, "9P2000"))
+        r = self.wait(NOTAG)
+        if r[0] != ninep.Rversion or r[3] != "9P2000":
+            raise NinepError("server speaks %r, not 9P2000" % (r[3],))
+        self.msize = r[2]
+        self.root = 0
+        self.check(self.rpc(ninep.Tattach, self.root, ninep.NOFID, uname, ""))
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    # -- transport --
+
+    def send(self, msg: bytes):
+        view = memoryview(msg)
+        deadline = time.monotonic() + self.timeout
+        while view:
+            try:
+                n = self.sock.send(view)
+                view = view[n:]
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("9P server not reading")
+                select.select([], [self.sock], [], 0.1)
+
+    def poll(self, timeout: float) -> bool:
+        """Read what the server sent, waiting up to timeout seconds for
+        something; True when a reply was completed."""
+        got = False
+        r, _, _ = select.select([self.sock], [], [], max(0.0, timeout))
+        if not r:
+            return False
+        try:
+            d = self.sock.recv(1 << 20)
+        except BlockingIOError:
+            return False
+        if not d:
+            raise EOFError("the 9P server closed the connection")
+        self.buf += d
+        while len(self.buf) >= 4:
+            n = int.from_bytes(self.buf[:4], "little")
+            if len(self.buf) < n:
+                break
+            m = bytes(self.buf[:n])
+            del self.buf[:n]
+            r = ninep.unpackr(m)
+            self.replies[r[1]] = r
+            got = True
+        return got
+
+    def tag(self) -> int:
+        while True:
+            self.tags = (self.tags + 1) % NOTAG
+            if self.tags not in self.replies:
+                return self.tags
+
+    def start(self, type, *args) -> int:
+        t = self.tag()
+        self.send(ninep.pack(type, t, *args))
+        return t
+
+    def wait(self, tag, timeout=None):
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while tag not in self.replies:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no reply from the 9P server")
+            self.poll(left)
+        return self.replies.pop(tag)
+
+    def done(self, tag):
+        """The reply for tag if it came, else None."""
+        return self.replies.pop(tag, None)
+
+    def rpc(self, type, *args):
+        return self.wait(self.start(type, *args))
+
+    @staticmethod
+    def check(r):
+        if r[0] == ninep.Rerror:
+            raise NinepError(r[2])
+        return r
+
+    # -- files --
+
+    def newfid(self) -> int:
+        self.fids += 1
+        return self.fids
+
+    def walkopen(self, path: str, mode: int) -> int:
+        fid = self.newfid()
+        names = [x for x in path.split("/") if x]
+        r = self.check(self.rpc(ninep.Twalk, self.root, fid, names))
+        if len(r[2]) != len(names):
+            raise NinepError("file does not exist")
+        try:
+            self.check(self.rpc(ninep.Topen, fid, mode))
+        except NinepError:
+            self.clunk(fid)
+            raise
+        return fid
+
+    def read(self, fid, count=8192, offset=0) -> bytes:
+        return self.check(self.rpc(ninep.Tread, fid, offset, count))[2]
+
+    def write(self, fid, data, offset=0) -> int:
+        return self.check(self.rpc(ninep.Twrite, fid, offset, data))[2]
+
+    def clunk(self, fid):
+        try:
+            self.rpc(ninep.Tclunk, fid)
+        except (OSError, EOFError, TimeoutError):
+            pass
+
+
+def dial9p(addr: str, timeout: float) -> socket.socket:
+    """unix!PATH, tcp!HOST!PORT, or a bare path."""
+    parts = addr.split("!")
+    if parts[0] == "tcp" and len(parts) == 3:
+        return socket.create_connection((parts[1], int(parts[2])), timeout=timeout)
+    path = "!".join(parts[1:]) if parts[0] == "unix" else addr
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+class Dialed:
+    """A /net conversation opened like Plan 9's dial: ctl and data fids."""
+
+    def __init__(self, cl: Client, net: str, addr: str):
+        self.cl = cl
+        self.net = net
+        self.ctl = cl.walkopen("%s/clone" % net, 2)
+        try:
+            self.n = int(cl.read(self.ctl, 64).decode() or "-1")
+            self.dir = "%s/%d" % (net, self.n)
+            cl.write(self.ctl, ("connect %s" % addr).encode())
+            self.data = cl.walkopen(self.dir + "/data", 2)
+        except BaseException:
+            cl.clunk(self.ctl)
+            raise
+
+    def remote(self) -> str:
+        fid = self.cl.walkopen(self.dir + "/remote", 0)
+        try:
+            return self.cl.read(fid, 256).decode().strip()
+        finally:
+            self.cl.clunk(fid)
+
+    def close(self):
+        self.cl.clunk(self.data)
+        self.cl.clunk(self.ctl)
+
+
+def resolve(host: str, v6: bool):
+    """(address text, is v6) for host: a literal, or the resolver's."""
+    h = host
+    for pfx in ("icmp!", "icmpv6!"):
+        if h.startswith(pfx):
+            v6 = v6 or pfx == "icmpv6!"
+            h = h[len(pfx):]
+    h = h.split("!")[0]
+    try:
+        a = ipaddress.ip_address(h)
+        return str(a), a.version == 6 or v6
+    except ValueError:
+        pass
+    fam = socket.AF_INET6 if v6 else socket.AF_UNSPEC
+    infos = socket.getaddrinfo(h, None, fam, socket.SOCK_RAW)
+    infos.sort(key=lambda i: i[0] != socket.AF_INET)
+    a = ipaddress.ip_address(infos[0][4][0].split("%")[0])
+    return str(a), a.version == 6
+
+
+def ping(host: str, count: int = MAXMSG, interval: int = SLEEPMS, size: int = 64,
+         srv: str = None, v6: bool = False, quiet: bool = False, addresses: bool = False,
+         lostonly: bool = False, wait: int = WAITMS, out=None, uname: str = "none") -> int:
+    """Ping host through the /net served at srv; returns the exit status
+    (0 all answered, 1 some lost, 2 could not dial)."""
+    if out is None:
+        def out(s):
+            print(s, flush=True)
+    from net9.server import default_socket_path
+    srv = srv or "unix!" + default_socket_path()
+    try:
+        addr, v6 = resolve(host, v6)
+    except (OSError, UnicodeError) as e:
+        out("ping: %s: %s" % (host, e))
+        return 2
+    try:
+        cl = Client(srv, uname=uname)
+    except (OSError, EOFError, TimeoutError, NinepError, ninep.Malformed) as e:
+        out("ping: cannot reach the net9 server at %s: %s" % (srv, e))
+        return 2
+    try:
+        conv = None
+        for net in (("icmpv6",) if v6 else ("icmp", "icmpv6")):
+            try:
+                conv = Dialed(cl, net, "%s!1" % addr)
+                break
+            except NinepError as e:
+                err = e
+        if conv is None:
+            out("ping: couldn't dial: %s" % err)
+            return 2
+        return _run(cl, conv, conv.net.endswith("v6"), count, interval, size, quiet,
+                    addresses, lostonly, wait, out)
+    finally:
+        cl.close()
+
+
+def _run(cl, conv, v6, nmsg, interval, msglen, quiet, addresses, lostonly, waittime, out):
+    hsz = 40 if v6 else 20
+    echocmd, echoreply = (128, 129) if v6 else (8, 0)
+    # ping.c's bounds on the message size; an interval of 0 sends as fast
+    # as it can (ping.c's -f)
+    if msglen < hsz + 8:
+        msglen = hsz + 8
+    if msglen < 64:
+        msglen = 64
+    if msglen >= 64 * 1024:
+        msglen = 64 * 1024 - 1
+    if not quiet:
+        try:
+            raddr = conv.remote()
+        except NinepError:
+            raddr = "?"
+        out("sending %d %d byte messages %d ms apart to %s" % (nmsg, msglen, max(interval, 0), raddr))
+    buf = bytearray(msglen)
+    for i in range(hsz + 8, msglen):
+        buf[i] = i & 0xFF
+    buf[hsz] = echocmd
+    firstseq = seq = random.randrange(1 << 16)
+    reqs = {}            # seq -> [time_ns, replied]
+    order = []
+    rtts = []
+    lost = 0
+    rcvd = 0
+    sent = 0
+    total = 0
+    readtag = None
+    writetags = set()
+    nextsend = time.monotonic()
+    failed = None
+    deadline = None
+    while True:
+        now = time.monotonic()
+        if sent < nmsg and now >= nextsend and failed is None:
+            struct.pack_into("!H", buf, hsz + 6, seq)
+            reqs[seq] = [time.monotonic_ns(), False]
+            order.append(seq)
+            writetags.add(cl.start(ninep.Twrite, conv.data, 0, bytes(buf)))
+            seq = (seq + 1) & 0xFFFF
+            sent += 1
+            nextsend = now + interval / 1000.0
+            if sent == nmsg:
+                deadline = now + waittime / 1000.0
+        if readtag is None:
+            readtag = cl.start(ninep.Tread, conv.data, 0, 64 * 1024 + 512)
+        for t in list(writetags):
+            r = cl.done(t)
+            if r is not None:
+                writetags.discard(t)
+                if r[0] == ninep.Rerror and failed is None:
+                    failed = r[2]
+                    out("ping: write failed: %s" % r[2])
+                    deadline = time.monotonic() + waittime / 1000.0
+        r = cl.done(readtag)
+        if r is not None:
+            readtag = None
+            tnow = time.monotonic_ns()
+            if r[0] == ninep.Rerror:
+                # an ICMP error hung the conversation up: every read fails
+                out(r[2])
+                failed = failed or r[2]
+                break
+            d = r[2]
+            if len(d) == 0:
+                out("got eof")
+                break
+            if len(d) < msglen:
+                out("bad len %d/%d" % (len(d), msglen))
+                continue
+            if any(d[i] != (i & 0xFF) for i in range(hsz + 8, msglen)):
+                out("corrupted reply")
+            x = struct.unpack("!H", d[hsz + 6:hsz + 8])[0]
+            if d[hsz] != echoreply or d[hsz + 1] != 0:
+                out("bad type/code/sequence %d/%d/%d (want %d/%d/%d)" % (
+                    d[hsz], d[hsz + 1], x, echoreply, 0, x))
+                continue
+            q = reqs.get(x)
+            if q is None:
+                continue
+            ttl = d[7] if v6 else d[8]
+            rtt = (tnow - q[0]) // 1000
+            total += rtt
+            if not q[1]:
+                rcvd += 1
+                rtts.append(rtt)
+            q[1] = True
+            if not quiet and not lostonly:
+                if addresses:
+                    out("%d: %s -> %s rtt %d µs, avg rtt %d µs, ttl = %d" % (
+                        (x - firstseq) & 0xFFFF, _fmt(d, v6, 0), _fmt(d, v6, 1), rtt,
+                        total // rcvd, ttl))
+                else:
+                    out("%d: rtt %d µs, avg rtt %d µs, ttl = %d" % (
+                        (x - firstseq) & 0xFFFF, rtt, total // rcvd, ttl))
+            if rcvd == nmsg:
+                break
+            continue
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        waits = [0.5]
+        if sent < nmsg and failed is None:
+            waits.append(nextsend - time.monotonic())
+        if deadline is not None:
+            waits.append(deadline - time.monotonic())
+        cl.poll(max(0.0, min(waits)))
+    for s in order:
+        if not reqs[s][1]:
+            lost += 1
+            if not quiet:
+                out("lost %d" % ((s - firstseq) & 0xFFFF))
+    if readtag is not None:
+        # take the outstanding read back
+        try:
+            cl.wait(cl.start(ninep.Tflush, readtag), timeout=2)
+        except (OSError, EOFError, TimeoutError):
+            pass
+    try:
+        conv.close()
+    except (OSError, EOFError, TimeoutError):
+        pass
+    if not quiet and lost:
+        out("%d out of %d messages lost" % (lost, lost + rcvd))
+    if not quiet:
+        s = "%d sent, %d received, %d lost" % (sent, rcvd, lost)
+        if rtts:
+            s += "; rtt min/avg/max %d/%d/%d µs" % (min(rtts), sum(rtts) // len(rtts), max(rtts))
+        out(s)
+    if failed is not None and rcvd == 0:
+        return 1
+    return 1 if lost else 0
+
+
+def _fmt(d, v6, which):
+    if v6:
+        a = d[8:24] if which == 0 else d[24:40]
+        return str(ipaddress.IPv6Address(bytes(a)))
+    a = d[12:16] if which == 0 else d[16:20]
+    return str(ipaddress.IPv4Address(bytes(a)))
