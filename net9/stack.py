@@ -349,6 +349,7 @@ class Stack:
         self.user = user
         self.strict = strict
         self.inputerrors = 0
+        self.mediumerrors = 0           # media that failed and were detached
         self.lasterror = None
         self.loop = loop if loop is not None else Loop()
         self._ownloop = loop is None
@@ -403,9 +404,30 @@ class Stack:
         self._polled.append((medium, ifc))     # pending() / deadline()
         return ifc
 
+    def detach(self, medium) -> None:
+        """Stop reading medium (its interface stays, and sends to it are
+        still attempted)."""
+        fd = medium.fileno()
+        if fd is not None and fd >= 0:
+            self.loop.remove_reader(fd)
+        self._polled = [(m, i) for m, i in self._polled if m is not medium]
+
     def _input(self, medium, ifc) -> None:
         self.fs.now = self.now_ms()
-        pkts = medium.receive()
+        try:
+            pkts = medium.receive()
+        except OSError as e:
+            # a dead device (e.g. the TUN deleted under us: EBADFD) stays
+            # readable: stop polling it instead of spinning
+            self.mediumerrors += 1
+            self.lasterror = e
+            self.detach(medium)
+            log = self.fs.log
+            if log.mask & _LOGIP:
+                log.log(_LOGIP, "medium %s: %s; no longer read\n" % (getattr(medium, "name", "?"), e))
+            if self.strict:
+                raise
+            return
         if not pkts:
             return
         ipinput = self.ip.input

@@ -277,3 +277,51 @@ def test_watch_and_wakehooks():
         ln.close()
     finally:
         close_all(lp, a, b)
+
+
+class DeadMedium:
+    """A medium whose descriptor is always readable and whose receive()
+    fails, as a TUN deleted under the stack does (EBADFD)."""
+    name, hsize, mintu, maxtu = "dead", 0, 0, 1500
+
+    def __init__(self):
+        self.r, self.w = os.pipe()
+        os.write(self.w, b"x")
+        self.calls = 0
+
+    def fileno(self):
+        return self.r
+
+    def receive(self):
+        self.calls += 1
+        raise OSError(77, "tun read")
+
+    def transmit(self, pkt):
+        pass
+
+    def pending(self):
+        return False
+
+    def deadline(self):
+        return None
+
+    def close(self):
+        os.close(self.r)
+        os.close(self.w)
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_failing_medium_is_detached(strict):
+    m = DeadMedium()
+    st = Stack(tun=None, medium=m, addrs=["10.0.0.1/24"], loopback=False, strict=strict)
+    try:
+        if strict:
+            with pytest.raises(OSError):
+                st.run(timeout=0.2)
+        else:
+            assert st.run(until=lambda: False, timeout=0.2) is False
+        assert m.calls == 1 and st.mediumerrors == 1    # read once, then no longer polled
+        st.run(timeout=0.05)
+        assert m.calls == 1
+    finally:
+        st.close()
