@@ -49,7 +49,7 @@ setup(
     scripts=[p for p in glob.glob(os.path.join("cmd", "*")) if os.path.isfile(p)],
     data_files=manpages(),
     python_requires=">=3.9",
-    install_requires=["click>=8"],
+    install_requires=["click>=8", "pyroute2"],
     extras_require={"test": ["pytest", "hypothesis", "python-9p"]},
     zip_safe=False,
 )
