@@ -237,6 +237,7 @@ cdef class TcpProto(Proto):
     cdef const unsigned char *inp
     cdef object inobj
 
+    cdef unsigned long long curtick(self) noexcept
     cdef void tcpgo(self, Tcptimer t)
     cdef void tcphalt(self, Tcptimer t)
     cdef void timerstate(self, Tcptimer t, int newstate)

@@ -265,11 +265,23 @@ cdef class TcpProto(Proto):
                     self.nextexp = t.expire
         t.state = newstate
 
+    cdef inline unsigned long long curtick(self) noexcept:
+        """The tick that f.now falls in.  The layer above may move f.now
+        without calling Fs.advance while no timer is due (net9.stack does),
+        so self.ticks can lag behind the clock; timers are armed and read
+        against the clock, not against the last tick run."""
+        cdef int d = <int>(self.f.now - self.nexttick)
+        if d < 0:
+            return self.ticks
+        return self.ticks + <unsigned long long>(d // MSPTICK) + 1
+
     cdef void tcpgo(self, Tcptimer t):
+        cdef unsigned long long now
         if t is None or t.start == 0:
             return
+        now = self.curtick()
         if t.state == TcptimerON:
-            if t.prev is None and t.expire == self.ticks + <unsigned long long>t.start:
+            if t.prev is None and t.expire == now + <unsigned long long>t.start:
                 # re-armed within the same tick (each segment sent re-arms
                 # katimer): unlinking the head of its slot and linking it
                 # back would leave the wheel exactly as it is
@@ -277,19 +289,23 @@ cdef class TcpProto(Proto):
                 return
             self.timerstate(t, TcptimerOFF)
         t.count = t.start
-        t.expire = self.ticks + <unsigned long long>t.start
+        t.expire = now + <unsigned long long>t.start
         self.timerstate(t, TcptimerON)
 
     cdef void tcphalt(self, Tcptimer t):
         if t is None:
             return
         if t.state == TcptimerON:
-            t.count = <int>(t.expire - self.ticks)
+            t.count = self.timercount(t)
         self.timerstate(t, TcptimerOFF)
 
     cdef int timercount(self, Tcptimer t):
+        cdef unsigned long long now
         if t.state == TcptimerON:
-            return <int>(t.expire - self.ticks)
+            now = self.curtick()
+            if t.expire <= now:
+                return 0
+            return <int>(t.expire - now)
         return t.count
 
     cdef void tick(self):
@@ -967,7 +983,9 @@ cdef class TcpProto(Proto):
     cdef void limbosched(self, Limbo lp):
         """Arm lp's timer for the first tick at which limborexmit's test
         `now - lastsend >= (rexmits+1)*SYNACK_RXTIMER` holds."""
-        cdef int delta = <int>(lp.lastsend + (lp.rexmits + 1) * SYNACK_RXTIMER - self.nexttick)
+        # the time of tick curtick()+1, the first a new timer can fire at
+        cdef unsigned int first = self.nexttick + <unsigned int>((self.curtick() - self.ticks) * MSPTICK)
+        cdef int delta = <int>(lp.lastsend + (lp.rexmits + 1) * SYNACK_RXTIMER - first)
         cdef int t = 1
         if delta > 0:
             t = 1 + (delta + MSPTICK - 1) // MSPTICK
