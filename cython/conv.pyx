@@ -25,6 +25,7 @@ import random
 from net9 import errors
 from net9.errors import Net9Error
 from net9.ipaux import parseip, fmtip, parsecmd, ipismulticast, isv4 as _isv4
+from net9.ipaux import atoi as _atoi
 from net9.qio cimport Queue
 from net9.netlog cimport Netlog
 
@@ -802,19 +803,3 @@ cdef class Proto:
 
     cpdef object pnextdeadline(self):
         return None
-
-
-cdef int _atoi(str s):
-    """atoi: leading blanks, optional sign, digits; 0 when none."""
-    s = s.lstrip(" \t")
-    i = 0
-    sign = 1
-    if s[:1] in ("+", "-"):
-        sign = -1 if s[0] == "-" else 1
-        i = 1
-    j = i
-    while j < len(s) and "0" <= s[j] <= "9":
-        j += 1
-    if j == i:
-        return 0
-    return sign * int(s[i:j])

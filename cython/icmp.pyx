@@ -24,6 +24,7 @@ from net9.qio cimport Queue
 from net9.csum cimport csum_partial, csum_fold
 from net9.netlog cimport Logicmp
 from net9.ip cimport Ip, Ifc, Lifc, Runi, Rbcast, Rmulti, FH
+from net9.byteorder cimport nhgets, nhgetl, hnputs, hnputl
 
 cdef bytes V4PFX = b"\0" * 10 + b"\xff\xff"
 cdef bytes IPnoaddr = b"\0" * 16
@@ -139,23 +140,6 @@ unreachcode6 = [
     "icmp unreachable: unknown code",
 ]
 
-
-cdef inline unsigned int nhgets(const unsigned char *p) noexcept:
-    return (<unsigned int>p[0] << 8) | p[1]
-
-cdef inline unsigned int nhgetl(const unsigned char *p) noexcept:
-    return ((<unsigned int>p[0] << 24) | (<unsigned int>p[1] << 16)
-            | (<unsigned int>p[2] << 8) | p[3])
-
-cdef inline void hnputs(unsigned char *p, unsigned int v) noexcept:
-    p[0] = (v >> 8) & 0xff
-    p[1] = v & 0xff
-
-cdef inline void hnputl(unsigned char *p, unsigned int v) noexcept:
-    p[0] = (v >> 24) & 0xff
-    p[1] = (v >> 16) & 0xff
-    p[2] = (v >> 8) & 0xff
-    p[3] = v & 0xff
 
 cdef inline const unsigned char *bp(bytes b) noexcept:
     return <const unsigned char*>PyBytes_AS_STRING(b)

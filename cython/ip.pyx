@@ -35,10 +35,12 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from net9 import errors
 from net9.errors import Net9Error
 from net9.ipaux import parseip, fmtip, parsecmd
+from net9.ipaux import atoi as _atoi
 from net9.conv cimport Conv, Proto, Fs, IpLayer
 from net9.csum cimport csum_partial, csum_fold
 from net9.netlog cimport Logip
 from net9.qio cimport Queue
+from net9.byteorder cimport nhgets, nhgetl, hnputs, hnputl, isv4c, v4tov6c
 
 # ---------------------------------------------------------------------------
 # constants
@@ -118,29 +120,6 @@ cdef list classmask = [
 # ---------------------------------------------------------------------------
 # byte helpers
 
-cdef inline unsigned int nhgets(const unsigned char *p) noexcept:
-    return (<unsigned int>p[0] << 8) | p[1]
-
-cdef inline unsigned int nhgetl(const unsigned char *p) noexcept:
-    return ((<unsigned int>p[0] << 24) | (<unsigned int>p[1] << 16)
-            | (<unsigned int>p[2] << 8) | p[3])
-
-cdef inline void hnputs(unsigned char *p, unsigned int v) noexcept:
-    p[0] = (v >> 8) & 0xff
-    p[1] = v & 0xff
-
-cdef inline void hnputl(unsigned char *p, unsigned int v) noexcept:
-    p[0] = (v >> 24) & 0xff
-    p[1] = (v >> 16) & 0xff
-    p[2] = (v >> 8) & 0xff
-    p[3] = v & 0xff
-
-cdef inline bint isv4c(const unsigned char *a) noexcept:
-    return memcmp(a, <const char*>V4PFX, 12) == 0
-
-cdef inline void v4tov6c(unsigned char *v6, const unsigned char *v4) noexcept:
-    memcpy(v6, <const char*>V4PFX, 12)
-    memcpy(v6 + 12, v4, 4)
 
 cdef inline bint maskeq(const unsigned char *x, const unsigned char *a,
                         const unsigned char *m) noexcept:
@@ -398,24 +377,6 @@ def parseroutetype(str s):
         else:
             return -1
     return type
-
-
-cdef int _atoi(str s):
-    s = s.lstrip(" \t")
-    i = 0
-    sign = 1
-    if s[:1] in ("+", "-"):
-        sign = -1 if s[0] == "-" else 1
-        i = 1
-    j = i
-    while j < len(s) and "0" <= s[j] <= "9":
-        j += 1
-    if j == i:
-        return 0
-    v = int(s[i:j])
-    if v > 0x7fffffff:
-        v = 0x7fffffff
-    return sign * v
 
 
 cdef long _strtoul(str s):

@@ -468,3 +468,47 @@ def parsecmd(s):
     if z >= 0:
         s = s[:z]
     return _tokenize(s)
+
+
+def atoi(s):
+    """Plan 9's atoi (libc atol): blanks and tabs, an optional sign (blanks
+    may follow it), then 0x/0X hex, a leading 0 for octal, or decimal; stops
+    at the first character that does not fit; 0 when there are no digits.
+    The result wraps to 32 bits like Plan 9's long."""
+    cdef bytes b = _cstr(s)
+    cdef Py_ssize_t i = 0, n = len(b)
+    cdef long long v = 0
+    cdef bint neg = 0
+    cdef int c, d
+    while i < n and (b[i] == 0x20 or b[i] == 0x09):
+        i += 1
+    if i < n and (b[i] == 0x2d or b[i] == 0x2b):
+        neg = b[i] == 0x2d
+        i += 1
+        while i < n and (b[i] == 0x20 or b[i] == 0x09):
+            i += 1
+    if i + 1 < n and b[i] == 0x30 and (b[i + 1] == 0x78 or b[i + 1] == 0x58):
+        i += 2
+        while i < n:
+            c = b[i]
+            if 0x30 <= c <= 0x39:
+                d = c - 0x30
+            elif 0x61 <= c <= 0x66:
+                d = c - 0x61 + 10
+            elif 0x41 <= c <= 0x46:
+                d = c - 0x41 + 10
+            else:
+                break
+            v = (v * 16 + d) & 0xffffffff
+            i += 1
+    elif i + 1 < n and b[i] == 0x30:
+        while i < n and 0x30 <= b[i] <= 0x37:
+            v = (v * 8 + b[i] - 0x30) & 0xffffffff
+            i += 1
+    else:
+        while i < n and 0x30 <= b[i] <= 0x39:
+            v = (v * 10 + b[i] - 0x30) & 0xffffffff
+            i += 1
+    if neg:
+        v = (-v) & 0xffffffff
+    return _wrap32(v)

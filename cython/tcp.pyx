@@ -27,12 +27,14 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from net9 import errors
 from net9.errors import Net9Error
 from net9.ipaux import fmtip
+from net9.ipaux import atoi as _atoi
 from net9.csum cimport csum_partial, csum_fold
 from net9.conv cimport (Conv, Proto, Fs, IpLayer, V4, V6, Idle, Announcing, Announced,
                         Connecting, Connected, MAXTTL, DFLTTOS)
 from net9.conv import Nchans
 from net9.qio cimport Queue
 from net9.netlog cimport Logtcp, Logtcpwin, Logtcprxmt
+from net9.byteorder cimport nhgets, nhgetl, hnputs, hnputl, isv4c as isv4, v4tov6c as v4tov6
 
 # stats and states, Python-visible
 tcpstates = ("Closed", "Listen", "Syn_sent", "Syn_received",
@@ -83,31 +85,6 @@ cdef inline bint seq_gt(unsigned int x, unsigned int y) noexcept:
 cdef inline bint seq_ge(unsigned int x, unsigned int y) noexcept:
     return <int>(x - y) >= 0
 
-cdef inline unsigned int nhgets(const unsigned char *p) noexcept:
-    return (<unsigned int>p[0] << 8) | p[1]
-
-cdef inline unsigned int nhgetl(const unsigned char *p) noexcept:
-    return ((<unsigned int>p[0] << 24) | (<unsigned int>p[1] << 16)
-            | (<unsigned int>p[2] << 8) | p[3])
-
-cdef inline void hnputs(unsigned char *p, unsigned int v) noexcept:
-    p[0] = (v >> 8) & 0xFF
-    p[1] = v & 0xFF
-
-cdef inline void hnputl(unsigned char *p, unsigned int v) noexcept:
-    p[0] = (v >> 24) & 0xFF
-    p[1] = (v >> 16) & 0xFF
-    p[2] = (v >> 8) & 0xFF
-    p[3] = v & 0xFF
-
-cdef inline bint isv4(const unsigned char *a) noexcept:
-    return memcmp(a, <const char*>v4prefix, 12) == 0
-
-cdef inline void v4tov6(unsigned char *v6, const unsigned char *v4) noexcept:
-    memset(v6, 0, 10)
-    v6[10] = 0xff
-    v6[11] = 0xff
-    memcpy(v6 + 12, v4, 4)
 
 cdef inline int hashipa(const unsigned char *a, unsigned int p) noexcept:
     return (a[14] + a[15] + p) & LHTMASK
@@ -2298,21 +2275,3 @@ cdef void initialwindow(Tcpctl tcb):
         tcb.cwind = 4380
     else:
         tcb.cwind = 2 * tcb.mss
-
-
-cdef long _atoi(str s):
-    s = s.lstrip(" \t")
-    i = 0
-    sign = 1
-    if s[:1] in ("+", "-"):
-        sign = -1 if s[0] == "-" else 1
-        i = 1
-    j = i
-    while j < len(s) and "0" <= s[j] <= "9":
-        j += 1
-    if j == i:
-        return 0
-    v = int(s[i:j])
-    if v > 0x7FFFFFFF:
-        v = 0x7FFFFFFF
-    return sign * v

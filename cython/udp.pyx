@@ -39,6 +39,7 @@ from net9.conv cimport (Conv, Proto, Fs, IpLayer, V4, V6, Idle, Announced, Conne
 from net9.qio cimport Queue
 from net9.netlog cimport Logudp, Logudpmsg
 from net9.ip cimport Ip, Ifc, Lifc, Runi, Rbcast, Rmulti
+from net9.byteorder cimport nhgets, hnputs, isv4c, v4tov6c
 
 cdef bytes IPnoaddr = b"\0" * 16
 cdef unsigned char noaddr[16]
@@ -50,20 +51,6 @@ statnames = ("InDatagrams", "NoPorts", "InErrors", "OutDatagrams")
 CONST = dict(IP_UDPPROTO=IP_UDPPROTO, UDP_USEAD7=UDP_USEAD7, UDP_RQLIMIT=UDP_RQLIMIT,
              Maxatomic=Maxatomic)
 
-
-cdef inline unsigned int nhgets(const unsigned char *p) noexcept:
-    return (<unsigned int>p[0] << 8) | p[1]
-
-cdef inline void hnputs(unsigned char *p, unsigned int v) noexcept:
-    p[0] = (v >> 8) & 0xff
-    p[1] = v & 0xff
-
-cdef inline bint isv4c(const unsigned char *a) noexcept:
-    return memcmp(a, <const char*>V4PFX, 12) == 0
-
-cdef inline void v4tov6c(unsigned char *v6, const unsigned char *v4) noexcept:
-    memcpy(v6, <const char*>V4PFX, 12)
-    memcpy(v6 + 12, v4, 4)
 
 cdef inline bytes b16(const unsigned char *a):
     return PyBytes_FromStringAndSize(<const char*>a, 16)

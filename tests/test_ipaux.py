@@ -243,3 +243,14 @@ def test_tokenize_quoted_roundtrip(words):
     # quoting every word the way Plan 9's quotestrfmt does gives them back
     text = " ".join("'" + w.replace("'", "''") + "'" for w in words)
     assert tokenize(text) == words
+
+
+@pytest.mark.parametrize("text,value", [
+    ("", 0), ("x", 0), ("42", 42), ("  42abc", 42), ("\t-7", -7), ("- 7", -7),
+    ("+12", 12), ("0x1F", 31), ("0X10", 16), ("010", 8), ("09", 0), ("0", 0),
+    ("1000", 1000), ("4294967296", 0), ("2147483648", -2147483648),
+])
+def test_atoi_is_plan9_atol(text, value):
+    # libc atol: blanks, sign (blanks may follow), 0x hex, 0 octal, decimal;
+    # 32-bit long
+    assert ipaux.atoi(text) == value
