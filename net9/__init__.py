@@ -1,4 +1,21 @@
 """net9: Plan 9's /net on Linux, over a userspace TCP/IP stack whose TCP is
-a port of 9front's tcp.c (see ../shared/seeds/tcp.c)."""
+a port of 9front's tcp.c (see ../shared/seeds/tcp.c).
+
+The dial(2) API (net9.dial module; see its docstring):
+
+    net9.dial(addr, local=None, srv=, netdir=, user=, timeout=)  -> Conn
+    net9.announce(addr, ...)                                      -> Announcement
+    net9.listen(ann) -> Call    net9.accept(call) -> Conn
+    net9.reject(call, cause)    net9.hangup(conv)
+    net9.Net(srv=, netdir=, user=)   one connection to /net for several
+"""
 
 __version__ = "0.1.0"
+
+try:
+    # binds the name dial to the function (the submodule stays importable
+    # as "from net9.dial import ..." through sys.modules)
+    from net9.dial import (dial, announce, listen, accept, reject, hangup,  # noqa: F401
+                           Net, Conn, Announcement, Call, AddrError, ServerUnreachable)
+except ImportError:         # a source checkout without the compiled modules
+    pass

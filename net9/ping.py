@@ -24,172 +24,18 @@ is tried again over icmpv6.
 from __future__ import annotations
 
 import ipaddress
-import os
 import random
-import select
 import socket
 import struct
 import time
 
 from net9 import ninep
+from net9.client import Client, NinepError, dial9p  # noqa: F401 (re-exported)
 
 MAXMSG = 32            # ping.c: default count
 SLEEPMS = 1000         # default interval
 WAITMS = 5000          # waittime: how long to wait for stragglers
-NOTAG = 0xFFFF
 MINUTE_NS = 60 * 10**9
-
-
-class NinepError(Exception):
-    """An Rerror from the server: its text."""
-
-
-class Client:
-    """A small 9P2000 client over a stream socket: enough for /net (walk,
-    open, read, write, clunk), with requests answered out of order (a read
-    may stay outstanding while writes go)."""
-
-    def __init__(self, addr: str, msize: int = 128 * 1024 + 24, uname: str = "none",
-                 timeout: float = 10.0):
-        self.sock = dial9p(addr, timeout)
-        self.sock.setblocking(False)
-        self.buf = bytearray()
-        self.replies = {}
-        self.tags = 0
-        self.fids = 1
-        self.timeout = timeout
-        self.send(ninep.pack(ninep.Tversion, NOTAG, msize, "9P2000"))
-        r = self.wait(NOTAG)
-        if r[0] != ninep.Rversion or r[3] != "9P2000":
-            raise NinepError("server speaks %r, not 9P2000" % (r[3],))
-        self.msize = r[2]
-        self.root = 0
-        self.check(self.rpc(ninep.Tattach, self.root, ninep.NOFID, uname, ""))
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    # -- transport --
-
-    def send(self, msg: bytes):
-        view = memoryview(msg)
-        deadline = time.monotonic() + self.timeout
-        while view:
-            try:
-                n = self.sock.send(view)
-                view = view[n:]
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("9P server not reading")
-                select.select([], [self.sock], [], 0.1)
-
-    def poll(self, timeout: float) -> bool:
-        """Read what the server sent, waiting up to timeout seconds for
-        something; True when a reply was completed."""
-        got = False
-        r, _, _ = select.select([self.sock], [], [], max(0.0, timeout))
-        if not r:
-            return False
-        try:
-            d = self.sock.recv(1 << 20)
-        except BlockingIOError:
-            return False
-        if not d:
-            raise EOFError("the 9P server closed the connection")
-        self.buf += d
-        while len(self.buf) >= 4:
-            n = int.from_bytes(self.buf[:4], "little")
-            if len(self.buf) < n:
-                break
-            m = bytes(self.buf[:n])
-            del self.buf[:n]
-            r = ninep.unpackr(m)
-            self.replies[r[1]] = r
-            got = True
-        return got
-
-    def tag(self) -> int:
-        while True:
-            self.tags = (self.tags + 1) % NOTAG
-            if self.tags not in self.replies:
-                return self.tags
-
-    def start(self, type, *args) -> int:
-        t = self.tag()
-        self.send(ninep.pack(type, t, *args))
-        return t
-
-    def wait(self, tag, timeout=None):
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        while tag not in self.replies:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("no reply from the 9P server")
-            self.poll(left)
-        return self.replies.pop(tag)
-
-    def done(self, tag):
-        """The reply for tag if it came, else None."""
-        return self.replies.pop(tag, None)
-
-    def rpc(self, type, *args):
-        return self.wait(self.start(type, *args))
-
-    @staticmethod
-    def check(r):
-        if r[0] == ninep.Rerror:
-            raise NinepError(r[2])
-        return r
-
-    # -- files --
-
-    def newfid(self) -> int:
-        self.fids += 1
-        return self.fids
-
-    def walkopen(self, path: str, mode: int) -> int:
-        fid = self.newfid()
-        names = [x for x in path.split("/") if x]
-        r = self.check(self.rpc(ninep.Twalk, self.root, fid, names))
-        if len(r[2]) != len(names):
-            raise NinepError("file does not exist")
-        try:
-            self.check(self.rpc(ninep.Topen, fid, mode))
-        except NinepError:
-            self.clunk(fid)
-            raise
-        return fid
-
-    def read(self, fid, count=8192, offset=0) -> bytes:
-        return self.check(self.rpc(ninep.Tread, fid, offset, count))[2]
-
-    def write(self, fid, data, offset=0) -> int:
-        return self.check(self.rpc(ninep.Twrite, fid, offset, data))[2]
-
-    def clunk(self, fid):
-        try:
-            self.rpc(ninep.Tclunk, fid)
-        except (OSError, EOFError, TimeoutError):
-            pass
-
-
-def dial9p(addr: str, timeout: float) -> socket.socket:
-    """unix!PATH, tcp!HOST!PORT, or a bare path."""
-    parts = addr.split("!")
-    if parts[0] == "tcp" and len(parts) == 3:
-        return socket.create_connection((parts[1], int(parts[2])), timeout=timeout)
-    path = "!".join(parts[1:]) if parts[0] == "unix" else addr
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.connect(path)
-    except OSError:
-        s.close()
-        raise
-    return s
 
 
 class Dialed:
