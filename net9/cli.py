@@ -306,9 +306,15 @@ def opennet(srv, user, netdir=None):
     return Net(srv=srv, netdir=netdir, user=user)
 
 
+def binstream(f):
+    """The binary stream under a text one (sys.stdin, sys.stdout; also
+    under click's test runner)."""
+    return getattr(f, "buffer", f)
+
+
 def stdin_chunks(size=65536):
     """Standard input as it arrives (one read each, like read(2))."""
-    inp = click.get_binary_stream("stdin")
+    inp = binstream(sys.stdin)
     try:
         fd = inp.fileno()
     except (AttributeError, OSError, ValueError):
@@ -360,7 +366,7 @@ def dial(srv, user, netdir, local, quit_, timeout, verbose, addr):
         conn.settimeout(None)
         if verbose:
             say("connected to %s from %s (%s)" % (conn.remote, conn.local, conn.dir))
-        out = click.get_binary_stream("stdout")
+        out = binstream(sys.stdout)
         problems = []
 
         def pump():
@@ -563,7 +569,7 @@ def netstat(srv, user, interfaces, numeric, protos, netdir):
     a mounted /net to read instead of talking 9P."""
     from net9.dial import port_name
     net = opennet(srv, user, netdir)
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     try:
         if interfaces:
             for ln in ifclines(net):
@@ -646,7 +652,7 @@ def stats(srv, user, netdir, protos):
     """Print /net/PROTO/stats (every protocol's, each under a
     "==> PROTO/stats <==" header, when no PROTO is given)."""
     net = opennet(srv, user, netdir)
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     try:
         have = [n for n, _, isdir in net.ls("") if isdir]
         for p in protos:
@@ -714,7 +720,7 @@ def ls_(srv, user, long, paths):
     like plan9port's 9p ls."""
     from net9.client import NinepError, OREAD
     cl = ninep_client(srv, user)
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     try:
         for path in paths or ("",):
             p = ninepath(path)
@@ -746,7 +752,7 @@ def cat_(srv, user, paths):
     arrives, until end of file), like plan9port's 9p read."""
     from net9.client import NinepError, OREAD
     cl = ninep_client(srv, user)
-    out = click.get_binary_stream("stdout")
+    out = binstream(sys.stdout)
     try:
         for path in paths:
             try:
@@ -809,8 +815,8 @@ def rdwr_(srv, user, path):
     conversation that lives while net9 rdwr runs."""
     from net9.client import NinepError, ORDWR
     cl = ninep_client(srv, user)
-    out = click.get_text_stream("stdout")
-    inp = click.get_text_stream("stdin")
+    out = sys.stdout
+    inp = sys.stdin
     try:
         try:
             fid = cl.walkopen(ninepath(path), ORDWR)
