@@ -118,6 +118,7 @@ cdef class Proto:
     cdef void iphtadd(self, Conv c)
     cdef void iphtrem(self, Conv c)
     cdef Conv iphtlook(self, const unsigned char *sa, int sp, const unsigned char *da, int dp)
+    cdef Conv advconv(self, object pkt)        # the conversation an ICMP error's quote names
 
     # devip generic layer
     cpdef Conv clone(self, str owner)          # Fsprotoclone; Net9Error(Enodev)

@@ -19,6 +19,7 @@ inuse, gc).
 
 from libc.string cimport memcpy, memcmp, memset
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 
 import random
 
@@ -28,6 +29,7 @@ from net9.ipaux import parseip, fmtip, parsecmd, ipismulticast, isv4 as _isv4
 from net9.ipaux import atoi as _atoi
 from net9.qio cimport Queue
 from net9.netlog cimport Netlog
+from net9.byteorder cimport nhgets, v4tov6c
 
 cdef bytes IPnoaddr = b"\0" * 16
 cdef unsigned char noaddr[16]
@@ -299,6 +301,42 @@ cdef class Proto:
                 return c
             c = c.hnext
         return None
+
+    cdef Conv advconv(self, object pkt):
+        """The conversation that sent the datagram an ICMP error quotes
+        (pkt: its IP header and at least the first 4 bytes of transport
+        header, the ports): iphtlook with source and destination reversed.
+        None when the quote is too short or neither IPv4 nor IPv6."""
+        cdef Py_buffer view
+        cdef const unsigned char *p
+        cdef unsigned char source[16]
+        cdef unsigned char dest[16]
+        cdef int hl
+        cdef int psource, pdest
+        PyObject_GetBuffer(pkt, &view, PyBUF_SIMPLE)
+        try:
+            p = <const unsigned char*>view.buf
+            if view.len < 1:
+                return None
+            if (p[0] & 0xf0) == 0x40:
+                hl = (p[0] & 0x0f) * 4
+                if hl < 20 or view.len < hl + 4:
+                    return None
+                v4tov6c(dest, p + 16)
+                v4tov6c(source, p + 12)
+            elif (p[0] & 0xf0) == 0x60:
+                hl = 40
+                if view.len < hl + 4:
+                    return None
+                memcpy(dest, p + 24, 16)
+                memcpy(source, p + 8, 16)
+            else:
+                return None
+            psource = nhgets(p + hl)
+            pdest = nhgets(p + hl + 2)
+        finally:
+            PyBuffer_Release(&view)
+        return self.iphtlook(dest, pdest, source, psource)
 
     def lookup(self, bytes raddr, int rport, bytes laddr, int lport):
         """iphtlook from Python (tests, the layer above)."""

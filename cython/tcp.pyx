@@ -2061,38 +2061,9 @@ cdef class TcpProto(Proto):
     cpdef advise(self, object pkt, str msg):
         """tcpadvise: an ICMP error about a datagram we sent (pkt: its IP
         header and at least the first 8 bytes of TCP)."""
-        cdef Py_buffer view
-        cdef const unsigned char *p
-        cdef unsigned char source[16]
-        cdef unsigned char dest[16]
-        cdef int psource, pdest, hl
-        cdef Conv s
-        PyObject_GetBuffer(pkt, &view, PyBUF_SIMPLE)
-        try:
-            p = <const unsigned char*>view.buf
-            if view.len < 1:
-                return
-            if (p[0] & 0xF0) == 0x40:
-                hl = (p[0] & 0x0F) * 4
-                if hl < 20 or view.len < hl + 4:
-                    return
-                v4tov6(dest, p + 16)
-                v4tov6(source, p + 12)
-            elif (p[0] & 0xF0) == 0x60:
-                hl = 40
-                if view.len < hl + 4:
-                    return
-                memcpy(dest, p + 24, 16)
-                memcpy(source, p + 8, 16)
-            else:
-                return
-            psource = nhgets(p + hl)
-            pdest = nhgets(p + hl + 2)
-        finally:
-            PyBuffer_Release(&view)
         # Look for a connection (source/dest reversed; this is the
         # original packet we sent)
-        s = self.iphtlook(dest, pdest, source, psource)
+        cdef Conv s = self.advconv(pkt)
         if s is None:
             return
         if s.ignoreadvice or s.state == Idle:

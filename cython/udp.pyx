@@ -529,42 +529,13 @@ cdef class UdpProto(Proto):
         """udpadvise: pkt is the datagram we sent (IP header and at least
         the ports) as quoted by an ICMP error; the connected conversation
         that sent it has its queues hung up with msg."""
-        cdef Py_buffer view
-        cdef const unsigned char *p
-        cdef unsigned char source[16]
-        cdef unsigned char dest[16]
-        cdef int psource, pdest, hl
-        cdef Conv s
-        PyObject_GetBuffer(pkt, &view, PyBUF_SIMPLE)
-        try:
-            p = <const unsigned char*>view.buf
-            if view.len < 1:
-                return
-            if (p[0] & 0xf0) == 0x40:
-                hl = (p[0] & 0x0f) * 4
-                if hl < 20 or view.len < hl + 4:
-                    return
-                v4tov6c(dest, p + 16)
-                v4tov6c(source, p + 12)
-            else:
-                hl = UDP6_IPHDR_SZ
-                if view.len < hl + 4:
-                    return
-                memcpy(dest, p + 24, 16)
-                memcpy(source, p + 8, 16)
-            psource = nhgets(p + hl)
-            pdest = nhgets(p + hl + 2)
-        finally:
-            PyBuffer_Release(&view)
-        # look for the conversation (source/dest reversed: this is the
-        # datagram we sent)
-        s = self.iphtlook(dest, pdest, source, psource)
+        cdef Conv s = self.advconv(pkt)
         if s is None or s.match != IPmatchexact:
             return
         if s.ignoreadvice or s.state == Announced:
             return
         if self.f.log.mask & Logudp:
-            self.f.log.log(Logudp, "udp: advise %s!%d: %s\n" % (fmtip(b16(dest)), pdest, msg))
+            self.f.log.log(Logudp, "udp: advise %s!%d: %s\n" % (fmtip(s.remoteaddr), s.rport, msg))
         s.rq.hangup(msg)
         s.wq.hangup(msg)
         self.f.wake(s)
