@@ -51,6 +51,10 @@ cdef enum:
 
     TCPREXMTTHRESH = 3
 
+    # beyond tcp.c: challenge ACKs sent per conversation per second
+    # (RFC 5961 section 7 asks for a throttle)
+    CHALLENGEMAX = 10
+
     FORCE = 1
     CLONE = 2
     RETRAN = 4
@@ -216,6 +220,10 @@ cdef class Tcpctl:
     cdef public unsigned int timeuna
     cdef public int nochecksum
     cdef public int flgcnt
+    # challenge ACKs (RFC 5961 section 7 throttle): start of the current
+    # one-second window and ACKs sent in it
+    cdef public unsigned int chacktime
+    cdef public int chackcnt
     cdef void zero(self)
     cdef void copyfrom(self, Tcpctl o)
 
@@ -276,6 +284,7 @@ cdef class TcpProto(Proto):
     cdef int tcpiput(self, const unsigned char *p, Py_ssize_t n) except -1
     cdef void tcpoutput(self, Conv s)
     cdef int tcpsendka(self, Conv s) except? -2
+    cdef int tcpchallengeack(self, Conv s) except? -2
     cdef void tcpsetkacounter(self, Tcpctl tcb)
     cdef void tcpkeepalive(self, Conv s)
     cdef void tcprxmit(self, Conv s)

@@ -151,6 +151,8 @@ cdef class Tcpctl:
         self.sndsyntime = self.time = self.timeuna = 0
         self.nochecksum = 0
         self.flgcnt = 0
+        self.chacktime = 0
+        self.chackcnt = 0
         for t in (self.timer, self.acktimer, self.rtt_timer, self.katimer):
             (<Tcptimer>t).start = 0
             (<Tcptimer>t).count = 0
@@ -181,6 +183,7 @@ cdef class Tcpctl:
         self.kacounter = o.kacounter; self.sndsyntime = o.sndsyntime
         self.time = o.time; self.timeuna = o.timeuna
         self.nochecksum = o.nochecksum; self.flgcnt = o.flgcnt
+        self.chacktime = o.chacktime; self.chackcnt = o.chackcnt
         self.timer.start = o.timer.start; self.timer.count = o.timer.count
         self.acktimer.start = o.acktimer.start; self.acktimer.count = o.acktimer.count
         self.rtt_timer.start = o.rtt_timer.start; self.rtt_timer.count = o.rtt_timer.count
@@ -1452,11 +1455,31 @@ cdef class TcpProto(Proto):
             if seg.flags & ACK:
                 self.tcpsynackrtt(s)
 
+        # DEVIATION: a SYN in a synchronized state.  tcp.c gives it to
+        # tcptrim like any segment: out of the window, update() takes the
+        # ACK field of a segment that may carry no ACK (snd.una jumps to a
+        # random value, flgcnt is spent on a FIN never sent, and the
+        # connection stalls sending FIN|ACKs); in the window, the SYN is
+        # queued or passed as data.  One spoofed SYN with the 4-tuple did
+        # it, with no sequence number to guess.  RFC 9293 section 3.10.7.4
+        # (fourth check) and RFC 5961 section 4.2: whatever its sequence
+        # number, answer a SYN with a challenge ACK
+        # <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and drop it.  (A RST|SYN is
+        # left to the RST rules below, which RFC 9293 checks first.)
+        if tcb.state >= Established and (seg.flags & SYN) and (seg.flags & RST) == 0:
+            if self.f.log.mask & Logtcp:
+                self.f.log.log(Logtcp, "tcp: syn in %s from %s!%d seq %d: challenge ack\n" % (
+                    tcpstates[tcb.state], fmtip(s.remoteaddr), s.rport, seg.seq))
+            self.tcpchallengeack(s)
+            return A_DONE
+
         # One DOS attack is to open connections to us and then forget about
         # them, thereby tying up a conv at no long term cost to the attacker.
         # This is an attempt to defeat these stateless DOS attacks.  See
         # corresponding code in tcpsendka().
-        if tcb.state != Syn_received and (seg.flags & RST) == 0:
+        # DEVIATION: only a segment with ACK set has an acknowledgment field
+        # to judge (RFC 9293 section 3.1); tcp.c read seg.ack regardless.
+        if tcb.state != Syn_received and (seg.flags & RST) == 0 and (seg.flags & ACK):
             if (self.tcpporthogdefense
                     and seq_within(seg.ack, tcb.snd_una - (1u << 31), tcb.snd_una - (1u << 29))):
                 if self.f.log.mask & Logtcp:
@@ -1473,7 +1496,14 @@ cdef class TcpProto(Proto):
                     self.f.log.log(Logtcp, "tcp: trim: !inwind: seq %d-%d win %d-%d l %d from %s\n" % (
                         seg.seq, seg.seq + length - 1, tcb.rcv_nxt, tcb.rcv_nxt + tcb.rcv_wnd - 1,
                         length, fmtip(s.remoteaddr)))
-            self.update(s, &seg)
+            # DEVIATION: tcp.c runs update() on every unacceptable segment,
+            # ACK bit or not and whatever it acknowledges.  RFC 9293 section
+            # 3.10.7.4: the acknowledgment field counts only with ACK set, and
+            # an ACK of something not yet sent (SEG.ACK > SND.NXT) is
+            # dropped; tcp.c's use of valid ACKs here (zero-window probes
+            # answered by the peer) is kept.
+            if ackable(tcb, &seg):
+                self.update(s, &seg)
             if s.wq.len + tcb.flgcnt == 0 and tcb.state == Closing:
                 self.tcphalt(tcb.rtt_timer)
                 self.tcphalt(tcb.acktimer)
@@ -1494,7 +1524,17 @@ cdef class TcpProto(Proto):
         # queue the data in the resequence queue
         if seg.seq != tcb.rcv_nxt:
             if length != 0 or (seg.flags & (SYN | FIN)):
-                self.update(s, &seg)
+                # DEVIATION: as above, and a segment without ACK is not
+                # queued: tcp.c would drop it when it came off the queue
+                # (RFC 9293 section 3.10.7.4: "if the ACK bit is off, drop
+                # the segment"), after it had taken room there.
+                if (seg.flags & ACK) == 0:
+                    return A_DONE
+                if ackable(tcb, &seg):
+                    self.update(s, &seg)
+                elif seg.flags & ACK:
+                    tcb.flags |= FORCE
+                    return A_OUTPUT
                 if self.addreseq(tcb, &seg, dp, length) < 0:
                     if self.f.log.mask & Logtcp:
                         self.f.log.log(Logtcp, "reseq %s.%d -> %s.%d\n" % (
@@ -1521,6 +1561,16 @@ cdef class TcpProto(Proto):
 
             if (seg.flags & ACK) == 0:
                 return A_RAISE
+
+            # DEVIATION: RFC 9293 section 3.10.7.4 (fifth check): an ACK of
+            # something not yet sent is answered with an ACK and dropped;
+            # tcp.c's update() took it, moving snd.una past snd.nxt.
+            if tcb.state != Syn_received and seq_gt(seg.ack, tcb.snd_nxt):
+                if self.f.log.mask & Logtcp:
+                    self.f.log.log(Logtcp, "tcp: ack %d beyond snd.nxt %d from %s!%d\n" % (
+                        seg.ack, tcb.snd_nxt, fmtip(s.remoteaddr), s.rport))
+                tcb.flags |= FORCE
+                return A_OUTPUT
 
             if tcb.state == Syn_received:
                 if not seq_within(seg.ack, tcb.snd_una + 1, tcb.snd_nxt):
@@ -1813,6 +1863,38 @@ cdef class TcpProto(Proto):
             hbp = self.htontcp4(&seg, s, None, 0, dlen, zerobyte, tcb)
             return self.f.ip.ipoput(V4, hbp, s.ttl, s.tos, s)
         hbp = self.htontcp6(&seg, s, None, 0, dlen, zerobyte, tcb)
+        return self.f.ip.ipoput(V6, hbp, s.ttl, s.tos, s)
+
+    cdef int tcpchallengeack(self, Conv s) except? -2:
+        """Beyond tcp.c: RFC 5961 section 4.2's challenge ACK
+        <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, at most CHALLENGEMAX per second
+        per conversation (section 7's throttle, kept per conversation so
+        that one connection's count tells nothing of another's).  Built
+        directly, as tcpsendka is: tcpoutput sends nothing in Finwait2 and
+        would send queued data instead of the bare ACK."""
+        cdef Tcp seg
+        cdef Tcpctl tcb = <Tcpctl>s.ptcl
+        cdef unsigned int now = nowms(self.f)
+        if <unsigned int>(now - tcb.chacktime) >= 1000:
+            tcb.chacktime = now
+            tcb.chackcnt = 0
+        if tcb.chackcnt >= CHALLENGEMAX:
+            return 0
+        tcb.chackcnt += 1
+        memset(&seg, 0, sizeof(seg))
+        seg.source = s.lport
+        seg.dest = s.rport
+        seg.flags = ACK
+        seg.seq = tcb.snd_nxt
+        seg.ack = tcb.rcv_nxt
+        self.tcprcvwin(s)
+        seg.wnd = tcb.rcv_wnd
+        tcb.rcv_ackptr = seg.ack
+        self.stats_[OutSegs] += 1
+        if isv4(s.raddr):
+            hbp = self.htontcp4(&seg, s, None, 0, 0, NULL, tcb)
+            return self.f.ip.ipoput(V4, hbp, s.ttl, s.tos, s)
+        hbp = self.htontcp6(&seg, s, None, 0, 0, NULL, tcb)
         return self.f.ip.ipoput(V6, hbp, s.ttl, s.tos, s)
 
     cdef void tcpsetkacounter(self, Tcpctl tcb):
@@ -2204,6 +2286,13 @@ cdef enum:
     A_DONE = 0
     A_OUTPUT = 1
     A_RAISE = 2
+
+
+cdef inline bint ackable(Tcpctl tcb, Tcp *seg) noexcept:
+    """Beyond tcp.c: may update() take this segment's acknowledgment?
+    It must carry ACK and acknowledge nothing beyond snd.nxt (RFC 9293
+    section 3.10.7.4)."""
+    return (seg.flags & ACK) != 0 and seq_le(seg.ack, tcb.snd_nxt)
 
 
 cdef inline bint inwindow(Tcpctl tcb, unsigned int seq) noexcept:
