@@ -1890,7 +1890,8 @@ cdef class TcpProto(Proto):
         self.tcprcvwin(s)
         seg.wnd = tcb.rcv_wnd
         tcb.rcv_ackptr = seg.ack
-        self.stats_[OutSegs] += 1
+        # (not counted in OutSegs: tcp.c counts only tcpoutput's segments,
+        # not tcpsendka's or sndsynack's)
         if isv4(s.raddr):
             hbp = self.htontcp4(&seg, s, None, 0, 0, NULL, tcb)
             return self.f.ip.ipoput(V4, hbp, s.ttl, s.tos, s)

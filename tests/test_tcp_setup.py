@@ -457,10 +457,15 @@ def test_syn_flood():
     L = listen(P.tcpb)
     nconv_b = len(P.tcpb.conv)
     P.wire.advance(1000)
+    in0, out0 = P.tcpb.stat("InSegs"), P.tcpb.stat("OutSegs")
     for a, p in keys:
         P.b.inject(build(a, "10.0.0.2", p, 80, seq=p * 1000, flags="S",
                          options={"mss": 1460, "ws": 4}))
         assert P.tcpb.limbocount() <= Maxlimbo + NLHT - 1
+    # every SYN is counted in and answered with a SYN-ACK (below), but
+    # tcp.c counts OutSegs only in tcpoutput: limbo's SYN-ACKs are not
+    assert P.tcpb.stat("InSegs") - in0 == nsyn
+    assert P.tcpb.stat("OutSegs") == out0
     exp_n, exp_calls = limbo_model(keys)
     assert P.tcpb.limbocount() == exp_n
     assert {(r[0], r[1]) for r in P.tcpb.limbolist()} == exp_calls
