@@ -113,6 +113,10 @@ cdef class Proto:
     cdef public int ptclsize
     cdef public int nextrport          # restricted port cursor (600..1023)
     cdef list ht                       # Nipht buckets: Conv chains via hnext
+    # beyond devip: conversations one owner may hold in this protocol at
+    # once (in use: cloned, opened, or waiting calls of its listeners);
+    # 0 is devip's "no limit".  Past it, clone fails with Enodev.
+    cdef public int maxperuser
 
     # Ipht (ipaux.c)
     cdef void iphtadd(self, Conv c)
@@ -122,6 +126,8 @@ cdef class Proto:
 
     # devip generic layer
     cpdef Conv clone(self, str owner)          # Fsprotoclone; Net9Error(Enodev)
+    cpdef int owned(self, str owner)           # conversations in use owned by owner
+    cpdef checkowner(self, str owner)          # Net9Error(Enodev) when owner is at maxperuser
     cpdef Conv newcall(self, Conv c, bytes raddr, int rport, bytes laddr, int lport, int version)
     cpdef connected(self, Conv c, object msg)  # Fsconnected
     cpdef Conv takecall(self, Conv c)          # first incoming call or None (listen)

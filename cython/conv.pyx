@@ -353,6 +353,7 @@ cdef class Proto:
         Net9Error("no free devices")."""
         cdef Conv c = None
         cdef Conv x
+        self.checkowner(owner)
         while True:
             for x in self.conv:
                 if x.inuse == 0 and not self.pinuse(x):
@@ -388,6 +389,22 @@ cdef class Proto:
         c.wq.reopen()
         c.eq.reopen()
         return c
+
+    cpdef int owned(self, str owner):
+        cdef Conv x
+        cdef int n = 0
+        for x in self.conv:
+            if x.inuse > 0 and x.owner == owner:
+                n += 1
+        return n
+
+    cpdef checkowner(self, str owner):
+        """Beyond devip (which lets one user take every conversation):
+        refuse a new conversation for owner when it already holds
+        maxperuser of this protocol's."""
+        if self.maxperuser > 0 and owner != self.f.network:
+            if self.owned(owner) >= self.maxperuser:
+                raise Net9Error(errors.Enodev)
 
     cpdef incref(self, Conv c):
         if c is None:

@@ -103,8 +103,12 @@ def main():
 @click.option("--allow-remote", is_flag=True,
               help="allow tcp!ADDR!PORT on a non-loopback address (9P has no authentication)")
 @click.option("--msize", default=None, type=int, help="largest 9P message offered")
+@click.option("--maxconv-per-user", "maxconv_per_user", default=0, type=click.IntRange(0),
+              metavar="N",
+              help="conversations one user may hold per protocol (default 0: no limit, as devip)")
 @click.option("-v", "--verbose", count=True, help="log 9P connections (-vv: more)")
-def serve(tun, addrs, host_addrs, mtu, srvs, pcap, eve, netns, allow_remote, msize, verbose):
+def serve(tun, addrs, host_addrs, mtu, srvs, pcap, eve, netns, allow_remote, msize, verbose,
+          maxconv_per_user):
     """Start a stack and serve its /net over 9P until SIGINT or SIGTERM."""
     if eve is None:
         eve = pwd.getpwuid(os.geteuid()).pw_name
@@ -130,6 +134,10 @@ def serve(tun, addrs, host_addrs, mtu, srvs, pcap, eve, netns, allow_remote, msi
     except Exception as e:
         say("cannot start the stack: %s" % e)
         sys.exit(1)
+    if maxconv_per_user:
+        for p in st.fs.protos.values():
+            p.maxperuser = maxconv_per_user
+        say("at most %d conversations per user and protocol" % maxconv_per_user)
     if tun is not None:
         say("created TUN %s%s (MTU %d): net9 is %s, Linux is %s" % (
             tun, " in namespace " + netns if netns else "", mtu, " ".join(addrs),

@@ -420,6 +420,8 @@ class NetFs:
         elif t in (Qctl, Qdata, Qerr):
             p, c = self.convof(path)
             self.convperm(fid, c, acc)
+            if c.inuse == 0:
+                p.checkowner(fid.uname)     # it becomes fid.uname's
             p.incref(c)
             if c.inuse == 1:
                 c.owner = fid.uname

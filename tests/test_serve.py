@@ -295,3 +295,35 @@ def test_serve_ip_files_and_errors():
     finally:
         s.stop(signal.SIGKILL)
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_serve_maxconv_per_user():
+    """--maxconv-per-user N: the N+1st clone of one user and protocol gets
+    devip's "no free devices"; another user, or another protocol, is not
+    held back."""
+    d = tempfile.mkdtemp()
+    sock = os.path.join(d, "net9")
+    s = Serve("--tun", "none", "--srv", "unix!" + sock, "--maxconv-per-user", "2")
+    try:
+        s.expect(r"at most 2 conversations per user and protocol")
+        a = attach(sock, "alice")
+        b = attach(sock, "bob")
+        for fid in (1, 2):
+            a.walk(0, fid, "tcp/clone")
+            a.open(fid, ORDWR)
+        a.walk(0, 3, "tcp/clone")
+        with pytest.raises(py9p.RemoteError, match="no free devices"):
+            a.open(3, ORDWR)
+        a.walk(0, 4, "udp/clone")
+        a.open(4, ORDWR)
+        b.walk(0, 1, "tcp/clone")
+        b.open(1, ORDWR)
+        a.clunk(1)
+        a.walk(0, 5, "tcp/clone")
+        a.open(5, ORDWR)
+        a.close()
+        b.close()
+        assert s.stop() == 0
+    finally:
+        s.stop(signal.SIGKILL)
+        shutil.rmtree(d, ignore_errors=True)
