@@ -37,6 +37,7 @@ from net9.netfs import (NetFs, Fid, Wait, QID, TYPE, PROTO, qidtype, QTDIR,
 DEFAULT_MSIZE = 128 * 1024 + ninep.IOHDRSZ
 MAXIN = 16 << 20            # largest T-message accepted (py9p ignores msize on writes)
 OUTHIGH = 4 << 20           # stop reading a client that does not read its replies
+FINISHTIME = 10             # seconds a client at end of file has to read the last replies
 
 NOFID = ninep.NOFID
 NO32 = 0xFFFFFFFF
@@ -135,6 +136,7 @@ class Conn:
         self.closed = False
         self.reading = False
         self.writing = False
+        self.eof = False               # the client sent its last byte: close once replies are out
         self.nreq = 0
 
     # ---- output ---------------------------------------------------------------
@@ -173,6 +175,9 @@ class Conn:
             return
         if n:
             del self.out[:n]
+        if self.eof and not self.out:
+            self.server.drop(self)
+            return
         lp = self.server.loop
         if self.out and not self.writing:
             self.writing = True
@@ -183,7 +188,7 @@ class Conn:
         if len(self.out) > OUTHIGH and self.reading:
             self.reading = False
             lp.remove_reader(self.rfd)
-        elif len(self.out) <= OUTHIGH and not self.reading:
+        elif len(self.out) <= OUTHIGH and not self.reading and not self.eof:
             self.reading = True
             lp.add_reader(self.rfd, self.onreadable)
 
@@ -201,7 +206,7 @@ class Conn:
         except OSError:
             data = b""
         if not data:
-            srv.drop(self)
+            srv.finish(self)
             srv.flushall()
             return
         self.inbuf += data
@@ -214,14 +219,16 @@ class Conn:
                 if self.closed:
                     break
                 srv.handle(self, it)
-            # parse stops after a Tversion: go on in the new dialect
-            if (fatal is not None or self.closed or not items
-                    or items[-1][0] != ninep.Tversion or len(self.inbuf) < 4):
+            # parse stops after a message of Tversion's type (well formed
+            # or not): go on, in the new dialect if it changed.  (Stopping
+            # only after a well-formed one left whole messages unparsed
+            # until more input came: a client waiting for their replies
+            # hung.)
+            if fatal is not None or self.closed or not used or len(self.inbuf) < 4:
                 break
         if fatal is not None and not self.closed:
             srv.log("%s: %s; closing the connection" % (self.name, fatal))
-            self.flush()
-            srv.drop(self)
+            srv.finish(self)
         srv.flushall()
 
 
@@ -375,6 +382,27 @@ class Server:
             except OSError:
                 pass
         self.log("%s: gone" % c.name)
+
+    def finish(self, c):
+        """The client has sent all it will (end of file, or a message the
+        connection cannot go on after): stop reading, abort its parked
+        requests and clunk its fids as drop does, but let the replies
+        already made go out first (a client that half-closes still reads
+        them); drop when they are out, or after FINISHTIME seconds."""
+        if c.closed or c.eof:
+            return
+        c.eof = True
+        if c.reading:
+            c.reading = False
+            self.loop.remove_reader(c.rfd)
+        self.reset(c)
+        if not c.out:
+            self.drop(c)
+            return
+        self.dirty.add(c)
+        later = getattr(self.loop, "call_later", None)
+        if later is not None:
+            later(FINISHTIME, self.drop, c)
 
     def reset(self, c):
         """Abort every parked request and clunk every fid (Tversion, drop)."""

@@ -573,6 +573,31 @@ def test_malformed_input(env):
     assert x.rpc(n.Tattach, 0, n.NOFID, "u", "")[0] == n.Rerror
 
 
+def test_malformed_tversion_does_not_hold_back_what_follows(env):
+    """A message of Tversion's type that does not decode, with whole
+    messages behind it in the same write: each is answered at once (they
+    waited for the client's next write, and a client waiting for the
+    replies hung)."""
+    r = session(env)
+    bad = struct.pack("<IBH", 7 + 3, 100, 9) + b"\x01\x02\x03"
+    r.send(bad + n.pack(n.Tstat, 10, 0) + n.pack(n.Tclunk, 11, 77))
+    assert r.recv(9)[0] == n.Rerror
+    assert r.recv(10)[0] == n.Rstat
+    assert r.recv(11)[0] == n.Rerror
+
+
+def test_replies_reach_a_client_that_half_closed(env):
+    """Requests followed by end of file (shutdown(SHUT_WR)): the replies
+    already made still go out before the server closes."""
+    r = session(env)
+    r.send(b"".join(n.pack(n.Tstat, 100 + i, 0) for i in range(8000)))
+    r.s.shutdown(socket.SHUT_WR)
+    got = [r.recv(100 + i)[0] for i in range(8000)]
+    assert got == [n.Rstat] * 8000
+    with pytest.raises(EOFError):
+        r.recvraw()
+
+
 def test_msize_and_versions(env):
     r = Raw(env)
     v = r.version(1 << 30, "9P2000.u")
