@@ -160,6 +160,7 @@ cdef class Proto:
     cpdef pclose(self, Conv c)
     cpdef pkick(self, Conv c)                   # after a data write
     cpdef prcvkick(self, Conv c)                # a read cleared receive flow control
+    cpdef prcvread(self, Conv c)                # beyond devip: any other read that took data
     cpdef str pstats(self)
     cpdef bint pinuse(self, Conv c)
     cpdef int pgc(self)

@@ -781,6 +781,8 @@ cdef class Proto:
         if c.rq.kicked:
             c.rq.kicked = 0
             self.prcvkick(c)
+        elif data:
+            self.prcvread(c)
         return data
 
     cpdef Py_ssize_t write(self, Conv c, object data) except -1:
@@ -836,6 +838,9 @@ cdef class Proto:
         pass
 
     cpdef prcvkick(self, Conv c):
+        pass
+
+    cpdef prcvread(self, Conv c):
         pass
 
     cpdef str pstats(self):

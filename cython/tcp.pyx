@@ -489,6 +489,31 @@ cdef class TcpProto(Proto):
     cpdef prcvkick(self, Conv c):
         self.tcpacktimer(c)
 
+    cpdef prcvread(self, Conv c):
+        """DEVIATION: a window update when the reader frees room.  tcp.c
+        sends one only when a read takes the queue out of flow control
+        (qio's Qflow, set at qlen >= limit: prcvkick), but the advertised
+        window closes earlier, once less than one unit of the window scale
+        is left (tcprcvwin's rcv.blocked) or less than an MSS: the queue
+        then sits at limit - 8 without Qflow, the reader drains it, and
+        the sender learns of the room only from its persist timer, 200 ms
+        later on Linux, again and again.  RFC 9293 section 3.8.6.2.2 (RFC
+        1122 section 4.2.3.3): once the window can grow by
+        min(RCV.BUFF / 2, MSS) past what was last offered, offer it."""
+        cdef Tcpctl tcb = <Tcpctl>c.ptcl
+        cdef int w, grow, need
+        if tcb.state == Closed or tcb.state == Listen or tcb.state == Syn_sent:
+            return
+        if not tcb.rcv_blocked and tcb.rcv_wnd >= tcb.mss:
+            return
+        w = <int>tcb.window - <int>c.rq.len
+        grow = w - <int>tcb.rcv_wnd
+        need = <int>tcb.window // 2
+        if need > tcb.mss:
+            need = tcb.mss
+        if grow >= need:
+            self.tcpacktimer(c)
+
     cdef void tcprcvwin(self, Conv s):
         cdef Tcpctl tcb = <Tcpctl>s.ptcl
         cdef int w = <int>tcb.window - <int>s.rq.len

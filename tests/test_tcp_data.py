@@ -696,23 +696,31 @@ def test_zero_window_probing(noscale):
             assert post.flags & 4 and post.snd_wnd == 0          # RETRAN
             assert post.backedoff == MAXBACKMS // 4
     assert max(e[3].backedoff for e in probing) == MAXBACKMS // 4 + 64000
-    # now b reads.  Reading does not reopen the window (no segment) until
-    # the queue falls below half its limit: then read kicks the protocol
-    # (prcvkick -> tcpacktimer), which sends the window update at once.
+    # now b reads.  In tcp.c reading reopens the window only once the queue
+    # falls below half its limit (read kicks the protocol: prcvkick ->
+    # tcpacktimer).  DEVIATION (net9's prcvread, RFC 9293 3.8.6.2.2): a
+    # read that frees min(window/2, MSS) while the offered window is shut
+    # sends the update at once; smaller reads send nothing.
     got = bytearray()
-    n1 = window - window // 2 - 1000           # leaves window//2 + 1000 queued
     k = len(P.wire.capture)
-    assert P.tcpb.read(s, n1) == data[:n1]
-    assert len(P.wire.capture) == k
-    got += data[:n1]
+    small = tb.mss // 2
+    assert P.tcpb.read(s, small) == data[:small]
+    assert len(P.wire.capture) == k            # not worth offering yet
+    got += data[:small]
+    n1 = window - window // 2 - 1000 - small   # leaves window//2 + 1000 queued
     dack = P.tcpb.stat("Delayack")
-    x = P.tcpb.read(s, 2000)                   # below limit/2 now
-    got += x
+    assert P.tcpb.read(s, n1) == data[small:small + n1]
+    got += data[small:small + n1]
     upd = [sim.parse(p) for (t, sn, _, p) in P.wire.capture[k:]]
     assert len(upd) == 1 and upd[0].src == P.baddr and upd[0].ack == una
-    assert len(s.rq) == window // 2 - 1000
+    assert len(s.rq) == window // 2 + 1000
     assert upd[0].window << tb.snd_scale == window - len(s.rq) == tb.rcv_wnd
     assert P.tcpb.stat("Delayack") == dack     # FORCEd by tcpacktimer
+    # falling below half the limit later (tcp.c's kick) sends one more
+    k = len(P.wire.capture)
+    got += P.tcpb.read(s, 2000)
+    assert len(s.rq) == window // 2 - 1000
+    assert len([p for (t, sn, _, p) in P.wire.capture[k:] if sn == "b"]) <= 1
     # the transfer completes, byte-identical
     assert P.wire.run(until=lambda: (readall(P.tcpb, s, got), len(got) == len(data))[1],
                       max_ms=60_000)
@@ -720,6 +728,43 @@ def test_zero_window_probing(noscale):
     assert P.wire.run(until=lambda: ta.snd_una == ta.snd_nxt, max_ms=10_000)
     for ev in rec.events:
         check_event(ev)
+
+
+@pytest.mark.parametrize("left", [8, 15, 700])
+def test_window_reopened_by_read_without_flow(left):
+    """The stall of the path benchmark: the receive queue holds limit - 8
+    bytes (less than one unit of the window scale, or less than an MSS,
+    is left), so the offered window is 0 or tiny but the queue never
+    reached its limit (no Qflow, so tcp.c's read never kicks).  Draining
+    it must send the window update at once; tcp.c left the sender to its
+    persist timer (200 ms on Linux, 300 ms+ here) on every such cycle."""
+    P = sim.pair(seed=9)
+    lis, c, s = establish(P)
+    ta, tb = P.tcpa.tcb(c), P.tcpb.tcb(s)
+    window = QMAX << 4
+    data = random.Random(9).randbytes(window - left)
+    P.tcpa.write(c, data)
+    assert P.wire.run(until=lambda: len(s.rq) == window - left and ta.snd_una == ta.snd_nxt,
+                      max_ms=60_000)
+    assert not s.rq.flow
+    assert tb.rcv_wnd < tb.mss
+    P.wire.advance(100)
+    more = random.Random(10).randbytes(300_000)
+    P.tcpa.write(c, more)
+    P.wire.advance(5)
+    got = bytearray()
+    k = len(P.wire.capture)
+    t0 = P.wire.now
+    readall(P.tcpb, s, got)
+    upd = [sim.parse(p) for (t, sn, _, p) in P.wire.capture[k:] if sn == "b"]
+    assert len(upd) == 1 and (upd[0].window << tb.snd_scale) == window
+    # the sender goes on within a round trip, not a persist interval
+    assert P.wire.run(until=lambda: (readall(P.tcpb, s, got), len(got) >= len(data) + 100_000)[1],
+                      max_ms=60_000)
+    assert P.wire.now - t0 < 50
+    assert P.wire.run(until=lambda: (readall(P.tcpb, s, got), len(got) == len(data) + len(more))[1],
+                      max_ms=60_000)
+    assert bytes(got) == data + more
 
 
 # ---------------------------------------------------------------- 4. delayed ACK
