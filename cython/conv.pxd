@@ -83,6 +83,15 @@ cdef class IpLayer:
     cpdef bytes findlocalip(self, bytes raddr)
     # isself: addr is one of ours (unicast, broadcast or multicast in ipselftab)
     cpdef bint isself(self, bytes addr)
+    # gso (beyond devip): the largest TCP datagram the first hop toward
+    # raddr takes whole, to cut into segments itself (segmentation offload
+    # of the medium), 0 when it cannot (the default)
+    cpdef int gso(self, int version, bytes raddr, bytes laddr)
+    # ipoputgso: ipoput for a TCP datagram larger than the route's MTU but
+    # within gso(): the medium cuts it into segments of mss payload bytes.
+    # The default sends it as ipoput would (which fragments it).
+    cpdef int ipoputgso(self, int version, bytearray pkt, int ttl, int tos, object rh,
+                        int mss) except? -2
 
 cdef class Fs:
     cdef public IpLayer ip

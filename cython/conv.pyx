@@ -137,6 +137,13 @@ cdef class IpLayer:
     cpdef bint isself(self, bytes addr):
         return False
 
+    cpdef int gso(self, int version, bytes raddr, bytes laddr):
+        return 0
+
+    cpdef int ipoputgso(self, int version, bytearray pkt, int ttl, int tos, object rh,
+                        int mss) except? -2:
+        return self.ipoput(version, pkt, ttl, tos, rh)
+
 
 cdef class Fs:
     """The sans-I/O container of one stack: clock, randomness, log, the IP

@@ -120,6 +120,10 @@ cdef class Ifc:
     cdef public dict rp           # IPv6 router parameters (Routerparams)
     cdef public bint unbindonclose
     cdef object transmit          # bound medium.transmit
+    # beyond devip: the medium's segmentation offload (medium.gso, the
+    # largest TCP datagram it cuts into segments itself; 0 none)
+    cdef public int gso
+    cdef object transmitgso       # bound medium.transmit_gso
 
 
 cdef class Reasm:
@@ -195,9 +199,10 @@ cdef class Ip(IpLayer):
     cdef int input4(self, Ifc ifc, object pkt, const unsigned char *p, Py_ssize_t n) except -1
     cdef int input6(self, Ifc ifc, object pkt, const unsigned char *p, Py_ssize_t n) except -1
     cdef deliver(self, Ifc ifc, int proto, object pkt)
-    cdef int oput4(self, bytearray pkt, int ttl, int tos) except? -2
-    cdef int oput6(self, bytearray pkt, int ttl, int tos) except? -2
+    cdef int oput4(self, bytearray pkt, int ttl, int tos, int gsomss) except? -2
+    cdef int oput6(self, bytearray pkt, int ttl, int tos, int gsomss) except? -2
     cdef int ifcoput(self, Ifc ifc, object pkt) except -1
+    cdef int ifcoputgso(self, Ifc ifc, object pkt, int mss) except -1
     cdef Reasm fragalloc(self, object key, int version)
     cdef void fragfree(self, Reasm r)
     cdef bint fragbound(self, Reasm f)

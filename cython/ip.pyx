@@ -745,6 +745,10 @@ cdef class Ip(IpLayer):
         ifc.rp = _defaultrp()
         ifc.unbindonclose = bool(getattr(medium, "unbindonclose", False))
         ifc.transmit = medium.transmit
+        ifc.gso = int(getattr(medium, "gso", 0) or 0)
+        ifc.transmitgso = getattr(medium, "transmit_gso", None) if ifc.gso > 0 else None
+        if ifc.transmitgso is None:
+            ifc.gso = 0
         ifc.medium = medium
         if not ifc.unbindonclose:
             ifc.conv.inuse += 1
@@ -784,6 +788,8 @@ cdef class Ip(IpLayer):
             ifc.conv.inuse -= 1
         ifc.medium = None
         ifc.transmit = None
+        ifc.transmitgso = None
+        ifc.gso = 0
         self.ifcs[ifc.x] = None
         return None
 
@@ -1796,12 +1802,43 @@ cdef class Ip(IpLayer):
         """ipoput4/ipoput6: route, fill in the header, fragment to the
         interface MTU and transmit.  -1 when there is no route."""
         if version == V4:
-            return self.oput4(pkt, ttl, tos)
+            return self.oput4(pkt, ttl, tos, 0)
         if version == V6:
-            return self.oput6(pkt, ttl, tos)
+            return self.oput6(pkt, ttl, tos, 0)
         self.stats_[OutRequests] += 1
         self.stats_[OutDiscards] += 1
         return 0
+
+    cpdef int ipoputgso(self, int version, bytearray pkt, int ttl, int tos, object rh,
+                        int mss) except? -2:
+        """Beyond devip: ipoput for a TCP super-packet, which an interface
+        with segmentation offload takes whole (its medium cuts it into
+        segments of mss payload bytes); any other interface gets it
+        fragmented as ipoput would."""
+        if version == V4:
+            return self.oput4(pkt, ttl, tos, mss)
+        if version == V6:
+            return self.oput6(pkt, ttl, tos, mss)
+        self.stats_[OutRequests] += 1
+        self.stats_[OutDiscards] += 1
+        return 0
+
+    cpdef int gso(self, int version, bytes raddr, bytes laddr):
+        """The offload capacity (Ifc.gso) of the interface of the route
+        toward raddr; 0 without one."""
+        cdef int i
+        cdef Ifc ifc
+        if raddr is None or len(raddr) != 16:
+            return 0
+        if laddr is None or len(laddr) != 16:
+            laddr = IPnoaddr
+        i = self.rlookup(bp(raddr), bp(laddr), isv4c(bp(raddr)))
+        if i < 0:
+            return 0
+        ifc = self.rtifc(i)
+        if ifc is None:
+            return 0
+        return ifc.gso
 
     cdef int ifcoput(self, Ifc ifc, object pkt) except -1:
         ifc.pktout += 1
@@ -1811,7 +1848,15 @@ cdef class Ip(IpLayer):
             ifc.errout += 1
         return 0
 
-    cdef int oput4(self, bytearray pkt, int ttl, int tos) except? -2:
+    cdef int ifcoputgso(self, Ifc ifc, object pkt, int mss) except -1:
+        ifc.pktout += 1
+        try:
+            ifc.transmitgso(pkt, mss)
+        except OSError:
+            ifc.errout += 1
+        return 0
+
+    cdef int oput4(self, bytearray pkt, int ttl, int tos, int gsomss) except? -2:
         cdef Py_ssize_t n = PyByteArray_GET_SIZE(pkt)
         cdef unsigned char *p = <unsigned char*>PyByteArray_AS_STRING(pkt)
         cdef unsigned char *q
@@ -1840,7 +1885,7 @@ cdef class Ip(IpLayer):
         p[0] = 0x45
         p[1] = tos
         p[8] = ttl
-        if n <= medialen:
+        if n <= medialen or (gsomss > 0 and n <= ifc.gso):
             hnputs(p + 2, <unsigned int>n)
             self.id4 += 1
             hnputs(p + 4, self.id4 & 0xffff)
@@ -1849,7 +1894,13 @@ cdef class Ip(IpLayer):
             p[10] = 0
             p[11] = 0
             hnputs(p + 10, ipcsum(p))
-            self.ifcoput(ifc, pkt)
+            if n <= medialen:
+                self.ifcoput(ifc, pkt)
+            else:
+                # a TCP super-packet the medium segments (GSO): Linux
+                # gives the segments consecutive ids from this one
+                self.id4 += (n - IP4HDR) // gsomss
+                self.ifcoputgso(ifc, pkt, gsomss)
             return 0
         if p[6] & (IP_DF >> 8):
             # icmpcantfrag answers only datagrams addressed to us
@@ -1890,7 +1941,7 @@ cdef class Ip(IpLayer):
         self.stats_[FragOKs] += 1
         return 0
 
-    cdef int oput6(self, bytearray pkt, int ttl, int tos) except? -2:
+    cdef int oput6(self, bytearray pkt, int ttl, int tos, int gsomss) except? -2:
         cdef Py_ssize_t n = PyByteArray_GET_SIZE(pkt)
         cdef unsigned char *p = <unsigned char*>PyByteArray_AS_STRING(pkt)
         cdef unsigned char *q
@@ -1919,6 +1970,10 @@ cdef class Ip(IpLayer):
         if n <= medialen:
             hnputs(p + 4, <unsigned int>(n - IP6HDR))
             self.ifcoput(ifc, pkt)
+            return 0
+        if gsomss > 0 and n - IP6HDR <= ifc.gso:
+            hnputs(p + 4, <unsigned int>(n - IP6HDR))
+            self.ifcoputgso(ifc, pkt, gsomss)
             return 0
         # the unfragmentable part: the header, hop-by-hop and routing headers
         uflen = IP6HDR

@@ -224,6 +224,9 @@ cdef class Tcpctl:
     # one-second window and ACKs sent in it
     cdef public unsigned int chacktime
     cdef public int chackcnt
+    # beyond tcp.c: the largest datagram the route's medium segments itself
+    # (IpLayer.gso; 0: every segment is at most mss)
+    cdef public unsigned int gsolen
     cdef void zero(self)
     cdef void copyfrom(self, Tcpctl o)
 

@@ -153,6 +153,7 @@ cdef class Tcpctl:
         self.flgcnt = 0
         self.chacktime = 0
         self.chackcnt = 0
+        self.gsolen = 0
         for t in (self.timer, self.acktimer, self.rtt_timer, self.katimer):
             (<Tcptimer>t).start = 0
             (<Tcptimer>t).count = 0
@@ -184,6 +185,7 @@ cdef class Tcpctl:
         self.time = o.time; self.timeuna = o.timeuna
         self.nochecksum = o.nochecksum; self.flgcnt = o.flgcnt
         self.chacktime = o.chacktime; self.chackcnt = o.chackcnt
+        self.gsolen = o.gsolen
         self.timer.start = o.timer.start; self.timer.count = o.timer.count
         self.acktimer.start = o.acktimer.start; self.acktimer.count = o.acktimer.count
         self.rtt_timer.start = o.rtt_timer.start; self.rtt_timer.count = o.rtt_timer.count
@@ -831,6 +833,7 @@ cdef class TcpProto(Proto):
         tcb.mss = self.tcpmtu(self.f.ip.route(s.ipversion, s.remoteaddr, s.localaddr),
                               s.ipversion, &tcb.scale)
         self.stats_[Mss] = tcb.mss
+        tcb.gsolen = self.f.ip.gso(s.ipversion, s.remoteaddr, s.localaddr)
 
     cdef int sndrst(self, const unsigned char *source, const unsigned char *dest, unsigned short length,
                     Tcp *seg, int version, str reason, object rh) except? -2:
@@ -1092,6 +1095,7 @@ cdef class TcpProto(Proto):
         if lp.mss != 0 and lp.mss < tcb.mss:
             tcb.mss = lp.mss
         self.stats_[Mss] = tcb.mss
+        tcb.gsolen = self.f.ip.gso(version, new.remoteaddr, new.localaddr)
 
         # window scaling
         self.tcpsetscale(new, tcb, lp.rcvscale, lp.sndscale)
@@ -1715,7 +1719,7 @@ cdef class TcpProto(Proto):
         cdef unsigned int msgs
         cdef Tcpctl tcb = <Tcpctl>s.ptcl
         cdef int sndcnt
-        cdef unsigned int ssize, dsize, sent
+        cdef unsigned int ssize, dsize, sent, maxseg, nseg
         cdef Py_ssize_t avail
         cdef int version = s.ipversion
 
@@ -1745,6 +1749,16 @@ cdef class TcpProto(Proto):
             sndcnt = <int>s.wq.len + tcb.flgcnt
             sent = tcb.snd_ptr - tcb.snd_una
             ssize = <unsigned int>sndcnt
+            # beyond tcp.c: with segmentation offload on the route one
+            # datagram carries several segments' worth (a multiple of mss)
+            # and the medium cuts it; on the wire the segments are mss as
+            # ever
+            maxseg = tcb.mss
+            if tcb.gsolen > 0 and (tcb.flags & SYNACK):
+                maxseg = (tcb.gsolen - (TCP4_PKT + TCP4_HDRSIZE if version == V4
+                                        else TCP6_PKT + TCP6_HDRSIZE)) // tcb.mss * tcb.mss
+                if maxseg < tcb.mss:
+                    maxseg = tcb.mss
             if tcb.snd_wnd == 0:
                 # zero window probe
                 if sent > 0 and not (tcb.flags & FORCE):
@@ -1765,8 +1779,8 @@ cdef class TcpProto(Proto):
                     ssize = 0
                 else:
                     ssize -= sent
-                    if ssize > tcb.mss:
-                        ssize = tcb.mss
+                    if ssize > maxseg:
+                        ssize = maxseg
 
             dsize = ssize
             seg.urg = 0
@@ -1844,20 +1858,27 @@ cdef class TcpProto(Proto):
                 # If round trip timer isn't running, start it.  measure the
                 # longest packet only in case the transmission time
                 # dominates RTT
-                if tcb.snd_retransmit == 0 and tcb.rtt_timer.state != TcptimerON and ssize == tcb.mss:
+                if tcb.snd_retransmit == 0 and tcb.rtt_timer.state != TcptimerON and ssize >= tcb.mss:
                     self.tcpgo(tcb.rtt_timer)
                     tcb.rttseq = tcb.snd_ptr
 
-            self.stats_[OutSegs] += 1
+            # a super-packet counts as the segments it becomes
+            nseg = 1
+            if dsize > tcb.mss:
+                nseg = (dsize + tcb.mss - 1) // tcb.mss
+            self.stats_[OutSegs] += nseg
             if tcb.snd_retransmit:
-                self.stats_[RetransSegsSent] += 1
+                self.stats_[RetransSegsSent] += nseg
             tcb.rcv_ackptr = seg.ack
             tcb.rcv_wsnt = tcb.rcv_wptr
 
             # put off the next keep alive
             self.tcpgo(tcb.katimer)
 
-            if self.f.ip.ipoput(version, hbp, s.ttl, s.tos, s) < 0:
+            if nseg > 1:
+                if self.f.ip.ipoputgso(version, hbp, s.ttl, s.tos, s, tcb.mss) < 0:
+                    self.localclose(s, errors.Enoroute)
+            elif self.f.ip.ipoput(version, hbp, s.ttl, s.tos, s) < 0:
                 self.localclose(s, errors.Enoroute)
 
     cdef int tcpsendka(self, Conv s) except? -2:

@@ -54,11 +54,11 @@ def _tunusable():
     return True, None
 
 
-def make_stack(tun, addrs, host_addrs, mtu, pcap, netns, eve):
+def make_stack(tun, addrs, host_addrs, mtu, pcap, netns, eve, offload=True):
     """A net9.stack.Stack (TUN + loopback, or loopback only)."""
     from net9.stack import Stack
     return Stack(tun=tun, addrs=addrs, host_addrs=host_addrs, mtu=mtu, pcap=pcap,
-                 loopback=True, netns=netns, user=eve)
+                 loopback=True, netns=netns, user=eve, offload=offload)
 
 
 def reset_conversations(fs):
@@ -106,9 +106,11 @@ def main():
 @click.option("--maxconv-per-user", "maxconv_per_user", default=0, type=click.IntRange(0),
               metavar="N",
               help="conversations one user may hold per protocol (default 0: no limit, as devip)")
+@click.option("--no-offload", "no_offload", is_flag=True,
+              help="open the TUN without Linux's checksum and segmentation offloads")
 @click.option("-v", "--verbose", count=True, help="log 9P connections (-vv: more)")
 def serve(tun, addrs, host_addrs, mtu, srvs, pcap, eve, netns, allow_remote, msize, verbose,
-          maxconv_per_user):
+          maxconv_per_user, no_offload):
     """Start a stack and serve its /net over 9P until SIGINT or SIGTERM."""
     if eve is None:
         eve = pwd.getpwuid(os.geteuid()).pw_name
@@ -130,7 +132,8 @@ def serve(tun, addrs, host_addrs, mtu, srvs, pcap, eve, netns, allow_remote, msi
             except ValueError:
                 raise click.BadParameter("not an address/prefix: %r" % a)
     try:
-        st = make_stack(tun, list(addrs), list(host_addrs), mtu, pcap, netns, eve)
+        st = make_stack(tun, list(addrs), list(host_addrs), mtu, pcap, netns, eve,
+                        offload=not no_offload)
     except Exception as e:
         say("cannot start the stack: %s" % e)
         sys.exit(1)
@@ -142,6 +145,13 @@ def serve(tun, addrs, host_addrs, mtu, srvs, pcap, eve, netns, allow_remote, msi
         say("created TUN %s%s (MTU %d): net9 is %s, Linux is %s" % (
             tun, " in namespace " + netns if netns else "", mtu, " ".join(addrs),
             " ".join(host_addrs)))
+        if st.tun.offload:
+            say("TUN offloads on: checksums and TCP segmentation both ways "
+                "(super-packets of up to 64 KiB; --no-offload to turn them off)")
+        elif no_offload:
+            say("TUN offloads off (--no-offload)")
+        else:
+            say("TUN offloads unavailable: the kernel refused IFF_VNET_HDR/TUNSETOFFLOAD")
     say("loopback medium: 127.0.0.1/8 ::1")
     if pcap:
         say("capturing the TUN to %s" % pcap)

@@ -315,6 +315,9 @@ class Stack:
     host_routes: Linux routes through the TUN.  pcap: write a capture of the
     TUN there.  faults: dict of net9.media.Faults arguments applied to the
     TUN.  medium: use this medium (e.g. a Pair end) instead of a TUN.
+    offload: open the TUN with Linux's offloads (checksums, TCP segmentation
+    both ways: super-packets of up to 64 KiB cross it) where the kernel has
+    them; st.tun.offload tells whether it did.
     loopback: add devip's loopback medium with 127.0.0.1/8 and ::1.
     loop: share an existing Loop (several stacks on one loop).  strict:
     exceptions from ip.input propagate (tests); otherwise they are counted
@@ -334,7 +337,8 @@ class Stack:
                  netns: Optional[str] = None, routes: Iterable = (),
                  host_routes: Iterable = (), faults: Optional[dict] = None,
                  medium=None, loop: Optional[Loop] = None, seed=None,
-                 strict: bool = False, create: bool = True, user: str = "none"):
+                 strict: bool = False, create: bool = True, user: str = "none",
+                 offload: bool = False):
         from net9.conv import Fs
         from net9.tcp import TcpProto
         from net9.udp import UdpProto
@@ -366,7 +370,7 @@ class Stack:
             if medium is None and tun is not None:
                 medium = self.tun = _media.Tun(tun, mtu=mtu, create=create,
                                                host_addrs=host_addrs, routes=host_routes,
-                                               netns=netns)
+                                               netns=netns, offload=offload)
             if medium is not None:
                 if faults:
                     medium = _media.Faults(medium, **faults)

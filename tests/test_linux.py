@@ -283,6 +283,72 @@ def reno(ns):
     ns.run("sh", "-c", "echo %s > %s" % (was, knob))
 
 
+@pytest.mark.parametrize("addr,laddr", [(HOST4, NET4), (HOST6, NET6)], ids=["v4", "v6"])
+def test_offload_transfers(ns, httpd, payload, addr, laddr, tmp_path):
+    """The TUN with Linux's offloads (IFF_VNET_HDR, TUNSETOFFLOAD
+    CSUM|TSO4|TSO6): 20 MB each way, byte-identical; Linux hands net9 TCP
+    super-packets with partial checksums (far fewer datagrams in than
+    segments), net9 hands Linux super-packets to segment (far fewer writes
+    than segments counted in OutSegs); the MSS on the wire stays the
+    MTU's; the capture (what crossed the TUN) reads in tshark."""
+    _, data, digest = payload
+    pcap = tmp_path / "offload.pcap"
+    st = make_stack(ns, offload=True, pcap=pcap)
+    try:
+        assert st.tun.offload and st.ifc.gso == 65535
+        in0 = st.tcp.stat("InSegs")
+        c, body = download(st, addr)
+        assert len(body) == SIZE and hashlib.sha256(body).hexdigest() == digest
+        insegs = st.tcp.stat("InSegs") - in0
+        assert insegs < SIZE // 1460 // 4, insegs      # super-packets came in
+        assert st.tcp.stat("CsumErrs") == 0
+        out0, w0 = st.tcp.stat("OutSegs"), st.tun.outpackets
+        got, s = serve_curl(ns, st, laddr, data, tmp_path)
+        assert len(got) == SIZE and hashlib.sha256(got).hexdigest() == digest
+        outsegs, writes = st.tcp.stat("OutSegs") - out0, st.tun.outpackets - w0
+        assert outsegs >= SIZE // 1460 and writes < outsegs // 4, (outsegs, writes)
+        print("offload %s: %d segments in as %d datagrams; %d out as %d writes" % (
+            addr, SIZE // 1460, insegs, outsegs, writes))
+    finally:
+        st.close()
+    recs = read_pcap(pcap)
+    big = [r for _, _, r in recs if len(r) > 1500]
+    assert big                                      # super-packets both ways
+    syns = [r for _, _, r in recs if (r[0] >> 4 == 4 and r[9] == 6 and r[33] & 0x02)
+            or (r[0] >> 4 == 6 and r[6] == 6 and r[53] & 0x02)]
+    for r in syns:                                  # MSS option: the MTU's
+        off = (r[0] & 0xF) * 4 if r[0] >> 4 == 4 else 40
+        opts = r[off + 20:off + (r[off + 12] >> 4) * 4]
+        i = opts.find(b"\x02\x04")
+        mss = struct.unpack("!H", opts[i + 2:i + 4])[0]
+        assert mss == (1460 if addr == HOST4 else 1440)
+    if shutil.which("tshark") is not None:
+        r = subprocess.run(["tshark", "-r", str(pcap), "-q", "-z", "io,phs"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        m = re.search(r"\braw\s+frames:(\d+)", r.stdout)
+        assert m and int(m.group(1)) == len(recs), r.stdout
+
+
+def test_offload_lossy_both_directions(ns, httpd, payload, reno, tmp_path):
+    """Loss, reordering and duplication of whole super-packets both ways
+    (net9.media.Faults wraps the offloading TUN): still byte-identical."""
+    signal.alarm(300)
+    _, data, digest = payload
+    st = make_stack(ns, offload=True, faults=dict(loss=0.02, reorder=0.05, dup=0.01, seed=3))
+    try:
+        assert st.tun.offload
+        _, body = download(st, HOST4, timeout=240)
+        assert len(body) == SIZE and hashlib.sha256(body).hexdigest() == digest
+        part = data[:LOSSY_BOTH]
+        got, _ = serve_curl(ns, st, NET4, part, tmp_path, timeout=200)
+        assert got == part
+        assert faultcount(st, "out", "lost") > 0 and faultcount(st, "in", "lost") > 0
+        assert st.tcp.stat("RetransSegs") > 0
+    finally:
+        st.close()
+
+
 def faultcount(st, direction, what):
     return st.medium.counters().get(direction, {}).get(what, 0)
 
