@@ -88,7 +88,7 @@ def resolve(host: str, v6: bool):
 
 def ping(host: str, count: int = MAXMSG, interval: int = SLEEPMS, size: int = 64,
          srv: str = None, v6: bool = False, quiet: bool = False, addresses: bool = False,
-         lostonly: bool = False, wait: int = WAITMS, out=None, uname: str = "none") -> int:
+         lostonly: bool = False, wait: int = WAITMS, out=None, uname: str = None) -> int:
     """Ping host through the /net served at srv; returns the exit status
     (0 all answered, 1 some lost, 2 could not dial)."""
     if out is None:
