@@ -111,6 +111,7 @@ def main():
 def serve(tun, addrs, host_addrs, mtu, srvs, pcap, eve, netns, allow_remote, trust_uname,
           msize, verbose):
     """Start a stack and serve its /net over 9P until SIGINT or SIGTERM."""
+    from net9 import namespace
     if trust_uname and not allow_remote:
         raise click.UsageError("--trust-uname is about remote clients: give --allow-remote too")
     if eve is None:
@@ -118,6 +119,14 @@ def serve(tun, addrs, host_addrs, mtu, srvs, pcap, eve, netns, allow_remote, tru
     if eve == "none":
         raise click.BadParameter("none is the user of unauthenticated clients; it cannot "
                                  "be eve", param_hint="--eve")
+    if not srvs:
+        # the name space directory first: nothing is started in a bad one
+        try:
+            srvs = ("unix!" + namespace.serve_path(),)
+        except OSError as e:
+            say("cannot serve: %s" % (e if isinstance(e, namespace.NamespaceError)
+                                      else "%s: %s" % (e.filename, e.strerror)))
+            sys.exit(1)
     if tun is None:
         ok, why = _tunusable()
         if ok:
@@ -156,8 +165,6 @@ def serve(tun, addrs, host_addrs, mtu, srvs, pcap, eve, netns, allow_remote, tru
         kw["msize"] = msize
     srv = Server(st.fs, st.loop, eve=eve, log=logfn, trust_uname=trust_uname, **kw)
     st.wakehooks.append(srv.woken)
-    if not srvs:
-        srvs = ("unix!" + default_socket_path(),)
     unixpaths = []
     try:
         for a in srvs:
@@ -250,6 +257,9 @@ def errtext(e: BaseException) -> str:
     from net9.client import NinepError
     from net9.dial import AddrError, ServerUnreachable
     from net9.errors import Net9Error
+    from net9.namespace import NamespaceError
+    if isinstance(e, NamespaceError):
+        return str(e)
     if isinstance(e, ServerUnreachable):
         hint = ""
         if e.errno in (2, 111):          # ENOENT, ECONNREFUSED

@@ -94,8 +94,13 @@ def ping(host: str, count: int = MAXMSG, interval: int = SLEEPMS, size: int = 64
     if out is None:
         def out(s):
             print(s, flush=True)
-    from net9.server import default_socket_path
-    srv = srv or "unix!" + default_socket_path()
+    if not srv:
+        from net9.namespace import client_path
+        try:
+            srv = "unix!" + client_path()
+        except OSError as e:
+            out("ping: %s" % e)
+            return 2
     try:
         addr, v6 = resolve(host, v6)
     except (OSError, UnicodeError) as e:

@@ -36,7 +36,7 @@ import stat as _stat
 import sys
 import time
 
-from net9 import errors, ninep
+from net9 import errors, namespace, ninep
 from net9 import peer as _peer
 from net9.errors import Net9Error
 from net9.peer import Peer, TRUSTED, LOCAL, REMOTE, UNKNOWN, NONE
@@ -917,14 +917,6 @@ DISPATCH = {
 
 def default_socket_path():
     """plan9port's namespace directory /tmp/ns.$USER.$DISPLAY (DISPLAY
-    defaulting to :0, as plan9port's getns does) + /net9."""
-    ns = os.environ.get("NAMESPACE")
-    if ns:
-        return os.path.join(ns, "net9")
-    user = os.environ.get("USER") or pwd.getpwuid(os.getuid()).pw_name
-    disp = os.environ.get("DISPLAY") or ":0"
-    # plan9port's getns: strip a trailing ".0" screen number
-    if disp.endswith(".0"):
-        disp = disp[:-2]
-    disp = disp.replace("/", "_")
-    return "/tmp/ns.%s.%s/net9" % (user, disp)
+    defaulting to :0, as plan9port's getns does), or $NAMESPACE, + /net9.
+    Only the path: net9.namespace checks the directory and the socket."""
+    return namespace.default_socket_path()
