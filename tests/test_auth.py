@@ -57,7 +57,7 @@ OREAD, OWRITE, ORDWR = 0, 1, 2
 
 
 def me():
-    return pwd.getpwuid(os.geteuid()).pw_name
+    return npeer.username(os.geteuid())
 
 
 # ---- a scripted 9P session (run here, or in a child running as nobody) -------------
