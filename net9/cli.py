@@ -2,7 +2,7 @@
 
     net9 serve [--tun NAME] [--addr CIDR]... [--host-addr CIDR]... [--mtu N]
                [--srv ADDR]... [--pcap FILE] [--eve USER] [--netns NS]
-               [--allow-remote] [-v]
+               [--allow-remote [--trust-uname]] [-v]
 
 starts a stack and serves its /net over 9P, in the foreground, logging to
 standard error, until SIGINT or SIGTERM.
@@ -101,7 +101,11 @@ def main():
 @click.option("--netns", default=None, metavar="NS",
               help="create the TUN in this network namespace")
 @click.option("--allow-remote", is_flag=True,
-              help="allow tcp!ADDR!PORT on a non-loopback address (9P has no authentication)")
+              help="allow tcp!ADDR!PORT on a non-loopback address (9P has no authentication: "
+                   "remote clients attach as none)")
+@click.option("--trust-uname", is_flag=True,
+              help="with --allow-remote: remote clients attach as the uname they send, "
+                   "not as none")
 @click.option("--msize", default=None, type=int, help="largest 9P message offered")
 @click.option("--maxconv-per-user", "maxconv_per_user", default=0, type=click.IntRange(0),
               metavar="N",
@@ -109,11 +113,25 @@ def main():
 @click.option("--no-offload", "no_offload", is_flag=True,
               help="open the TUN without Linux's checksum and segmentation offloads")
 @click.option("-v", "--verbose", count=True, help="log 9P connections (-vv: more)")
-def serve(tun, addrs, host_addrs, mtu, srvs, pcap, eve, netns, allow_remote, msize, verbose,
-          maxconv_per_user, no_offload):
+def serve(tun, addrs, host_addrs, mtu, srvs, pcap, eve, netns, allow_remote, trust_uname,
+          msize, verbose, maxconv_per_user, no_offload):
     """Start a stack and serve its /net over 9P until SIGINT or SIGTERM."""
+    from net9 import namespace
+    if trust_uname and not allow_remote:
+        raise click.UsageError("--trust-uname is about remote clients: give --allow-remote too")
     if eve is None:
         eve = pwd.getpwuid(os.geteuid()).pw_name
+    if eve == "none":
+        raise click.BadParameter("none is the user of unauthenticated clients; it cannot "
+                                 "be eve", param_hint="--eve")
+    if not srvs:
+        # the name space directory first: nothing is started in a bad one
+        try:
+            srvs = ("unix!" + namespace.serve_path(),)
+        except OSError as e:
+            say("cannot serve: %s" % (e if isinstance(e, namespace.NamespaceError)
+                                      else "%s: %s" % (e.filename, e.strerror)))
+            sys.exit(1)
     if tun is None:
         ok, why = _tunusable()
         if ok:
@@ -162,10 +180,8 @@ def serve(tun, addrs, host_addrs, mtu, srvs, pcap, eve, netns, allow_remote, msi
     kw = {}
     if msize:
         kw["msize"] = msize
-    srv = Server(st.fs, st.loop, eve=eve, log=logfn, **kw)
+    srv = Server(st.fs, st.loop, eve=eve, log=logfn, trust_uname=trust_uname, **kw)
     st.wakehooks.append(srv.woken)
-    if not srvs:
-        srvs = ("unix!" + default_socket_path(),)
     unixpaths = []
     try:
         for a in srvs:
@@ -179,6 +195,9 @@ def serve(tun, addrs, host_addrs, mtu, srvs, pcap, eve, netns, allow_remote, msi
         st.close()
         sys.exit(1)
     say("eve (host owner) is %s" % eve)
+    if allow_remote and any(a.startswith("tcp!") for a in srvs):
+        say("remote clients attach as %s" % ("the uname they send (--trust-uname)"
+                                            if trust_uname else "none"))
     for p in unixpaths:
         how = "net9 mount" if p == default_socket_path() else "net9 mount --srv 'unix!%s'" % p
         say("mount it:  %s /mnt/net   (that is 9pfuse 'unix!%s' /mnt/net, or as root "
@@ -255,6 +274,9 @@ def errtext(e: BaseException) -> str:
     from net9.client import NinepError
     from net9.dial import AddrError, ServerUnreachable
     from net9.errors import Net9Error
+    from net9.namespace import NamespaceError
+    if isinstance(e, NamespaceError):
+        return str(e)
     if isinstance(e, ServerUnreachable):
         hint = ""
         if e.errno in (2, 111):          # ENOENT, ECONNREFUSED

@@ -92,17 +92,32 @@ def dial9p(addr: str, timeout: float) -> socket.socket:
     return s
 
 
+def myname() -> str:
+    """The name of the effective user: its passwd entry, else the number
+    (the name net9 serve knows a local client by, net9.peer.username)."""
+    import os
+    import pwd
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
 class Client:
     """A 9P2000 client connection (see the module's docstring).
 
-    Client(addr, msize=DEFAULT_MSIZE, uname="none", timeout=10.0, aname="")
+    Client(addr, msize=DEFAULT_MSIZE, uname=None, timeout=10.0, aname="")
+    uname None: the user running us (net9 serve lets a local client attach
+    as itself only, unless it is root or the server's own user).
     timeout bounds connecting and the replies to non-blocking requests
     (version, attach, walk, stat, clunk...); requests that may block in
     devip (reads, writes, opens of listen) wait as long as their own
     timeout argument says (None: for ever)."""
 
-    def __init__(self, addr: str, msize: int = DEFAULT_MSIZE, uname: str = "none",
+    def __init__(self, addr: str, msize: int = DEFAULT_MSIZE, uname: str = None,
                  timeout: float = 10.0, aname: str = ""):
+        if uname is None:
+            uname = myname()
         self.addr = addr
         self.timeout = timeout
         self.sock = dial9p(addr, timeout)

@@ -16,8 +16,10 @@ Two ways to reach /net:
 
 * over 9P, straight to a running `net9 serve` (the default): srv= names
   its socket, unix!PATH or tcp!HOST!PORT, by default the one net9 serve
-  makes (/tmp/ns.$USER.$DISPLAY/net9, or $NET9_SRV when set); user= is the
-  9P user name (default: yours);
+  makes (/tmp/ns.$USER.$DISPLAY/net9, used only when that directory and
+  socket are yours and closed to others: net9.namespace; or $NET9_SRV
+  when set); user= is the 9P user name (default: yours; the server lets
+  you attach as yourself only, unless you are root or its own user);
 * through a mounted /net (9pfuse or v9fs): netdir="/mnt/net".
 
 A Net object holds one such connection; the module functions make one per
@@ -33,9 +35,12 @@ addresses is dialed address by address until one answers, as dial(2) tries
 each of cs's answers.
 
 Errors: a bad address raises AddrError (a ValueError); a name that does
-not resolve, socket.gaierror; no server, ServerUnreachable; what the
-server refuses, OSError with devip's text as strerror (errno is the Linux
-one net9's 9P2000.L replies use: "connection refused" is
+not resolve, socket.gaierror; no server, ServerUnreachable; a default name
+space directory or socket another user could control,
+net9.namespace.NamespaceError (a PermissionError); an attach the server
+refuses (user= is not who we are), PermissionError with the server's text;
+what the server refuses later, OSError with devip's text as strerror (errno
+is the Linux one net9's 9P2000.L replies use: "connection refused" is
 ConnectionRefusedError, "connection timed out" TimeoutError, "permission
 denied" PermissionError...) and the file as filename.
 """
@@ -85,19 +90,19 @@ class ServerUnreachable(OSError):
 
 
 def default_srv() -> str:
-    """$NET9_SRV, else the unix socket net9 serve makes by default."""
+    """$NET9_SRV, else the unix socket net9 serve makes by default, once
+    net9.namespace has checked its directory and owner (NamespaceError, a
+    PermissionError, when another user could have put it there)."""
     env = os.environ.get("NET9_SRV")
     if env:
         return env
-    from net9.server import default_socket_path
-    return "unix!" + default_socket_path()
+    from net9.namespace import client_path
+    return "unix!" + client_path()
 
 
 def default_user() -> str:
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        return os.environ.get("USER") or "none"
+    from net9.client import myname
+    return myname()
 
 
 # ---- addresses ------------------------------------------------------------
@@ -407,6 +412,9 @@ class Net:
         except ValueError as e:
             raise ServerUnreachable(_errno.EINVAL, str(e), self.srv) from None
         except NinepError as e:
+            if str(e).startswith("permission denied"):
+                # the attach: we may not be self.user there
+                raise PermissionError(_errno.EACCES, str(e), self.srv) from None
             raise ServerUnreachable(_errno.EPROTO, "9P: %s" % e, self.srv) from None
         except (OSError, EOFError) as e:
             en = getattr(e, "errno", None) or _errno.ECONNREFUSED

@@ -344,7 +344,8 @@ class NetFs:
     # ---- users ----------------------------------------------------------------
 
     def iseve(self, fid):
-        return fid.uname == self.fs.eve
+        # none (an unauthenticated client) is never eve, whatever eve is
+        return fid.uname == self.fs.eve and fid.uname != "none"
 
     def convperm(self, fid, c, acc):
         """devip's check for ctl/data/err/listen (spec 1.7)."""

@@ -88,14 +88,19 @@ def resolve(host: str, v6: bool):
 
 def ping(host: str, count: int = MAXMSG, interval: int = SLEEPMS, size: int = 64,
          srv: str = None, v6: bool = False, quiet: bool = False, addresses: bool = False,
-         lostonly: bool = False, wait: int = WAITMS, out=None, uname: str = "none") -> int:
+         lostonly: bool = False, wait: int = WAITMS, out=None, uname: str = None) -> int:
     """Ping host through the /net served at srv; returns the exit status
     (0 all answered, 1 some lost, 2 could not dial)."""
     if out is None:
         def out(s):
             print(s, flush=True)
-    from net9.server import default_socket_path
-    srv = srv or "unix!" + default_socket_path()
+    if not srv:
+        from net9.namespace import client_path
+        try:
+            srv = "unix!" + client_path()
+        except OSError as e:
+            out("ping: %s" % e)
+            return 2
     try:
         addr, v6 = resolve(host, v6)
     except (OSError, UnicodeError) as e:

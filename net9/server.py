@@ -17,6 +17,13 @@ msize up to 128 KiB + IOHDRSZ by default and never replies larger than the
 negotiated msize; "9P2000.L" selects 9P2000.L (Rlerror with errno),
 "9P2000.u" and "9P2000" get 9P2000 (Rerror with devip's text); Tauth says no
 authentication is needed (Rlerror ENOENT in .L, as diod's tools require).
+
+Who a client is (net9.peer) is settled when the connection is accepted:
+the peer's credentials on a unix socket, the owner of its socket on TCP
+loopback, none for a remote TCP client, trusted on standard input/output.
+Tattach then accepts a uname (and 9P2000.L n_uname) only if that peer may
+use it: its own, or any for root and the server's own user
+(Server.attacher; net9(4), "Who a client is").
 """
 
 from __future__ import annotations
@@ -29,8 +36,10 @@ import stat as _stat
 import sys
 import time
 
-from net9 import errors, ninep
+from net9 import errors, namespace, ninep
+from net9 import peer as _peer
 from net9.errors import Net9Error
+from net9.peer import Peer, TRUSTED, LOCAL, REMOTE, UNKNOWN, NONE
 from net9.netfs import (NetFs, Fid, Wait, QID, TYPE, PROTO, qidtype, QTDIR,
                         Qtopdir, Qprotodir, Qconvdir, Qndb, Qctl, Qdata)
 
@@ -51,6 +60,7 @@ Enotsupp = "not supported"
 Eversion = "version not negotiated"
 Eisdir = "is a directory"
 Etagused = "tag in use"
+Eattach = "permission denied"       # the start of every refused attach's text
 
 # Linux errno for devip's texts (9P2000.L answers with numbers)
 ERRNO = {
@@ -99,7 +109,7 @@ def errno_of(text):
         return errno.EINVAL
     if "unreachable" in text or text.startswith("ttl exceeded"):
         return errno.EHOSTUNREACH
-    if "prohibited" in text:
+    if "prohibited" in text or text.startswith(Eattach):
         return errno.EACCES
     return errno.EIO
 
@@ -119,8 +129,9 @@ class Conn:
     """One 9P connection: its fids, its outstanding parked requests and its
     buffers."""
 
-    def __init__(self, server, rfd, wfd, sock=None, name="?", owned=()):
+    def __init__(self, server, rfd, wfd, peer, sock=None, name="?", owned=()):
         self.server = server
+        self.peer = peer               # who the client is (net9.peer.Peer)
         self.rfd = rfd
         self.wfd = wfd
         self.sock = sock
@@ -235,17 +246,24 @@ class Conn:
 class Server:
     """A 9P server for the /net tree of one stack.
 
-    Server(fs, loop, eve=None, msize=DEFAULT_MSIZE, protos=None, log=None)
+    Server(fs, loop, eve=None, msize=DEFAULT_MSIZE, protos=None, log=None,
+           trust_uname=False)
     loop: add_reader/remove_reader/add_writer/remove_writer/call_soon.
     The loop's owner calls server.woken(fs.drain()) after the engines ran
     (net9.stack.Stack: append server.woken to stack.wakehooks).
+    eve may not be none (the unauthenticated user).  trust_uname: remote
+    TCP clients attach as the uname they send instead of as none.
     """
 
     def __init__(self, fs, loop, eve=None, msize=DEFAULT_MSIZE, protos=None, log=None,
-                 start=None):
+                 start=None, trust_uname=False):
+        if (eve if eve is not None else fs.eve) == NONE:
+            raise ValueError("eve cannot be %s (the user of unauthenticated clients)" % NONE)
         self.fs = fs
         self.loop = loop
         self.netfs = NetFs(fs, eve=eve, protos=protos, start=start)
+        self.trust_uname = trust_uname
+        self.uid = os.geteuid()        # the server's own user: may attach as anyone
         self.msize = msize
         self.conns = set()
         self.dirty = set()
@@ -266,7 +284,9 @@ class Server:
         allow_remote), or "-" (standard input/output).  Returns a
         description of what it listens on."""
         if addr == "-":
-            self.adopt(sys.stdin.fileno(), sys.stdout.fileno(), name="stdio")
+            # whoever started us: as trusted as our caller
+            self.adopt(sys.stdin.fileno(), sys.stdout.fileno(), Peer.trusted("stdio"),
+                       name="stdio")
             return "stdio"
         parts = addr.split("!")
         if parts[0] == "unix" and len(parts) >= 2:
@@ -342,19 +362,45 @@ class Server:
                 name = "tcp!%s!%d" % (peer[0], peer[1])
             else:
                 name = "unix!%s" % (peer or ls.getsockname() or "?")
-            self.adopt(s.fileno(), s.fileno(), sock=s, name=name)
+            # who it is, now: a client that already went away can no longer be told
+            who = _peer.of_socket(s, peer if isinstance(peer, tuple) else None,
+                                  self.trust_uname)
+            self.adopt(s.fileno(), s.fileno(), who, sock=s, name=name)
 
-    def adopt(self, rfd, wfd, sock=None, name="?", owned=()):
-        """Serve 9P on an already connected descriptor pair."""
+    def adopt(self, rfd, wfd, peer, sock=None, name="?", owned=()):
+        """Serve 9P on an already connected descriptor pair.  peer says
+        who the client is: a net9.peer.Peer; an int, a local uid;
+        "trusted" (the uname as sent, as on standard input/output); "none"
+        (a remote client); or "socket": ask the socket rfd (SO_PEERCRED on
+        a unix socket or socketpair, the owner of a loopback TCP client,
+        none for a remote one)."""
+        if isinstance(peer, str):
+            if peer == "socket":
+                s = socket.socket(fileno=os.dup(rfd))
+                try:
+                    peer = _peer.of_socket(s, trust_uname=self.trust_uname)
+                finally:
+                    s.close()
+            elif peer == TRUSTED:
+                peer = Peer.trusted(name)
+            elif peer == NONE:
+                peer = Peer.remote(name)
+            else:
+                raise ValueError("adopt: peer %r: want a Peer, a uid, "
+                                 "'trusted', 'none' or 'socket'" % peer)
+        elif isinstance(peer, int) and not isinstance(peer, bool):
+            peer = Peer.local(peer)
+        elif not isinstance(peer, Peer):
+            raise TypeError("adopt: peer must say who the client is, not %r" % (peer,))
         os.set_blocking(rfd, False)
         if wfd != rfd:
             os.set_blocking(wfd, False)
-        c = Conn(self, rfd, wfd, sock=sock, name=name, owned=owned)
+        c = Conn(self, rfd, wfd, peer, sock=sock, name=name, owned=owned)
         self.nconn += 1
         self.conns.add(c)
         c.reading = True
         self.loop.add_reader(rfd, c.onreadable)
-        self.log("%s: connected" % name)
+        self.log("%s: connected, %s" % (name, peer))
         return c
 
     def drop(self, c):
@@ -520,12 +566,45 @@ class Server:
         return (qidtype(path), self.netfs.ndbvers if TYPE(path) == Qndb else 0, path)
 
     def uname_of(self, c, uname, nuname):
+        """The user an attach names: its uname; in 9P2000.L an empty uname
+        with an n_uname is that uid's passwd name (else the number)."""
         if c.dotl and not uname and nuname is not None and nuname != NO32:
             try:
                 return pwd.getpwuid(nuname).pw_name
-            except KeyError:
+            except (KeyError, OverflowError):
                 return str(nuname)
         return uname
+
+    def privileged(self, peer):
+        """May this peer attach as anyone?  Trusted ones, root and the
+        server's own user."""
+        return peer.kind == TRUSTED or (peer.kind == LOCAL and peer.uid in (0, self.uid))
+
+    def attacher(self, c, uname, nuname):
+        """(user, numeric uid or None) of a Tattach from connection c, or
+        Net9Error "permission denied: ..." when its peer may not be that
+        user (net9(4), "Who a client is")."""
+        p = c.peer
+        nu = nuname if (nuname is not None and nuname != NO32) else None
+        if p.kind == REMOTE:
+            return NONE, None             # unauthenticated: whatever it says
+        if p.kind == UNKNOWN:
+            raise Net9Error("%s: cannot tell who the client is (%s)" % (Eattach, p.why))
+        user = self.uname_of(c, uname, nuname)
+        if not self.privileged(p):
+            own = _peer.username(p.uid)
+            if nu is not None and nu != p.uid:
+                raise Net9Error("%s: uid %d (%s) may not attach as uid %d"
+                                % (Eattach, p.uid, own, nu))
+            if user != own:
+                raise Net9Error("%s: uid %d may attach only as %s, not %r"
+                                % (Eattach, p.uid, own, user))
+        if nu is None and c.dotl:
+            try:
+                nu = pwd.getpwnam(user).pw_uid
+            except KeyError:
+                nu = None
+        return user, nu
 
     # -- session --
 
@@ -541,13 +620,12 @@ class Server:
             raise Net9Error(Efidinuse)
         if afid != NOFID:
             raise Net9Error(Enoauth)
-        user = self.uname_of(c, uname, nuname)
-        nuid = nuname if (nuname is not None and nuname != NO32) else None
-        if nuid is None and c.dotl:
-            try:
-                nuid = pwd.getpwnam(user).pw_uid
-            except KeyError:
-                nuid = None
+        try:
+            user, nuid = self.attacher(c, uname, nuname)
+        except Net9Error as e:
+            self.log("%s: attach as %r (n_uname %s) refused: %s" % (
+                c.name, uname, "none" if nuname in (None, NO32) else nuname, e))
+            raise
         f = Fid(fid, QID(0, 0, Qtopdir), user, nuid)
         c.fids[fid] = f
         c.send(ninep.pack(ninep.Rattach, tag, self.qid(f.path)))
@@ -867,14 +945,6 @@ DISPATCH = {
 
 def default_socket_path():
     """plan9port's namespace directory /tmp/ns.$USER.$DISPLAY (DISPLAY
-    defaulting to :0, as plan9port's getns does) + /net9."""
-    ns = os.environ.get("NAMESPACE")
-    if ns:
-        return os.path.join(ns, "net9")
-    user = os.environ.get("USER") or pwd.getpwuid(os.getuid()).pw_name
-    disp = os.environ.get("DISPLAY") or ":0"
-    # plan9port's getns: strip a trailing ".0" screen number
-    if disp.endswith(".0"):
-        disp = disp[:-2]
-    disp = disp.replace("/", "_")
-    return "/tmp/ns.%s.%s/net9" % (user, disp)
+    defaulting to :0, as plan9port's getns does), or $NAMESPACE, + /net9.
+    Only the path: net9.namespace checks the directory and the socket."""
+    return namespace.default_socket_path()

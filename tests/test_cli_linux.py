@@ -148,7 +148,7 @@ def test_serve_without_root():
     d = tempfile.mkdtemp()
     nsdir = os.path.join(d, "ns.nobody")
     os.chmod(d, 0o755)
-    os.mkdir(nsdir, 0o755)
+    os.mkdir(nsdir, 0o700)                     # as net9.namespace insists
     nob = pwd.getpwnam("nobody")
     os.chown(nsdir, nob.pw_uid, nob.pw_gid)
     os.environ["NAMESPACE"] = nsdir            # the default socket: $NAMESPACE/net9
