@@ -3,9 +3,13 @@ net9 commands and ping (version, attach, walk, open, read, write, stat,
 clunk, flush).
 
 One Client is one 9P connection (a unix socket or TCP).  It is
-thread-safe: a reader thread takes the replies off the socket, so any
-number of requests may be outstanding at once and be answered out of order
-(a data read may wait while writes go on the same connection).  Blocking
+thread-safe: any number of requests may be outstanding at once and be
+answered out of order (a data read may wait while writes go on the same
+connection).  There is no reader thread: a thread waiting for a reply
+reads the socket itself when no other thread is reading it, and hands
+every reply it takes off to the thread that waits for it (a leader and
+followers), so a program with one thread pays no thread switch per
+request.  Blocking
 calls take a timeout; a call that times out or is interrupted
 (KeyboardInterrupt) flushes its request (Tflush) before it raises, so the
 server is left with nothing parked for it.
@@ -23,6 +27,7 @@ cannot be made raises OSError; one the server closes raises EOFError.
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
 import time
@@ -135,9 +140,10 @@ class Client:
         self.dead = None               # why the connection is gone
         self.closed = False
         self.msize = msize
-        self.reader = threading.Thread(target=self._reader, name="9p-reader %s" % addr,
-                                       daemon=True)
-        self.reader.start()
+        self.rbuf = bytearray()        # bytes read and not yet a whole reply (leader's)
+        self.reading = False           # a thread is reading the socket (the leader)
+        self.poller = select.poll()
+        self.poller.register(self.sock.fileno(), select.POLLIN)
         try:
             r = self.wait(self._send(ninep.pack(ninep.Tversion, NOTAG, msize, "9P2000"), NOTAG))
             if r[0] != ninep.Rversion or r[3] != "9P2000":
@@ -153,39 +159,61 @@ class Client:
 
     # -- transport ---------------------------------------------------------
 
-    def _reader(self):
-        buf = bytearray()
+    def _readsome(self, timeout):
+        """One recv (timeout: None blocks, 0 polls) by the leader, without
+        the lock; the whole replies it completes."""
+        s = self.sock
+        if timeout is not None:
+            # the socket stays blocking (a timeout on it would also bind a
+            # sendall in another thread): poll first
+            if not self.poller.poll(max(0, int(timeout * 1000 + 0.999))):
+                return []
+        try:
+            d = s.recv(1 << 20)
+        except InterruptedError:
+            return []
+        if not d:
+            raise EOFError("the 9P server closed the connection")
+        buf = self.rbuf
+        buf += d
+        got = []
+        off = 0
+        nb = len(buf)
+        while nb - off >= 4:
+            n = int.from_bytes(buf[off:off + 4], "little")
+            if n < 7:
+                raise ninep.Malformed("message of %d bytes" % n)
+            if nb - off < n:
+                break
+            got.append(ninep.unpackr(bytes(buf[off:off + n])))
+            off += n
+        if off:
+            del buf[:off]
+        return got
+
+    def _lead(self, timeout):
+        """Called with the lock held by a thread that waits while nobody
+        reads: read once, deliver what came, wake the others; returns with
+        the lock held."""
+        self.reading = True
+        self.cv.release()
+        got = []
         err = None
         try:
-            while True:
-                d = self.sock.recv(1 << 20)
-                if not d:
-                    err = EOFError("the 9P server closed the connection")
-                    break
-                buf += d
-                got = []
-                while len(buf) >= 4:
-                    n = int.from_bytes(buf[:4], "little")
-                    if n < 7:
-                        raise ninep.Malformed("message of %d bytes" % n)
-                    if len(buf) < n:
-                        break
-                    got.append(ninep.unpackr(bytes(buf[:n])))
-                    del buf[:n]
-                if got:
-                    with self.cv:
-                        for r in got:
-                            if r[1] in self.discard:
-                                self.discard.discard(r[1])
-                                self.inflight.discard(r[1])
-                                continue
-                            self.replies[r[1]] = r
-                        self.arrivals += len(got)
-                        self.cv.notify_all()
-        except (OSError, ninep.Malformed) as e:
+            got = self._readsome(timeout)
+        except (OSError, EOFError, ninep.Malformed) as e:
             err = e
-        with self.cv:
-            if self.dead is None:
+        finally:
+            self.cv.acquire()
+            self.reading = False
+            for r in got:
+                if r[1] in self.discard:
+                    self.discard.discard(r[1])
+                    self.inflight.discard(r[1])
+                    continue
+                self.replies[r[1]] = r
+            self.arrivals += len(got)
+            if err is not None and self.dead is None:
                 self.dead = EOFError("connection closed") if self.closed else err
             self.cv.notify_all()
 
@@ -265,12 +293,14 @@ class Client:
                     if self.dead is not None:
                         self.inflight.discard(tag)
                         self._raisedead()
-                    if deadline is None:
-                        self.cv.wait()
-                    else:
+                    left = None
+                    if deadline is not None:
                         left = deadline - time.monotonic()
                         if left <= 0:
                             break
+                    if not self.reading:
+                        self._lead(left)
+                    else:
                         self.cv.wait(left)
                 else:
                     self.inflight.discard(tag)
@@ -309,7 +339,10 @@ class Client:
                 if left <= 0:
                     # the server does not answer: leave both tags reserved
                     raise TimeoutError("the 9P server does not answer Tflush")
-                self.cv.wait(left)
+                if not self.reading:
+                    self._lead(left)
+                else:
+                    self.cv.wait(left)
             self.replies.pop(ft)
             self.inflight.discard(ft)
             self.inflight.discard(oldtag)
@@ -318,6 +351,8 @@ class Client:
     def done(self, tag):
         """The reply for tag if it came, else None (never blocks)."""
         with self.cv:
+            if tag not in self.replies and not self.reading and self.dead is None:
+                self._lead(0)
             r = self.replies.pop(tag, None)
             if r is not None:
                 self.inflight.discard(tag)
@@ -336,7 +371,10 @@ class Client:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                self.cv.wait(left)
+                if not self.reading:
+                    self._lead(left)
+                else:
+                    self.cv.wait(left)
             return True
 
     def rpc(self, type, *args, timeout=-1):
