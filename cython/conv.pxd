@@ -4,7 +4,7 @@
 # layer.  TCP (tcp.pyx) and later UDP and ICMP build on it; the 9P server
 # sits on top and never sees protocol internals.
 
-from net9.qio cimport Queue
+from net9.qio cimport Queue, Trimmer
 from net9.netlog cimport Netlog
 
 cdef enum:
@@ -103,6 +103,7 @@ cdef class Fs:
     cdef public list woken             # Convs with something to wake (see wake)
     cdef public str eve                # host owner
     cdef public str network            # "network", owner of idle conversations
+    cdef public Trimmer trimmer        # the conversations' queues' trimming account
     cdef inline void wake(self, Conv c):
         if not c.wakepending:
             c.wakepending = 1
@@ -112,6 +113,7 @@ cdef class Fs:
     cpdef advance(self, unsigned int now)  # set the clock and run every proto's timers
     cpdef object nextdeadline(self)    # ms time of the next timer event, None if idle
     cpdef int iput(self, int ipproto, object pkt) except? -1  # hand a datagram to a protocol; -1: none for ipproto
+    cpdef Py_ssize_t trim(self) except -1  # give back idle queues' buffers; queues still busy
 
 cdef class Proto:
     cdef public Fs f

@@ -27,7 +27,7 @@ from net9 import errors
 from net9.errors import Net9Error
 from net9.ipaux import parseip, fmtip, parsecmd, ipismulticast, isv4 as _isv4
 from net9.ipaux import atoi as _atoi
-from net9.qio cimport Queue
+from net9.qio cimport Queue, Trimmer
 from net9.netlog cimport Netlog
 from net9.byteorder cimport nhgets, v4tov6c
 
@@ -161,6 +161,7 @@ cdef class Fs:
         self.woken = []
         self.eve = eve
         self.network = network
+        self.trimmer = Trimmer()
 
     cdef unsigned int nrand(self, unsigned int n):
         # 9front nrand(n): uniform in [0, n)
@@ -209,6 +210,25 @@ cdef class Fs:
             return -1
         p.rcv(pkt)
         return 0
+
+    cpdef Py_ssize_t trim(self) except -1:
+        """Give back the queue buffers of idle conversations (Queue.trim on
+        every queue): whoever owns the clock calls it now and then (net9.stack
+        about once a second while self.trimmer.busy or the last call's
+        result is not 0).  Returns the number of queues that moved data
+        since the previous call: they get another look next time."""
+        cdef Proto p
+        cdef Conv c
+        cdef Py_ssize_t n = 0
+        for p in self.protos.values():
+            for c in p.conv:
+                if c.rq is not None:
+                    n += c.rq.trim()
+                if c.wq is not None:
+                    n += c.wq.trim()
+                if c.eq is not None:
+                    n += c.eq.trim()
+        return n
 
     def proto(self, str name):
         return self.protos[name]
@@ -374,6 +394,9 @@ cdef class Proto:
                 c.eq.msg = True
                 self.conv.append(c)
                 self.pcreate(c)
+                for q in (c.rq, c.wq, c.eq):
+                    if q is not None:
+                        (<Queue>q).settrimmer(self.f.trimmer)
             if c is not None:
                 break
             if self.pgc() == 0:

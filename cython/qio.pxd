@@ -1,11 +1,16 @@
 # devip's queues (port/qio.c), the parts /net needs: a byte queue with a
 # limit, flow control, hang-up with a reason, EOF counting and kick/wake-up
 # rules of ../shared/spec/devip.md section 4.4.  Data lives in one malloc'd
-# ring buffer; no Python object per segment.
+# ring buffer; no Python object per segment.  close/flush/reopen free it,
+# trim() gives back an idle queue's (see qio.pyx).
+
+cdef class Trimmer:
+    cdef public Py_ssize_t busy        # queues that moved data since their last trim
+    cdef public Py_ssize_t released    # bytes of buffer given back so far
 
 cdef class Queue:
     cdef unsigned char *buf        # ring buffer
-    cdef Py_ssize_t cap            # allocated size of buf
+    cdef readonly Py_ssize_t cap   # allocated size of buf (0: none)
     cdef Py_ssize_t head           # index of first byte
     cdef Py_ssize_t len            # bytes queued
     cdef public Py_ssize_t limit   # flow-control limit
@@ -18,6 +23,8 @@ cdef class Queue:
     cdef public bint rwait         # a reader is parked: wake it on data or hang-up
     cdef public bint wwait         # a writer is parked: wake it when flow clears or on hang-up
     cdef object msglens            # deque of message lengths when msg is set
+    cdef readonly bint used        # data moved since the last trim()
+    cdef readonly Trimmer trimmer  # the stack's Trimmer (None: not counted)
 
     cdef inline Py_ssize_t qlen(self) noexcept:
         return self.len
@@ -36,6 +43,8 @@ cdef class Queue:
     cpdef flush(self)              # qflush: discard data, keep state
     cpdef reopen(self)             # qreopen: un-hang-up, eof=0, data discarded, flow cleared
     cpdef setlimit(self, Py_ssize_t limit)
+    cpdef int trim(self) except -1       # give back an idle queue's buffer; 1: data moved since the last trim
+    cpdef settrimmer(self, Trimmer t)
     cpdef bint ishungup(self)
     cpdef object getreason(self)
     # read: bytes (1..n) when data is queued; None when it would block;

@@ -2,10 +2,18 @@
 """devip's queues (9front port/qio.c), the parts /net needs.
 
 A Queue is a byte queue (or, with msg set, a datagram queue) kept in one
-malloc'd ring buffer that grows with realloc.  There are no processes to put
-to sleep here: a caller that would block parks its request and sets rwait
-(reader) or wwait (writer); the queue calls wakecb() when something happens
-that a parked party waits for, clearing the flag it answers:
+ring buffer (PyMem_RawMalloc, so that tracemalloc sees it) that grows with
+realloc as data comes.  Memory goes back when nothing needs it: close(),
+flush() and reopen() free the buffer (a closed conversation holds none),
+and trim(), which the stack calls about once a second, shrinks the buffer
+of a queue that moved no data since the previous trim to the bytes still
+queued (none: freed).  Nothing is reallocated on the data path to give
+memory back, so a steady stream keeps its buffer.
+
+There are no processes to put to sleep here: a caller that would block
+parks its request and sets rwait (reader) or wwait (writer); the queue
+calls wakecb() when something happens that a parked party waits for,
+clearing the flag it answers:
 
   * data queued (qpass, write)          -> rwait
   * flow cleared (read, qdiscard, flush) -> wwait
@@ -15,8 +23,8 @@ wakecb is called at most once per event, and only when a flag it answers
 was set.  EOF and error rules are those of devip.md section 4.4.
 """
 
-from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memmove
+from cpython.mem cimport PyMem_RawMalloc, PyMem_RawRealloc, PyMem_RawFree
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 
@@ -26,6 +34,90 @@ from net9.errors import Net9Error, Ehungup
 
 cdef enum:
     MINCAP = 256
+
+
+# bytes of ring buffer held by every Queue in the process, and how many
+# buffers (tests, benchmarks)
+cdef Py_ssize_t _held = 0
+cdef Py_ssize_t _nbufs = 0
+
+
+def held():
+    """(bytes, buffers): ring buffer memory held by all queues."""
+    return _held, _nbufs
+
+
+cdef class Trimmer:
+    """What the queues of one stack share for trimming: busy counts the
+    queues that moved data since their last trim() (they need another
+    look), released the bytes of buffer freed or shrunk so far."""
+
+    def __cinit__(self):
+        self.busy = 0
+        self.released = 0
+
+
+cdef int _setcap(Queue self, Py_ssize_t newcap) except -1:
+    """Resize the ring to newcap >= len bytes (0: free it), straightening
+    it when it wraps or would not fit."""
+    global _held, _nbufs
+    cdef unsigned char *nb
+    cdef Py_ssize_t first
+    if newcap == self.cap:
+        return 0
+    if newcap < self.cap and self.trimmer is not None:
+        self.trimmer.released += self.cap - newcap
+    if newcap == 0:
+        PyMem_RawFree(self.buf)
+        _nbufs -= 1
+        _held -= self.cap
+        self.buf = NULL
+        self.cap = 0
+        self.head = 0
+        return 0
+    if self.head + self.len <= self.cap:
+        # contiguous (or empty): realloc keeps the bytes where they are;
+        # move them to the front first when the new size would cut them
+        if self.len == 0:
+            self.head = 0
+        elif self.head + self.len > newcap:
+            memmove(self.buf, self.buf + self.head, <size_t>self.len)
+            self.head = 0
+        nb = <unsigned char *>PyMem_RawRealloc(self.buf, <size_t>newcap)
+        if nb == NULL:
+            raise MemoryError()
+        if self.buf == NULL:
+            _nbufs += 1
+        self.buf = nb
+    else:
+        # wrapped: copy into a new buffer, straightened out
+        nb = <unsigned char *>PyMem_RawMalloc(<size_t>newcap)
+        if nb == NULL:
+            raise MemoryError()
+        first = self.cap - self.head
+        memcpy(nb, self.buf + self.head, <size_t>first)
+        memcpy(nb + first, self.buf, <size_t>(self.len - first))
+        PyMem_RawFree(self.buf)
+        self.buf = nb
+        self.head = 0
+    _held += newcap - self.cap
+    self.cap = newcap
+    return 0
+
+
+cdef inline void _touch(Queue self) noexcept:
+    """Data moved: the next trim() leaves the buffer alone."""
+    if not self.used:
+        self.used = True
+        if self.trimmer is not None:
+            self.trimmer.busy += 1
+
+
+cdef inline void _untouch(Queue self) noexcept:
+    if self.used:
+        self.used = False
+        if self.trimmer is not None:
+            self.trimmer.busy -= 1
 
 
 cdef inline void _drop(Queue self, Py_ssize_t n) noexcept:
@@ -46,11 +138,13 @@ cdef inline bint _unflow(Queue self) noexcept:
     return False
 
 cdef int _discardall(Queue self) except -1:
+    """Drop every byte and free the buffer."""
     self.len = 0
     self.head = 0
     if self.msglens:
         self.msglens.clear()
-    return 0
+    _untouch(self)
+    return _setcap(self, 0)
 
 cdef int _wakeboth(Queue self) except -1:
     if self.rwait or self.wwait:
@@ -88,9 +182,15 @@ cdef class Queue:
         self.msglens = deque()
 
     def __dealloc__(self):
+        global _held, _nbufs
         if self.buf != NULL:
-            free(self.buf)
+            PyMem_RawFree(self.buf)
             self.buf = NULL
+            _held -= self.cap
+            _nbufs -= 1
+            self.cap = 0
+        if self.used and self.trimmer is not None:
+            self.trimmer.busy -= 1
 
     def __len__(self):
         return self.len
@@ -107,8 +207,6 @@ cdef class Queue:
         """Make room for n more bytes."""
         cdef Py_ssize_t need = self.len + n
         cdef Py_ssize_t newcap
-        cdef unsigned char *nb
-        cdef Py_ssize_t first
         if n < 0 or need < self.len:
             raise OverflowError("queue too large")
         if need <= self.cap:
@@ -118,25 +216,7 @@ cdef class Queue:
             newcap = need
         if newcap < MINCAP:
             newcap = MINCAP
-        if self.head + self.len <= self.cap:
-            # contiguous (or empty): realloc keeps the bytes where they are
-            nb = <unsigned char *>realloc(self.buf, <size_t>newcap)
-            if nb == NULL:
-                raise MemoryError()
-            self.buf = nb
-        else:
-            # wrapped: copy into a new buffer, straightened out
-            nb = <unsigned char *>malloc(<size_t>newcap)
-            if nb == NULL:
-                raise MemoryError()
-            first = self.cap - self.head
-            memcpy(nb, self.buf + self.head, <size_t>first)
-            memcpy(nb + first, self.buf, <size_t>(self.len - first))
-            free(self.buf)
-            self.buf = nb
-            self.head = 0
-        self.cap = newcap
-        return 0
+        return _setcap(self, newcap)
 
     # -- hot path ----------------------------------------------------------
 
@@ -163,6 +243,7 @@ cdef class Queue:
                 memcpy(self.buf + tail, p, <size_t>first)
                 memcpy(self.buf, p + first, <size_t>(n - first))
             self.len += n
+            _touch(self)
         if self.msg:
             self.msglens.append(n)
         if self.len >= self.limit:
@@ -189,6 +270,7 @@ cdef class Queue:
                     self.msglens[0] = m - (n - done)
                     done = n
         _drop(self, n)
+        _touch(self)
         if _unflow(self) and self.wwait:
             self.wwait = False
             self.wake()
@@ -257,6 +339,32 @@ cdef class Queue:
         """qsetlimit.  Flow is re-evaluated only when data next moves."""
         self.limit = limit
 
+    cpdef int trim(self) except -1:
+        """Called now and then (net9.stack: about once a second): when no
+        data moved since the last trim, shrink the buffer to the bytes
+        queued, freeing it when there are none.  A queue that moved data
+        is left alone (a steady stream never reallocates for this) and
+        1 returned: it needs another look later; else 0."""
+        cdef Py_ssize_t fit
+        if self.used:
+            _untouch(self)
+            return 1
+        if self.len == 0:
+            _setcap(self, 0)
+        elif self.cap > 2 * self.len and self.cap > MINCAP:
+            fit = self.len if self.len > MINCAP else MINCAP
+            _setcap(self, fit)
+        return 0
+
+    cpdef settrimmer(self, Trimmer t):
+        """Count this queue in t (a stack's Trimmer) from now on."""
+        if self.used:
+            if self.trimmer is not None:
+                self.trimmer.busy -= 1
+            if t is not None:
+                t.busy += 1
+        self.trimmer = t
+
     cpdef bint ishungup(self):
         return self.reason is not None
 
@@ -286,6 +394,7 @@ cdef class Queue:
         out = PyBytes_FromStringAndSize(NULL, take)
         self.qcopy(<unsigned char *>PyBytes_AS_STRING(out), take, 0)
         _drop(self, m)
+        _touch(self)
         if _unflow(self):
             self.kicked = True
             if self.wwait:

@@ -987,6 +987,10 @@ cdef class TcpProto(Proto):
             x = x.next
         lp.next = None
         self.tcphalt(lp.timer)
+        # lp.timer.arg is lp: break the cycle so that a forgotten call is
+        # freed at once, not by the cyclic collector (a SYN flood makes
+        # thousands of them)
+        lp.timer.arg = None
 
     cdef void limbosched(self, Limbo lp):
         """Arm lp's timer for the first tick at which limborexmit's test

@@ -135,7 +135,10 @@ class Fid:
 
 class Wait:
     """A parked request.  kind: read eread write connect listen log snoop.
-    done(result, error) is called once when it completes or is aborted."""
+    done(result, error) is called once when it completes; NetFs drops it
+    then, and when the request is cancelled, so that a callback that refers
+    to its Wait leaves no reference cycle behind (garbage the cyclic
+    collector may not look at for a long time in an idle server)."""
 
     __slots__ = ("kind", "fid", "conv", "proto", "count", "result", "rest", "done",
                  "active", "user")
@@ -691,6 +694,7 @@ class NetFs:
         if not w.active:
             return
         w.active = False
+        w.done = None          # the server's callback refers to w: no cycle left for the GC
         self.unpark(w)
         if w.kind == "listen":
             w.proto.closeconv(w.conv)
@@ -702,13 +706,15 @@ class NetFs:
         except Net9Error as e:
             w.active = False
             self.unpark(w)
-            w.done(None, str(e))
+            done, w.done = w.done, None      # see cancel
+            done(None, str(e))
             return True
         if not ok:
             return False
         w.active = False
         self.unpark(w)
-        w.done(r, None)
+        done, w.done = w.done, None
+        done(r, None)
         return True
 
     def woken(self, convs):

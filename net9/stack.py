@@ -11,7 +11,9 @@ and, later, the 9P server.
               loopback medium, or any medium given.  Received datagrams go
               to ip.input; fs timers run from fs.nextdeadline() with fs.now
               = ms since the stack started (time.monotonic); woken
-              conversations are dispatched to watchers and wake hooks.
+              conversations are dispatched to watchers and wake hooks;
+              memory goes back (fs.trim() about once a second while
+              queues move data, then glibc's malloc_trim).
   Conn, Listener  blocking-style helpers for tests and tools: they drive
               the loop (in the calling thread) until their condition holds
               or a timeout passes; nothing ever blocks in a system call.
@@ -47,6 +49,26 @@ __all__ = ["Loop", "Handle", "Stack", "Conn", "Listener", "parse_addr"]
 
 _MASK32 = 0xFFFFFFFF
 _LOGIP = 1 << 1                  # netlog's Logip
+
+TRIM_INTERVAL = 1.0              # seconds between fs.trim() sweeps while there is work
+HEAPTRIM_BYTES = 1 << 20         # queue bytes given back before malloc_trim is worth it
+
+
+def _heaptrimmer():
+    """glibc's malloc_trim as a callable(pad), or None (another C
+    library): freed memory in the middle of the heap goes back to the
+    system only through it."""
+    try:
+        import ctypes
+        fn = ctypes.CDLL(None).malloc_trim
+    except (ImportError, OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_size_t]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+malloc_trim = _heaptrimmer()
 
 
 class Handle:
@@ -327,7 +349,9 @@ class Stack:
     .ifc (its interface) .loifc  .now_ms()  run()/stop()/close()
     add_reader/remove_reader/call_soon/call_later (the loop's)
     watch(conv, fn) / unwatch(conv); wakehooks: fns called with each
-    non-empty list of woken conversations.
+    non-empty list of woken conversations.  trim(): the sweep that gives
+    idle queues' buffers back (see Stack.trim; the loop runs it by itself);
+    .heaptrims counts its malloc_trim calls.
     """
 
     def __init__(self, tun: Optional[str] = "net9",
@@ -366,6 +390,10 @@ class Stack:
         self.ifc = None
         self.loifc = None
         self.closed = False
+        self._trimnext = None          # monotonic time of the next trim sweep
+        self._trimagain = 0            # queues busy at the last sweep
+        self._trimmedat = 0            # trimmer.released at the last malloc_trim
+        self.heaptrims = 0             # malloc_trim calls made
         try:
             if medium is None and tun is not None:
                 medium = self.tun = _media.Tun(tun, mtu=mtu, create=create,
@@ -465,6 +493,12 @@ class Stack:
                 t = d - now
                 if timeout is None or t < timeout:
                     timeout = t
+        if self._trimwanted():
+            if self._trimnext is None:
+                self._trimnext = now + TRIM_INTERVAL
+            t = self._trimnext - now
+            if timeout is None or t < timeout:
+                timeout = t
         d = self.fs.nextdeadline()
         if d is not None:
             nowms = int((now - self.t0) * 1000) & _MASK32
@@ -490,6 +524,8 @@ class Stack:
         d = fs.nextdeadline()
         if d is not None and ((now - d) & _MASK32) < 0x80000000:
             fs.advance(now)
+        if self._trimnext is not None and time.monotonic() >= self._trimnext:
+            self.trim()
         if fs.woken:
             woken = fs.drain()
             watch = self._watch
@@ -500,6 +536,28 @@ class Stack:
                         fn(c)
             for hook in self.wakehooks:
                 hook(woken)
+
+    # -- giving memory back ---------------------------------------------------
+
+    def _trimwanted(self) -> bool:
+        t = self.fs.trimmer
+        return bool(t.busy or self._trimagain
+                    or t.released - self._trimmedat >= HEAPTRIM_BYTES)
+
+    def trim(self) -> None:
+        """One sweep (the loop runs one about once a second while queues
+        move data, and once more after): fs.trim() gives back the buffers
+        of queues that stayed idle since the last sweep; when that or
+        closing conversations freed a megabyte or more, malloc_trim(0)
+        returns the heap's free pages to the system."""
+        self._trimnext = None
+        self._trimagain = self.fs.trim()
+        t = self.fs.trimmer
+        if t.released - self._trimmedat >= HEAPTRIM_BYTES:
+            self._trimmedat = t.released
+            if malloc_trim is not None:
+                malloc_trim(0)
+                self.heaptrims += 1
 
     # -- hooks for the layers above ------------------------------------------
 

@@ -8,7 +8,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, precondi
 
 from net9 import errors
 from net9.errors import Net9Error, Ehungup
-from net9.qio import Queue
+from net9 import qio
+from net9.qio import Queue, Trimmer
 
 
 class Waker:
@@ -148,6 +149,145 @@ def test_large_transfer():
         if got:
             out.append(got)
     assert b"".join(out) == data
+
+
+# -- buffer memory: trim and close ----------------------------------------
+
+def test_buffer_grows_on_demand_and_close_frees_it():
+    q = Queue(1 << 20)
+    assert q.cap == 0                           # nothing allocated until data comes
+    q.write(b"x" * 1000)
+    assert q.cap >= 1000
+    with pytest.raises(AttributeError):
+        q.cap = 0                               # read-only
+    q.close()
+    assert q.cap == 0 and len(q) == 0
+
+
+def test_flush_and_reopen_free_the_buffer():
+    q = Queue(1 << 20)
+    q.write(b"x" * 5000)
+    q.flush()
+    assert q.cap == 0
+    q.write(b"y" * 5000)
+    q.hangup()
+    q.reopen()
+    assert q.cap == 0
+    q.write(b"z")
+    assert q.read(5) == b"z"
+
+
+def test_drained_queue_releases_its_buffer():
+    q = Queue(1 << 20)
+    q.write(b"x" * 300000)
+    assert q.read(1 << 20) == b"x" * 300000
+    cap = q.cap
+    assert cap >= 300000 and q.used             # kept while data moves
+    assert q.trim() == 1 and q.cap == cap       # moved since the last trim: left alone
+    assert not q.used
+    assert q.trim() == 0 and q.cap == 0         # idle and empty: freed
+    assert q.trim() == 0 and q.cap == 0
+    q.write(b"abc")                             # and usable again
+    assert q.read(10) == b"abc"
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_idle_queue_shrinks_to_its_data(wrapped):
+    q = Queue(1 << 30)
+    if wrapped:
+        q.write(b"-" * 200000)                  # the first buffer fits: cap 200000
+        q.discard(199900)                       # 100 bytes left at the end of the ring
+        data = bytes(range(256)) * 20           # 5120 more go to its start
+    else:
+        data = bytes(range(256)) * 1024
+        q.write(b"-" * 1000000)
+        q.discard(1000000)
+    q.write(data)
+    want = q.copy(1 << 30)
+    big = q.cap
+    assert q.trim() == 1 and q.cap == big
+    assert q.trim() == 0
+    assert len(q) <= q.cap < big and q.cap == max(len(q), 256)
+    assert q.copy(1 << 30) == want              # straightened, intact
+    assert q.read(1 << 30) == want
+
+
+def test_idle_queue_less_than_half_empty_keeps_its_buffer():
+    q = Queue(1 << 20)
+    q.write(b"a" * 40000)                       # cap 65536 by doubling
+    cap = q.cap
+    q.trim()
+    q.trim()
+    assert q.cap == cap                         # 40000 > cap/2: not worth it
+
+
+def test_steady_stream_keeps_one_buffer():
+    q = Queue(65535)
+    caps = set()
+    for i in range(200):
+        q.write(b"y" * 5000)
+        assert q.read(5000) == b"y" * 5000      # drained every time
+        if i % 10 == 0:
+            assert q.trim() == 1                # data moved: never touched
+        caps.add(q.cap)
+    assert len(caps) == 1
+
+
+def test_msg_queue_trim_keeps_empty_messages():
+    q = Queue(1 << 20)
+    q.msg = True
+    q.write(b"datagram")
+    assert q.read(100) == b"datagram"
+    q.write(b"")                                # an empty datagram: no bytes
+    q.trim()
+    q.trim()
+    assert q.cap == 0
+    assert q.read(100) == b""                   # still one message
+    assert q.read(100) is None
+
+
+def test_trimmer_counts_busy_queues_and_released_bytes():
+    t = Trimmer()
+    a, b = Queue(1 << 20), Queue(1 << 20)
+    a.write(b"early")                           # busy before it is counted
+    a.settrimmer(t)
+    b.settrimmer(t)
+    assert a.trimmer is t and t.busy == 1
+    a.write(b"x")
+    b.write(b"y" * 1000)
+    assert t.busy == 2
+    assert a.trim() == 1 and t.busy == 1        # a looked at: not busy any more
+    a.read(100)
+    assert t.busy == 2                          # moved again
+    capb = b.cap
+    b.close()
+    assert t.busy == 1 and t.released == capb   # close forgets it and frees
+    a.trim()
+    capa = a.cap
+    assert a.trim() == 0 and a.cap == 0 and t.busy == 0
+    assert t.released == capb + capa
+    a.write(b"z")
+    assert t.busy == 1
+    a.settrimmer(None)
+    assert t.busy == 0 and a.trimmer is None
+    del a
+    assert t.busy == 0
+
+
+def test_held_counts_every_queue_buffer():
+    before = qio.held()
+    q = Queue(1 << 20)
+    q.write(b"x" * 3000)
+    nbytes, nbufs = qio.held()
+    assert nbufs == before[1] + 1 and nbytes == before[0] + q.cap
+    q.trim()
+    q.read(1 << 20)
+    q.trim()
+    q.trim()
+    assert qio.held() == before
+    q.write(b"x")
+    del q                                       # freed with the queue
+    assert qio.held() == before
 
 
 # -- flow control ---------------------------------------------------------
@@ -541,6 +681,13 @@ class QueueMachine(RuleBasedStateMachine):
     @rule()
     def park_writer(self):
         self.q.wwait = self.wwait = True
+
+    @rule()
+    def trim(self):
+        busy = self.q.trim()
+        assert self.q.cap >= len(self.model)
+        if not busy and not self.model:
+            assert self.q.cap == 0
 
     @invariant()
     def agrees(self):
