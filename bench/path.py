@@ -25,15 +25,25 @@ When `net9 serve --help` lists --no-offload, net9 runs twice per MTU: with
 its default offloads (compared with `tunwire -o`) and with --no-offload
 (compared with plain tunwire); otherwise once, without offloads.
 
-Measures (tcpbench client modes): bulk Linux->server (sink) and
-server->Linux (source), MB/s; connect+close rate, 5 consecutive runs; 1-byte
-round trip, median and p99 in microseconds.  Also the CPU time that net9
-serve, the 9P client process and the Linux driver used over each measure
-(from /proc/PID/stat and getrusage), as a fraction of its wall time.
+Measures (tcpbench client modes), in this order on each column: bulk
+Linux->server (sink) and server->Linux (source), MB/s; 1-byte round trip,
+median and p99 in microseconds; connect+close rate, 5 consecutive runs
+(last: it leaves net9 with thousands of conversations in Time_wait).  Also
+the CPU time that net9 serve, the 9P client process and the Linux driver
+used over each measure (from /proc/PID/stat and getrusage) as a fraction of
+its wall time, and how full the 9P server's 128 KiB reads came back.
 
-    python bench/path.py [--mtu 1500,65000] [--only bulk,conn,rr]
-                         [--bytes 256M] [--seconds 2] [--runs 1]
-                         [--json FILE] [--wire DIR] [--no-relay] [--no-veth]
+    python bench/path.py [--mtu 1500,65000] [--only bulk,rr,conn]
+                         [--bytes 256M] [--seconds 3] [--runs 1] [--repeat 1]
+                         [--offload both|on|off] [--no-net9] [--no-relay]
+                         [--no-veth] [--json FILE] [--wire DIR] [--py-spy DIR]
+
+--repeat N runs every column N times, interleaved, and prints medians.
+--py-spy DIR records net9 serve and the 9P client with py-spy (raw
+collapsed stacks, 250 Hz) during each net9 measure.  Every measure is
+bounded in time; a process that dies or stops, a transfer that hangs or a
+^C ends the run with a message, after the processes, namespaces, TUNs and
+the temporary directory are removed.
 
 Root only.  Run it from the source tree after the in-place build.
 """
@@ -111,12 +121,16 @@ def n9server(srv, port, lifetime, user):
         return out
 
     def h_sink(c):
-        total = 0
+        total = reads = 0
+        t0 = time.perf_counter()
         while True:
             d = c.recv(IOSIZE)
+            reads += 1
             if not d:
                 break
             total += len(d)
+        log("n9server sink: %d bytes in %d reads in %.3f s" % (total, reads,
+                                                              time.perf_counter() - t0))
         c.sendall(struct.pack("!Q", total))
 
     def h_echo(c):
@@ -273,6 +287,17 @@ class Proc:
                     raise Failure("%s did not print %r within %d s:\n%s" % (
                         self.name, pattern, timeout, self.tail()))
                 self.cv.wait(min(left, 0.5))
+
+    def lastmatch(self, pattern, count, timeout):
+        """The last of the lines matching pattern once there are count of
+        them (waiting up to timeout seconds for them), or None."""
+        end = time.monotonic() + timeout
+        with self.cv:
+            while True:
+                ms = [m for m in (re.search(pattern, ln) for _, ln in self.lines) if m]
+                if len(ms) >= count or time.monotonic() >= end:
+                    return ms[-1] if ms else None
+                self.cv.wait(0.1)
 
     def tail(self, n=15):
         return "\n".join("    %s" % ln for _, ln in self.lines[-n:]) or "    (no output)"
@@ -500,9 +525,11 @@ def drive(col, wire, args, timeout, tag=None):
     return j, wall, cpu
 
 
-def measure_column(col, wire, a, only):
-    """Every selected measure on one column: a dict of results."""
-    res = {"label": col.label}
+def measure_column(col, wire, a, only, res):
+    """Every selected measure on one column, into res.  The order
+    matters: connect+close last, as it leaves net9 with thousands of
+    conversations in Time_wait (10 s)."""
+    res["label"] = col.label
     secs = a.seconds
     if "sink" in only or "source" in only:
         for mode, key in (("bulk", "sink"), ("source", "source")):
@@ -513,7 +540,23 @@ def measure_column(col, wire, a, only):
                                  tag=key)
             res[key] = {"MBps": j["MBps"]["median"], "runs": j["MBps"]["runs"], "wall": wall,
                         "cpu": cpu, "raw": j}
+            if key == "sink" and "9p_client" in col.cpu_procs:
+                # the 9P server process's own count: how full its 128 KiB reads came back
+                m = col.cpu_procs["9p_client"].lastmatch(
+                    r"n9server sink: (\d+) bytes in (\d+) reads", a.runs, 5)
+                if m:
+                    n, reads = int(m.group(1)), int(m.group(2))
+                    res[key]["reads"] = reads
+                    res[key]["bytes_per_read"] = n / max(reads - 1, 1)
             log("  %-22s %-8s %8.1f MB/s" % (col.label, key, res[key]["MBps"]))
+    if "rr" in only:
+        j, wall, cpu = drive(col, wire, ["rr", "--seconds", secs, "--runs", a.runs,
+                                         "--size", 1], a.runs * secs + 60)
+        res["rr"] = {"median_us": j["rtt_median_us"]["median"],
+                     "p99_us": j["rtt_p99_us"]["median"], "samples": j["samples"],
+                     "wall": wall, "cpu": cpu, "raw": j}
+        log("  %-22s rr       %8.1f us median, %.1f us p99" % (
+            col.label, res["rr"]["median_us"], res["rr"]["p99_us"]))
     if "conn" in only:
         runs = []
         for i in range(CONN_RUNS):
@@ -536,14 +579,6 @@ def measure_column(col, wire, a, only):
         res["conn"] = {"rates": rates, "median": statistics.median(rates), "runs": runs,
                        "wall": sum(r["wall"] for r in runs),
                        "cpu": {k: sumnone(r["cpu"][k] for r in runs) for k in runs[0]["cpu"]}}
-    if "rr" in only:
-        j, wall, cpu = drive(col, wire, ["rr", "--seconds", secs, "--runs", a.runs,
-                                         "--size", 1], a.runs * secs + 60)
-        res["rr"] = {"median_us": j["rtt_median_us"]["median"],
-                     "p99_us": j["rtt_p99_us"]["median"], "samples": j["samples"],
-                     "wall": wall, "cpu": cpu, "raw": j}
-        log("  %-22s rr       %8.1f us median, %.1f us p99" % (
-            col.label, res["rr"]["median_us"], res["rr"]["p99_us"]))
     return res
 
 
@@ -552,15 +587,15 @@ def sumnone(xs):
     return None if any(x is None for x in xs) else sum(xs)
 
 
-def run_column(name, start, wire, a, only, pyspy=None):
+def run_column(name, start, wire, a, only, res, pyspy=None):
+    """Set a column up, measure into res, tear it down."""
     st = Setup()
     try:
         log("%s: starting" % name)
         col = start(st)
         col.pyspy = pyspy
-        res = measure_column(col, wire, a, only)
+        measure_column(col, wire, a, only, res)
         st.check()
-        return res
     finally:
         st.close()
 
@@ -627,8 +662,8 @@ def report(results, mtus, only, has_offload, repeat, out):
             if nk == "net9_off" and not has_offload:
                 head = "net9 has no offloads (net9 serve has no --no-offload): relay only"
             else:
-                head = "%s vs %s" % (n9[0]["label"] if n9 else "net9 (not run)",
-                                     rel[0]["label"] if rel else "C relay (not run)")
+                head = "%s vs %s" % (n9[0].get("label", nk) if n9 else "net9 (not run)",
+                                     rel[0].get("label", rk) if rel else "C relay (not run)")
             w("\nMTU %d, %s: %s%s\n" % (mtu, title, head,
                                           "; medians of %d repeats" % repeat if repeat > 1
                                           else ""))
@@ -679,6 +714,10 @@ def report(results, mtus, only, has_offload, repeat, out):
                     w("    %-24s %10s %10s %12s %7.1f\n" % (
                         name, *("-" if v is None else "%.2f" % v for v in fr),
                         median(x[m]["wall"] for x in n9 if m in x)))
+                bpr = median(x["sink"].get("bytes_per_read") for x in n9 if "sink" in x)
+                if bpr:
+                    w("  the 9P server's 128 KiB reads in the sink returned %.1f KiB on "
+                      "average\n" % (bpr / 1024))
 
 
 # ======================================================================
@@ -719,7 +758,7 @@ def main():
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mtu", default="1500,65000", help="comma-separated MTUs")
-    ap.add_argument("--only", default="bulk,conn,rr",
+    ap.add_argument("--only", default="bulk,rr,conn",
                     help="measures: bulk (= sink,source), sink, source, conn, rr")
     ap.add_argument("--bytes", type=parse_size, default=parse_size("256M"),
                     help="bytes per bulk transfer (K, M, G suffixes)")
@@ -820,9 +859,10 @@ def main():
                     spy = None
                     if a.py_spy and key.startswith("net9"):
                         spy = (pyspy, a.py_spy, "mtu%d-%s-%d" % (mtu, key, rep + 1))
-                    r.setdefault(key, []).append(run_column(
-                        "MTU %d %s%s" % (mtu, key, " #%d" % (rep + 1) if a.repeat > 1 else ""),
-                        start, wire, a, only, spy))
+                    res = {}
+                    r.setdefault(key, []).append(res)
+                    run_column("MTU %d %s%s" % (mtu, key, " #%d" % (rep + 1) if a.repeat > 1
+                                                else ""), start, wire, a, only, res, spy)
     except Failure as e:
         failed = str(e)
     except KeyboardInterrupt as e:
