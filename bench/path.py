@@ -312,7 +312,7 @@ class Proc:
                 state = f.read().rsplit(")", 1)[1].split()[0]
         except OSError:
             return
-        if state in ("T", "t"):
+        if state == "T":                 # (not "t": a tracer such as py-spy)
             raise Failure("%s (pid %d) is stopped (state %s)" % (self.name, self.pid, state))
 
     def cpu(self):
@@ -363,6 +363,15 @@ class Setup:
             p.check()
 
     def close(self):
+        # a second ^C (or SIGTERM) waits until everything is removed
+        sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+        try:
+            self._close()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    def _close(self):
         for p in reversed(self.procs):
             try:
                 p.stop()
