@@ -671,7 +671,7 @@ def report(results, mtus, only, has_offload, repeat, out):
         for title, nk, rk in (("without offloads", "net9_nooff", "relay"),
                               ("with offloads", "net9_off", "relay_o")):
             n9, rel = r.get(nk), r.get(rk)
-            if not n9 and not rel:
+            if not n9 and not rel and not (veth and nk == "net9_nooff"):
                 continue
             if nk == "net9_off" and not has_offload:
                 head = "net9 has no offloads (net9 serve has no --no-offload): relay only"
