@@ -29,7 +29,9 @@ of the messages that follow): call it again for the rest.
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memmove
+from libc.stdlib cimport malloc, realloc, free
+from libc.errno cimport errno, EINTR, EAGAIN
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
 # ---- message types -------------------------------------------------------
@@ -614,8 +616,10 @@ def unpackr(msg):
     """Decode one R-message (bytes; for clients and tests): (type, tag,
     field...).  Raises Malformed."""
     cdef bytes b = bytes(msg)
-    cdef const uint8_t *p = <const uint8_t *>PyBytes_AS_STRING(b)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(b)
+    return _unpackr(<const uint8_t *>PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
+
+
+cdef tuple _unpackr(const uint8_t *p, Py_ssize_t n):
     cdef Py_ssize_t k, j
     if n < C_HDRSZ or g32(p) != <uint32_t>n:
         raise Malformed("bad size")
@@ -636,3 +640,222 @@ def unpackr(msg):
     if type(r) is str:
         raise Malformed(r)
     return (typ, tag) + tuple(r)
+
+
+# ---- a client's socket ---------------------------------------------------
+#
+# A client reads and writes its 9P connection from whichever thread waits
+# (net9.client: no reader thread).  That thread may be the main thread, where
+# a signal handler's exception (KeyboardInterrupt, SystemExit from SIGTERM)
+# can surface between any two Python statements: between a recv and the
+# append of what it returned, or in the middle of a sendall.  Bytes lost
+# there would desynchronise the stream for good.  So the read and the
+# bookkeeping of what was read, and a message's whole write, are done here,
+# in C, where no Python code runs between the system call and the state it
+# changes.
+
+cdef extern from "<poll.h>" nogil:
+    struct pollfd:
+        int fd
+        short events
+        short revents
+    int poll(pollfd *fds, unsigned long nfds, int timeout)
+    enum:
+        POLLIN
+
+cdef extern from "<sys/socket.h>" nogil:
+    ssize_t recv(int fd, void *buf, size_t n, int flags)
+    ssize_t send(int fd, const void *buf, size_t n, int flags)
+    int shutdown(int fd, int how)
+    enum:
+        MSG_NOSIGNAL
+        SHUT_RDWR
+
+cdef extern from "Python.h":
+    int PyErr_CheckSignals() except -1
+
+
+cdef class ReplyReader:
+    """The receive side of a client's 9P connection: a buffer that fill()
+    reads into and take() splits into whole R-messages, delivered into the
+    client's reply table.  Not thread-safe: one reader (the leader) at a
+    time, take() under the client's lock."""
+    cdef uint8_t *buf
+    cdef Py_ssize_t cap, start, end, maxmsg
+
+    def __cinit__(self, Py_ssize_t maxmsg):
+        self.maxmsg = max(maxmsg, 64)
+        self.cap = max(2 * self.maxmsg, 65536)
+        self.buf = <uint8_t *>malloc(self.cap)
+        if self.buf == NULL:
+            raise MemoryError()
+        self.start = 0
+        self.end = 0
+
+    def __dealloc__(self):
+        free(self.buf)
+
+    @property
+    def pending(self):
+        """Bytes read and not yet part of a whole reply."""
+        return self.end - self.start
+
+    def setmax(self, Py_ssize_t maxmsg):
+        """The largest reply that may come (msize, once negotiated)."""
+        self.maxmsg = max(maxmsg, 64)
+
+    def fill(self, int fd, int timeout_ms=-1):
+        """One recv on fd (after waiting for input up to timeout_ms when it
+        is not negative): the count of bytes read, 0 at end of file, -1 when
+        nothing came (the time-out passed, or a signal came: its handler
+        runs when this returns, with nothing lost).  OSError on errors."""
+        cdef pollfd pfd
+        cdef int r, e = 0
+        cdef ssize_t n
+        cdef Py_ssize_t room
+        cdef uint8_t *nb
+        if self.start == self.end:
+            self.start = self.end = 0
+        elif self.end == self.cap:
+            # compact: a partial reply moves to the front
+            memmove(self.buf, self.buf + self.start, self.end - self.start)
+            self.end -= self.start
+            self.start = 0
+        if self.end == self.cap:
+            # one reply larger than the buffer (take() allowed it)
+            nb = <uint8_t *>realloc(self.buf, 2 * self.cap)
+            if nb == NULL:
+                raise MemoryError()
+            self.buf = nb
+            self.cap *= 2
+        if timeout_ms >= 0:
+            pfd.fd = fd
+            pfd.events = POLLIN
+            pfd.revents = 0
+            with nogil:
+                r = poll(&pfd, 1, timeout_ms)
+                if r < 0:
+                    e = errno
+            if r == 0 or (r < 0 and e == EINTR):
+                return -1
+            if r < 0:
+                raise OSError(e, "poll: %s" % _strerror(e))
+        room = self.cap - self.end
+        with nogil:
+            n = recv(fd, self.buf + self.end, room, 0)
+            if n < 0:
+                e = errno
+        if n < 0:
+            if e == EINTR or e == EAGAIN:
+                return -1
+            raise OSError(e, _strerror(e))
+        self.end += n
+        return n
+
+    def take(self, dict replies, set discard, set inflight, dict flushing):
+        """Deliver every whole reply in the buffer: into replies by tag, or
+        dropped when its tag is in discard (the tag leaves discard and
+        inflight); an Rflush whose tag is in flushing (flush tag -> old tag)
+        is dropped too and frees both tags (after it, no reply to the old
+        tag can come).  The number of replies seen.  Malformed when the
+        framing is broken (the connection cannot go on)."""
+        cdef Py_ssize_t n, got = 0
+        cdef uint32_t size
+        cdef tuple r
+        cdef uint8_t *nb
+        while self.end - self.start >= 4:
+            size = g32(self.buf + self.start)
+            if size < C_HDRSZ:
+                raise Malformed("message of %d bytes" % size)
+            if <Py_ssize_t>size > self.maxmsg:
+                raise Malformed("message of %d bytes, more than msize %d" % (size, self.maxmsg))
+            n = size
+            if self.end - self.start < n:
+                if self.start + n > self.cap:
+                    # make room for the rest of it: compact, grow if need be
+                    memmove(self.buf, self.buf + self.start, self.end - self.start)
+                    self.end -= self.start
+                    self.start = 0
+                    if n > self.cap:
+                        nb = <uint8_t *>realloc(self.buf, n)
+                        if nb == NULL:
+                            raise MemoryError()
+                        self.buf = nb
+                        self.cap = n
+                break
+            r = _unpackr(self.buf + self.start, n)
+            self.start += n
+            got += 1
+            tag = r[1]
+            if tag in flushing:
+                old = flushing.pop(tag)
+                inflight.discard(tag)
+                inflight.discard(old)
+                discard.discard(old)
+                replies.pop(old, None)
+            elif tag in discard:
+                discard.discard(tag)
+                inflight.discard(tag)
+            else:
+                replies[tag] = r
+        if self.start == self.end:
+            self.start = self.end = 0
+        return got
+
+
+cdef str _strerror(int e):
+    import os
+    return os.strerror(e)
+
+
+def sendmsg_all(int fd, msg, data=None):
+    """Write msg (and then data, when given: a Twrite's payload without a
+    copy into msg) whole on the socket fd.  A signal whose handler raises
+    before anything was written leaves the connection as it was; one that
+    raises in the middle of the message shuts the socket down first (a
+    half-written 9P message cannot be taken back).  OSError on errors (the
+    socket is shut down when part of the message went)."""
+    cdef Py_buffer a, b
+    cdef Py_ssize_t done = 0, total, k
+    cdef ssize_t w
+    cdef int e = 0
+    cdef const uint8_t *p
+    cdef bint hasb = data is not None
+    PyObject_GetBuffer(msg, &a, PyBUF_SIMPLE)
+    if hasb:
+        try:
+            PyObject_GetBuffer(data, &b, PyBUF_SIMPLE)
+        except BaseException:
+            PyBuffer_Release(&a)
+            raise
+    try:
+        total = a.len + (b.len if hasb else 0)
+        while done < total:
+            if done < a.len:
+                p = <const uint8_t *>a.buf + done
+                k = a.len - done
+            else:
+                p = <const uint8_t *>b.buf + (done - a.len)
+                k = total - done
+            with nogil:
+                w = send(fd, p, k, MSG_NOSIGNAL)
+                if w < 0:
+                    e = errno
+            if w >= 0:
+                done += w
+                continue
+            if e == EINTR:
+                try:
+                    PyErr_CheckSignals()
+                except BaseException:
+                    if done:
+                        shutdown(fd, SHUT_RDWR)
+                    raise
+                continue
+            if done:
+                shutdown(fd, SHUT_RDWR)
+            raise OSError(e, _strerror(e))
+    finally:
+        PyBuffer_Release(&a)
+        if hasb:
+            PyBuffer_Release(&b)

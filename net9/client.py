@@ -9,7 +9,11 @@ connection).  There is no reader thread: a thread waiting for a reply
 reads the socket itself when no other thread is reading it, and hands
 every reply it takes off to the thread that waits for it (a leader and
 followers), so a program with one thread pays no thread switch per
-request.  Blocking
+request.  That thread may be the main thread, where signal handlers raise
+(KeyboardInterrupt): the read and the bookkeeping of what it brought, and
+each message's whole write, are done in C (ninep.ReplyReader,
+ninep.sendmsg_all), and the lock and wake-ups are juggled so that an
+exception at any point leaves the connection in step.  Blocking
 calls take a timeout; a call that times out or is interrupted
 (KeyboardInterrupt) flushes its request (Tflush) before it raises, so the
 server is left with nothing parked for it.
@@ -27,9 +31,10 @@ cannot be made raises OSError; one the server closes raises EOFError.
 
 from __future__ import annotations
 
-import select
 import socket
+import struct
 import threading
+from _thread import allocate_lock as _allocate_lock
 import time
 
 from net9 import ninep
@@ -38,6 +43,7 @@ NOTAG = ninep.NOTAG
 NOFID = ninep.NOFID
 IOHDRSZ = ninep.IOHDRSZ
 DEFAULT_MSIZE = 128 * 1024 + IOHDRSZ
+_TWRITE = struct.Struct("<IBHIQI")     # Twrite's header: size type tag fid offset count
 
 # 9P open modes
 OREAD, OWRITE, ORDWR, OEXEC = 0, 1, 2, 3
@@ -127,12 +133,16 @@ class Client:
         self.timeout = timeout
         self.sock = dial9p(addr, timeout)
         self.sock.settimeout(None)
-        self.lock = threading.Lock()
-        self.cv = threading.Condition(self.lock)
-        self.sendlock = threading.Lock()
+        # reentrant: a finalizer (Conn.__del__ -> clunk(wait=False)) may
+        # run in a thread that holds it; and its owner is known, which lets
+        # _relock tell whether an interrupted acquire got it
+        self.lock = threading.RLock()
+        self.waiters = []              # followers' locks (released to wake them)
+        self.sendlock = threading.RLock()
         self.replies = {}              # tag -> reply tuple
         self.inflight = set()          # tags sent and not yet taken back
         self.discard = set()           # tags whose replies nobody waits for
+        self.flushing = {}             # Tflush tag -> tag it takes back (nobody waits)
         self.tags = 0
         self.fids = 0
         self.freefids = []
@@ -140,16 +150,16 @@ class Client:
         self.dead = None               # why the connection is gone
         self.closed = False
         self.msize = msize
-        self.rbuf = bytearray()        # bytes read and not yet a whole reply (leader's)
+        self.fd = self.sock.fileno()
+        self.reader = ninep.ReplyReader(max(msize, 8192))   # the leader's buffer
         self.reading = False           # a thread is reading the socket (the leader)
-        self.poller = select.poll()
-        self.poller.register(self.sock.fileno(), select.POLLIN)
         try:
             r = self.wait(self._send(ninep.pack(ninep.Tversion, NOTAG, msize, "9P2000"), NOTAG))
             if r[0] != ninep.Rversion or r[3] != "9P2000":
                 raise NinepError("the server speaks %r, not 9P2000" % (r[3],)
                                  if r[0] == ninep.Rversion else r[2])
             self.msize = min(msize, r[2])
+            self.reader.setmax(max(self.msize, 8192))
             self.root = self.newfid()
             self.check(self.rpc(ninep.Tattach, self.root, NOFID, uname, aname))
         except BaseException:
@@ -159,72 +169,113 @@ class Client:
 
     # -- transport ---------------------------------------------------------
 
-    def _readsome(self, timeout):
-        """One recv (timeout: None blocks, 0 polls) by the leader, without
-        the lock; the whole replies it completes."""
-        s = self.sock
-        if timeout is not None:
-            # the socket stays blocking (a timeout on it would also bind a
-            # sendall in another thread): poll first
-            if not self.poller.poll(max(0, int(timeout * 1000 + 0.999))):
-                return []
+    # A signal handler's exception can surface in the main thread after any
+    # call returns or at the entry of any Python function (not inside a C
+    # call).  The lock juggling below is written so that one such exception
+    # anywhere leaves the lock held by the thread it interrupts, no stale
+    # leader, and no follower asleep with nobody to wake it: no helper
+    # function is called where the lock might not be held, and the
+    # wake-up is done again when interrupted.
+
+    def _follow(self, timeout):
+        """Called with the lock held by a thread that waits while another
+        reads: sleep until the leader delivers (or timeout seconds pass;
+        None: no limit); returns or raises with the lock held."""
+        w = _allocate_lock()
+        w.acquire()
+        self.waiters.append(w)
+        pending = None
         try:
-            d = s.recv(1 << 20)
-        except InterruptedError:
-            return []
-        if not d:
-            raise EOFError("the 9P server closed the connection")
-        buf = self.rbuf
-        buf += d
-        got = []
-        off = 0
-        nb = len(buf)
-        while nb - off >= 4:
-            n = int.from_bytes(buf[off:off + 4], "little")
-            if n < 7:
-                raise ninep.Malformed("message of %d bytes" % n)
-            if nb - off < n:
-                break
-            got.append(ninep.unpackr(bytes(buf[off:off + n])))
-            off += n
-        if off:
-            del buf[:off]
-        return got
+            self.lock.release()
+            if timeout is None:
+                w.acquire()
+            else:
+                w.acquire(True, max(0.0, timeout))
+        except BaseException as e:
+            pending = e
+        finally:
+            while True:
+                try:
+                    self.lock.acquire()
+                    break
+                except BaseException as e:
+                    pending = e
+                    if self.lock._is_owned():
+                        break
+        try:
+            self.waiters.remove(w)
+        except ValueError:
+            pass
+        if pending is not None:
+            raise pending
+
+    def _wake(self):
+        """Wake every follower (lock held).  A follower leaves the list
+        itself, once it holds the lock again; releasing it twice is
+        harmless."""
+        for w in self.waiters:
+            try:
+                w.release()
+            except RuntimeError:
+                pass
 
     def _lead(self, timeout):
         """Called with the lock held by a thread that waits while nobody
-        reads: read once, deliver what came, wake the others; returns with
-        the lock held."""
+        reads: read once, deliver what came, wake the others; returns (or
+        raises) with the lock held.  The read and the delivery are
+        ReplyReader's (C): an exception from a signal handler (the leader
+        may be the main thread) cannot come between a recv and the
+        bookkeeping of what it brought."""
         self.reading = True
-        self.cv.release()
-        got = []
         err = None
         try:
-            got = self._readsome(timeout)
-        except (OSError, EOFError, ninep.Malformed) as e:
-            err = e
+            try:
+                self.lock.release()
+                n = self.reader.fill(self.fd, -1 if timeout is None
+                                     else max(0, int(timeout * 1000 + 0.999)))
+                if n == 0:
+                    err = EOFError("the 9P server closed the connection")
+            except OSError as e:
+                err = e
+            finally:
+                pending = None
+                while True:
+                    try:
+                        self.lock.acquire()
+                        break
+                    except BaseException as e:
+                        pending = e
+                        if self.lock._is_owned():
+                            break
+                if pending is not None:
+                    raise pending
         finally:
-            self.cv.acquire()
             self.reading = False
-            for r in got:
-                if r[1] in self.discard:
-                    self.discard.discard(r[1])
-                    self.inflight.discard(r[1])
-                    continue
-                self.replies[r[1]] = r
-            self.arrivals += len(got)
+            try:
+                self.arrivals += self.reader.take(self.replies, self.discard, self.inflight,
+                                                  self.flushing)
+            except ninep.Malformed as e:
+                err = e
             if err is not None and self.dead is None:
                 self.dead = EOFError("connection closed") if self.closed else err
-            self.cv.notify_all()
+            if self.closed:
+                self._closesock()
+            try:
+                self._wake()
+            except BaseException:
+                self._wake()
+                raise
 
-    def _send(self, msg: bytes, tag: int) -> int:
+    def _send(self, msg: bytes, tag: int, data=None) -> int:
+        """Write a whole message (msg, then data when given: a Twrite's
+        payload) from any thread."""
         with self.sendlock:
             if self.dead is not None:
                 self._raisedead()
             try:
-                self.sock.sendall(msg)
+                ninep.sendmsg_all(self.fd, msg, data)
             except OSError as e:
-                with self.cv:
+                with self.lock:
                     self.inflight.discard(tag)
                     if self.dead is None:
                         self.dead = e
@@ -240,17 +291,27 @@ class Client:
     def close(self):
         """Close the connection (the server clunks every fid, which ends
         every conversation held only by this connection)."""
-        with self.cv:
+        with self.lock:
             if self.closed:
                 return
             self.closed = True
             if self.dead is None:
                 self.dead = EOFError("connection closed")
-            self.cv.notify_all()
+            self._wake()
         try:
-            self.sock.shutdown(socket.SHUT_RDWR)
+            self.sock.shutdown(socket.SHUT_RDWR)     # ends a blocked read or write
         except OSError:
             pass
+        # the descriptor is closed when nobody uses it any more: a write or
+        # a read under way could otherwise land on a descriptor reused by
+        # an open elsewhere in the program
+        with self.sendlock:
+            with self.lock:
+                if not self.reading:
+                    self._closesock()
+                # else the leader closes it when its read returns
+
+    def _closesock(self):
         try:
             self.sock.close()
         except OSError:
@@ -288,7 +349,7 @@ class Client:
             timeout = self.timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            with self.cv:
+            with self.lock:
                 while tag not in self.replies:
                     if self.dead is not None:
                         self.inflight.discard(tag)
@@ -301,7 +362,7 @@ class Client:
                     if not self.reading:
                         self._lead(left)
                     else:
-                        self.cv.wait(left)
+                        self._follow(left)
                 else:
                     self.inflight.discard(tag)
                     return self.replies.pop(tag)
@@ -328,7 +389,7 @@ class Client:
             timeout = max(self.timeout, 1.0)
         ft = self.start(ninep.Tflush, oldtag)
         deadline = time.monotonic() + timeout
-        with self.cv:
+        with self.lock:
             while ft not in self.replies:
                 if self.dead is not None:
                     self.inflight.discard(ft)
@@ -342,7 +403,7 @@ class Client:
                 if not self.reading:
                     self._lead(left)
                 else:
-                    self.cv.wait(left)
+                    self._follow(left)
             self.replies.pop(ft)
             self.inflight.discard(ft)
             self.inflight.discard(oldtag)
@@ -350,7 +411,7 @@ class Client:
 
     def done(self, tag):
         """The reply for tag if it came, else None (never blocks)."""
-        with self.cv:
+        with self.lock:
             if tag not in self.replies and not self.reading and self.dead is None:
                 self._lead(0)
             r = self.replies.pop(tag, None)
@@ -363,7 +424,7 @@ class Client:
     def poll(self, timeout: float) -> bool:
         """Wait up to timeout seconds for a reply to arrive; True if one did."""
         deadline = time.monotonic() + max(0.0, timeout)
-        with self.cv:
+        with self.lock:
             seen = self.arrivals
             while self.arrivals == seen:
                 if self.dead is not None:
@@ -374,11 +435,22 @@ class Client:
                 if not self.reading:
                     self._lead(left)
                 else:
-                    self.cv.wait(left)
+                    self._follow(left)
             return True
 
     def rpc(self, type, *args, timeout=-1):
-        return self.wait(self.start(type, *args), timeout)
+        t = self.tag()
+        return self._call(t, ninep.pack(type, t, *args), timeout)
+
+    def _call(self, t, msg, timeout, data=None):
+        """Send msg (tag t, data after it) and wait for its reply; an
+        interrupt before the wait took charge of the tag drops its reply."""
+        try:
+            self._send(msg, t, data)
+            return self.wait(t, timeout)
+        except BaseException:
+            self._drop(t)
+            raise
 
     @staticmethod
     def check(r):
@@ -435,13 +507,68 @@ class Client:
         return r[2], r[3]
 
     def walkopen(self, path, mode, timeout=-1) -> int:
-        fid = self.walk(path)
+        """A new fid for path, opened: the Twalk and the Topen go together
+        (one write, one wait for both replies when the walk succeeds)."""
+        names = self.names(path)
+        if len(names) > ninep.MAXWELEM:
+            fid = self.walk(names)
+            try:
+                self.open(fid, mode, timeout=timeout)
+            except BaseException:
+                self.clunk(fid)
+                raise
+            return fid
+        fid = self.newfid()
+        wt = self.tag()
+        ot = None
         try:
-            self.open(fid, mode, timeout=timeout)
+            ot = self.tag()
+            self._send(ninep.pack(ninep.Twalk, wt, self.root, fid, names)
+                       + ninep.pack(ninep.Topen, ot, fid, mode), wt)
+            rw = self.wait(wt)
         except BaseException:
+            self._drop(wt)
+            if ot is not None:
+                self._drop(ot)
+            self.clunk(fid, wait=False)
+            raise
+        if rw[0] == ninep.Rerror or len(rw[2]) != len(names):
+            # no fid was made: the Topen fails at once (its reply is dropped;
+            # the fid number is not reused, so no later walk can meet it)
+            self._drop(ot)
+            raise NinepError(rw[2] if rw[0] == ninep.Rerror else "file does not exist")
+        try:
+            self.check(self.wait(ot, timeout))
+        except BaseException:
+            self._drop(ot)
             self.clunk(fid)
             raise
         return fid
+
+    def _drop(self, tag):
+        """Nobody will wait for tag (an interrupt came between its tag() and
+        its wait: it may or may not have been sent): its reply, come or to
+        come, is dropped, and a Tflush sent without waiting takes the
+        request back (a parked read must not consume data nobody reads);
+        the tag is free again at the Rflush.  Nothing when the tag is no
+        longer in flight (a wait took it back)."""
+        with self.lock:
+            if tag not in self.inflight:
+                return
+            if tag in self.replies:
+                del self.replies[tag]
+                self.inflight.discard(tag)
+                return
+            if self.dead is not None:
+                self.inflight.discard(tag)
+                return
+            self.discard.add(tag)
+            ft = self.tag()
+            self.flushing[ft] = tag
+        try:
+            self._send(ninep.pack(ninep.Tflush, ft, tag), ft)
+        except (OSError, EOFError):
+            pass
 
     def iounit(self) -> int:
         return self.msize - IOHDRSZ
@@ -462,15 +589,21 @@ class Client:
 
     def write(self, fid, data, offset=0, timeout=-1) -> int:
         """Write all of data (in msize pieces); the count written."""
-        data = memoryview(bytes(data) if not isinstance(data, (bytes, bytearray)) else data)
+        try:
+            data = memoryview(data).cast("B")
+        except (TypeError, ValueError):
+            data = memoryview(bytes(data))
         if len(data) == 0:
             return self.check(self.rpc(ninep.Twrite, fid, offset, b"", timeout=timeout))[2]
         n = 0
         unit = self.iounit()
         while n < len(data):
             piece = data[n:n + unit]
-            w = self.check(self.rpc(ninep.Twrite, fid, offset + n, bytes(piece),
-                                    timeout=timeout))[2]
+            t = self.tag()
+            # the header alone, the payload written from data as it is
+            hdr = _TWRITE.pack(_TWRITE.size + len(piece), ninep.Twrite, t, fid, offset + n,
+                               len(piece))
+            w = self.check(self._call(t, hdr, timeout, piece))[2]
             if w <= 0:
                 break
             n += w

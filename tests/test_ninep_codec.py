@@ -209,3 +209,98 @@ def test_fuzz_bodies_of_every_type(type, body, dotl):
 def test_fuzz_roundtrip(names, fid, data):
     assert n.unpack(n.pack(n.Twalk, 1, fid, fid, names), False) == (110, 1, fid, fid, names)
     assert n.unpack(n.pack(n.Twrite, 2, fid, 9, data), True) == (118, 2, fid, 9, data)
+
+
+# ---- the client's socket (ReplyReader, sendmsg_all) ---------------------------
+
+def _replies(seq):
+    """R-messages: Rread of growing sizes, Rclunk, Rflush, Rerror."""
+    out = []
+    for i, k in enumerate(seq):
+        out.append(n.rread(i, bytes([i % 251]) * k))
+    out.append(n.pack(n.Rclunk, 900))
+    out.append(n.pack(n.Rerror, 901, "no such file"))
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 70000), min_size=1, max_size=6), st.data())
+def test_reply_reader_reassembles_any_split(sizes, data):
+    import socket
+    msgs = _replies(sizes)
+    stream = b"".join(msgs)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
+    a, b = socket.socketpair()
+    try:
+        r = n.ReplyReader(70000 + 64)
+        replies, discard, inflight = {}, {900}, set(range(902))
+        got, prev = 0, 0
+        for c in cuts + [len(stream)]:
+            a.sendall(stream[prev:c])
+            prev = c
+            while True:
+                k = r.fill(b.fileno(), 0)
+                if k == -1:
+                    break
+                assert k > 0
+                got += r.take(replies, discard, inflight, {})
+        assert got == len(msgs) and r.pending == 0
+        for i, k in enumerate(sizes):
+            assert replies[i] == (n.Rread, i, bytes([i % 251]) * k)
+        assert 900 not in replies and 900 not in discard and 900 not in inflight
+        assert replies[901] == (n.Rerror, 901, "no such file")
+    finally:
+        a.close()
+        b.close()
+
+
+def test_reply_reader_flush_frees_both_tags_and_eof_and_timeout():
+    import socket
+    a, b = socket.socketpair()
+    r = n.ReplyReader(8192)
+    assert r.fill(b.fileno(), 0) == -1                 # nothing there: -1 at once
+    replies, discard, inflight, flushing = {}, {7}, {7, 8}, {8: 7}
+    a.sendall(n.pack(n.Rflush, 8))                     # the old tag 7 never answers
+    assert r.fill(b.fileno(), 1000) > 0
+    assert r.take(replies, discard, inflight, flushing) == 1
+    assert replies == {} and discard == set() and inflight == set() and flushing == {}
+    a.close()
+    assert r.fill(b.fileno(), 1000) == 0               # end of file
+    b.close()
+
+
+def test_reply_reader_refuses_broken_framing():
+    import socket
+    for bad in (struct.pack("<IBH", 3, 101, 0), struct.pack("<IBH", 1 << 24, 117, 0)):
+        a, b = socket.socketpair()
+        r = n.ReplyReader(8192)
+        a.sendall(bad)
+        r.fill(b.fileno(), 1000)
+        with pytest.raises(n.Malformed):
+            r.take({}, set(), set(), {})
+        a.close()
+        b.close()
+
+
+def test_sendmsg_all_writes_header_and_payload_whole():
+    import socket
+    import threading
+    a, b = socket.socketpair()
+    payload = bytes(range(256)) * 4096                 # 1 MiB: more than the socket holds
+    got = bytearray()
+
+    def drain():
+        while len(got) < 5 + len(payload):
+            d = b.recv(65536)
+            if not d:
+                break
+            got.extend(d)
+    t = threading.Thread(target=drain)
+    t.start()
+    n.sendmsg_all(a.fileno(), b"head:", memoryview(payload))
+    t.join(10)
+    assert bytes(got) == b"head:" + payload
+    a.close()
+    with pytest.raises(OSError):
+        n.sendmsg_all(b.fileno(), b"x" * 10)           # peer gone: EPIPE, no SIGPIPE
+    b.close()
