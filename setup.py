@@ -15,15 +15,31 @@ def extensions():
     exts = []
     # NET9_EXT=csum,qio builds only those modules (for work on a few of them)
     only = [n for n in os.environ.get("NET9_EXT", "").split(",") if n]
-    for pyx in sorted(glob.glob(os.path.join("cython", "*.pyx"))):
+    pyxs = sorted(glob.glob(os.path.join("cython", "*.pyx")))
+    if not pyxs:
+        # an sdist without its sources would install a package that cannot
+        # import a single extension: refuse to build it at all
+        raise SystemExit("setup.py: no cython/*.pyx here (%s): nothing to compile; "
+                         "a net9 without its extensions does not work" % os.getcwd())
+    for pyx in pyxs:
         name = os.path.splitext(os.path.basename(pyx))[0]
         if only and name not in only:
             continue
         exts.append(Extension("net9." + name, [pyx],
                               extra_compile_args=["-O2", "-Wno-unused-function"]))
-    # cython/net9 is a symlink to cython/ itself, so that "from net9.qio
-    # cimport Queue" finds cython/qio.pxd under the package's real name.
-    return cythonize(exts, include_path=["cython"], language_level=3,
+    if only and not exts:
+        raise SystemExit("setup.py: NET9_EXT=%s names no module of cython/" % ",".join(only))
+    # "from net9.qio cimport Queue" must find cython/qio.pxd under the
+    # package's name: an include directory whose net9 is cython/ (a link made
+    # here, so that neither the checkout nor the sdist needs to carry one)
+    inc = os.path.join(HERE, "build", "pxd")
+    link = os.path.join(inc, "net9")
+    os.makedirs(inc, exist_ok=True)
+    if os.path.realpath(link) != os.path.realpath(os.path.join(HERE, "cython")):
+        if os.path.lexists(link):
+            os.remove(link)
+        os.symlink(os.path.join(HERE, "cython"), link)
+    return cythonize(exts, include_path=[inc, "cython"], language_level=3,
                      compiler_directives={"boundscheck": False,
                                           "wraparound": False,
                                           "cdivision": True,
@@ -44,7 +60,6 @@ setup(
     description="Plan 9's /net on Linux: a 9P file server over a userspace TCP/IP stack "
                 "whose TCP is a port of 9front's tcp.c",
     packages=["net9"],
-    package_data={"net9": ["*.pxd"]},
     ext_modules=extensions(),
     scripts=[p for p in glob.glob(os.path.join("cmd", "*")) if os.path.isfile(p)],
     data_files=manpages(),

@@ -13,9 +13,10 @@ The dial(2) API (net9.dial module; see its docstring):
 __version__ = "0.1.0"
 
 try:
-    # binds the name dial to the function (the submodule stays importable
-    # as "from net9.dial import ..." through sys.modules)
-    from net9.dial import (dial, announce, listen, accept, reject, hangup,  # noqa: F401
+    # net9.dial is the submodule, which is callable: net9.dial(addr) is
+    # dial(2), and "import net9.dial as d" is the module (see net9.dial's end)
+    import net9.dial  # noqa: F401
+    from net9.dial import (announce, listen, accept, reject, hangup,  # noqa: F401
                            Net, Conn, Announcement, Call, AddrError, ServerUnreachable)
 except ImportError:         # a source checkout without the compiled modules
     pass

@@ -978,3 +978,16 @@ def reject(call: Call, cause: str = "") -> None:
 def hangup(conv) -> None:
     """hangup(2): write "hangup" to a Conn's, Call's or Announcement's ctl."""
     conv.hangup()
+
+
+class _DialModule(type(sys)):
+    """This module's type: net9.dial is both this module (so that
+    "import net9.dial as d" and "from net9.dial import Net" find it) and,
+    called, dial() (so that net9.dial(addr) is dial(2)), since the package
+    cannot bind one name to both."""
+
+    def __call__(self, addr: str, local: str = None, **kw) -> Conn:
+        return dial(addr, local, **kw)
+
+
+sys.modules[__name__].__class__ = _DialModule
