@@ -247,6 +247,11 @@ cdef class TcpProto(Proto):
     # the buffer of the input segment being processed
     cdef const unsigned char *inp
     cdef object inobj
+    # beyond tcp.c: output held back while a burst of input is processed
+    # (pbatch), so one segment acknowledges the whole burst
+    cdef public bint batching
+    cdef dict deferred
+    cpdef pbatch(self, bint on)
 
     cdef unsigned long long curtick(self) noexcept
     cdef void tcpgo(self, Tcptimer t)

@@ -212,6 +212,8 @@ cdef class TcpProto(Proto):
         self.nextdirty = 1
         self.nlimbo = 0
         self.lht = [None] * NLHT
+        self.batching = False
+        self.deferred = {}
 
     # ---------------------------------------------------------------
     # timers: tcpgo, tcphalt, timerstate and tcpackproc on a wheel
@@ -499,21 +501,27 @@ cdef class TcpProto(Proto):
         is left (tcprcvwin's rcv.blocked) or less than an MSS: the queue
         then sits at limit - 8 without Qflow, the reader drains it, and
         the sender learns of the room only from its persist timer, 200 ms
-        later on Linux, again and again.  RFC 9293 section 3.8.6.2.2 (RFC
-        1122 section 4.2.3.3): once the window can grow by
-        min(RCV.BUFF / 2, MSS) past what was last offered, offer it."""
+        later on Linux, again and again.  And short of closing, a window
+        that stays small throttles the sender to that window per round
+        trip while the reader has long made room.  RFC 9293 section
+        3.8.6.2.2 (RFC 1122 section 4.2.3.3): once the window can grow by
+        min(RCV.BUFF / 2, MSS) past what the sender may still send
+        (RCV.WND: the offered right edge less what has come since), offer
+        it; and, as Linux does (tcp_cleanup_rbuf), only when that at least
+        doubles RCV.WND, so a reader that keeps up does not turn every read
+        into an ACK (the delayed ACKs stay tcp.c's)."""
         cdef Tcpctl tcb = <Tcpctl>c.ptcl
-        cdef int w, grow, need
+        cdef int w, cur, need
         if tcb.state == Closed or tcb.state == Listen or tcb.state == Syn_sent:
             return
-        if not tcb.rcv_blocked and tcb.rcv_wnd >= tcb.mss:
-            return
+        cur = <int>(tcb.rcv_wptr - tcb.rcv_nxt)
+        if cur < 0:
+            cur = 0
         w = <int>tcb.window - <int>c.rq.len
-        grow = w - <int>tcb.rcv_wnd
         need = <int>tcb.window // 2
         if need > tcb.mss:
             need = tcb.mss
-        if grow >= need:
+        if w - cur >= need and w >= 2 * cur:
             self.tcpacktimer(c)
 
     cdef void tcprcvwin(self, Conv s):
@@ -1284,6 +1292,31 @@ cdef class TcpProto(Proto):
         tcb.backoff = 0
         tcb.backedoff = 0
 
+    cpdef pbatch(self, bint on):
+        """Beyond tcp.c (net9 serve with offloads, where Linux hands over
+        TCP super-packets as its GRO would): pbatch(True) before a burst of
+        datagrams that came in together, pbatch(False) after it.  In
+        between, the output tcpiput would run after each segment (an ACK,
+        or data the ACK let go) waits, once per conversation, for the end
+        of the burst: one ACK then covers the burst, as a receiver with
+        GRO/LRO acknowledges an aggregate once (RFC 9293 section 3.8.6.3
+        allows stretch ACKs of this kind only as delayed ACKs do; the delay
+        here is the burst's processing time, microseconds).  Without
+        offloads (net9 serve --no-offload) nothing calls it: tcp.c's ACKs
+        exactly."""
+        cdef Conv s
+        cdef dict d
+        if on:
+            self.batching = True
+            return
+        self.batching = False
+        if self.deferred:
+            d = self.deferred
+            self.deferred = {}
+            for s in d:
+                if (<Tcpctl>s.ptcl).state != Closed:
+                    self.tcpoutput(s)
+
     cpdef int rcv(self, object pkt) except -1:
         """tcpiput: one IP datagram (bytes-like) carrying TCP."""
         cdef Py_buffer view
@@ -1428,7 +1461,10 @@ cdef class TcpProto(Proto):
 
         act = self.tcpinput(s, &seg, dp, length, source, dest, version)
         if act == A_OUTPUT:
-            self.tcpoutput(s)
+            if self.batching:
+                self.deferred[s] = None
+            else:
+                self.tcpoutput(s)
         elif act == A_RAISE:
             # DEVIATION: tcp.c's raise path calls tcpkick, which on a
             # conversation that this segment has just closed (RST, a

@@ -418,6 +418,11 @@ class Stack:
         except BaseException:
             self.close()
             raise
+        # with offloads Linux aggregates segments as GRO would; a burst of
+        # datagrams read at once is acknowledged once per conversation
+        # (TcpProto.pbatch), as a GRO receiver does: fewer ACK writes to
+        # the TUN, each of which runs Linux's whole receive path
+        self.batchacks = bool(self.tun is not None and getattr(self.tun, "offload", False))
         self.loop.add_source(self)
 
     # -- media -------------------------------------------------------------
@@ -463,19 +468,26 @@ class Stack:
         if not pkts:
             return
         ipinput = self.ip.input
-        if self.strict:
+        batch = self.batchacks and len(pkts) > 1
+        if batch:
+            self.tcp.pbatch(True)
+        try:
+            if self.strict:
+                for p in pkts:
+                    ipinput(ifc, p)
+                return
             for p in pkts:
-                ipinput(ifc, p)
-            return
-        for p in pkts:
-            try:
-                ipinput(ifc, p)
-            except Exception as e:
-                self.inputerrors += 1
-                self.lasterror = e
-                log = self.fs.log
-                if log.mask & _LOGIP:
-                    log.log(_LOGIP, "ip input: %s\n" % traceback.format_exc(limit=3))
+                try:
+                    ipinput(ifc, p)
+                except Exception as e:
+                    self.inputerrors += 1
+                    self.lasterror = e
+                    log = self.fs.log
+                    if log.mask & _LOGIP:
+                        log.log(_LOGIP, "ip input: %s\n" % traceback.format_exc(limit=3))
+        finally:
+            if batch:
+                self.tcp.pbatch(False)
 
     # -- clock and loop source --------------------------------------------
 

@@ -341,8 +341,14 @@ def test_offload_lossy_both_directions(ns, httpd, payload, reno, tmp_path):
         _, body = download(st, HOST4, timeout=240)
         assert len(body) == SIZE and hashlib.sha256(body).hexdigest() == digest
         part = data[:LOSSY_BOTH]
-        got, _ = serve_curl(ns, st, NET4, part, tmp_path, timeout=200)
-        assert got == part
+        # 2 MB leaves net9 as some 40 super-packets: at 2% none may be lost
+        # (ACKs lost don't count); send again, at most 4 times in all, until
+        # some data was, so that net9's own retransmission is exercised
+        for _ in range(4):
+            got, _ = serve_curl(ns, st, NET4, part, tmp_path, timeout=200)
+            assert got == part
+            if st.tcp.stat("RetransSegs") > 0:
+                break
         assert faultcount(st, "out", "lost") > 0 and faultcount(st, "in", "lost") > 0
         assert st.tcp.stat("RetransSegs") > 0
     finally:

@@ -1461,3 +1461,35 @@ def test_20mb_lossy_reordering_duplicating():
     assert ab.lost > 0 and ab.reordered > 0 and ab.duplicated > 0
     assert ta.state == Established
     assert time.monotonic() - t_start < 60          # ~2 s here; the brief's bound is 20 s
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_pbatch_acknowledges_a_burst_once(batch):
+    # beyond tcp.c (net9 serve with offloads): segments that came in one
+    # burst are acknowledged once, at the burst's end; without pbatch
+    # tcp.c's "force ack every 2*mss" acknowledges every second segment
+    P, peer = crafted()
+    s, tb = peer.s, peer.tcb
+    mss = 1460
+    base = peer.iss + 1
+    data = random.Random(11).randbytes(8 * mss)
+    k = len(P.wire.capture)
+    if batch:
+        P.tcpb.pbatch(True)
+    for i in range(8):
+        peer.send(i * mss, data[i * mss:(i + 1) * mss])
+    if batch:
+        assert peer.answers(k) == []               # held back until the burst ends
+        P.tcpb.pbatch(False)
+    acks = peer.answers(k)
+    assert all(not a.payload for a in acks)
+    if batch:
+        assert [a.ack for a in acks] == [u32(base + 8 * mss)]
+    else:
+        assert [a.ack for a in acks] == [u32(base + 2 * mss * (j + 1)) for j in range(4)]
+    assert P.tcpb.read(s, 20000) == data
+    # nothing is held after the burst: the next segment is tcp.c's again
+    k = len(P.wire.capture)
+    peer.send(8 * mss, data[:mss])
+    peer.send(9 * mss, data[:mss])
+    assert [a.ack for a in peer.answers(k)] == [u32(base + 10 * mss)]
