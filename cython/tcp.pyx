@@ -1514,11 +1514,13 @@ cdef class TcpProto(Proto):
         # to judge (RFC 9293 section 3.1); tcp.c read seg.ack regardless.
         if tcb.state != Syn_received and (seg.flags & RST) == 0 and (seg.flags & ACK):
             if (self.tcpporthogdefense
-                    and seq_within(seg.ack, tcb.snd_una - (1u << 31), tcb.snd_una - (1u << 29))):
+                    and seq_within(seg.ack, tcb.snd_una - <unsigned int>0x80000000,
+                                   tcb.snd_una - (1u << 29))):
                 if self.f.log.mask & Logtcp:
                     self.f.log.log(Logtcp, "stateless hog %s.%d->%s.%d f %x %x - %x - %x\n" % (
                         _ip(source), seg.source, _ip(dest), seg.dest, seg.flags,
-                        tcb.snd_una - (1u << 31), seg.ack, tcb.snd_una - (1u << 29)))
+                        <unsigned int>(tcb.snd_una - <unsigned int>0x80000000), seg.ack,
+                        tcb.snd_una - (1u << 29)))
                 self.localclose(s, errors.Estatelesshog)
 
         # Cut the data to fit the receive window
