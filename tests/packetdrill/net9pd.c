@@ -8,7 +8,7 @@
  * pdshim.Shim (pdshim.py, next to this file), which owns a net9 stack on a
  * virtual clock; see pdshim.py for the semantics.
  *
- * Build: python tests/packetdrill/build.py (it knows the flags).
+ * Build: python tests/packetdrill/build_shim.py (it knows the flags).
  *
  * struct packetdrill_interface below is our declaration of the table
  * packetdrill's packetdrill.h defines: the same members in the same order
@@ -190,6 +190,10 @@ static int pd_socket(void *userdata, int domain, int type, int protocol)
 static int pd_bind(void *userdata, int fd, const struct sockaddr *addr,
 		   socklen_t addrlen)
 {
+	if (addr == NULL) {
+		errno = EFAULT;
+		return -1;
+	}
 	ENTER;
 	long r = int_result(PyObject_CallMethod(SHIM, "bind", "iy#", fd,
 						(const char *)addr,
@@ -241,6 +245,10 @@ static int pd_accept(void *userdata, int fd, struct sockaddr *addr,
 static int pd_connect(void *userdata, int fd, const struct sockaddr *addr,
 		      socklen_t addrlen)
 {
+	if (addr == NULL) {
+		errno = EFAULT;
+		return -1;
+	}
 	ENTER;
 	long r = int_result(PyObject_CallMethod(SHIM, "connect", "iy#", fd,
 						(const char *)addr,
@@ -254,6 +262,10 @@ static int pd_connect(void *userdata, int fd, const struct sockaddr *addr,
 static ssize_t do_recv(void *userdata, int fd, void *buf, size_t len,
 		       int flags)
 {
+	if (buf == NULL && len > 0) {
+		errno = EFAULT;
+		return -1;
+	}
 	ENTER;
 	ssize_t r = bytes_result(PyObject_CallMethod(SHIM, "read", "ini", fd,
 						     (Py_ssize_t)len, flags),
@@ -336,6 +348,10 @@ static ssize_t pd_recvmsg(void *userdata, int fd, struct msghdr *msg,
 static ssize_t do_send(void *userdata, int fd, const void *buf, size_t len,
 		       int flags)
 {
+	if (buf == NULL && len > 0) {
+		errno = EFAULT;
+		return -1;
+	}
 	ENTER;
 	ssize_t r = int_result(PyObject_CallMethod(SHIM, "write", "iy#i", fd,
 						   (const char *)buf,
@@ -485,6 +501,10 @@ static int pd_getsockopt(void *userdata, int fd, int level, int optname,
 			 void *optval, socklen_t *optlen)
 {
 	size_t full = 0;
+	if (optval == NULL || optlen == NULL) {
+		errno = EFAULT;
+		return -1;
+	}
 	ENTER;
 	ssize_t r = bytes_result(PyObject_CallMethod(SHIM, "getsockopt", "iiii",
 						     fd, level, optname,
@@ -503,6 +523,10 @@ static int pd_getsockopt(void *userdata, int fd, int level, int optname,
 static int pd_setsockopt(void *userdata, int fd, int level, int optname,
 			 const void *optval, socklen_t optlen)
 {
+	if (optval == NULL && optlen > 0) {
+		errno = EFAULT;
+		return -1;
+	}
 	ENTER;
 	long r = int_result(PyObject_CallMethod(SHIM, "setsockopt", "iiiy#",
 						fd, level, optname,

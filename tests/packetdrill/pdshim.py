@@ -84,7 +84,12 @@ FIONREAD, SIOCOUTQ, FIONBIO = 0x541B, 0x5411, 0x5421
 POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 1, 2, 4, 8, 0x10, 0x20
 POLLRDNORM, POLLWRNORM, POLLRDHUP = 0x40, 0x100, 0x2000
 
-MSG_PEEK, MSG_DONTWAIT, MSG_FASTOPEN = 2, 0x40, 0x20000000
+MSG_OOB, MSG_PEEK, MSG_DONTWAIT, MSG_NOSIGNAL = 1, 2, 0x40, 0x4000
+MSG_FASTOPEN = 0x20000000
+# flags a call may carry: the rest name something net9 has no equivalent
+# for (MSG_MORE: corking, MSG_EOR, MSG_ZEROCOPY, MSG_WAITALL, ...) and fail
+SEND_FLAGS = MSG_DONTWAIT | MSG_NOSIGNAL
+RECV_FLAGS = MSG_DONTWAIT
 
 # tcp.c states (tcpstates[]) and Linux's TCP_* for tcp_info
 Closed, Listen, Syn_sent, Syn_received, Established = 0, 1, 2, 3, 4
@@ -514,6 +519,17 @@ class Shim:
         names = {v: k for k, v in self.FREEBSD_STATE.items()}
         for line in todo:
             w = line.split()
+            if len(w) >= 2 and w[0] == "ctl":
+                # bin/net9ctl: a message to /net/tcp/N/ctl of a fresh
+                # conversation (tcpporthogdefense is protocol-wide)
+                c = self.tcp.clone("none")
+                try:
+                    self.tcp.ctl(c, " ".join(w[1:]))
+                except Net9Error as e:
+                    self.say("net9ctl %s: %s" % (" ".join(w[1:]), e))
+                finally:
+                    self.tcp.closeconv(c)
+                continue
             if len(w) == 2 and w[0] == "drop":
                 want = None if w[1] == "all" else names.get(w[1])
                 for c in self.tcp.conv:
@@ -818,6 +834,9 @@ class Shim:
         nonblock = s.nonblock or bool(flags & MSG_DONTWAIT)
         if flags & MSG_PEEK:
             raise Fail(errno.EOPNOTSUPP, "MSG_PEEK: devip's queues have no peek")
+        if flags & ~RECV_FLAGS:
+            raise Fail(errno.EOPNOTSUPP, "recv flags %#x: net9 has no equivalent" % (
+                flags & ~RECV_FLAGS))
         c = s.conv
         while True:
             if s.shut_rd or s.eof:
@@ -865,6 +884,9 @@ class Shim:
         data = bytes(data)
         if flags & MSG_FASTOPEN:
             raise Fail(errno.EOPNOTSUPP, "MSG_FASTOPEN: net9 has no TCP Fast Open")
+        if flags & ~SEND_FLAGS:
+            raise Fail(errno.EOPNOTSUPP, "send flags %#x: net9 has no equivalent" % (
+                flags & ~SEND_FLAGS))
         nonblock = s.nonblock or bool(flags & MSG_DONTWAIT)
         if s.connecting:
             if nonblock:

@@ -1,5 +1,5 @@
 """The packetdrill shim on its own, without packetdrill: net9pd.so is
-built (tests/packetdrill/build.py) and driven by pdselftest, which loads
+built (tests/packetdrill/build_shim.py) and driven by pdselftest, which loads
 it the way packetdrill does (dlopen RTLD_LOCAL|RTLD_DEEPBIND, the
 interface table), with hand-made datagrams in and the segments net9 sends
 checked field by field, on the shim's virtual clock.
@@ -22,7 +22,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import build as pdbuild                      # noqa: E402
+import build_shim as pdbuild                 # noqa: E402
 
 from net9 import sim                          # noqa: E402
 from net9.tcp import CONST                    # noqa: E402

@@ -3,7 +3,7 @@
 its own tests use) from net9pd.c and pdselftest.c, for the Python running
 this script, whose net9 the shim will import.
 
-    python tests/packetdrill/build.py [--out DIR] [--force]
+    python tests/packetdrill/build_shim.py [--out DIR] [--force]
 
 Prints the path of net9pd.so.  The object embeds this interpreter: its
 libpython, its executable (so a venv's site-packages are found) and its
@@ -118,7 +118,7 @@ def main():
     try:
         print(build(a.out, a.force, quiet=False))
     except BuildError as e:
-        sys.exit("build.py: %s" % e)
+        sys.exit("build_shim.py: %s" % e)
 
 
 if __name__ == "__main__":
