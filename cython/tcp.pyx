@@ -1450,6 +1450,7 @@ cdef class TcpProto(Proto):
         cdef str reason
         cdef Reseq rp
         cdef int skip
+        cdef bint synsent = 0       # the SYN-ACK (or SYN) taken in Syn_sent
 
         # fix up window
         seg.wnd <<= tcb.rcv_scale
@@ -1478,7 +1479,7 @@ cdef class TcpProto(Proto):
                     tcb.time = self.f.now
                     self.tcpsetstate(s, Syn_received)    # DLP - shouldn't this be a reset?
                 if length != 0 or (seg.flags & FIN):
-                    pass        # break: on to the rest of the machine
+                    synsent = 1     # break: on to the rest of the machine
                 else:
                     return A_OUTPUT
             else:
@@ -1499,7 +1500,10 @@ cdef class TcpProto(Proto):
         # number, answer a SYN with a challenge ACK
         # <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and drop it.  (A RST|SYN is
         # left to the RST rules below, which RFC 9293 checks first.)
-        if tcb.state >= Established and (seg.flags & SYN) and (seg.flags & RST) == 0:
+        # (Not the SYN-ACK that Syn_sent just took with data or a FIN: that
+        # one goes on to tcptrim, which strips the SYN, as in tcp.c.)
+        if (not synsent and tcb.state >= Established and (seg.flags & SYN)
+                and (seg.flags & RST) == 0):
             if self.f.log.mask & Logtcp:
                 self.f.log.log(Logtcp, "tcp: syn in %s from %s!%d seq %d: challenge ack\n" % (
                     tcpstates[tcb.state], fmtip(s.remoteaddr), s.rport, seg.seq))
