@@ -27,7 +27,10 @@ until the second thread sleeps.  Every entry here holds one lock (a
 packets and clock move the stack meanwhile.  When the main thread's work
 makes a blocked call complete, the main thread waits until that thread
 has returned and read the clock (packetdrill's ``end_syscall``), so the
-call ends at the virtual time of the event that completed it.
+call ends at the virtual time of the event that completed it.  Before
+such a call the second thread sleeps until the call's start time while
+the main thread waits for the call to begin: that sleep moves the clock
+itself, as the main thread's do.
 
 The socket layer is ours, so where BSD sockets and devip differ the
 choice is written here and in README.md: e.g. ``shutdown(SHUT_WR)`` is
@@ -457,12 +460,11 @@ class Shim:
                         self._keepalive(s)
             if st == Closed and s.laststate in SYNCHRONIZED and not s.dead:
                 s.dead = True
+                # what ended it: devip keeps no reason once Closed
                 if self.cause == "rst":
                     s.error = errno.ECONNRESET
-                elif self.cause == "timer" and s.laststate != Last_ack:
-                    s.error = errno.ETIMEDOUT
                 elif self.cause == "timer":
-                    s.error = errno.ETIMEDOUT
+                    s.error = errno.ETIMEDOUT      # retransmission or keepalive give-up
                 elif self.cause == "icmp":
                     s.error = errno.EHOSTUNREACH
             s.laststate = st

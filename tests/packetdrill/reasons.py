@@ -79,7 +79,7 @@ REASONS = {
     "profile: ICMP not checked":
         "tcp.c takes any ICMP unreachable for a connection in SYN-SENT as fatal, "
         "without checking the quoted sequence number (RFC 5927 section 4.1 advises "
-        "checking it), and ignores ICMP for other states.",
+        "checking it), and ignores ICMP for other states and for calls in limbo.",
     "profile: ICMP quote checksum":
         "packetdrill quotes the datagram in an ICMPv4 error with a zero IP header "
         "checksum; icmp.c (and net9) ignore an error whose quoted header does not "
@@ -105,9 +105,14 @@ REASONS = {
     "profile: keepalive":
         "tcp.c's keepalive probe carries one byte (BSD's old form) where the script "
         "expects none, or its timing differs.",
-    "profile: unacceptable segment":
-        "tcp.c acknowledges (or resets on) an unacceptable segment where the script's "
-        "stack stays silent, or the other way round.",
+    "profile: no ACK ends a closing connection":
+        "A segment without ACK in FIN-WAIT, CLOSING, LAST-ACK or TIME-WAIT takes tcp.c's "
+        "raise path, whose tcpkick closes the conversation (\"Hangup\"); the peer's next "
+        "segment finds none and is reset, where the script's stack acknowledges it.",
+    "os: FreeBSD drop_synfin":
+        "The script turns FreeBSD's net.inet.tcp.drop_synfin on, which drops SYN|FIN "
+        "segments; tcp.c takes a SYN|FIN as a SYN (its FIN and data are not kept) and "
+        "answers it.",
     # ---- documented departures
     "departure: challenge ACK":
         "net9 answers a SYN in a synchronized state with an RFC 5961 challenge ACK "
@@ -282,6 +287,34 @@ def classify(run, failure=None, out=None):
     if "would block for ever" in out and "Interrupted system call" in msg:
         return "tool: blocking call"
 
+    # -- scripts whose subject net9 handles by tcp.c's rules (by path)
+    if "rcv-rst" in path and "syn-rcvd" in path and "via-listen" in name and (
+            "sockstat" in msg or "total_length" in msg or "payload_len" in msg):
+        return "profile: limbo RST"
+    if "rcv-rst" in path and "right-edge" in name and (
+            "SO_ERROR" in text or "live packet payload" in msg or "tcp_fin" in msg):
+        return "profile: receive window"
+    if "rcv-fin-time-wait" in path and "tcp_rst" in msg and "expected: 0" in msg:
+        return "profile: no ACK ends a closing connection"
+    if "dropping-enabled" in name:
+        return "os: FreeBSD drop_synfin"
+    if "rcv-ack-time-wait" in path and "0 bytes" in msg:
+        return "os: FreeBSD ACK in TIME-WAIT"
+    if "rcv-syn-ack-listen" in path and "tcp_syn" in msg:
+        return "os: FreeBSD drops at LISTEN"
+    if "rcv-fin-listen" in path and "tcp_syn" in msg:
+        return "profile: FIN in LISTEN"
+    if "KEEPIDLE" in text and "Bad getsockopt" in msg:
+        return "profile: keepalive interval"
+    if "sendfile" in path:
+        return "socket: epoll, pipe, splice, sendfile"
+    script_sack = False
+    try:
+        with open(path, errors="replace") as fh:
+            script_sack = bool(re.search(r"<[^>]*\bsack \d", fh.read()))
+    except OSError:
+        pass
+
     # -- system calls
     if sysc in ("epoll_create", "epoll_ctl", "epoll_wait", "pipe", "splice", "sendfile"):
         return "socket: epoll, pipe, splice, sendfile"
@@ -304,30 +337,6 @@ def classify(run, failure=None, out=None):
     if sysc in ("send", "sendto", "sendmsg", "recv", "recvmsg") and \
             "Operation not supported" in msg:
         return "socket: send flags"
-
-    # -- scripts whose subject net9 handles by tcp.c's rules (by path)
-    if "rcv-rst" in path and "syn-rcvd" in path and "via-listen" in name and (
-            "sockstat" in msg or "total_length" in msg or "payload_len" in msg):
-        return "profile: limbo RST"
-    if "rcv-rst" in path and "right-edge" in name and (
-            "SO_ERROR" in text or "live packet payload" in msg or "tcp_fin" in msg):
-        return "profile: receive window"
-    if "rcv-ack-time-wait" in path and "0 bytes" in msg:
-        return "os: FreeBSD ACK in TIME-WAIT"
-    if "rcv-syn-ack-listen" in path and "tcp_syn" in msg:
-        return "os: FreeBSD drops at LISTEN"
-    if "rcv-fin-listen" in path and "tcp_syn" in msg:
-        return "profile: FIN in LISTEN"
-    if "KEEPIDLE" in text and "Bad getsockopt" in msg:
-        return "profile: keepalive interval"
-    if "sendfile" in path:
-        return "socket: epoll, pipe, splice, sendfile"
-    script_sack = False
-    try:
-        with open(path, errors="replace") as fh:
-            script_sack = bool(re.search(r"<[^>]*\bsack \d", fh.read()))
-    except OSError:
-        pass
 
     # -- packets
     sf, af = _flags(spkt), _flags(apkt)
@@ -380,14 +389,14 @@ def classify(run, failure=None, out=None):
         return "departure: challenge ACK"
     if "tcp_rst" in msg and "expected: 0" in msg:
         if "shutdown" in path or "shutdown" in name:
-            if "time-wait" in path:
-                return "profile: unacceptable segment"
             return "socket: no half-close"
     if "live packet payload" in msg and "actual 1 bytes" in msg:
         return "profile: keepalive"
     if "tcp_ack_seq" in msg and "syn" in path:
         return "profile: data in SYN"
     if "0 bytes" in msg and "nothing to send" in out:
+        if "icmp" in name:
+            return "profile: ICMP not checked"
         if "closed" in path or "closed" in name:
             return "tool: empty socket tuple"
         return "unexplained: net9 sends nothing"

@@ -407,6 +407,26 @@ def legend():
     return "\n".join(out) + "\n"
 
 
+def load_json(path):
+    """The runs of an earlier --json, their reasons classified anew."""
+    with open(path) as f:
+        data = json.load(f)
+    runs = []
+    for d in data:
+        r = Run(d["script"], d["variant"], [], "")
+        r.rc, r.secs, r.failure = d["rc"], d["secs"], d["failure"]
+        r.out = d.get("output", "")
+        if not r.passed:
+            r.reason = _reasons.classify(r)
+        rel = d.get("relaxed")
+        if rel:
+            rrc, rf = rel[0], rel[1]
+            r.relaxed = (rrc, rf, _reasons.classify(r, rf, (rf or {}).get("output", ""))
+                         if rf else None)
+        runs.append(r)
+    return runs
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Run packetdrill scripts against net9.")
     ap.add_argument("--packetdrill", help="the packetdrill binary")
@@ -420,12 +440,24 @@ def main(argv=None):
     ap.add_argument("--json", help="write every run's details here")
     ap.add_argument("--relaxed", action="store_true",
                     help="also run relaxed copies of failing scripts (diagnostic)")
+    ap.add_argument("--from-json", metavar="FILE",
+                    help="render the table of an earlier --json run (reasons classified "
+                         "anew) instead of running anything")
     ap.add_argument("--legend", action="store_true",
                     help="print the table of reasons (reasons.py) and exit")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args(argv)
     if a.legend:
         sys.stdout.write(legend())
+        return 0
+    if a.from_json:
+        runs = load_json(a.from_json)
+        text = table(runs, a.scripts or [os.path.commonpath([r.script for r in runs])], a.title)
+        if a.table:
+            with open(a.table, "w") as f:
+                f.write(text)
+        else:
+            sys.stdout.write(text)
         return 0
     if not a.packetdrill or not a.scripts:
         ap.error("--packetdrill and --scripts are needed")
