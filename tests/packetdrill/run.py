@@ -461,6 +461,14 @@ def main(argv=None):
         return 0
     if not a.packetdrill or not a.scripts:
         ap.error("--packetdrill and --scripts are needed")
+    net9_path()
+    import pdshim
+    try:
+        pdshim.Shim("profile=%s" % a.profile).free()
+    except ValueError as e:
+        # not a failure of any script: there is nothing to run them against
+        print("run.py: %s" % e, file=sys.stderr)
+        return 2
     pd = os.path.abspath(a.packetdrill)
     if not os.access(pd, os.X_OK):
         ap.error("%s is not an executable packetdrill" % pd)
