@@ -1486,6 +1486,7 @@ cdef class TcpProto(Proto):
         cdef str reason
         cdef Reseq rp
         cdef int skip
+        cdef bint synsent = 0       # the SYN-ACK (or SYN) taken in Syn_sent
 
         # fix up window
         seg.wnd <<= tcb.rcv_scale
@@ -1514,7 +1515,7 @@ cdef class TcpProto(Proto):
                     tcb.time = self.f.now
                     self.tcpsetstate(s, Syn_received)    # DLP - shouldn't this be a reset?
                 if length != 0 or (seg.flags & FIN):
-                    pass        # break: on to the rest of the machine
+                    synsent = 1     # break: on to the rest of the machine
                 else:
                     return A_OUTPUT
             else:
@@ -1535,7 +1536,10 @@ cdef class TcpProto(Proto):
         # number, answer a SYN with a challenge ACK
         # <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and drop it.  (A RST|SYN is
         # left to the RST rules below, which RFC 9293 checks first.)
-        if tcb.state >= Established and (seg.flags & SYN) and (seg.flags & RST) == 0:
+        # (Not the SYN-ACK that Syn_sent just took with data or a FIN: that
+        # one goes on to tcptrim, which strips the SYN, as in tcp.c.)
+        if (not synsent and tcb.state >= Established and (seg.flags & SYN)
+                and (seg.flags & RST) == 0):
             if self.f.log.mask & Logtcp:
                 self.f.log.log(Logtcp, "tcp: syn in %s from %s!%d seq %d: challenge ack\n" % (
                     tcpstates[tcb.state], fmtip(s.remoteaddr), s.rport, seg.seq))
@@ -1550,11 +1554,13 @@ cdef class TcpProto(Proto):
         # to judge (RFC 9293 section 3.1); tcp.c read seg.ack regardless.
         if tcb.state != Syn_received and (seg.flags & RST) == 0 and (seg.flags & ACK):
             if (self.tcpporthogdefense
-                    and seq_within(seg.ack, tcb.snd_una - (1u << 31), tcb.snd_una - (1u << 29))):
+                    and seq_within(seg.ack, tcb.snd_una - <unsigned int>0x80000000,
+                                   tcb.snd_una - (1u << 29))):
                 if self.f.log.mask & Logtcp:
                     self.f.log.log(Logtcp, "stateless hog %s.%d->%s.%d f %x %x - %x - %x\n" % (
                         _ip(source), seg.source, _ip(dest), seg.dest, seg.flags,
-                        tcb.snd_una - (1u << 31), seg.ack, tcb.snd_una - (1u << 29)))
+                        <unsigned int>(tcb.snd_una - <unsigned int>0x80000000), seg.ack,
+                        tcb.snd_una - (1u << 29)))
                 self.localclose(s, errors.Estatelesshog)
 
         # Cut the data to fit the receive window
