@@ -403,6 +403,8 @@ cdef class TcpProto(Proto):
         elif newstate == Close_wait:       # Remote closes
             s.rq.hangup(None)
         tcb.state = newstate
+        if newstate == Closed and s.inuse == 0:
+            self.maybefree(s)          # (the slot is free for clone again)
         if oldstate == Syn_sent and newstate != Closed:
             self.connected(s, None)
 
