@@ -24,7 +24,12 @@ Two ways to reach /net:
 
 A Net object holds one such connection; the module functions make one per
 call (net=Net(...) shares one, which is what several conversations in one
-program should do).
+program should do).  Over 9P the requests of one operation go out back to
+back and are answered together (net9 serve takes a connection's requests
+in order): listen is one round trip (walk and open of listen; the call's
+number is in the qid the open returns, as devip numbers qids), accept one
+(its "accept N", walk and open of data), close one (every clunk), dial
+three (clone, connect, data).
 
 Addresses use Plan 9's syntax: [net!]host!service[!r], net one of tcp, udp,
 icmp, icmpv6 (or "net", meaning tcp); host a name, an IPv4 or IPv6 literal
@@ -56,6 +61,7 @@ import socket
 import sys
 import threading
 
+from net9 import ninep
 from net9.client import Client, NinepError, ORDWR, OREAD
 
 __all__ = ["dial", "announce", "listen", "accept", "reject", "hangup", "Net", "Conn",
@@ -224,13 +230,86 @@ class _Files9p:
             return oserror(str(e), self.path(p))
         return e
 
-    def open(self, p, mode, timeout=-1):
+    def open(self, p, mode, timeout=-1, pre=None):
+        """Walk to p and open it in one round trip; the fid.  pre: (fid,
+        bytes) to write first in the same round trip, its answer ignored
+        (accept's "accept N")."""
+        return self.openq(p, mode, timeout, pre)[0]
+
+    def openq(self, p, mode, timeout=-1, pre=None):
+        """open, and the qid the open returned."""
         try:
-            return self.cl.walkopen(p, mode, timeout=timeout)
+            return self._walkopen(p, mode, timeout, pre)
         except NinepError as e:
             raise self._err(e, p) from None
         except EOFError as e:
             raise ConnectionResetError(_errno.ECONNRESET, "net9 server: %s" % e) from None
+
+    def _walkopen(self, p, mode, timeout, pre):
+        # Twalk and Topen (after pre's Twrite) go out back to back: the
+        # server takes a connection's requests in order, so the open finds
+        # the fid the walk made (or fails, when the walk did).  One round
+        # trip where Client.walkopen takes two.
+        cl = self.cl
+        names = cl.names(p)
+        if not names or len(names) > ninep.MAXWELEM:
+            if pre is not None:
+                try:
+                    cl.write(pre[0], pre[1])
+                except NinepError:
+                    pass
+            fid = cl.walkopen(p, mode, timeout=timeout)
+            return fid, None
+        fid = cl.newfid()
+        sent = []
+        try:
+            if pre is not None:
+                sent.append(cl.start(ninep.Twrite, pre[0], 0, pre[1]))
+            tw = cl.start(ninep.Twalk, cl.root, fid, names)
+            sent.append(tw)
+            to = cl.start(ninep.Topen, fid, mode)
+            sent.append(to)
+        except BaseException:
+            for t in sent:
+                self._abandon(t)
+            cl.clunk(fid)
+            raise
+        for i, t in enumerate(sent):
+            try:
+                r = cl.wait(t, timeout if t == to else -1)
+            except BaseException:
+                # (wait flushed t itself; take back what is still out)
+                for u in sent[i + 1:]:
+                    self._abandon(u)
+                cl.clunk(fid)
+                raise
+            if t == tw:
+                rw = r
+        if rw[0] == ninep.Rerror or len(rw[2]) != len(names):
+            cl.clunk(fid)               # (no such fid there: this frees the number)
+            raise NinepError(rw[2] if rw[0] == ninep.Rerror else "file does not exist")
+        if r[0] == ninep.Rerror:
+            cl.clunk(fid)
+            raise NinepError(r[2])
+        return fid, r[2]
+
+    def _abandon(self, tag):
+        """Take back a request whose answer will not be used."""
+        try:
+            self.cl.flush(tag)
+        except Exception:
+            pass
+
+    @staticmethod
+    def convnumber(qid):
+        """The conversation number in the qid of an opened clone or listen
+        file, or None.  Opening them makes the fid the new conversation's
+        ctl, and devip's qid path says which (type in the low 5 bits, Qctl
+        12, the conversation in the next 12): listen(2) and dial(2) read the
+        number, this saves that round trip."""
+        if qid is None or qid[0] & 0x80 or qid[2] & 0x1F != 12:
+            return None
+        return str((qid[2] >> 5) & 0xFFF)
 
     def read(self, h, n, p="", timeout=None):
         try:
@@ -248,10 +327,10 @@ class _Files9p:
         except EOFError as e:
             raise ConnectionResetError(_errno.ECONNRESET, "net9 server: %s" % e) from None
 
-    def opendata(self, p):
+    def opendata(self, p, pre=None):
         """(read handle, write handle) of a data file: one fid does both
-        (the server answers requests out of order)."""
-        h = self.open(p, ORDWR)
+        (the server answers requests out of order).  pre: as for open."""
+        h = self.open(p, ORDWR, pre=pre)
         return h, h
 
     def readnum(self, h, p=""):
@@ -263,6 +342,27 @@ class _Files9p:
 
     def close(self, h, wait=True):
         self.cl.clunk(h, wait=wait)
+
+    def closeall(self, hs, wait=True):
+        """Close several handles in one round trip (the Tclunks go out back
+        to back); errors are ignored, as clunk ignores them."""
+        cl = self.cl
+        if not wait or len(hs) == 1:
+            for h in hs:
+                cl.clunk(h, wait=wait)
+            return
+        sent = []
+        for h in hs:
+            try:
+                sent.append((h, cl.start(ninep.Tclunk, h)))
+            except (OSError, EOFError, NinepError):
+                break
+        for h, t in sent:
+            try:
+                cl.wait(t)
+            except (OSError, EOFError, TimeoutError, NinepError):
+                continue
+            cl._freefid(h)              # (as Client.clunk does after the answer)
 
     def cat(self, p) -> str:
         try:
@@ -309,8 +409,20 @@ class _FilesMount:
     def path(self, p):
         return os.path.join(self.prefix, p)
 
-    def open(self, p, mode, timeout=-1):
+    def open(self, p, mode, timeout=-1, pre=None):
+        if pre is not None:
+            try:
+                self.write(pre[0], pre[1])
+            except OSError:
+                pass
         return os.open(self.path(p), os.O_RDWR if mode == ORDWR else os.O_RDONLY)
+
+    def openq(self, p, mode, timeout=-1, pre=None):
+        return self.open(p, mode, timeout, pre), None
+
+    @staticmethod
+    def convnumber(qid):
+        return None
 
     def read(self, h, n, p="", timeout=None):
         return os.read(h, n)
@@ -325,11 +437,11 @@ class _FilesMount:
             n += w
         return n
 
-    def opendata(self, p):
+    def opendata(self, p, pre=None):
         """(read fd, write fd) of a data file: a write through a FUSE mount
         waits for a read blocked on the same descriptor to finish, so each
         direction has its own (both count as references, as in devip)."""
-        r = self.open(p, ORDWR)
+        r = self.open(p, ORDWR, pre=pre)
         try:
             w = self.open(p, ORDWR)
         except BaseException:
@@ -345,6 +457,10 @@ class _FilesMount:
             os.close(h)
         except OSError:
             pass
+
+    def closeall(self, hs, wait=True):
+        for h in hs:
+            self.close(h)
 
     def cat(self, p) -> str:
         fd = os.open(self.path(p), os.O_RDONLY)
@@ -483,13 +599,13 @@ class Net:
     def _call(self, net, raddr, local, timeout):
         f = self.files
         try:
-            ctl = f.open(net + "/clone", ORDWR)
+            ctl, qid = f.openq(net + "/clone", ORDWR)
         except FileNotFoundError:
             raise FileNotFoundError(_errno.ENOENT, "unknown network %s" % net,
                                     f.path(net)) from None
         ok = False
         try:
-            n = f.readnum(ctl, net + "/clone")
+            n = f.convnumber(qid) or f.readnum(ctl, net + "/clone")
             d = "%s/%s" % (net, n)
             msg = "connect " + raddr + (" " + local if local else "")
             try:
@@ -516,13 +632,13 @@ class Net:
             local = "%s!%s%s" % (lit[0], port, rest)
         f = self.files
         try:
-            ctl = f.open(net + "/clone", ORDWR)
+            ctl, qid = f.openq(net + "/clone", ORDWR)
         except FileNotFoundError:
             raise FileNotFoundError(_errno.ENOENT, "unknown network %s" % net,
                                     f.path(net)) from None
         ok = False
         try:
-            n = f.readnum(ctl, net + "/clone")
+            n = f.convnumber(qid) or f.readnum(ctl, net + "/clone")
             f.write(ctl, ("announce " + local).encode(), "%s/%s/ctl" % (net, n))
             ok = True
         finally:
@@ -794,12 +910,19 @@ class Conn(_Conversation, io.RawIOBase):
         if self.closed:
             return
         try:
-            try:
-                self.net.files.close(self._data, wait=wait)
-                if self._wdata != self._data:
-                    self.net.files.close(self._wdata, wait=wait)
-            finally:
-                self._closectl(wait)
+            hs = [self._data]
+            if self._wdata != self._data:
+                hs.append(self._wdata)
+            if not self._gone:
+                # ctl too, in the same round trip
+                self._gone = True
+                hs.append(self._ctl)
+                try:
+                    self.net.files.closeall(hs, wait=wait)
+                finally:
+                    self.net._release()
+            else:
+                self.net.files.closeall(hs, wait=wait)
         except Exception:
             pass
         finally:
@@ -850,12 +973,12 @@ class Announcement(_Conversation):
             raise io.UnsupportedOperation("timeouts need the 9P transport (srv=)")
         f = self.net.files
         try:
-            h = f.open(self._file("listen"), ORDWR, timeout=timeout)
+            h, qid = f.openq(self._file("listen"), ORDWR, timeout=timeout)
         except TimeoutError:
             raise TimeoutError(_errno.ETIMEDOUT, "timed out", f.path(self._file("listen"))) \
                 from None
         try:
-            n = f.readnum(h, self._file("listen"))
+            n = f.convnumber(qid) or f.readnum(h, self._file("listen"))
         except BaseException:
             f.close(h)
             raise
@@ -893,11 +1016,8 @@ class Call(_Conversation):
         if self._gone:
             raise ValueError("accept of a closed call")
         f = self.net.files
-        try:
-            f.write(self._ctl, ("accept %d" % self.number).encode(), self._file("ctl"))
-        except OSError:
-            pass
-        data = f.opendata(self._file("data"))
+        data = f.opendata(self._file("data"),
+                          pre=(self._ctl, ("accept %d" % self.number).encode()))
         c = Conn(self.net, self.proto, str(self.number), self._ctl, data)
         c._cache.update(self._cache)
         # the Conn holds the ctl (and its reference to the Net) now

@@ -438,3 +438,96 @@ def test_garbage_conversations_are_closed(net):
     assert owners[str(n)] == "network"
     conn.close()
     ann.close()
+
+
+# ---- round trips -----------------------------------------------------------------
+
+class Flights:
+    """Counts the round trips a Client makes: runs of requests sent back
+    to back, then waited for."""
+
+    def __init__(self, cl):
+        self.cl = cl
+        self.events = []
+        self.start0, self.wait0 = cl.start, cl.wait
+
+    def __enter__(self):
+        def start(*a):
+            self.events.append("s")
+            return self.start0(*a)
+
+        def wait(*a, **k):
+            self.events.append("w")
+            return self.wait0(*a, **k)
+        self.cl.start, self.cl.wait = start, wait
+        return self
+
+    def __exit__(self, *exc):
+        self.cl.start, self.cl.wait = self.start0, self.wait0
+
+    def take(self):
+        ev = "".join(self.events)
+        self.events = []
+        return ev.count("sw")
+
+
+def test_listen_accept_close_and_dial_round_trips(served, net):
+    """listen is one round trip (walk and open of listen go together, the
+    call's number is in the qid of the opened file), accept one (write of
+    "accept N", walk and open of data), close one (the clunks of data and
+    ctl); dial three (clone, connect, data).  Before: 3, 3, 2 and 6."""
+    ann = net.announce("tcp!*!7011")
+    other = Net(srv=served.addr, user="glenda")
+    got = {}
+
+    def dialer():
+        with Flights(other.client) as f:
+            c = other.dial("tcp!127.0.0.1!7011")
+            got["dial"] = f.take()
+            got["data"] = c.read()
+            f.take()
+            c.close()
+            got["close"] = f.take()
+    t = threading.Thread(target=dialer, daemon=True)
+    with Flights(net.client) as f:
+        t.start()
+        call = ann.listen(timeout=10)
+        assert f.take() == 1
+        conn = call.accept()
+        assert f.take() == 1
+        conn.sendall(b"hello")
+        f.take()
+        n = conn.number
+        conn.close()
+        assert f.take() == 1
+    t.join(10)
+    assert got == {"dial": 3, "data": b"hello", "close": 1}
+    # the number from the qid is the one devip's files give
+    assert call.local == "127.0.0.1!7011"
+    owners = dict((name, uid) for name, uid, _ in net.ls("tcp"))
+    assert owners[str(n)] == "network"              # closed: every reference went
+    other.close()
+    ann.close()
+
+
+def test_pipelined_open_errors(net):
+    """A walk that fails fails the open sent with it; an open that fails
+    (listen of a conversation not announced) is clunked; neither leaks a
+    reference or a fid."""
+    cl = net.client
+    with pytest.raises(FileNotFoundError):
+        net.dial("nosuchnet!127.0.0.1!80")
+    c = net.announce("tcp!*!7012")
+    ctl = net.files.open("tcp/clone", 2)                  # an Idle conversation
+    n = net.files.readnum(ctl)
+    with pytest.raises(OSError, match="not announced"):
+        net.files.open("tcp/%s/listen" % n, 2)
+    net.files.close(ctl)
+    fids = cl.fids
+    for _ in range(3):
+        with pytest.raises(OSError, match="not announced"):
+            net.files.open("tcp/%s/listen" % n, 2)
+    assert cl.fids == fids                                # the numbers are reused
+    owners = dict((name, uid) for name, uid, _ in net.ls("tcp"))
+    assert owners[n] == "network"
+    c.close()
