@@ -393,7 +393,8 @@ cdef class Proto:
         cost of an incoming call.  Free slots are kept on a min-heap
         instead (freeh, fed by maybefree), so the choice is devip's, the
         lowest-numbered free slot, in O(log n); the scan remains only as a
-        last resort when the table is full and the heap is empty."""
+        last resort when the table is full, the heap empty and the
+        protocol's pgc found nothing to collect."""
         cdef Conv c = None
         cdef Conv x
         self.checkowner(owner)
@@ -410,17 +411,19 @@ cdef class Proto:
                 for q in (c.rq, c.wq, c.eq):
                     if q is not None:
                         (<Queue>q).settrimmer(self.f.trimmer)
-            if c is None:
-                # (a slot that became free by a path that did not report
-                # it: what devip's scan would find)
-                for x in self.conv:
-                    if x.inuse == 0 and not self.pinuse(x):
-                        c = x
-                        break
             if c is not None:
                 break
-            if self.pgc() == 0:
-                raise Net9Error(errors.Enodev)
+            if self.pgc() != 0:
+                continue
+            # (a slot that became free by a path that did not report it:
+            # what devip's scan would find)
+            for x in self.conv:
+                if x.inuse == 0 and not self.pinuse(x):
+                    c = x
+                    break
+            if c is not None:
+                break
+            raise Net9Error(errors.Enodev)
         c.inuse = 1
         c.owner = owner
         c.perm = 0o660
