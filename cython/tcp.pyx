@@ -210,13 +210,13 @@ cdef class TcpProto(Proto):
         self.nexttick = f.now + MSPTICK
         self.ntimers = 0
         self.nextdirty = 1
-        self.nlimbo = 0
-        self.lht = [None] * NLHT
         self.twhead = None
         self.twtail = None
         self.ntimewait = 0
         self.twreused = 0
         self.twreopened = 0
+        self.nlimbo = 0
+        self.lht = [None] * NLHT
 
     # ---------------------------------------------------------------
     # timers: tcpgo, tcphalt, timerstate and tcpackproc on a wheel
