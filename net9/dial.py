@@ -1195,7 +1195,9 @@ class Call(_Conversation):
     def accept(self) -> Conn:
         """accept(2): write "accept N" to ctl (devip refuses it; the answer
         is ignored, as accept(2) ignores it), open data; the Conn takes
-        over the call."""
+        over the call.  Over 9P this sends the requests and returns: the
+        Conn takes their answers when it first reads or writes (an error
+        opening data is raised there) or closes."""
         if self._gone:
             raise ValueError("accept of a closed call")
         f = self.net.files
