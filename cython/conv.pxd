@@ -63,6 +63,7 @@ cdef class Conv:
     cdef int match
     cdef int hbucket                   # -1 when not hashed
     cdef public object trans           # NAT translation (tcpforward); always None for now
+    cdef bint onfree                   # on its Proto's free heap (Proto.freeh)
 
 cdef class IpLayer:
     # What the transport engines need of IP.  Subclass it (in Python or
@@ -124,6 +125,10 @@ cdef class Proto:
     cdef public int ptclsize
     cdef public int nextrport          # restricted port cursor (600..1023)
     cdef list ht                       # Nipht buckets: Conv chains via hnext
+    # beyond devip: numbers of slots that may be free (inuse 0, not
+    # pinuse), a min-heap, so that clone finds the lowest free slot
+    # without scanning the table (Fsprotoclone scans it from 0)
+    cdef list freeh
     # beyond devip: conversations one owner may hold in this protocol at
     # once (in use: cloned, opened, or waiting calls of its listeners);
     # 0 is devip's "no limit".  Past it, clone fails with Enodev.
@@ -133,10 +138,13 @@ cdef class Proto:
     cdef void iphtadd(self, Conv c)
     cdef void iphtrem(self, Conv c)
     cdef Conv iphtlook(self, const unsigned char *sa, int sp, const unsigned char *da, int dp)
+    cdef Conv iphtlookannounced(self, const unsigned char *da, int dp)  # iphtlook's stages after the exact one
     cdef Conv advconv(self, object pkt)        # the conversation an ICMP error's quote names
 
     # devip generic layer
     cpdef Conv clone(self, str owner)          # Fsprotoclone; Net9Error(Enodev)
+    cdef void maybefree(self, Conv c)          # c may be free now: onto freeh
+    cdef Conv popfree(self)                    # the lowest free slot from freeh, or None
     cpdef int owned(self, str owner)           # conversations in use owned by owner
     cpdef checkowner(self, str owner)          # Net9Error(Enodev) when owner is at maxperuser
     cpdef Conv newcall(self, Conv c, bytes raddr, int rport, bytes laddr, int lport, int version)

@@ -22,6 +22,7 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 
 import random
+from heapq import heappush, heappop
 
 from net9 import errors
 from net9.errors import Net9Error
@@ -247,6 +248,7 @@ cdef class Proto:
         self.conv = []
         self.nextrport = 600
         self.ht = [None] * Nipht
+        self.freeh = []
         f.protos[name] = self
         if ipproto >= 0:
             f.ipproto[ipproto] = self
@@ -307,6 +309,13 @@ cdef class Proto:
                     and memcmp(c.raddr, sa, 16) == 0 and memcmp(c.laddr, da, 16) == 0):
                 return c
             c = c.hnext
+        return self.iphtlookannounced(da, dp)
+
+    cdef Conv iphtlookannounced(self, const unsigned char *da, int dp):
+        """iphtlook without its first stage (the exact 4-tuple): the
+        conversation a new call to da!dp would reach, an announced one or
+        None, whatever connection holds the 4-tuple now."""
+        cdef Conv c
         c = self.ht[iphash(noaddr, 0, da, dp)]
         while c is not None:
             if c.match == IPmatchpa and c.lport == dp and memcmp(c.laddr, da, 16) == 0:
@@ -377,15 +386,20 @@ cdef class Proto:
     cpdef Conv clone(self, str owner):
         """Fsprotoclone: the lowest free slot, initialised as an Idle
         conversation owned by owner with one reference.  Raises
-        Net9Error("no free devices")."""
+        Net9Error("no free devices").
+
+        DEVIATION: devip scans the table from slot 0 on every clone; with
+        thousands of conversations in Time_wait that scan was the largest
+        cost of an incoming call.  Free slots are kept on a min-heap
+        instead (freeh, fed by maybefree), so the choice is devip's, the
+        lowest-numbered free slot, in O(log n); the scan remains only as a
+        last resort when the table is full, the heap empty and the
+        protocol's pgc found nothing to collect."""
         cdef Conv c = None
         cdef Conv x
         self.checkowner(owner)
         while True:
-            for x in self.conv:
-                if x.inuse == 0 and not self.pinuse(x):
-                    c = x
-                    break
+            c = self.popfree()
             if c is None and len(self.conv) < self.nc:
                 c = Conv()
                 c.p = self
@@ -399,8 +413,17 @@ cdef class Proto:
                         (<Queue>q).settrimmer(self.f.trimmer)
             if c is not None:
                 break
-            if self.pgc() == 0:
-                raise Net9Error(errors.Enodev)
+            if self.pgc() != 0:
+                continue
+            # (a slot that became free by a path that did not report it:
+            # what devip's scan would find)
+            for x in self.conv:
+                if x.inuse == 0 and not self.pinuse(x):
+                    c = x
+                    break
+            if c is not None:
+                break
+            raise Net9Error(errors.Enodev)
         c.inuse = 1
         c.owner = owner
         c.perm = 0o660
@@ -419,6 +442,27 @@ cdef class Proto:
         c.wq.reopen()
         c.eq.reopen()
         return c
+
+    cdef void maybefree(self, Conv c):
+        """c may have become free (its last reference went, or its
+        protocol let go of it): put it on freeh unless it is there.
+        popfree checks again."""
+        if c.onfree or c.inuse != 0:
+            return
+        c.onfree = 1
+        heappush(self.freeh, c.x)
+
+    cdef Conv popfree(self):
+        """The lowest free slot on freeh, taken off it; None when there is
+        none.  Entries no longer free are dropped (maybefree puts them back
+        when they are free again)."""
+        cdef Conv c
+        while self.freeh:
+            c = <Conv>self.conv[<int>heappop(self.freeh)]
+            c.onfree = 0
+            if c.inuse == 0 and not self.pinuse(c):
+                return c
+        return None
 
     cpdef int owned(self, str owner):
         cdef Conv x
@@ -464,6 +508,8 @@ cdef class Proto:
             self.leavemulti(c, c.multi[0][0], c.multi[0][1])
         self.pclose(c)
         c.state = Idle
+        if not self.pinuse(c):
+            self.maybefree(c)
         self.f.wake(c)
 
     cpdef Conv newcall(self, Conv c, bytes raddr, int rport, bytes laddr, int lport, int version):

@@ -721,6 +721,7 @@ cdef class Ip(IpLayer):
         # the clone's reference was the "open ctl"; the binding holds its own
         c.inuse -= 1
         if e is not None:
+            c.p.maybefree(c)
             raise Net9Error(e)
         return ifc
 
@@ -791,6 +792,7 @@ cdef class Ip(IpLayer):
         ifc.transmitgso = None
         ifc.gso = 0
         self.ifcs[ifc.x] = None
+        ifc.conv.p.maybefree(ifc.conv)
         return None
 
     def ipifcctl(self, Ifc ifc, list argv):

@@ -227,6 +227,10 @@ cdef class Tcpctl:
     # beyond tcp.c: the largest datagram the route's medium segments itself
     # (IpLayer.gso; 0: every segment is at most mss)
     cdef public unsigned int gsolen
+    # beyond tcp.c: the Time_wait list (TcpProto.twhead), oldest first
+    cdef Conv twnext
+    cdef Conv twprev
+    cdef bint ontw
     cdef void zero(self)
     cdef void copyfrom(self, Tcpctl o)
 
@@ -244,6 +248,16 @@ cdef class TcpProto(Proto):
     # limbo
     cdef public int nlimbo
     cdef list lht                   # NLHT Limbo chains
+    # beyond tcp.c: the conversations in Time_wait, in the order they
+    # entered it (linked through Tcpctl.twnext/twprev), for pgc to reuse
+    # the oldest when the table is full
+    cdef Conv twhead
+    cdef Conv twtail
+    cdef public int ntimewait
+    # statistics beyond tcp.c's (not in /net/tcp/stats): Time_wait
+    # conversations reused by pgc, and reopened by a new SYN
+    cdef public unsigned long long twreused
+    cdef public unsigned long long twreopened
     # the buffer of the input segment being processed
     cdef const unsigned char *inp
     cdef object inobj
@@ -281,7 +295,12 @@ cdef class TcpProto(Proto):
     cdef int sndrst(self, const unsigned char *source, const unsigned char *dest, unsigned short length,
                     Tcp *seg, int version, str reason, object rh) except? -2
     cdef int sndsynack(self, Limbo lp) except? -2
-    cdef void limbo(self, Conv s, const unsigned char *source, const unsigned char *dest, Tcp *seg, int version)
+    cdef void limbo(self, Conv s, const unsigned char *source, const unsigned char *dest, Tcp *seg, int version,
+                    bint setiss=*, unsigned int iss=*)
+    cdef void twlink(self, Conv s)
+    cdef void twunlink(self, Conv s)
+    cdef bint twreopen(self, Conv s, Tcp *seg, const unsigned char *source, const unsigned char *dest,
+                       int version) except -1
     cdef void limborexmit(self, Limbo lp)
     cdef void limbofree(self, Limbo lp)
     cdef void limbosched(self, Limbo lp)

@@ -210,6 +210,11 @@ cdef class TcpProto(Proto):
         self.nexttick = f.now + MSPTICK
         self.ntimers = 0
         self.nextdirty = 1
+        self.twhead = None
+        self.twtail = None
+        self.ntimewait = 0
+        self.twreused = 0
+        self.twreopened = 0
         self.nlimbo = 0
         self.lht = [None] * NLHT
         self.batching = False
@@ -405,8 +410,47 @@ cdef class TcpProto(Proto):
         elif newstate == Close_wait:       # Remote closes
             s.rq.hangup(None)
         tcb.state = newstate
+        if oldstate == Time_wait:
+            self.twunlink(s)
+        elif newstate == Time_wait:
+            self.twlink(s)
+        if newstate == Closed and s.inuse == 0:
+            self.maybefree(s)          # (the slot is free for clone again)
         if oldstate == Syn_sent and newstate != Closed:
             self.connected(s, None)
+
+    cdef void twlink(self, Conv s):
+        """Beyond tcp.c: s entered Time_wait; append it to the list."""
+        cdef Tcpctl tcb = <Tcpctl>s.ptcl
+        if tcb.ontw:
+            return
+        tcb.ontw = 1
+        tcb.twnext = None
+        tcb.twprev = self.twtail
+        if self.twtail is None:
+            self.twhead = s
+        else:
+            (<Tcpctl>self.twtail.ptcl).twnext = s
+        self.twtail = s
+        self.ntimewait += 1
+
+    cdef void twunlink(self, Conv s):
+        """Beyond tcp.c: s left Time_wait; take it off the list."""
+        cdef Tcpctl tcb = <Tcpctl>s.ptcl
+        if not tcb.ontw:
+            return
+        if tcb.twprev is None:
+            self.twhead = tcb.twnext
+        else:
+            (<Tcpctl>tcb.twprev.ptcl).twnext = tcb.twnext
+        if tcb.twnext is None:
+            self.twtail = tcb.twprev
+        else:
+            (<Tcpctl>tcb.twnext.ptcl).twprev = tcb.twprev
+        tcb.twnext = None
+        tcb.twprev = None
+        tcb.ontw = 0
+        self.ntimewait -= 1
 
     cpdef object pconnect(self, Conv c, list argv):
         """tcpconnect."""
@@ -612,6 +656,7 @@ cdef class TcpProto(Proto):
         self.tcphalt(tcb.acktimer)
         self.tcphalt(tcb.rtt_timer)
         self.tcphalt(tcb.katimer)
+        self.twunlink(s)               # (zero() leaves Time_wait behind the list's back)
         tcb.zero()
         tcb.ssthresh = QMAX                # reset by tcpsetscale()
         tcb.srtt = self.tcp_irtt << LOGAGAIN
@@ -927,8 +972,11 @@ cdef class TcpProto(Proto):
     # ---------------------------------------------------------------
     # limbo: the SYN cache
 
-    cdef void limbo(self, Conv s, const unsigned char *source, const unsigned char *dest, Tcp *seg, int version):
-        """Put a call into limbo and respond with a SYN ACK."""
+    cdef void limbo(self, Conv s, const unsigned char *source, const unsigned char *dest, Tcp *seg, int version,
+                    bint setiss=0, unsigned int iss=0):
+        """Put a call into limbo and respond with a SYN ACK.  (Beyond
+        tcp.c: setiss gives a new call its initial sequence number;
+        twreopen's.)"""
         cdef Limbo lp, prev = None
         cdef int h = hashipa(source, seg.source)
         lp = self.lht[h]
@@ -974,7 +1022,10 @@ cdef class TcpProto(Proto):
             lp.rcvscale = seg.ws
             lp.irs = seg.seq
             lp.rexmits = 0
-            lp.iss = (self.f.nrand(1 << 16) << 16) | self.f.nrand(1 << 16)
+            if setiss:
+                lp.iss = iss
+            else:
+                lp.iss = (self.f.nrand(1 << 16) << 16) | self.f.nrand(1 << 16)
         if self.sndsynack(lp) < 0:
             self.limbofree(lp)
         else:
@@ -1123,6 +1174,41 @@ cdef class TcpProto(Proto):
         self.tcpsetstate(new, Established)
         self.iphtadd(new)
         return new
+
+    cdef bint twreopen(self, Conv s, Tcp *seg, const unsigned char *source, const unsigned char *dest,
+                       int version) except -1:
+        """DEVIATION: a new SYN for a conversation in Time_wait reopens the
+        connection (RFC 1122 section 4.2.2.13, RFC 9293's MAY-2), as Linux
+        and the BSDs do, when its sequence number is beyond everything the
+        old connection received and an announced conversation takes calls
+        to the port: the Time_wait conversation closes and the SYN goes to
+        limbo, with an initial sequence number beyond everything the old
+        connection sent.  tcp.c dropped such a SYN (and answered with an
+        ACK of the old connection), so a client that reused its port
+        within MSL2 seconds -- Linux does, thousands of connections a
+        second to one service wrap its ephemeral ports within that time
+        -- was reset and waited a second for its next SYN.  Otherwise (an
+        old sequence number, no listener) the SYN gets the challenge ACK
+        of tcpinput.  The RFC's other condition, going back to Time_wait
+        when the SYN turns out to be an old duplicate, is not met: the old
+        conversation is gone, as it is in Linux.  Returns 1 when the SYN
+        was taken."""
+        cdef Tcpctl tcb = <Tcpctl>s.ptcl
+        cdef Conv l
+        cdef unsigned int iss
+        if not seq_gt(seg.seq, tcb.rcv_nxt):
+            return 0
+        l = self.iphtlookannounced(dest, seg.dest)
+        if l is None or (<Tcpctl>l.ptcl).state != Listen:
+            return 0
+        iss = tcb.snd_nxt + 65536 + self.f.nrand(1 << 16)
+        if self.f.log.mask & Logtcp:
+            self.f.log.log(Logtcp, "tcp: syn in Time_wait from %s!%d seq %d > rcv.nxt %d: reopen\n" % (
+                fmtip(s.remoteaddr), s.rport, seg.seq, tcb.rcv_nxt))
+        self.twreopened += 1
+        self.localclose(s, None)
+        self.limbo(l, source, dest, seg, version, 1, iss)
+        return 1
 
     cdef void tcpsynackrtt(self, Conv s):
         """Use the time between the first SYN and its ack as the initial
@@ -1442,8 +1528,12 @@ cdef class TcpProto(Proto):
         # (iph->trans, NAT translation: tcpforward is not ported yet; Conv.trans
         # is where a translation entry will hang)
 
-        # if it's a listener, look for the right flags and get a new conv
         tcb = <Tcpctl>s.ptcl
+        if tcb.state == Time_wait and (seg.flags & (SYN | ACK | RST)) == SYN:
+            if self.twreopen(s, &seg, source, dest, version):
+                return 0
+
+        # if it's a listener, look for the right flags and get a new conv
         if tcb.state == Listen:
             if seg.flags & RST:
                 self.limborst(s, &seg, source, dest, version)
@@ -2296,10 +2386,32 @@ cdef class TcpProto(Proto):
     cpdef int pgc(self):
         """tcpgc: garbage collect stale conversations when clone runs out:
         Syn_received for more than 5 seconds, Finwait2 for more than 5
-        minutes."""
+        minutes.
+
+        DEVIATION: first, the oldest conversation in Time_wait that no one
+        holds is closed and its slot reused (Linux, out of time-wait
+        buckets, lets a closing socket skip TIME-WAIT).  devip has 4096
+        conversations and Time_wait lasts MSL2 = 10 s, so past about 410
+        connections a second that this end closes first every slot was in
+        Time_wait: clone failed, and calls in limbo were answered with a
+        reset.  The cost is TIME-WAIT's protection (RFC 9293's MUST-13,
+        RFC 1122 section 4.2.2.13) of that one 4-tuple for the rest of its
+        2*MSL: a new connection with the same addresses and ports could be
+        given an old duplicate segment."""
         cdef int n = 0
         cdef Conv c
         cdef Tcpctl tcb
+        c = self.twhead
+        while c is not None:
+            tcb = <Tcpctl>c.ptcl
+            if c.inuse == 0:
+                if self.f.log.mask & Logtcp:
+                    self.f.log.log(Logtcp, "tcp: table full: reuse %d in Time_wait (%s!%d)\n" % (
+                        c.x, fmtip(c.remoteaddr), c.rport))
+                self.twreused += 1
+                self.localclose(c, None)
+                return 1
+            c = tcb.twnext
         for c in self.conv:
             tcb = <Tcpctl>c.ptcl
             if tcb.state == Syn_received:
@@ -2311,6 +2423,15 @@ cdef class TcpProto(Proto):
                     self.localclose(c, errors.Etimedout)
                     n += 1
         return n
+
+    def timewaitlist(self):
+        """The numbers of the conversations in Time_wait, oldest first."""
+        out = []
+        c = self.twhead
+        while c is not None:
+            out.append(c.x)
+            c = (<Tcpctl>c.ptcl).twnext
+        return out
 
     cdef void tcpsettimer(self, Tcpctl tcb):
         cdef long long x

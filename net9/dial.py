@@ -24,7 +24,14 @@ Two ways to reach /net:
 
 A Net object holds one such connection; the module functions make one per
 call (net=Net(...) shares one, which is what several conversations in one
-program should do).
+program should do).  Over 9P the requests of one operation go out back to
+back and are answered together (net9 serve takes a connection's requests
+in order), in one write: listen is one round trip (walk and open of
+listen; the call's number is in the qid the open returns, as devip numbers
+qids); accept writes its "accept N" and the walk and open of data and
+returns, the Conn taking their answers when it first uses data or closes;
+close is one round trip (every clunk); dial two (clone; connect, walk and
+open of data).
 
 Addresses use Plan 9's syntax: [net!]host!service[!r], net one of tcp, udp,
 icmp, icmpv6 (or "net", meaning tcp); host a name, an IPv4 or IPv6 literal
@@ -56,6 +63,7 @@ import socket
 import sys
 import threading
 
+from net9 import ninep
 from net9.client import Client, NinepError, ORDWR, OREAD
 
 __all__ = ["dial", "announce", "listen", "accept", "reject", "hangup", "Net", "Conn",
@@ -207,6 +215,20 @@ def oserror(text: str, path: str = None) -> OSError:
 
 # ---- the two ways to /net ---------------------------------------------------
 
+class _Opening:
+    """A walk and open sent and not yet waited for (_Files9p.openstart)."""
+
+    __slots__ = ("path", "fid", "tags", "nnames", "haspre", "prereply")
+
+    def __init__(self, path):
+        self.path = path
+        self.fid = None
+        self.tags = None
+        self.nnames = 0
+        self.haspre = False
+        self.prereply = None
+
+
 class _Files9p:
     """Files under /net through a 9P Client.  Handles are fids."""
 
@@ -215,6 +237,8 @@ class _Files9p:
     def __init__(self, client: Client, prefix: str = "/net"):
         self.cl = client
         self.prefix = prefix
+        self.orphans = []               # tags of forgotten openings (openforget)
+        self.orphanlock = threading.Lock()
 
     def path(self, p):
         return self.prefix + "/" + p
@@ -224,13 +248,180 @@ class _Files9p:
             return oserror(str(e), self.path(p))
         return e
 
-    def open(self, p, mode, timeout=-1):
+    def open(self, p, mode, timeout=-1, pre=None):
+        """Walk to p and open it in one round trip; the fid.  pre: (fid,
+        bytes) to write first in the same round trip, its answer ignored
+        (accept's "accept N")."""
+        return self.openq(p, mode, timeout, pre)[0]
+
+    def openq(self, p, mode, timeout=-1, pre=None):
+        """open, and the qid the open returned."""
+        op = self.openstart(p, mode, pre)
+        fid, qid, _ = self.openfinish(op, timeout)
+        return fid, qid
+
+    def openstart(self, p, mode, pre=None):
+        """Send the walk to p and its open (after pre's write) in one
+        write, and return without waiting: an _Opening for openfinish.
+        The server takes a connection's requests in order, so the open
+        finds the fid the walk made (or fails, when the walk did): one
+        round trip, one wake-up of the server."""
         try:
-            return self.cl.walkopen(p, mode, timeout=timeout)
+            return self._openstart(p, mode, pre)
         except NinepError as e:
             raise self._err(e, p) from None
         except EOFError as e:
             raise ConnectionResetError(_errno.ECONNRESET, "net9 server: %s" % e) from None
+
+    def _openstart(self, p, mode, pre):
+        cl = self.cl
+        op = _Opening(p)
+        names = cl.names(p)
+        if not names or len(names) > ninep.MAXWELEM:
+            # (never for /net's paths) one request at a time
+            if pre is not None:
+                try:
+                    op.prereply = cl.rpc(ninep.Twrite, pre[0], 0, bytes(pre[1]))
+                except NinepError:
+                    pass
+            op.fid = cl.walkopen(p, mode)
+            return op
+        op.nnames = len(names)
+        op.fid = cl.newfid()
+        reqs = []
+        if pre is not None:
+            reqs.append((ninep.Twrite, pre[0], 0, bytes(pre[1])))
+        reqs.append((ninep.Twalk, cl.root, op.fid, names))
+        reqs.append((ninep.Topen, op.fid, mode))
+        self._reap()
+        try:
+            op.tags = self._start(reqs)
+        except BaseException:
+            cl.clunk(op.fid)
+            raise
+        op.haspre = pre is not None
+        return op
+
+    def openfinish(self, op, timeout=-1, pretimeout=-1):
+        """Wait for an _Opening's replies: (fid, qid of the open, the
+        reply to pre's write or None).  timeout bounds the open (a listen
+        waits for a call), pretimeout pre's write (a connect).  On an error
+        or an interrupt the fid is clunked and what is still out taken
+        back."""
+        try:
+            return self._openfinish(op, timeout, pretimeout)
+        except NinepError as e:
+            raise self._err(e, op.path) from None
+        except EOFError as e:
+            raise ConnectionResetError(_errno.ECONNRESET, "net9 server: %s" % e) from None
+
+    def _openfinish(self, op, timeout, pretimeout):
+        cl = self.cl
+        if op.tags is None:
+            return op.fid, None, op.prereply
+        sent, op.tags = op.tags, None
+        rs = []
+        for i, t in enumerate(sent):
+            if i == len(sent) - 1:
+                tmo = timeout
+            elif op.haspre and i == 0:
+                tmo = pretimeout
+            else:
+                tmo = -1
+            try:
+                rs.append(cl.wait(t, tmo))
+            except BaseException:
+                # (wait flushed t itself; take back what is still out)
+                for u in sent[i + 1:]:
+                    self._abandon(u)
+                cl.clunk(op.fid)
+                raise
+        rw, ro = rs[-2], rs[-1]
+        pre = rs[0] if op.haspre else None
+        if rw[0] == ninep.Rerror or len(rw[2]) != op.nnames:
+            cl.clunk(op.fid)            # (no such fid there: this frees the number)
+            raise NinepError(rw[2] if rw[0] == ninep.Rerror else "file does not exist")
+        if ro[0] == ninep.Rerror:
+            cl.clunk(op.fid)
+            raise NinepError(ro[2])
+        return op.fid, ro[2], pre
+
+    def openforget(self, op, hs=()):
+        """An _Opening no one will finish (a Conn collected unused): clunk
+        its fid and hs after it without waiting; its replies are taken and
+        dropped by a later request on this connection (it cannot wait:
+        finalizers run in any thread)."""
+        cl = self.cl
+        if op.tags is not None:
+            with self.orphanlock:
+                self.orphans.extend(op.tags)
+            op.tags = None
+        for h in [op.fid] + list(hs):
+            cl.clunk(h, wait=False)
+
+    def _reap(self):
+        """Drop the replies of forgotten openings that have come."""
+        if not self.orphans:
+            return
+        with self.orphanlock:
+            tags, self.orphans = self.orphans, []
+        left = []
+        for t in tags:
+            try:
+                if self.cl.done(t) is None:
+                    left.append(t)
+            except (OSError, EOFError):
+                return              # (the connection is gone: nothing to take)
+        if left:
+            with self.orphanlock:
+                self.orphans.extend(left)
+
+    def _start(self, reqs):
+        """Send requests ((type, args...) each) in one write, so that the
+        server reads them with one wake-up; their tags.  (Client.start
+        writes each by itself.)"""
+        cl = self.cl
+        send = getattr(cl, "_send", None)
+        if send is None or len(reqs) == 1:
+            tags = []
+            try:
+                for r in reqs:
+                    tags.append(cl.start(*r))
+            except BaseException:
+                for t in tags:
+                    self._abandon(t)
+                raise
+            return tags
+        tags = []
+        try:
+            for r in reqs:
+                tags.append(cl.tag())
+            send(b"".join([ninep.pack(r[0], t, *r[1:]) for r, t in zip(reqs, tags)]), tags[0])
+        except BaseException:
+            # (a dead connection, or an interrupt before the write: a flush
+            # of a tag never sent is answered at once and frees it)
+            for t in tags:
+                self._abandon(t)
+            raise
+        return tags
+
+    def _abandon(self, tag):
+        """Take back a request whose answer will not be used."""
+        try:
+            self.cl.flush(tag)
+        except Exception:
+            pass
+
+    @staticmethod
+    def convnumber(qid):
+        """The conversation number in the qid of an opened clone or listen
+        file, or None.  Opening them makes the fid the new conversation's
+        ctl, and devip's qid path says which (type in the low 5 bits, Qctl
+        12, the conversation in the next 12): listen(2) and dial(2) read the
+        number, this saves that round trip."""
+        if qid is None or qid[0] & 0x80 or qid[2] & 0x1F != 12:
+            return None
+        return str((qid[2] >> 5) & 0xFFF)
 
     def read(self, h, n, p="", timeout=None):
         try:
@@ -248,10 +439,10 @@ class _Files9p:
         except EOFError as e:
             raise ConnectionResetError(_errno.ECONNRESET, "net9 server: %s" % e) from None
 
-    def opendata(self, p):
+    def opendata(self, p, pre=None):
         """(read handle, write handle) of a data file: one fid does both
-        (the server answers requests out of order)."""
-        h = self.open(p, ORDWR)
+        (the server answers requests out of order).  pre: as for open."""
+        h = self.open(p, ORDWR, pre=pre)
         return h, h
 
     def readnum(self, h, p=""):
@@ -263,6 +454,51 @@ class _Files9p:
 
     def close(self, h, wait=True):
         self.cl.clunk(h, wait=wait)
+
+    def closeall(self, hs, wait=True):
+        """Close several handles in one round trip (the Tclunks go out back
+        to back); errors are ignored, as clunk ignores them."""
+        cl = self.cl
+        if not wait or len(hs) == 1:
+            for h in hs:
+                cl.clunk(h, wait=wait)
+            return
+        try:
+            sent = zip(hs, self._start([(ninep.Tclunk, h) for h in hs]))
+        except (OSError, EOFError, NinepError):
+            return
+        self._reap()
+        for h, t in sent:
+            try:
+                cl.wait(t)
+            except (OSError, EOFError, TimeoutError, NinepError):
+                continue
+            cl._freefid(h)              # (as Client.clunk does after the answer)
+
+    def closeopening(self, op, hs=()):
+        """Close an _Opening's fid and hs: the clunks go out in one write
+        right behind it, then every reply is taken (errors ignored)."""
+        cl = self.cl
+        pend, op.tags = op.tags, None
+        hs = [op.fid] + list(hs)
+        if pend is None:
+            self.closeall(hs)
+            return
+        try:
+            ctags = self._start([(ninep.Tclunk, h) for h in hs])
+        except (OSError, EOFError, NinepError):
+            ctags = []
+        for t in pend:
+            try:
+                cl.wait(t)
+            except (OSError, EOFError, TimeoutError, NinepError):
+                pass
+        for h, t in zip(hs, ctags):
+            try:
+                cl.wait(t)
+            except (OSError, EOFError, TimeoutError, NinepError):
+                continue
+            cl._freefid(h)              # (as Client.clunk does after the answer)
 
     def cat(self, p) -> str:
         try:
@@ -309,8 +545,20 @@ class _FilesMount:
     def path(self, p):
         return os.path.join(self.prefix, p)
 
-    def open(self, p, mode, timeout=-1):
+    def open(self, p, mode, timeout=-1, pre=None):
+        if pre is not None:
+            try:
+                self.write(pre[0], pre[1])
+            except OSError:
+                pass
         return os.open(self.path(p), os.O_RDWR if mode == ORDWR else os.O_RDONLY)
+
+    def openq(self, p, mode, timeout=-1, pre=None):
+        return self.open(p, mode, timeout, pre), None
+
+    @staticmethod
+    def convnumber(qid):
+        return None
 
     def read(self, h, n, p="", timeout=None):
         return os.read(h, n)
@@ -325,11 +573,11 @@ class _FilesMount:
             n += w
         return n
 
-    def opendata(self, p):
+    def opendata(self, p, pre=None):
         """(read fd, write fd) of a data file: a write through a FUSE mount
         waits for a read blocked on the same descriptor to finish, so each
         direction has its own (both count as references, as in devip)."""
-        r = self.open(p, ORDWR)
+        r = self.open(p, ORDWR, pre=pre)
         try:
             w = self.open(p, ORDWR)
         except BaseException:
@@ -345,6 +593,10 @@ class _FilesMount:
             os.close(h)
         except OSError:
             pass
+
+    def closeall(self, hs, wait=True):
+        for h in hs:
+            self.close(h)
 
     def cat(self, p) -> str:
         fd = os.open(self.path(p), os.O_RDONLY)
@@ -483,20 +735,31 @@ class Net:
     def _call(self, net, raddr, local, timeout):
         f = self.files
         try:
-            ctl = f.open(net + "/clone", ORDWR)
+            ctl, qid = f.openq(net + "/clone", ORDWR)
         except FileNotFoundError:
             raise FileNotFoundError(_errno.ENOENT, "unknown network %s" % net,
                                     f.path(net)) from None
         ok = False
         try:
-            n = f.readnum(ctl, net + "/clone")
+            n = f.convnumber(qid) or f.readnum(ctl, net + "/clone")
             d = "%s/%s" % (net, n)
-            msg = "connect " + raddr + (" " + local if local else "")
-            try:
-                f.write(ctl, msg.encode(), d + "/ctl", timeout=timeout)
-            except TimeoutError:
-                raise TimeoutError(_errno.ETIMEDOUT, "timed out", f.path(d + "/ctl")) from None
-            data = f.opendata(d + "/data")
+            msg = ("connect " + raddr + (" " + local if local else "")).encode()
+            if isinstance(f, _Files9p):
+                # the connect, and the walk and open of data behind it, in
+                # one round trip (the open does not wait for the connect)
+                op = f.openstart(d + "/data", ORDWR, pre=(ctl, msg))
+                try:
+                    h, _, r = f.openfinish(op, pretimeout=timeout)
+                except TimeoutError:
+                    raise TimeoutError(_errno.ETIMEDOUT, "timed out",
+                                       f.path(d + "/ctl")) from None
+                if r[0] == ninep.Rerror:
+                    f.close(h)
+                    raise oserror(r[2], f.path(d + "/ctl"))
+                data = (h, h)
+            else:
+                f.write(ctl, msg, d + "/ctl", timeout=timeout)
+                data = f.opendata(d + "/data")
             ok = True
         finally:
             if not ok:
@@ -516,13 +779,13 @@ class Net:
             local = "%s!%s%s" % (lit[0], port, rest)
         f = self.files
         try:
-            ctl = f.open(net + "/clone", ORDWR)
+            ctl, qid = f.openq(net + "/clone", ORDWR)
         except FileNotFoundError:
             raise FileNotFoundError(_errno.ENOENT, "unknown network %s" % net,
                                     f.path(net)) from None
         ok = False
         try:
-            n = f.readnum(ctl, net + "/clone")
+            n = f.convnumber(qid) or f.readnum(ctl, net + "/clone")
             f.write(ctl, ("announce " + local).encode(), "%s/%s/ctl" % (net, n))
             ok = True
         finally:
@@ -645,10 +908,15 @@ class Conn(_Conversation, io.RawIOBase):
     (devip's addr!port text), getsockname()/getpeername() ((addr, port)),
     status(), ctl(msg), hangup(), settimeout() (9P only)."""
 
-    def __init__(self, net, proto, n, ctl, data):
+    def __init__(self, net, proto, n, ctl, data, opening=None):
         io.RawIOBase.__init__(self)
         _Conversation.__init__(self, net, proto, n, ctl)
         self._data, self._wdata = data
+        # the open of data when it is still out (Call.accept over 9P): its
+        # answers are taken at the first use of data, or by close
+        self._opening = opening
+        self._olock = threading.Lock()
+        self._dataerr = None
         self._timeout = None
         self._eof = False
         self._pushback = b""
@@ -676,6 +944,26 @@ class Conn(_Conversation, io.RawIOBase):
     def _check(self):
         if self.closed:
             raise ValueError("I/O operation on closed conversation")
+        if self._opening is not None or self._dataerr is not None:
+            self._ready()
+
+    def _ready(self):
+        """Take the answers of the open of data (accept sent it)."""
+        with self._olock:
+            op, self._opening = self._opening, None
+            if op is not None:
+                try:
+                    h, _, _ = self.net.files.openfinish(op)
+                except OSError as e:
+                    self._dataerr = e
+                    raise
+                except BaseException:
+                    self._dataerr = OSError(_errno.EINTR, "interrupted while opening",
+                                            self.net.files.path(self._file("data")))
+                    raise
+                self._data = self._wdata = h
+        if self._dataerr is not None:
+            raise self._dataerr
 
     def _recvraw(self, n):
         self._check()
@@ -794,12 +1082,30 @@ class Conn(_Conversation, io.RawIOBase):
         if self.closed:
             return
         try:
-            try:
-                self.net.files.close(self._data, wait=wait)
+            with self._olock:
+                op, self._opening = self._opening, None
+            hs = []
+            if op is None and self._data is not None:
+                hs.append(self._data)
                 if self._wdata != self._data:
-                    self.net.files.close(self._wdata, wait=wait)
+                    hs.append(self._wdata)
+            owns = not self._gone
+            if owns:
+                # ctl too, in the same round trip
+                self._gone = True
+                hs.append(self._ctl)
+            try:
+                f = self.net.files
+                if op is not None:
+                    if wait:
+                        f.closeopening(op, hs)
+                    else:
+                        f.openforget(op, hs)
+                elif hs:
+                    f.closeall(hs, wait=wait)
             finally:
-                self._closectl(wait)
+                if owns:
+                    self.net._release()
         except Exception:
             pass
         finally:
@@ -850,12 +1156,12 @@ class Announcement(_Conversation):
             raise io.UnsupportedOperation("timeouts need the 9P transport (srv=)")
         f = self.net.files
         try:
-            h = f.open(self._file("listen"), ORDWR, timeout=timeout)
+            h, qid = f.openq(self._file("listen"), ORDWR, timeout=timeout)
         except TimeoutError:
             raise TimeoutError(_errno.ETIMEDOUT, "timed out", f.path(self._file("listen"))) \
                 from None
         try:
-            n = f.readnum(h, self._file("listen"))
+            n = f.convnumber(qid) or f.readnum(h, self._file("listen"))
         except BaseException:
             f.close(h)
             raise
@@ -889,16 +1195,24 @@ class Call(_Conversation):
     def accept(self) -> Conn:
         """accept(2): write "accept N" to ctl (devip refuses it; the answer
         is ignored, as accept(2) ignores it), open data; the Conn takes
-        over the call."""
+        over the call.  Over 9P this sends the requests and returns: the
+        Conn takes their answers when it first reads or writes (an error
+        opening data is raised there) or closes."""
         if self._gone:
             raise ValueError("accept of a closed call")
         f = self.net.files
-        try:
-            f.write(self._ctl, ("accept %d" % self.number).encode(), self._file("ctl"))
-        except OSError:
-            pass
-        data = f.opendata(self._file("data"))
-        c = Conn(self.net, self.proto, str(self.number), self._ctl, data)
+        pre = (self._ctl, ("accept %d" % self.number).encode())
+        if isinstance(f, _Files9p):
+            # "accept N" and the walk and open of data go out now, and the
+            # Conn takes their answers at its first use of data or at close
+            # (opening a call's data fails only with the 9P connection:
+            # the listen's fid holds the conversation, its owner is ours)
+            op = f.openstart(self._file("data"), ORDWR, pre=pre)
+            c = Conn(self.net, self.proto, str(self.number), self._ctl, (None, None),
+                     opening=op)
+        else:
+            data = f.opendata(self._file("data"), pre=pre)
+            c = Conn(self.net, self.proto, str(self.number), self._ctl, data)
         c._cache.update(self._cache)
         # the Conn holds the ctl (and its reference to the Net) now
         self._gone = True

@@ -171,6 +171,9 @@ class NetFs:
         self.logreaders = 0
         self.logwaits = []
         self.lognotify = None     # callable() the server gives: log text arrived
+        self._protokey = None     # protolist's cache
+        self._protos = []
+        self._protoindex = {}
 
     @property
     def eve(self):
@@ -179,7 +182,17 @@ class NetFs:
     # ---- protocols --------------------------------------------------------
 
     def protolist(self):
-        """[(index, name, Proto)] in index order: the protocol directories."""
+        """[(index, name, Proto)] in index order: the protocol directories.
+        (Rebuilt only when the stack's protocols change: every walk and
+        open asks.)"""
+        key = tuple(self.fs.protos.values())
+        if key != self._protokey:
+            self._protos = self._protolist()
+            self._protoindex = dict((i, (name, p)) for i, name, p in self._protos)
+            self._protokey = key
+        return self._protos
+
+    def _protolist(self):
         out = []
         extra = 12
         for name, p in self.fs.protos.items():
@@ -196,10 +209,8 @@ class NetFs:
         return out
 
     def protobyindex(self, i):
-        for x, name, p in self.protolist():
-            if x == i:
-                return name, p
-        return None, None
+        self.protolist()
+        return self._protoindex.get(i, (None, None))
 
     def convof(self, path):
         """(Proto, Conv) for a conversation path, or (Proto, None)."""

@@ -1014,10 +1014,11 @@ class Pair:
         return self.wire.advance(ms)
 
 
-def pair(seed: int = 1, mtu: int = 1500, v6: bool = False, faults=None, strict: bool = True) -> Pair:
+def pair(seed: int = 1, mtu: int = 1500, v6: bool = False, faults=None, strict: bool = True,
+         nc: Optional[int] = None) -> Pair:
     """A wire with hosts a and b, each with an Fs (seeds seed and seed+1)
-    and a TcpProto.  faults: a Faults or a dict of fields, applied to both
-    directions."""
+    and a TcpProto (of nc conversations, default devip's 4096).  faults: a
+    Faults or a dict of fields, applied to both directions."""
     from net9.conv import Fs
     from net9.tcp import TcpProto
     if not HAVE_CONV:
@@ -1028,8 +1029,8 @@ def pair(seed: int = 1, mtu: int = 1500, v6: bool = False, faults=None, strict: 
     b = w.host("b", ["10.0.0.2", "fd00::2"], mtu=mtu)
     fsa = a.attach(Fs(ip=a, seed=seed, now=w.now))
     fsb = b.attach(Fs(ip=b, seed=seed + 1, now=w.now))
-    tcpa = TcpProto(fsa)
-    tcpb = TcpProto(fsb)
+    tcpa = TcpProto(fsa) if nc is None else TcpProto(fsa, nc)
+    tcpb = TcpProto(fsb) if nc is None else TcpProto(fsb, nc)
     if faults is not None:
         if isinstance(faults, Faults):
             w.faults(a, b, faults, both=True)

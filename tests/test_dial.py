@@ -438,3 +438,157 @@ def test_garbage_conversations_are_closed(net):
     assert owners[str(n)] == "network"
     conn.close()
     ann.close()
+
+
+# ---- round trips -----------------------------------------------------------------
+
+class Flights:
+    """Counts what a Client does: writes to the server ("s") and waits for
+    replies ("w").  A round trip is a run of writes followed by waits."""
+
+    def __init__(self, cl):
+        self.cl = cl
+        self.events = []
+        self.send0, self.wait0 = cl._send, cl.wait
+
+    def __enter__(self):
+        def send(*a, **k):
+            self.events.append("s")
+            return self.send0(*a, **k)
+
+        def wait(*a, **k):
+            self.events.append("w")
+            return self.wait0(*a, **k)
+        self.cl._send, self.cl.wait = send, wait
+        return self
+
+    def __exit__(self, *exc):
+        self.cl._send, self.cl.wait = self.send0, self.wait0
+
+    def take(self):
+        """(round trips, writes) since the last take."""
+        ev = "".join(self.events)
+        self.events = []
+        return ev.count("sw"), ev.count("s")
+
+
+def test_listen_accept_close_and_dial_round_trips(served, net):
+    """listen is one round trip and one write (walk and open of listen go
+    together, the call's number is in the qid of the opened file); accept
+    one write and no wait (write of "accept N", walk and open of data: the
+    Conn takes their answers when it first uses data or closes); close one
+    round trip (the clunks of data and ctl); dial two (clone; connect,
+    walk and open of data).  Before: 3, 3, 2 and 6 round trips, a write per
+    request."""
+    ann = net.announce("tcp!*!7011")
+    other = Net(srv=served.addr, user="glenda")
+    got = []
+
+    def dialer():
+        with Flights(other.client) as f:
+            for _ in range(2):
+                c = other.dial("tcp!127.0.0.1!7011")
+                d = f.take()
+                data = c.read()
+                f.take()
+                c.close()
+                got.append((d, data, f.take()))
+    t = threading.Thread(target=dialer, daemon=True)
+    with Flights(net.client) as f:
+        t.start()
+        # a call that is used
+        call = ann.listen(timeout=10)
+        assert f.take() == (1, 1)
+        conn = call.accept()
+        assert f.take() == (0, 1)
+        conn.sendall(b"hello")
+        assert f.take() == (1, 1)       # (the accept's answers, then the write's)
+        n = conn.number
+        conn.close()
+        assert f.take() == (1, 1)
+        # accept and close
+        call = ann.listen(timeout=10)
+        assert f.take() == (1, 1)
+        conn = call.accept()
+        conn.close()
+        assert f.take() == (1, 2)
+    t.join(10)
+    assert got == [((2, 2), b"hello", (1, 1)), ((2, 2), b"", (1, 1))]
+    # the number from the qid is the one devip's files give
+    assert call.local == "127.0.0.1!7011"
+    owners = dict((name, uid) for name, uid, _ in net.ls("tcp"))
+    assert owners[str(n)] == "network"              # closed: every reference went
+    other.close()
+    ann.close()
+
+
+def test_pipelined_open_errors(net):
+    """A walk that fails fails the open sent with it; an open that fails
+    (listen of a conversation not announced) is clunked; neither leaks a
+    reference or a fid."""
+    cl = net.client
+    with pytest.raises(FileNotFoundError):
+        net.dial("nosuchnet!127.0.0.1!80")
+    c = net.announce("tcp!*!7012")
+    ctl = net.files.open("tcp/clone", 2)                  # an Idle conversation
+    n = net.files.readnum(ctl)
+    with pytest.raises(OSError, match="not announced"):
+        net.files.open("tcp/%s/listen" % n, 2)
+    net.files.close(ctl)
+    fids = cl.fids
+    for _ in range(3):
+        with pytest.raises(OSError, match="not announced"):
+            net.files.open("tcp/%s/listen" % n, 2)
+    assert cl.fids == fids                                # the numbers are reused
+    owners = dict((name, uid) for name, uid, _ in net.ls("tcp"))
+    assert owners[n] == "network"
+    c.close()
+
+
+def test_accepted_conns_dropped_or_closed_unused(net):
+    """A Conn from accept whose data file's open is still out: closed
+    unused (its answers taken with the clunks'), or dropped (the finalizer
+    sends the clunks; a later request takes the answers): either way the
+    call closes (FIN: EOF for the dialer) and the client keeps no tag and
+    no reply."""
+    ann = net.announce("tcp!*!7016")
+    cl = net.client
+    for how in ("close", "drop"):
+        c = net.dial("tcp!127.0.0.1!7016")
+        call = ann.listen(timeout=5)
+        conn = call.accept()
+        n = conn.number
+        if how == "close":
+            conn.close()
+        else:
+            del conn
+        assert c.recv(10) == b""                 # the call's FIN
+        c.close()
+        owners = dict((name, uid) for name, uid, _ in net.ls("tcp"))
+        assert owners[str(n)] == "network"
+    ann.close()                                  # (a request after the drop)
+    net.ls("tcp")
+    assert not net.files.orphans
+    assert not cl.replies and not cl.inflight
+
+
+def test_open_in_flight_errors():
+    """An open sent without waiting that fails (no such conversation)
+    raises when its answers are taken, and gives its fid number back."""
+    from served import Served
+    s = Served()
+    try:
+        net = Net(srv=s.addr, user="glenda")
+        f = net.files
+        op = f.openstart("tcp/999/data", 2)
+        with pytest.raises(FileNotFoundError):
+            f.openfinish(op)
+        fid = op.fid
+        op = f.openstart("tcp/clone", 2)
+        assert op.fid == fid                     # reused
+        h, qid, _ = f.openfinish(op)
+        assert f.convnumber(qid) == f.readnum(h)
+        f.close(h)
+        net.close()
+    finally:
+        s.close()
