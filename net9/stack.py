@@ -371,6 +371,13 @@ class Stack:
         self.ip = _make_ip(self.fs)
         if getattr(self.fs, "ip", None) is not self.ip:
             self.fs.ip = self.ip
+        self.offload = offload
+        self.tunmtu = mtu
+        # media bound and unbound at run time (ipifc ctl "bind", "unbind")
+        self.ip.bindhook = self._bound
+        self.ip.unbindhook = self._unbound
+        self.ip.mediatypes.update({"pkt": self._mkpkt, "loopback": self._mkloopback,
+                                   "tun": self._mktun})
         self.tcp = TcpProto(self.fs)
         self.udp = UdpProto(self.fs)
         self.icmp = _make_icmp(self.fs)
@@ -424,17 +431,65 @@ class Stack:
 
     def attach(self, medium, addrs: Iterable[str] = ()):
         """Bind medium to a new interface with addrs; its datagrams go to
-        ip.input from then on.  Returns the interface."""
-        ifc = self.ip.addifc(medium)
+        ip.input from then on.  Returns the interface, whose device name
+        (ipifc status) is the medium's dev (a TUN's interface name) or
+        else its type."""
+        ifc = self.ip.addifc(medium, getattr(medium, "dev", None) or None)
         for a in addrs:
             addr, plen = parse_addr(a)
             ifc.add(addr, plen)
+        return ifc
+
+    def _bound(self, ifc, medium) -> None:
+        # ip.bindhook: a medium was bound (attach or an ipifc "bind")
         self.media.append((medium, ifc))
         fd = medium.fileno()
         if fd is not None and fd >= 0:
             self.loop.add_reader(fd, self._input, medium, ifc)
         self._polled.append((medium, ifc))     # pending() / deadline()
-        return ifc
+
+    def _unbound(self, ifc, medium) -> None:
+        # ip.unbindhook: an "unbind" (or the last close of a pkt
+        # interface): stop reading the medium and close it (a TUN net9
+        # made goes away)
+        self.detach(medium)
+        self.media = [(m, i) for m, i in self.media if m is not medium]
+        try:
+            medium.close()
+        except Exception as e:
+            self.lasterror = e
+
+    # -- media made by ipifc ctl "bind TYPE ..." (Ip.mediatypes) -------------
+
+    def _mkpkt(self, ifc, argv):
+        return _media.PktMedium(ifc)
+
+    def _mkloopback(self, ifc, argv):
+        return _media.Loopback()
+
+    def _mktun(self, ifc, argv):
+        """bind tun NAME [NETNS]: a TUN device NAME (made, or an idle one
+        attached), in network namespace NETNS (a name under /var/run/netns
+        or a path), link up with the stack's TUN MTU, with offloads when
+        the stack has them; Linux's addresses and routes are the user's to
+        set.  Errors in devip's style."""
+        from net9.errors import Net9Error
+        if len(argv) < 3 or len(argv) > 4:
+            raise Net9Error("bad arg in system call")
+        name = argv[2]
+        if not (0 < len(name.encode()) < _media.IFNAMSIZ) or not all(
+                c.isalnum() or c in "._-" for c in name) or not name.isascii():
+            raise Net9Error("bad arg in system call")
+        netns = argv[3] if len(argv) == 4 else None
+        if netns is not None and not os.path.exists(_media._nspath(netns)):
+            raise Net9Error("tun %s: netns %s: file does not exist" % (name, netns))
+        if not os.path.exists("/dev/net/tun"):
+            raise Net9Error("tun %s: /dev/net/tun: file does not exist" % name)
+        try:
+            return _media.Tun(name, mtu=self.tunmtu, create=True, netns=netns,
+                              offload=self.offload)
+        except Exception as e:
+            raise Net9Error("tun %s: %s" % (name, _media.p9error(e))) from None
 
     def detach(self, medium) -> None:
         """Stop reading medium (its interface stays, and sends to it are
@@ -463,13 +518,26 @@ class Stack:
         if not pkts:
             return
         ipinput = self.ip.input
+        gsos = getattr(medium, "rxgso", None)
+        if gsos is not None and len(gsos) == len(pkts) and any(gsos):
+            # TCP super-packets from a TUN's receive offload: their
+            # segment size goes along (forwarding cuts or passes them)
+            pkts = list(zip(pkts, gsos))
+        else:
+            gsos = None
         if self.strict:
             for p in pkts:
-                ipinput(ifc, p)
+                if gsos is None:
+                    ipinput(ifc, p)
+                else:
+                    ipinput(ifc, p[0], p[1])
             return
         for p in pkts:
             try:
-                ipinput(ifc, p)
+                if gsos is None:
+                    ipinput(ifc, p)
+                else:
+                    ipinput(ifc, p[0], p[1])
             except Exception as e:
                 self.inputerrors += 1
                 self.lasterror = e
