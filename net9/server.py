@@ -252,16 +252,19 @@ class Server:
     The loop's owner calls server.woken(fs.drain()) after the engines ran
     (net9.stack.Stack: append server.woken to stack.wakehooks).
     eve may not be none (the unauthenticated user).  trust_uname: remote
-    TCP clients attach as the uname they send instead of as none.
+    TCP clients attach as the uname they send instead of as none.  ns: a
+    net9.ndb.NameService, for /net/cs and /net/dns (none: no such files).
     """
 
     def __init__(self, fs, loop, eve=None, msize=DEFAULT_MSIZE, protos=None, log=None,
-                 start=None, trust_uname=False):
+                 start=None, trust_uname=False, ns=None):
         if (eve if eve is not None else fs.eve) == NONE:
             raise ValueError("eve cannot be %s (the user of unauthenticated clients)" % NONE)
         self.fs = fs
         self.loop = loop
-        self.netfs = NetFs(fs, eve=eve, protos=protos, start=start)
+        self.netfs = NetFs(fs, eve=eve, protos=protos, start=start, ns=ns)
+        if ns is not None:
+            ns.after = self.flushall      # lookups finish on the loop: send the replies
         self.trust_uname = trust_uname
         self.uid = os.geteuid()        # the server's own user: may attach as anyone
         self.msize = msize
@@ -476,6 +479,9 @@ class Server:
                 except OSError:
                     pass
         self.listeners = []
+        ns = self.netfs.ns
+        if ns is not None:
+            ns.close()
 
     def flushall(self):
         while self.dirty:
