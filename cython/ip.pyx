@@ -2327,6 +2327,11 @@ cdef class Ip(IpLayer):
         cdef unsigned char *q
         v4tov6c(dst, p + 16)
         v4tov6c(src, p + 12)
+        if p[16] >= 0xe0:
+            # DEVIATION: multicast (and class E) is not forwarded (no
+            # multicast routing; devip would send it along any route)
+            self.stats_[OutDiscards] += 1
+            return 0
         i = self.rlookup(dst, src, 1)
         if i < 0:
             self.stats_[OutDiscards] += 1
@@ -2368,8 +2373,9 @@ cdef class Ip(IpLayer):
         cdef int i, hop
         cdef Ifc nifc
         cdef bytearray b
-        # don't forward to link-local destinations
-        if (p[24] == 0xfe and (p[25] & 0xc0) == 0x80) or (p[24] == 0xff and (p[25] & 0x0f) <= 2):
+        # don't forward to link-local destinations; DEVIATION: nor to any
+        # multicast group (no multicast routing)
+        if (p[24] == 0xfe and (p[25] & 0xc0) == 0x80) or p[24] == 0xff:
             self.stats_[OutDiscards] += 1
             return 0
         i = self.rlookup(p + 24, p + 8, 0)

@@ -336,3 +336,39 @@ def test_snoop_stalled_reader_costs_only_lost_copies(served):
     cl.clunk(sn)
     ann.close()
     net.close()
+
+
+def test_net9_snoop_writes_a_pcap(served, tmp_path):
+    from net9.media import read_pcap
+    lo = served.st.loifc.x
+    out = tmp_path / "cap.pcap"
+    p = subprocess.Popen([sys.executable, CMD, "snoop", "--srv", served.addr, "-u", "glenda",
+                          "-i", str(lo), "-c", "4", "-w", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env())
+    net = Net(srv=served.addr, user="glenda")
+    u = net.dial("udp!127.0.0.1!9")
+    try:
+        # datagrams on the loopback until snoop has taken 4 copies and quit
+        for i in range(600):
+            u.sendall(b"datagram %d" % i)
+            try:
+                p.wait(0.05)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+        assert p.wait(10) == 0, p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+        u.close()
+        net.close()
+    recs = read_pcap(str(out))
+    assert len(recs) == 4
+    for _, n, d in recs:
+        assert n == len(d) and d[0] >> 4 == 4 and struct.unpack("!H", d[2:4])[0] == len(d)
+    assert any(b"datagram " in d for _, _, d in recs)
+    # an interface that does not exist: one line, exit status 1
+    r = subprocess.run([sys.executable, CMD, "snoop", "--srv", served.addr, "-u", "glenda",
+                        "-i", "31"], capture_output=True, text=True, env=env(), timeout=30)
+    assert r.returncode == 1 and r.stderr.startswith("net9 snoop: ") \
+        and "file does not exist" in r.stderr and len(r.stderr.splitlines()) == 1
