@@ -237,12 +237,17 @@ class DnsFile(_File):
 # ---------------------------------------------------------------- helpers
 
 def _isliteral(host: str) -> bool:
-    from net9.ipaux import parseip
+    return _literal(host) is not None
+
+
+def _literal(host: str):
+    """A literal address as devip prints it (libip's parseip accepts
+    classful forms: 10.1 is 10.0.0.1), or None."""
+    from net9.ipaux import fmtip, parseip
     try:
-        parseip(host)
+        return fmtip(parseip(host))
     except (Net9Error, ValueError, TypeError):
-        return False
-    return True
+        return None
 
 
 def _services():
@@ -482,6 +487,9 @@ class NameService:
                 break
             except NsError as e:
                 job.error = str(e)
+                break
+            except Exception:               # a bug: a failure, never a crash
+                job.error = FAILURE
                 break
             r = self.cached(key)
             if r is None:
@@ -787,9 +795,9 @@ class NameService:
 
     def _dns(self, name, t):
         if t in ("ip", "ipv6"):
-            if _isliteral(name):
-                a = ipaddress.ip_address(name.strip("[]"))
-                if (a.version == 4) == (t == "ip"):
+            a = _literal(name)
+            if a is not None:
+                if (":" not in a) == (t == "ip"):
                     return ["%s %s\t%s" % (name, t, a)]
                 raise NsError(NODATA)
             r = yield ("addr", name)
@@ -802,9 +810,9 @@ class NameService:
         if t == "ptr":
             addr = _fromarpa(name)
             if addr is None:
-                if not _isliteral(name):
+                addr = _literal(name)
+                if addr is None:
                     raise NsError(NXDOMAIN)
-                addr = str(ipaddress.ip_address(name))
             owner = _arpa(addr)
             r = yield ("ptr", addr)
             if r[0] != "ok":

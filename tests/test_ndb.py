@@ -519,3 +519,37 @@ def test_host_resolver_with_fixture_hosts():
         p.terminate()
         p.wait(20)
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_any_request_is_an_answer_or_an_error():
+    """Bad input never crashes cs or dns: every write is answered, or
+    fails with Net9Error (an error reply), never another exception."""
+    import random
+    from net9.errors import Net9Error
+    from net9.ndb import CsFile, DnsFile, NameService
+
+    class Loop:
+        def call_soon_threadsafe(self, fn, *a):
+            pass
+
+        def call_later(self, d, fn, *a):
+            pass
+    ns = NameService(Loop(), resolver=Resolver())
+    ns.ndb = lambda: "ip=10.77.0.2 sys=x\n\tdns=1.2.3.4\n=\n==x\n a\n"
+    ns.eve = "glenda"
+    rnd = random.Random(9)
+    alpha = "tcp!udp*$[]:.!10 fix.example ip ipv6 ptr cname \n\0xé!=@ipinfo/"
+    for _ in range(3000):
+        q = "".join(rnd.choice(alpha) for _ in range(rnd.randint(0, 40)))
+        for write, F in ((ns.cswrite, CsFile), (ns.dnswrite, DnsFile)):
+            f = F()
+            try:
+                job = write(f, q.encode(), rnd.choice([0, 0, 7]), rnd.choice(["glenda", "bob"]))
+            except Net9Error:
+                continue
+            assert job.error is None or job.error.startswith(("cs: ", "dns: ")), job.error
+            assert isinstance(f.read(rnd.randint(0, 64), rnd.randint(0, 64)), bytes)
+    for q, want in (("10.1 ip", ["10.1 ip\t10.0.0.1"]),):
+        f = DnsFile()
+        job = ns.dnswrite(f, q.encode(), 0, "bob")
+        assert job.finished and job.error is None and f.replies == want
