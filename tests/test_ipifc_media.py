@@ -372,3 +372,57 @@ def test_net9_snoop_writes_a_pcap(served, tmp_path):
                         "-i", "31"], capture_output=True, text=True, env=env(), timeout=30)
     assert r.returncode == 1 and r.stderr.startswith("net9 snoop: ") \
         and "file does not exist" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+def test_ipifc_ctl_and_pkt_data_take_any_input():
+    """Bad input never crashes an interface: random ctl messages (bind
+    among them) fail with Net9Error or work; random datagrams written to a
+    pkt interface's data file, with forwarding on, are taken."""
+    import random
+    from net9.errors import Net9Error
+    from net9.stack import Stack
+    st = Stack(tun=None, user="glenda")
+    try:
+        p = st.ip.ipifc
+        rnd = random.Random(5)
+        # (no tun: it would make Linux interfaces)
+        words = ["bind", "pkt", "loopback", "frob", "add", "del", "unbind", "mtu",
+                 "iprouting", "10.50.0.1", "255.255.255.0", "/64", "fd50::1", "0", "1",
+                 "4096", "99999", "reflect", "reassemble", "x/y", "''", "ra6", "speed"]
+        convs = []
+        bound = injected = 0
+        for _ in range(3000):
+            if not convs or rnd.random() < 0.05:
+                try:
+                    convs.append(p.clone("glenda"))
+                except Net9Error:                # every interface bound: no free devices
+                    pass
+            if not convs:
+                continue
+            c = rnd.choice(convs)
+            msg = " ".join(rnd.choice(words) for _ in range(rnd.randint(0, 5)))
+            if rnd.random() < 0.1:
+                msg = "bind " + rnd.choice(["pkt", "loopback"])
+            try:
+                p.ctl(c, msg, "glenda")
+                bound += msg.startswith("bind")
+            except Net9Error:
+                pass
+            if rnd.random() < 0.3:
+                pkt = bytes(rnd.getrandbits(8) for _ in range(rnd.randint(0, 80)))
+                if rnd.random() < 0.5:
+                    pkt = bytes([0x45]) + pkt[1:] if pkt else pkt
+                try:
+                    p.write(c, pkt)
+                    injected += c.ptcl.bound and c.ptcl.medium.name == "pkt"
+                    p.read(c, rnd.randint(0, 100))
+                except Net9Error:
+                    pass
+            if rnd.random() < 0.05 and convs:
+                p.closeconv(convs.pop(rnd.randrange(len(convs))))
+            st.fs.drain()
+        for c in convs:
+            p.closeconv(c)
+        assert bound > 10 and injected > 10 and st.inputerrors == 0
+    finally:
+        st.close()
