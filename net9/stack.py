@@ -518,10 +518,11 @@ class Stack:
         if not pkts:
             return
         ipinput = self.ip.input
-        gsos = getattr(medium, "rxgso", None)
+        gsos = getattr(medium, "rxgso", None) if self.ip.iprouting else None
         if gsos is not None and len(gsos) == len(pkts) and any(gsos):
-            # TCP super-packets from a TUN's receive offload: their
-            # segment size goes along (forwarding cuts or passes them)
+            # TCP super-packets from a TUN's receive offload: when they are
+            # forwarded, their segment size goes along (to be cut to it or
+            # passed on whole); delivered here, it is not needed
             pkts = list(zip(pkts, gsos))
         else:
             gsos = None
