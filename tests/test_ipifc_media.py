@@ -426,3 +426,29 @@ def test_ipifc_ctl_and_pkt_data_take_any_input():
         assert bound > 10 and injected > 10 and st.inputerrors == 0
     finally:
         st.close()
+
+
+def _bind_tun_as_this_user():
+    from net9.errors import Net9Error
+    from net9.stack import Stack
+    st = Stack(tun=None, user="nobody")
+    try:
+        c = st.ip.ipifc.clone("nobody")
+        try:
+            st.ip.ipifc.ctl(c, "bind tun n9nobody", "nobody")
+        except Net9Error as e:
+            print(str(e))
+            return 0 if not c.ptcl.bound else 3
+        print("bound")
+        return 2
+    finally:
+        st.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"),
+                    reason="needs root to become nobody, and /dev/net/tun")
+def test_bind_tun_needs_root():
+    from test_cli_linux import as_user, collect
+    rc, out = collect(*as_user("nobody", _bind_tun_as_this_user))
+    assert rc == 0 and out == "tun n9nobody: permission denied\n", out
+    assert subprocess.run(["ip", "link", "show", "n9nobody"], capture_output=True).returncode != 0
