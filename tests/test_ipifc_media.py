@@ -275,15 +275,27 @@ def test_snoop_sees_both_directions_and_permissions(served):
     sn = cl.walkopen("ipifc/%d/snoop" % lo, OREAD)
     net = Net(srv=served.addr, user="glenda")
     ann = net.announce("tcp!127.0.0.1!7400")
-    t = threading.Thread(target=lambda: ann.listen().accept().sendall(b"from-listener"))
+    read = threading.Event()
+
+    def serve():
+        # held open until the other side has read: data arriving after
+        # our FIN is acknowledged would be answered with a reset (tcp.c's
+        # "send to Finwait2")
+        with ann.listen().accept() as c2:
+            c2.sendall(b"from-listener")
+            read.wait(10)
+    t = threading.Thread(target=serve)
     t.start()
     with net.dial("tcp!127.0.0.1!7400") as c:
         c.sendall(b"from-dialer")
         assert c.read(13) == b"from-listener"
+        read.set()
     t.join(10)
     ann.close()
     pkts = []
-    while sum(b"from-listener" in x for x in pkts) < 2 and len(pkts) < 1000:
+    def seen(w):
+        return sum(w in x for x in pkts)
+    while (seen(b"from-listener") < 2 or seen(b"from-dialer") < 2) and len(pkts) < 1000:
         pkts.append(cl.read(sn, 65536, timeout=10))
     # every copy is a whole IPv4 datagram; on the loopback each one is
     # seen going out and coming back in
