@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import pwd
 import time
+import weakref
 
 from net9 import errors
 from net9.errors import Net9Error
@@ -188,8 +189,9 @@ class NetFs:
         self.ns = ns
         self.nswaits = set()
         if ns is not None:
-            ns.ndb = lambda: bytes(self.ndb).decode("utf-8", "replace")
-            ns.localnets = self.localnets
+            me = weakref.ref(self)         # no cycle through the name service
+            ns.ndb = lambda: bytes(me().ndb).decode("utf-8", "replace") if me() else ""
+            ns.localnets = lambda: me().localnets() if me() else []
             ns.nets = tuple(n for n, p in fs.protos.items() if getattr(p, "nc", 0) > 0)
             ns.eve = fs.eve
 

@@ -35,6 +35,7 @@ import socket
 import stat as _stat
 import sys
 import time
+import weakref
 
 from net9 import errors, namespace, ninep
 from net9 import peer as _peer
@@ -264,7 +265,10 @@ class Server:
         self.loop = loop
         self.netfs = NetFs(fs, eve=eve, protos=protos, start=start, ns=ns)
         if ns is not None:
-            ns.after = self.flushall      # lookups finish on the loop: send the replies
+            # lookups finish on the loop: send the replies (a weak
+            # reference: no cycle through the name service)
+            me = weakref.ref(self)
+            ns.after = lambda: me() and me().flushall()
         self.trust_uname = trust_uname
         self.uid = os.geteuid()        # the server's own user: may attach as anyone
         self.msize = msize

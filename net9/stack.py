@@ -39,6 +39,7 @@ import selectors
 import threading
 import time
 import traceback
+import weakref
 from collections import deque
 from typing import Callable, Iterable, Optional
 
@@ -373,11 +374,22 @@ class Stack:
             self.fs.ip = self.ip
         self.offload = offload
         self.tunmtu = mtu
-        # media bound and unbound at run time (ipifc ctl "bind", "unbind")
-        self.ip.bindhook = self._bound
-        self.ip.unbindhook = self._unbound
-        self.ip.mediatypes.update({"pkt": self._mkpkt, "loopback": self._mkloopback,
-                                   "tun": self._mktun})
+        # media bound and unbound at run time (ipifc ctl "bind", "unbind"),
+        # through a weak reference: no cycle between the stack and its IP
+        # layer, so a stack dropped is freed at once, not by the collector
+        me = weakref.ref(self)
+
+        def hook(name):
+            def call(*args):
+                st = me()
+                if st is not None:
+                    return getattr(st, name)(*args)
+                raise Net9Error("interface not found")
+            return call
+        self.ip.bindhook = hook("_bound")
+        self.ip.unbindhook = hook("_unbound")
+        self.ip.mediatypes.update({"pkt": hook("_mkpkt"), "loopback": hook("_mkloopback"),
+                                   "tun": hook("_mktun")})
         self.tcp = TcpProto(self.fs)
         self.udp = UdpProto(self.fs)
         self.icmp = _make_icmp(self.fs)
