@@ -535,28 +535,35 @@ class Stack:
             # TCP super-packets from a TUN's receive offload: when they are
             # forwarded, their segment size goes along (to be cut to it or
             # passed on whole); delivered here, it is not needed
-            pkts = list(zip(pkts, gsos))
-        else:
-            gsos = None
+            self._inputgso(ifc, pkts, gsos)
+            return
         if self.strict:
             for p in pkts:
-                if gsos is None:
-                    ipinput(ifc, p)
-                else:
-                    ipinput(ifc, p[0], p[1])
+                ipinput(ifc, p)
             return
         for p in pkts:
             try:
-                if gsos is None:
-                    ipinput(ifc, p)
-                else:
-                    ipinput(ifc, p[0], p[1])
+                ipinput(ifc, p)
             except Exception as e:
-                self.inputerrors += 1
-                self.lasterror = e
-                log = self.fs.log
-                if log.mask & _LOGIP:
-                    log.log(_LOGIP, "ip input: %s\n" % traceback.format_exc(limit=3))
+                self._inputerror(e)
+
+    def _inputgso(self, ifc, pkts, gsos) -> None:
+        ipinput = self.ip.input
+        for p, g in zip(pkts, gsos):
+            if self.strict:
+                ipinput(ifc, p, g)
+                continue
+            try:
+                ipinput(ifc, p, g)
+            except Exception as e:
+                self._inputerror(e)
+
+    def _inputerror(self, e) -> None:
+        self.inputerrors += 1
+        self.lasterror = e
+        log = self.fs.log
+        if log.mask & _LOGIP:
+            log.log(_LOGIP, "ip input: %s\n" % traceback.format_exc(limit=3))
 
     # -- clock and loop source --------------------------------------------
 
