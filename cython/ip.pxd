@@ -237,6 +237,7 @@ cdef class Ip(IpLayer):
     cdef int gatedfrag4(self, Ifc ifc, bytearray pkt, int medialen) except -1
     cdef list tcpsegment(self, bytearray pkt, int mss)
     cdef icmperr(self, str fn, Ifc ifc, object pkt, object arg)
+    cdef snooplost(self, Ifc ifc)
     cdef deliver(self, Ifc ifc, int proto, object pkt)
     cdef int oput4(self, bytearray pkt, int ttl, int tos, int gsomss) except? -2
     cdef int oput6(self, bytearray pkt, int ttl, int tos, int gsomss) except? -2

@@ -2079,10 +2079,18 @@ cdef class Ip(IpLayer):
             return 0
         return ifc.gso
 
+    cdef snooplost(self, Ifc ifc):
+        # a copy the snoop queue had no room for (counted in sq.drops);
+        # said in the log (ip) at the 1st, 2nd, 4th, 8th... loss
+        cdef unsigned long long n = ifc.sq.drops
+        if n and (n & (n - 1)) == 0 and not ifc.sq.closed and self.f.log.mask & Logip:
+            self.f.log.log(Logip, "ipifc %d snoop: %d copies lost (a reader that does not keep up)\n"
+                           % (ifc.x, n))
+
     cdef int ifcoput(self, Ifc ifc, object pkt) except -1:
         ifc.pktout += 1
-        if ifc.snoopers > 0:
-            ifc.sq.put(pkt)
+        if ifc.snoopers > 0 and not ifc.sq.put(pkt):
+            self.snooplost(ifc)
         try:
             ifc.transmit(pkt)
         except OSError:
@@ -2091,8 +2099,8 @@ cdef class Ip(IpLayer):
 
     cdef int ifcoputgso(self, Ifc ifc, object pkt, int mss) except -1:
         ifc.pktout += 1
-        if ifc.snoopers > 0:
-            ifc.sq.put(pkt)
+        if ifc.snoopers > 0 and not ifc.sq.put(pkt):
+            self.snooplost(ifc)
         try:
             ifc.transmitgso(pkt, mss)
         except OSError:
@@ -2284,8 +2292,8 @@ cdef class Ip(IpLayer):
         cdef int r
         if ifc is None:
             raise TypeError("input: no interface")
-        if ifc.snoopers > 0:
-            ifc.sq.put(pkt)
+        if ifc.snoopers > 0 and not ifc.sq.put(pkt):
+            self.snooplost(ifc)
         PyObject_GetBuffer(pkt, &view, PyBUF_SIMPLE)
         try:
             p = <const unsigned char*>view.buf

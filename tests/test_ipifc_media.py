@@ -315,6 +315,8 @@ def test_snoop_stalled_reader_costs_only_lost_copies(served):
     cl = Net(srv=served.addr, user="glenda").client
     lo = served.st.loifc.x
     sn = cl.walkopen("ipifc/%d/snoop" % lo, OREAD)       # opened, never read
+    log = cl.walkopen("log", ORDWR)
+    cl.write(log, b"set ip")
     net = Net(srv=served.addr, user="glenda")
     ann = net.announce("tcp!127.0.0.1!7401")
     blob = os.urandom(6 << 20)
@@ -342,6 +344,16 @@ def test_snoop_stalled_reader_costs_only_lost_copies(served):
     # qpass: nothing is added once the limit is reached (so at most one
     # datagram beyond it); the rest is lost and counted
     assert limit <= qlen < limit + 65536 and drops > 0
+    # the losses are in the log (ip), at the 1st, 2nd, 4th... one
+    text = b""
+    while b"copies lost" not in text or len(text) < 100:
+        d = cl.read(log, 65536, timeout=10)
+        if not d:
+            break
+        text += d
+    assert b"ipifc %d snoop: 1 copies lost" % lo in text
+    assert b"ipifc %d snoop: 16 copies lost" % lo in text
+    cl.clunk(log)
     # the reader still gets whole datagrams when it starts
     d = cl.read(sn, 65536, timeout=10)
     assert d[0] >> 4 == 4 and struct.unpack("!H", d[2:4])[0] == len(d)
