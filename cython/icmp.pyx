@@ -410,6 +410,12 @@ cdef class Icmp(Proto):
             return 0
         return selftype(self.f.ip, a16) == Runi
 
+    def icmpnonet(self, ifc, pkt):
+        """Destination unreachable, net unreachable (code 0): sent by the
+        IP layer for a datagram it has no route to forward (net9; devip
+        drops it)."""
+        self.icmpsend(ifc, pkt, Unreachable, 0, 0)
+
     def icmpnohost(self, ifc, pkt):
         """Destination unreachable, host unreachable (code 1)."""
         self.icmpsend(ifc, pkt, Unreachable, 1, 0)
@@ -670,6 +676,12 @@ cdef class Icmp6(Proto):
         self.out_[type] += 1
         ip.ipoput(V6, nb, MAXTTL, DFLTTOS, None)
         return 0
+
+    def icmpnoroute6(self, ifc, pkt):
+        """Destination unreachable, no route to destination (code 0):
+        sent by the IP layer for a datagram it has no route to forward
+        (net9; devip drops it)."""
+        self.icmpsend6(ifc, pkt, UnreachableV6, 0, 0)
 
     def icmpnohost6(self, ifc, pkt):
         self.icmpsend6(ifc, pkt, UnreachableV6, 3, 0)

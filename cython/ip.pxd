@@ -79,6 +79,26 @@ cdef struct Rt:
     unsigned long long seq        # insertion order (stable sort)
 
 
+cdef class PktQueue:
+    # devip's queue of blocks as ipifc's rq and sq use it: one datagram per
+    # read (split when the read is short, the rest read next), bounded in
+    # bytes (qpass: drop-tail past the limit, counted), EOF rules of qio
+    cdef object q                 # deque of bytes
+    cdef public Py_ssize_t limit
+    cdef public Py_ssize_t qlen
+    cdef public bint closed
+    cdef public int eof
+    cdef public bint rwait
+    cdef public object wakecb
+    cdef public unsigned long long passed
+    cdef public unsigned long long drops
+    cpdef int put(self, object pkt) except -1
+    cpdef object read(self, Py_ssize_t n)
+    cpdef close(self)
+    cpdef reopen(self)
+    cpdef flush(self)
+
+
 cdef class Lifc:
     # a logical interface: one address on an interface (Iplifc)
     cdef unsigned char local_[16]
@@ -124,6 +144,13 @@ cdef class Ifc:
     # largest TCP datagram it cuts into segments itself; 0 none)
     cdef public int gso
     cdef object transmitgso       # bound medium.transmit_gso
+    # the conversation's packet queues: pq, what a pkt medium sends (read
+    # from data); sq, copies of every datagram in and out while snoop is
+    # open (snoopers > 0)
+    cdef public PktQueue pq
+    cdef public PktQueue sq
+    cdef public int snoopers
+
 
 
 cdef class Reasm:
@@ -178,6 +205,12 @@ cdef class Ip(IpLayer):
     cdef public unsigned int fragtimeout
 
     cdef public Ifc rcvifc                # interface of the datagram being delivered
+    # beyond devip: called as bindhook(ifc, medium) after a medium is bound
+    # and unbindhook(ifc, medium) after it is unbound (the stack reads
+    # media and closes them); snoopmax: each snoop queue's bytes
+    cdef public object bindhook
+    cdef public object unbindhook
+    cdef public Py_ssize_t snoopmax
 
     cdef int forme(self, const unsigned char *a) noexcept
     cdef int rlookup(self, const unsigned char *dst, const unsigned char *src, bint v4) noexcept
@@ -196,8 +229,15 @@ cdef class Ip(IpLayer):
     cdef bint v6source(self, const unsigned char *a, unsigned char *s)
     cdef bint v4local(self, Ifc ifc, unsigned char *local4, int prefixlen, const unsigned char *remote4)
     cdef bint v6local(self, Ifc ifc, unsigned char *local, int prefixlen, const unsigned char *remote)
-    cdef int input4(self, Ifc ifc, object pkt, const unsigned char *p, Py_ssize_t n) except -1
-    cdef int input6(self, Ifc ifc, object pkt, const unsigned char *p, Py_ssize_t n) except -1
+    cdef int input4(self, Ifc ifc, object pkt, const unsigned char *p, Py_ssize_t n, int gso) except -1
+    cdef int input6(self, Ifc ifc, object pkt, const unsigned char *p, Py_ssize_t n, int gso) except -1
+    cdef int forward4(self, Ifc ifc, object pkt, const unsigned char *p, int length, int gso) except -1
+    cdef int forward6(self, Ifc ifc, object pkt, const unsigned char *p, int length, int gso) except -1
+    cdef int gated(self, Ifc gating, Ifc ifc, bytearray pkt, int gso) except -1
+    cdef int gatedfrag4(self, Ifc ifc, bytearray pkt, int medialen) except -1
+    cdef list tcpsegment(self, bytearray pkt, int mss)
+    cdef icmperr(self, str fn, Ifc ifc, object pkt, object arg)
+    cdef snooplost(self, Ifc ifc)
     cdef deliver(self, Ifc ifc, int proto, object pkt)
     cdef int oput4(self, bytearray pkt, int ttl, int tos, int gsomss) except? -2
     cdef int oput6(self, bytearray pkt, int ttl, int tos, int gsomss) except? -2
@@ -209,5 +249,5 @@ cdef class Ip(IpLayer):
     cdef object fraginsert(self, Reasm f, int foff, bytes data, bint mf, bytes hdr)
     cdef object reasm4(self, object pkt)
     cdef object reasm6(self, object pkt, const unsigned char *p, int length, int uflen, int qoff)
-    cpdef int input(self, Ifc ifc, object pkt) except -1
+    cpdef int input(self, Ifc ifc, object pkt, int gso=*) except -1
     cpdef int forme16(self, bytes a)

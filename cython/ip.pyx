@@ -19,7 +19,25 @@ protocol is answered with ICMP protocol unreachable and an unknown IPv6 next
 header with ICMPv6 parameter problem, IPv6 extension headers (hop-by-hop,
 routing, destination options, fragment) are removed before the datagram
 reaches a transport (devip hands them on), reassembly is bounded in count
-and bytes and its timeout runs from Fs.advance, and there is no forwarding.
+and bytes and its timeout runs from Fs.advance.
+
+Forwarding (iprouting on) is ip.c's and ipv6.c's: the TTL or hop limit
+decremented (ICMP time exceeded at 1), TCP SYNs' MSS clamped to the
+smaller MTU (tcpmssclamp), v4 fragmented when DF is clear or answered
+with ICMP fragmentation needed, v6 answered with ICMPv6 packet too big.
+DEVIATIONS: a datagram with no route is answered with ICMP net
+unreachable (ICMPv6 no route) where devip drops it silently; a TCP
+super-packet from a medium with segmentation offload (Ip.input's gso, the
+segment size) goes out whole to a medium that segments or is cut into
+segments of that size here; forwarded fragments keep their MF bit when
+fragmented again.
+
+Media are bound at run time too: ctl "bind TYPE [DEV ...]" makes the medium
+with mediatypes[TYPE](ifc, argv) (the stack registers pkt, loopback and
+tun); bindhook/unbindhook tell the stack when one comes and goes.  Each
+interface's conversation has two packet queues (PktQueue): pq, what a pkt
+medium transmits (read from its data file), and sq, a copy of every
+datagram in and out while its snoop file is open.
 
 Routes live in a C array sorted most specific first (devip keeps a forest
 of range trees); the first match is devip's deepest match.  A one-entry
@@ -31,6 +49,8 @@ from libc.stdlib cimport malloc, realloc, free
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytearray cimport PyByteArray_FromStringAndSize, PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+
+from collections import deque
 
 from net9 import errors
 from net9.errors import Net9Error
@@ -95,6 +115,11 @@ Eunsupported = "unsupported ctl"
 Enotonifc = "address not on this interface"
 Enoifc = "interface not found"
 Eunknowntype = "unknown interface type"
+Eperm = errors.Eperm
+
+QMAX = 192 * 1024 - 1             # ipifc.c: the conversation queues' limit
+SNOOPMAX = 1 << 20                # net9: a snoop queue's bytes (devip: QMAX)
+IP_TCPPROTO = 6
 
 # Text formats.  They are module variables, not literals at the point of
 # use: Cython 3.0's inlined %-formatting lets a "-" flag leak into later
@@ -194,6 +219,49 @@ cdef inline unsigned short ipcsum(const unsigned char *p) noexcept:
 
 cdef inline const unsigned char *bp(bytes b) noexcept:
     return <const unsigned char*>PyBytes_AS_STRING(b)
+
+cdef void mssclamp(unsigned char *p, Py_ssize_t n, int hl, bint v4, int mtu) noexcept:
+    # tcp.c tcpmssclamp: a forwarded SYN's MSS option lowered to what the
+    # smaller of the two links carries (mtu less the 20-byte v4 or 40-byte
+    # v6 header and 20 bytes of TCP), the checksum updated (RFC 1624)
+    cdef unsigned char *t
+    cdef int thl, i, optlen, oldmss, newmss
+    cdef unsigned int c
+    if n < hl + 20:
+        return
+    t = p + hl
+    if not (t[13] & 0x02):
+        return
+    thl = (t[12] >> 4) << 2
+    if thl < 20 or hl + thl > n:
+        return
+    newmss = mtu - ((20 if v4 else 40) + 20)
+    if newmss <= 0:
+        return
+    i = 20
+    while i < thl:
+        if t[i] == 0:
+            break
+        if t[i] == 1:
+            i += 1
+            continue
+        if i + 1 >= thl:
+            break
+        optlen = t[i + 1]
+        if optlen < 2 or i + optlen > thl:
+            break
+        if t[i] == 2 and optlen == 4:
+            oldmss = nhgets(t + i + 2)
+            if oldmss > newmss:
+                hnputs(t + i + 2, newmss)
+                c = (~nhgets(t + 16)) & 0xffff
+                c += (~oldmss) & 0xffff
+                c += newmss
+                c = (c & 0xffff) + (c >> 16)
+                c = (c & 0xffff) + (c >> 16)
+                hnputs(t + 16, (~c) & 0xffff)
+            return
+        i += optlen
 
 
 # ---------------------------------------------------------------------------
@@ -398,6 +466,86 @@ cdef long _strtoul(str s):
 # ---------------------------------------------------------------------------
 # interfaces
 
+cdef class PktQueue:
+    """A queue of datagrams as devip's qio keeps blocks for ipifc's rq
+    and sq: put() drops when limit bytes are queued or the queue is closed
+    (qpass), read(n) returns one datagram, the first n bytes of a longer
+    one (the rest is read next), None when a reader must wait (rwait set:
+    the next put calls wakecb), b"" at end of file (three times after
+    close(), then Net9Error).  .passed and .drops count datagrams queued
+    and lost."""
+
+    def __cinit__(self, Py_ssize_t limit=QMAX):
+        self.q = deque()
+        self.limit = limit
+        self.qlen = 0
+
+    def __len__(self):
+        return self.qlen
+
+    def __repr__(self):
+        return "<PktQueue %d datagrams %d bytes%s drops %d>" % (
+            len(self.q), self.qlen, " closed" if self.closed else "", self.drops)
+
+    def packets(self):
+        return len(self.q)
+
+    cpdef int put(self, object pkt) except -1:
+        cdef bytes b
+        if self.closed:
+            return 0
+        if self.qlen >= self.limit:
+            self.drops += 1
+            return 0
+        b = bytes(pkt)
+        self.q.append(b)
+        self.qlen += len(b)
+        self.passed += 1
+        if self.rwait:
+            self.rwait = 0
+            if self.wakecb is not None:
+                self.wakecb()
+        return 1
+
+    cpdef object read(self, Py_ssize_t n):
+        cdef bytes b
+        if self.q:
+            b = self.q.popleft()
+            if n < 0:
+                n = 0
+            if len(b) > n:
+                self.q.appendleft(b[n:])
+                b = b[:n]
+            self.qlen -= len(b)
+            return b
+        if self.closed:
+            self.eof += 1
+            if self.eof <= 3:
+                return b""
+            raise Net9Error(errors.Ehungup)
+        self.rwait = 1
+        return None
+
+    cpdef close(self):
+        self.q.clear()
+        self.qlen = 0
+        self.closed = 1
+        if self.rwait:
+            self.rwait = 0
+            if self.wakecb is not None:
+                self.wakecb()
+
+    cpdef reopen(self):
+        self.q.clear()
+        self.qlen = 0
+        self.closed = 0
+        self.eof = 0
+
+    cpdef flush(self):
+        self.q.clear()
+        self.qlen = 0
+
+
 cdef class Lifc:
     """One address of an interface (ipifc.c Iplifc)."""
 
@@ -447,6 +595,10 @@ cdef class Ifc:
         self.dev = ""
         self.delay = 40
         self.rp = _defaultrp()
+        self.pq = PktQueue(QMAX)
+        self.sq = PktQueue(SNOOPMAX)
+        self.pq.closed = 1
+        self.sq.closed = 1
 
     # -- the Python API --
 
@@ -513,8 +665,21 @@ cdef class Ifc:
             return Ebadarg
         if mtu < getattr(self.medium, "mintu", 0) or mtu > getattr(self.medium, "maxtu", 0):
             return Ebadarg
+        # beyond devip: a medium with a far end that has an MTU of its own
+        # (a TUN: Linux's side of the link) follows
+        fn = getattr(self.medium, "setlinkmtu", None)
+        if fn is not None:
+            try:
+                fn(mtu)
+            except (OSError, ValueError):
+                return Ebadarg
         self.maxtu = mtu
         return None
+
+    property snoopdrops:
+        """Datagrams lost to snoop readers that did not keep up."""
+        def __get__(self):
+            return self.sq.drops
 
     # -- texts --
 
@@ -574,7 +739,9 @@ cdef class Reasm:
 
 cdef class IpifcProto(Proto):
     """devip's ipifc protocol: one conversation per interface; its stats
-    are the IP layer's.  Its timers are the IP layer's (reassembly)."""
+    are the IP layer's.  Its timers are the IP layer's (reassembly).  The
+    data file moves a pkt medium's datagrams (pq out, writes in); snoop
+    (snoopopen/snoopread/snoopclose) reads the interface's sq."""
 
     def __init__(self, Fs f, Ip ip):
         Proto.__init__(self, f, "ipifc", -1, Maxmedia)
@@ -582,13 +749,29 @@ cdef class IpifcProto(Proto):
 
     cpdef pcreate(self, Conv c):
         cdef Ifc ifc
-        c.rq = Queue(192 * 1024 - 1)
-        c.wq = Queue(192 * 1024 - 1)
+        c.rq = Queue(QMAX)
+        c.wq = Queue(QMAX)
+        cb = self.f.wakeconv(c)
+        c.rq.wakecb = cb
+        c.wq.wakecb = cb
+        c.eq.wakecb = cb
         ifc = Ifc()
         ifc.ip = self.ip
         ifc.conv = c
         ifc.x = c.x
+        ifc.pq.wakecb = cb
+        ifc.sq.wakecb = cb
+        ifc.sq.limit = self.ip.snoopmax
         c.ptcl = ifc
+
+    cpdef Conv clone(self, str owner):
+        # Fsprotoclone reopens the conversation's queues: the packet queue
+        # of an interface a previous unbind closed is open again
+        cdef Conv c = Proto.clone(self, owner)
+        cdef Ifc ifc = <Ifc>c.ptcl
+        if ifc.medium is None:
+            ifc.pq.reopen()
+        return c
 
     cpdef bint pinuse(self, Conv c):
         return (<Ifc>c.ptcl).medium is not None
@@ -624,11 +807,52 @@ cdef class IpifcProto(Proto):
             msg = bytes(msg).decode("utf-8", "replace")
         f = parsecmd(msg)
         if f and f[0] == "bind":
+            # DEVIATION: binding a medium is eve's (devip lets any user
+            # who holds an interface's ctl bind it; here remote clients
+            # and other users share the stack)
+            if user is not None and (user != self.f.eve or user == "none"):
+                raise Net9Error(Eperm)
             e = self.ip.ipifcbindargv(<Ifc>c.ptcl, f)
             if e is not None:
                 raise Net9Error(e)
             return None
         return Proto.ctl(self, c, msg, user)
+
+    cpdef object read(self, Conv c, Py_ssize_t n):
+        """A read of data: one datagram the interface's pkt medium sent
+        (pktbwrite's rq); nothing comes on other media."""
+        if c is None:
+            raise TypeError("no conversation")
+        return (<Ifc>c.ptcl).pq.read(n)
+
+    cpdef Py_ssize_t write(self, Conv c, object data) except -1:
+        """A write of data: one datagram received on the interface
+        (ipifckick -> the medium's pktin); dropped on media without one."""
+        cdef Ifc ifc
+        if c is None:
+            raise TypeError("no conversation")
+        if c.wq.ishungup():
+            raise Net9Error(c.wq.getreason())
+        ifc = <Ifc>c.ptcl
+        fn = getattr(ifc.medium, "pktin", None) if ifc.medium is not None else None
+        if fn is not None:
+            fn(data)
+        return len(data)
+
+    def snoopopen(self, Conv c):
+        """An open of snoop: copies are queued while one is open."""
+        (<Ifc>c.ptcl).snoopers += 1
+
+    def snoopclose(self, Conv c):
+        cdef Ifc ifc = <Ifc>c.ptcl
+        ifc.snoopers -= 1
+        if ifc.snoopers <= 0:
+            ifc.snoopers = 0
+            ifc.sq.flush()
+
+    def snoopread(self, Conv c, Py_ssize_t n):
+        """A read of snoop: one datagram (as PktQueue.read)."""
+        return (<Ifc>c.ptcl).sq.read(n)
 
     cpdef padvance(self):
         self.ip.fragexpire()
@@ -685,6 +909,9 @@ cdef class Ip(IpLayer):
         self.fragtimeout = fragtimeout
         self.mediatypes = {}
         self.rcvifc = None
+        self.bindhook = None
+        self.unbindhook = None
+        self.snoopmax = SNOOPMAX
         self.ipifc = IpifcProto(f, self)
 
     # ------------------------------------------------------------------
@@ -703,8 +930,8 @@ cdef class Ip(IpLayer):
         return "".join(["%s: %d\n" % (statnames[i], self.stats_[i]) for i in range(Nipstats)])
 
     def setiprouting(self, int on):
-        """ip.c iprouting: the Forwarding counter (1 on, 2 off).  net9
-        does not forward: datagrams for other hosts are dropped either way."""
+        """ip.c iprouting: forward datagrams for other hosts (on) or drop
+        them; the Forwarding counter (1 on, 2 off)."""
         self.iprouting = on
         self.stats_[Forwarding] = 1 if on else 2
 
@@ -756,7 +983,11 @@ cdef class Ip(IpLayer):
         self.flushrouteifc(ifc)
         ifc.conv.rq.reopen()
         ifc.conv.eq.reopen()
+        ifc.pq.reopen()
+        ifc.sq.reopen()
         self.ifcs[ifc.x] = ifc
+        if self.bindhook is not None:
+            self.bindhook(ifc, medium)
         return None
 
     def ipifcbindargv(self, Ifc ifc, list argv):
@@ -769,7 +1000,10 @@ cdef class Ip(IpLayer):
             return Eunknowntype
         if ifc.medium is not None:
             return Ebound
-        medium = fn(ifc, argv)
+        try:
+            medium = fn(ifc, argv)
+        except Net9Error as e:
+            return str(e)
         return self.ipifcbind(ifc, medium, argv[2] if len(argv) > 2 else
                               "%s%d" % (argv[1], ifc.x))
 
@@ -784,15 +1018,20 @@ cdef class Ip(IpLayer):
         ifc.reassemble = 0
         ifc.conv.rq.close()
         ifc.conv.wq.close()
+        ifc.pq.close()
+        ifc.sq.close()
         self.flushrouteifc(ifc)
         if not ifc.unbindonclose:
             ifc.conv.inuse -= 1
+        medium = ifc.medium
         ifc.medium = None
         ifc.transmit = None
         ifc.transmitgso = None
         ifc.gso = 0
         self.ifcs[ifc.x] = None
         ifc.conv.p.maybefree(ifc.conv)
+        if self.unbindhook is not None:
+            self.unbindhook(ifc, medium)
         return None
 
     def ipifcctl(self, Ifc ifc, list argv):
@@ -1842,8 +2081,18 @@ cdef class Ip(IpLayer):
             return 0
         return ifc.gso
 
+    cdef snooplost(self, Ifc ifc):
+        # a copy the snoop queue had no room for (counted in sq.drops);
+        # said in the log (ip) at the 1st, 2nd, 4th, 8th... loss
+        cdef unsigned long long n = ifc.sq.drops
+        if n and (n & (n - 1)) == 0 and not ifc.sq.closed and self.f.log.mask & Logip:
+            self.f.log.log(Logip, "ipifc %d snoop: %d copies lost (a reader that does not keep up)\n"
+                           % (ifc.x, n))
+
     cdef int ifcoput(self, Ifc ifc, object pkt) except -1:
         ifc.pktout += 1
+        if ifc.snoopers > 0 and not ifc.sq.put(pkt):
+            self.snooplost(ifc)
         try:
             ifc.transmit(pkt)
         except OSError:
@@ -1852,6 +2101,8 @@ cdef class Ip(IpLayer):
 
     cdef int ifcoputgso(self, Ifc ifc, object pkt, int mss) except -1:
         ifc.pktout += 1
+        if ifc.snoopers > 0 and not ifc.sq.put(pkt):
+            self.snooplost(ifc)
         try:
             ifc.transmitgso(pkt, mss)
         except OSError:
@@ -2031,23 +2282,28 @@ cdef class Ip(IpLayer):
     # ------------------------------------------------------------------
     # input
 
-    cpdef int input(self, Ifc ifc, object pkt) except -1:
+    cpdef int input(self, Ifc ifc, object pkt, int gso=0) except -1:
         """One datagram received on ifc (bytes-like): check, count,
         reassemble, strip options and extension headers, deliver through
-        the protocol switch (Fs.ipproto)."""
+        the protocol switch (Fs.ipproto), or forward it when it is for
+        another host and iprouting is on.  gso: for a TCP super-packet
+        from a medium with receive offload, the size of the segments it
+        stands for (0: an ordinary datagram)."""
         cdef Py_buffer view
         cdef const unsigned char *p
         cdef int r
         if ifc is None:
             raise TypeError("input: no interface")
+        if ifc.snoopers > 0 and not ifc.sq.put(pkt):
+            self.snooplost(ifc)
         PyObject_GetBuffer(pkt, &view, PyBUF_SIMPLE)
         try:
             p = <const unsigned char*>view.buf
             ifc.pktin += 1
             if view.len >= 1 and (p[0] & 0xf0) == 0x40:
-                r = self.input4(ifc, pkt, p, view.len)
+                r = self.input4(ifc, pkt, p, view.len, gso)
             else:
-                r = self.input6(ifc, pkt, p, view.len)
+                r = self.input6(ifc, pkt, p, view.len, gso)
         finally:
             PyBuffer_Release(&view)
         return r
@@ -2057,7 +2313,279 @@ cdef class Ip(IpLayer):
         for pkt in pkts:
             self.input(ifc, pkt)
 
-    cdef int input4(self, Ifc ifc, object pkt, const unsigned char *p, Py_ssize_t n) except -1:
+    # ------------------------------------------------------------------
+    # forwarding: ipiput4/ipiput6 for a datagram that is not ours, then
+    # ipoput4/ipoput6 with a gating interface (where it came in)
+
+    cdef icmperr(self, str fn, Ifc ifc, object pkt, object arg):
+        # an ICMP error through the stack's ICMP or ICMPv6 (if it has one)
+        cdef object icmp = self.f.ipproto[ICMPv6 if fn.endswith("6") else 1]
+        m = getattr(icmp, fn, None) if icmp is not None else None
+        if m is None:
+            return
+        if arg is None:
+            m(ifc, pkt)
+        else:
+            m(ifc, pkt, arg)
+
+    cdef int forward4(self, Ifc ifc, object pkt, const unsigned char *p, int length, int gso) except -1:
+        cdef unsigned char dst[16]
+        cdef unsigned char src[16]
+        cdef int i, ttl
+        cdef Ifc nifc
+        cdef bytearray b
+        cdef unsigned char *q
+        v4tov6c(dst, p + 16)
+        v4tov6c(src, p + 12)
+        if p[16] >= 0xe0:
+            # DEVIATION: multicast (and class E) is not forwarded (no
+            # multicast routing; devip would send it along any route)
+            self.stats_[OutDiscards] += 1
+            return 0
+        i = self.rlookup(dst, src, 1)
+        if i < 0:
+            self.stats_[OutDiscards] += 1
+            if self.f.log.mask & Logip:
+                self.f.log.log(Logip, "%s -> %s: no route to forward\n" % (
+                    fmtip(PyBytes_FromStringAndSize(<char*>src, 16)),
+                    fmtip(PyBytes_FromStringAndSize(<char*>dst, 16))))
+            # DEVIATION: devip drops it without a word; a router answers
+            # ICMP net unreachable (RFC 1812 section 5.2.7.1)
+            self.icmperr("icmpnonet", ifc, pkt, None)
+            return 0
+        nifc = self.rtifc(i)
+        if nifc is None or (nifc is ifc and not ifc.reflect):
+            # don't forward to the source's network
+            self.stats_[OutDiscards] += 1
+            return 0
+        if self.rt[i].type & Rtrans:
+            # a NAT route: tcpforward is not ported (conv's trans)
+            self.stats_[OutDiscards] += 1
+            return 0
+        ttl = p[8]
+        if ttl <= 1:
+            self.stats_[InHdrErrors] += 1
+            self.icmperr("icmpttlexceeded", ifc, pkt, None)
+            return 0
+        b = PyByteArray_FromStringAndSize(<char*>p, length)
+        if nifc.reassemble and (nhgets(p + 6) & (IP_MF | IP_FO)):
+            # reassemble as the interface expects it
+            r = self.reasm4(b)
+            if r is None:
+                return 0
+            b = r
+        self.stats_[ForwDatagrams] += 1
+        q = <unsigned char*>PyByteArray_AS_STRING(b)
+        q[8] = ttl - 1
+        return self.gated(ifc, nifc, b, gso)
+
+    cdef int forward6(self, Ifc ifc, object pkt, const unsigned char *p, int length, int gso) except -1:
+        cdef int i, hop
+        cdef Ifc nifc
+        cdef bytearray b
+        # don't forward to link-local destinations; DEVIATION: nor to any
+        # multicast group (no multicast routing)
+        if (p[24] == 0xfe and (p[25] & 0xc0) == 0x80) or p[24] == 0xff:
+            self.stats_[OutDiscards] += 1
+            return 0
+        i = self.rlookup(p + 24, p + 8, 0)
+        if i < 0:
+            self.stats_[OutDiscards] += 1
+            if self.f.log.mask & Logip:
+                self.f.log.log(Logip, "%s -> %s: no route to forward\n" % (
+                    fmtip(PyBytes_FromStringAndSize(<char*>p + 8, 16)),
+                    fmtip(PyBytes_FromStringAndSize(<char*>p + 24, 16))))
+            # DEVIATION: devip drops it; ICMPv6 no route to destination
+            self.icmperr("icmpnoroute6", ifc, pkt, None)
+            return 0
+        nifc = self.rtifc(i)
+        if nifc is None or (self.rt[i].type & Rv4) or (nifc is ifc and not ifc.reflect):
+            self.stats_[OutDiscards] += 1
+            return 0
+        hop = p[7]
+        if hop <= 1:
+            self.stats_[InHdrErrors] += 1
+            self.icmperr("icmpttlexceeded6", ifc, pkt, None)
+            return 0
+        # DEVIATION: a v6 datagram is forwarded as it came (devip
+        # reassembles first when the outgoing interface has reassemble set)
+        b = PyByteArray_FromStringAndSize(<char*>p, length)
+        self.stats_[ForwDatagrams] += 1
+        (<unsigned char*>PyByteArray_AS_STRING(b))[7] = hop - 1
+        return self.gated(ifc, nifc, b, gso)
+
+    cdef int gated(self, Ifc gating, Ifc ifc, bytearray pkt, int gso) except -1:
+        """ipoput4/ipoput6 for a forwarded datagram whose TTL (hop limit)
+        is already decremented: the MSS of a SYN clamped, sent whole when
+        it fits, else (a TCP super-packet) segmented, else fragmented
+        (v4 without DF) or answered with ICMP (fragmentation needed, v6
+        packet too big) on the gating interface."""
+        cdef Py_ssize_t n = PyByteArray_GET_SIZE(pkt)
+        cdef unsigned char *p = <unsigned char*>PyByteArray_AS_STRING(pkt)
+        cdef int medialen, inlen, hl, thl, frag = 0
+        cdef bint v4 = (p[0] >> 4) == 4
+        cdef bint tcp
+        self.stats_[OutRequests] += 1
+        if n >= IP_MAX + (0 if v4 else IP6HDR):
+            self.stats_[OutDiscards] += 1
+            return 0
+        medialen = ifc.maxtu - ifc.hsize
+        inlen = gating.maxtu - gating.hsize
+        if v4:
+            hl = (p[0] & 0xf) << 2
+            frag = nhgets(p + 6)
+            tcp = p[9] == IP_TCPPROTO and (frag & (IP_MF | IP_FO)) == 0
+            if p[9] == IP_TCPPROTO and (frag & IP_FO) == 0:
+                mssclamp(p, n, hl, 1, medialen if medialen < inlen else inlen)
+            p[10] = 0
+            p[11] = 0
+            hnputs(p + 10, ipcsum(p))
+        else:
+            hl = IP6HDR
+            tcp = p[6] == IP_TCPPROTO
+            if tcp:
+                mssclamp(p, n, hl, 0, medialen)
+        if n <= medialen:
+            self.ifcoput(ifc, pkt)
+            return 0
+        if tcp and n >= hl + 20 and (gso > 0 or n > inlen):
+            # a TCP super-packet (from a medium with receive offload): its
+            # segments are what travel
+            thl = (p[hl + 12] >> 4) << 2
+            if thl >= 20 and hl + thl <= n:
+                if gso <= 0:
+                    gso = inlen - hl - thl
+                if gso > 0 and hl + thl + gso <= medialen:
+                    if ifc.gso > 0 and n - (0 if v4 else IP6HDR) <= ifc.gso:
+                        self.ifcoputgso(ifc, pkt, gso)
+                        return 0
+                    for x in self.tcpsegment(pkt, gso):
+                        self.ifcoput(ifc, x)
+                    return 0
+                if gso > 0 and v4 and not (frag & IP_DF):
+                    for x in self.tcpsegment(pkt, gso):
+                        if PyByteArray_GET_SIZE(x) <= medialen:
+                            self.ifcoput(ifc, x)
+                        else:
+                            self.gatedfrag4(ifc, x, medialen)
+                    return 0
+        if not v4:
+            # v6 routers do not fragment
+            self.stats_[OutDiscards] += 1
+            self.icmperr("icmppkttoobig6", gating, pkt, medialen)
+            return 0
+        if frag & IP_DF:
+            self.stats_[FragFails] += 1
+            self.stats_[OutDiscards] += 1
+            if self.f.log.mask & Logip:
+                self.f.log.log(Logip, "can't fragment with DF flag set\n")
+            self.icmperr("icmpcantfrag", gating, pkt, medialen)
+            return 0
+        return self.gatedfrag4(ifc, pkt, medialen)
+
+    cdef int gatedfrag4(self, Ifc ifc, bytearray pkt, int medialen) except -1:
+        # ipoput4's fragmentation of a forwarded datagram: its id, its
+        # options in every fragment, offsets from its own offset
+        cdef Py_ssize_t n = PyByteArray_GET_SIZE(pkt)
+        cdef unsigned char *p = <unsigned char*>PyByteArray_AS_STRING(pkt)
+        cdef unsigned char *q
+        cdef int hl = (p[0] & 0xf) << 2, seglen, dlen, off, base, frag, mf
+        frag = nhgets(p + 6)
+        base = (frag & IP_FO) << 3
+        mf = frag & IP_MF
+        seglen = (medialen - hl) & ~7
+        if seglen < 8 or hl > n:
+            self.stats_[FragFails] += 1
+            self.stats_[OutDiscards] += 1
+            return 0
+        dlen = n - hl
+        off = 0
+        while off < dlen:
+            if off + seglen >= dlen:
+                seglen = dlen - off
+                # DEVIATION: the last piece keeps the datagram's own MF
+                # (ipoput4 clears it, cutting a fragment's tail off)
+                frag = ((base + off) >> 3) | mf
+            else:
+                frag = ((base + off) >> 3) | IP_MF
+            nb = PyByteArray_FromStringAndSize(NULL, hl + seglen)
+            q = <unsigned char*>PyByteArray_AS_STRING(nb)
+            memcpy(q, p, hl)
+            memcpy(q + hl, p + hl + off, seglen)
+            hnputs(q + 2, hl + seglen)
+            hnputs(q + 6, frag)
+            q[10] = 0
+            q[11] = 0
+            hnputs(q + 10, ipcsum(q))
+            self.ifcoput(ifc, nb)
+            self.stats_[FragCreates] += 1
+            off += seglen
+        self.stats_[FragOKs] += 1
+        return 0
+
+    cdef list tcpsegment(self, bytearray pkt, int mss):
+        """A TCP super-packet (one IP and TCP header, the payload of
+        several segments, checksums done) cut into segments of mss payload
+        bytes, as the medium's offload would: sequence numbers advanced,
+        FIN and PSH on the last only, CWR on the first only, v4 ids
+        consecutive, lengths and checksums made again."""
+        cdef Py_ssize_t n = PyByteArray_GET_SIZE(pkt)
+        cdef unsigned char *p = <unsigned char*>PyByteArray_AS_STRING(pkt)
+        cdef unsigned char *q
+        cdef unsigned char *t
+        cdef bint v4 = (p[0] >> 4) == 4
+        cdef int hl = ((p[0] & 0xf) << 2) if v4 else IP6HDR
+        cdef int thl = (p[hl + 12] >> 4) << 2
+        cdef int payload = n - hl - thl, off = 0, seglen, k = 0, flags = p[hl + 13], id4
+        cdef unsigned int seq = nhgetl(p + hl + 4)
+        cdef unsigned char ph[40]
+        cdef int phl
+        cdef list out = []
+        id4 = nhgets(p + 4) if v4 else 0
+        while True:
+            seglen = payload - off if payload - off < mss else mss
+            nb = PyByteArray_FromStringAndSize(NULL, hl + thl + seglen)
+            q = <unsigned char*>PyByteArray_AS_STRING(nb)
+            memcpy(q, p, hl + thl)
+            memcpy(q + hl + thl, p + hl + thl + off, seglen)
+            t = q + hl
+            hnputl(t + 4, seq + <unsigned int>off)
+            t[13] = flags
+            if off + seglen < payload:
+                t[13] &= ~(0x01 | 0x08)        # FIN, PSH
+            if off > 0:
+                t[13] &= ~0x80                 # CWR
+            if v4:
+                hnputs(q + 2, hl + thl + seglen)
+                hnputs(q + 4, (id4 + k) & 0xffff)
+                q[10] = 0
+                q[11] = 0
+                hnputs(q + 10, ipcsum(q))
+                memcpy(ph, q + 12, 8)
+                ph[8] = 0
+                ph[9] = IP_TCPPROTO
+                hnputs(ph + 10, thl + seglen)
+                phl = 12
+            else:
+                hnputs(q + 4, thl + seglen)
+                memcpy(ph, q + 8, 32)
+                hnputl(ph + 32, thl + seglen)
+                ph[36] = 0
+                ph[37] = 0
+                ph[38] = 0
+                ph[39] = IP_TCPPROTO
+                phl = 40
+            t[16] = 0
+            t[17] = 0
+            hnputs(t + 16, csum_fold(csum_partial(t, thl + seglen, csum_partial(ph, phl, 0))))
+            out.append(nb)
+            k += 1
+            off += seglen
+            if off >= payload:
+                break
+        return out
+
+    cdef int input4(self, Ifc ifc, object pkt, const unsigned char *p, Py_ssize_t n, int gso) except -1:
         # ip.c ipiput4
         cdef int hl, length, frag
         cdef unsigned char dst[16]
@@ -2090,7 +2618,9 @@ cdef class Ip(IpLayer):
             return 0
         v4tov6c(dst, p + 16)
         if not self.forme(dst):
-            # DEVIATION: no forwarding; devip drops without counting
+            if self.iprouting:
+                return self.forward4(ifc, pkt, p, length, gso)
+            # DEVIATION: devip drops without counting
             self.stats_[InAddrErrors] += 1
             return 0
         if hl > IP4HDR or length < n:
@@ -2136,7 +2666,7 @@ cdef class Ip(IpLayer):
             if icmp is not None and hasattr(icmp, "icmpparamprob6"):
                 icmp.icmpparamprob6(ifc, pkt, 1, 6)
 
-    cdef int input6(self, Ifc ifc, object pkt, const unsigned char *p, Py_ssize_t n) except -1:
+    cdef int input6(self, Ifc ifc, object pkt, const unsigned char *p, Py_ssize_t n, int gso) except -1:
         # ipv6.c ipiput6 and procxtns
         cdef int length, off, qoff, nh, plen
         cdef bint reassembled = 0
@@ -2157,6 +2687,8 @@ cdef class Ip(IpLayer):
                 self.f.log.log(Logip, "bogus packet length: %d\n" % length)
             return 0
         if not self.forme(p + 24):
+            if self.iprouting:
+                return self.forward6(ifc, pkt, p, length, gso)
             self.stats_[InAddrErrors] += 1
             return 0
         # walk the extension headers: hop-by-hop, routing, destination

@@ -79,13 +79,15 @@ cpdef Py_ssize_t writepkt(int fd, object pkt):
 #   u16 csum_offset (host byte order: little-endian here; TUNSETVNETLE is
 #   not needed on little-endian hosts)
 
-cpdef list readpkts_vnet(int fd, Py_ssize_t maxpkts=4096):
+cpdef list readpkts_vnet(int fd, Py_ssize_t maxpkts=4096, list gsos=None):
     """readpkts for a TUN opened with IFF_VNET_HDR and offloads: strips the
     header and, for a datagram whose transport checksum Linux left partial
     (VIRTIO_NET_HDR_F_NEEDS_CSUM: the field holds the pseudo-header sum),
     completes it, so the layers above see an ordinary datagram (which may
     be a TCP super-packet larger than the MTU).  Malformed headers pass the
-    datagram on unchanged, for the IP layer to judge."""
+    datagram on unchanged, for the IP layer to judge.  gsos: a list that
+    gets, for each datagram returned, the segment size of a TCP
+    super-packet (the header's gso_size) or 0."""
     cdef list out = []
     cdef ssize_t n
     cdef int e
@@ -107,6 +109,11 @@ cpdef list readpkts_vnet(int fd, Py_ssize_t maxpkts=4096):
                     p[start + off] = c >> 8
                     p[start + off + 1] = c & 0xFF
             out.append(PyBytes_FromStringAndSize(<char*>p, n))
+            if gsos is not None:
+                if (rbuf[1] & 0x7F) == GSO_TCPV4 or (rbuf[1] & 0x7F) == GSO_TCPV6:
+                    gsos.append(rbuf[4] | (rbuf[5] << 8))
+                else:
+                    gsos.append(0)
             continue
         if n > 0:
             continue                # a header without a datagram

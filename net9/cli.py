@@ -13,6 +13,7 @@ is Plan 9's ping through a running net9 serve (net9.ping).
 
     net9 dial ADDR / net9 listen ADDR CMD... / net9 netstat / net9 stats
     net9 ls|cat|write|rdwr PATH / net9 mount DIR / net9 umount DIR
+    net9 snoop [-i N] [-w FILE] / net9 cs QUERY / net9 dns QUERY
 
 talk to a running net9 serve over 9P (or through a mounted /net with
 --net DIR), through net9.dial.  Every user error is one line on standard
@@ -112,9 +113,11 @@ def main():
               help="conversations one user may hold per protocol (default 0: no limit, as devip)")
 @click.option("--no-offload", "no_offload", is_flag=True,
               help="open the TUN without Linux's checksum and segmentation offloads")
+@click.option("--no-cs", "no_cs", is_flag=True,
+              help="serve no /net/cs and /net/dns (devip's files only)")
 @click.option("-v", "--verbose", count=True, help="log 9P connections (-vv: more)")
 def serve(tun, addrs, host_addrs, mtu, srvs, pcap, eve, netns, allow_remote, trust_uname,
-          msize, verbose, maxconv_per_user, no_offload):
+          msize, verbose, maxconv_per_user, no_offload, no_cs):
     """Start a stack and serve its /net over 9P until SIGINT or SIGTERM."""
     from net9 import namespace
     if trust_uname and not allow_remote:
@@ -180,6 +183,10 @@ def serve(tun, addrs, host_addrs, mtu, srvs, pcap, eve, netns, allow_remote, tru
     kw = {}
     if msize:
         kw["msize"] = msize
+    if not no_cs:
+        from net9.ndb import NameService
+        kw["ns"] = NameService(st.loop)
+        say("/net/cs and /net/dns answer from the host's resolver")
     srv = Server(st.fs, st.loop, eve=eve, log=logfn, trust_uname=trust_uname, **kw)
     st.wakehooks.append(srv.woken)
     unixpaths = []
@@ -710,6 +717,96 @@ def stats(srv, user, netdir, protos):
             out.write(net.cat(p + "/stats"))
     finally:
         net.close()
+
+
+# -- snoop, cs, dns ----------------------------------------------------------------
+
+@main.command()
+@srv_options()
+@click.option("-i", "ifc", default=0, show_default=True, type=click.IntRange(0),
+              metavar="N", help="the interface: /net/ipifc/N/snoop")
+@click.option("-w", "out", default="-", metavar="FILE",
+              help="write the capture to FILE (default: standard output)")
+@click.option("-c", "count", default=None, type=click.IntRange(1), metavar="COUNT",
+              help="stop after COUNT packets")
+@client_command("snoop")
+def snoop(srv, user, netdir, ifc, out, count):
+    """Copy the packets in and out of interface N, as /net/ipifc/N/snoop
+    gives them, to a pcap stream (LINKTYPE_RAW), for tshark -r - or
+    Wireshark.  Runs until SIGINT or SIGTERM, COUNT packets, or the
+    interface goes away."""
+    import struct
+    from net9.client import OREAD
+    net = opennet(srv, user, netdir)
+    path = "ipifc/%d/snoop" % ifc
+    stopping = []
+
+    def stop(signum, frame):
+        stopping.append(signum)
+        raise KeyboardInterrupt
+    old = {sg: signal.signal(sg, stop) for sg in (signal.SIGINT, signal.SIGTERM)}
+    f = None
+    n = 0
+    try:
+        h = net.files.open(path, OREAD)
+        f = binstream(sys.stdout) if out == "-" else open(out, "wb")
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101))
+        f.flush()
+        try:
+            while count is None or n < count:
+                d = net.files.read(h, 65536 + 64, path)
+                if not d:
+                    break                        # the interface was unbound
+                t = time.time_ns()
+                f.write(struct.pack("<IIII", t // 1_000_000_000, (t // 1000) % 1_000_000,
+                                    len(d), len(d)))
+                f.write(d)
+                f.flush()
+                n += 1
+        except KeyboardInterrupt:
+            pass
+    finally:
+        for sg, hd in old.items():
+            signal.signal(sg, hd)
+        if f is not None and out != "-":
+            f.close()
+        net.close()
+
+
+def _query(file, srv, user, netdir, query):
+    net = opennet(srv, user, netdir)
+    try:
+        from net9.client import NinepError
+        try:
+            answers = net.files.query(file, query)
+        except NinepError as e:
+            raise Fail(str(e)) from None
+        for a in answers:
+            sys.stdout.write(a.rstrip("\n") + "\n")
+    finally:
+        net.close()
+
+
+@main.command("cs")
+@srv_options()
+@click.argument("query")
+@client_command("cs")
+def cs_(srv, user, netdir, query):
+    """Ask the served /net/cs to translate QUERY ([net!]host!service, e.g.
+    'tcp!example.com!http') and print its answers, one per line, like
+    Plan 9's ndb/csquery."""
+    _query("cs", srv, user, netdir, query)
+
+
+@main.command("dns")
+@srv_options()
+@click.argument("query", nargs=-1, required=True)
+@client_command("dns")
+def dns_(srv, user, netdir, query):
+    """Ask the served /net/dns about QUERY (name type, e.g. example.com ip,
+    example.com ipv6, 10.9.0.1 ptr) and print the records, like Plan 9's
+    ndb/dnsquery."""
+    _query("dns", srv, user, netdir, " ".join(query))
 
 
 # -- a minimal 9P client, like plan9port's 9p ---------------------------------

@@ -36,13 +36,15 @@ open of data).
 Addresses use Plan 9's syntax: [net!]host!service[!r], net one of tcp, udp,
 icmp, icmpv6 (or "net", meaning tcp); host a name, an IPv4 or IPv6 literal
 (brackets allowed), or * (announce: any address); service a number or a
-well-known name (getservbyname, then a built-in table).  /net has no cs,
-so names are resolved here, with the host's resolver; a name with several
-addresses is dialed address by address until one answers, as dial(2) tries
-each of cs's answers.
+well-known name (getservbyname, then a built-in table).  dial asks the
+served /net's connection server (/net/cs) for a name's addresses, as
+dial(2) does, so that names resolve where the stack is; where there is
+none (an older server), names are resolved here, with the host's resolver.
+A name with several addresses is dialed address by address until one
+answers, as dial(2) tries each of cs's answers.
 
 Errors: a bad address raises AddrError (a ValueError); a name that does
-not resolve, socket.gaierror; no server, ServerUnreachable; a default name
+not resolve, socket.gaierror (with cs's text when cs answered); no server, ServerUnreachable; a default name
 space directory or socket another user could control,
 net9.namespace.NamespaceError (a PermissionError); an attach the server
 refuses (user= is not who we are), PermissionError with the server's text;
@@ -530,6 +532,22 @@ class _Files9p:
         self.cl.clunk(fid)
         return True
 
+    def query(self, p, q) -> list:
+        """cs(8)/dns(8): write q to file p, read its answers from offset 0
+        (one per read) until an empty read.  NinepError with the text."""
+        fid = self.cl.walkopen(p, ORDWR)
+        try:
+            self.cl.write(fid, q.encode(), 0)
+            out, off = [], 0
+            while True:
+                d = self.cl.read(fid, 1024, off)
+                if not d:
+                    return out
+                out.append(d.decode("utf-8", "replace"))
+                off += len(d)
+        finally:
+            self.cl.clunk(fid)
+
     def shutdown(self):
         self.cl.close()
 
@@ -626,6 +644,20 @@ class _FilesMount:
     def exists(self, p) -> bool:
         return os.path.exists(self.path(p))
 
+    def query(self, p, q) -> list:
+        fd = os.open(self.path(p), os.O_RDWR)
+        try:
+            os.pwrite(fd, q.encode(), 0)
+            out, off = [], 0
+            while True:
+                d = os.pread(fd, 1024, off)
+                if not d:
+                    return out
+                out.append(d.decode("utf-8", "replace"))
+                off += len(d)
+        finally:
+            os.close(fd)
+
     def shutdown(self):
         pass
 
@@ -642,6 +674,7 @@ class Net:
         self.implicit = False
         self.lock = threading.Lock()
         self.closed = False
+        self.hascs = None             # does this /net have cs? (asked once)
         if netdir is not None:
             if srv is not None:
                 raise ValueError("give srv or netdir, not both")
@@ -720,9 +753,9 @@ class Net:
         if local:
             lmsg = _localpart(local, net)
         err = None
-        for a in resolve(host, net):
+        for net, dest in self._translate(net, host, port, rest):
             try:
-                return self._call(net, "%s!%s%s" % (a, port, rest), lmsg, timeout)
+                return self._call(net, dest, lmsg, timeout)
             except (OSError, TimeoutError) as e:
                 err = e
                 if isinstance(e, (ServerUnreachable, ConnectionResetError)) or \
@@ -731,6 +764,40 @@ class Net:
                 if getattr(e, "errno", None) == _errno.ENOENT:
                     break                    # no such network
         raise err
+
+    def _translate(self, net, host, port, rest):
+        """[(network, address)] to try for a dial: a literal as it is; a
+        name through /net/cs when this /net has one (its answers, as
+        dial(2) takes them), else through the host's resolver."""
+        if _literal(host) is None:
+            if self.hascs is None:
+                self.hascs = self.files.exists("cs")
+            if self.hascs:
+                return self.cs("%s!%s!%s%s" % (net, host, port, rest), host)
+        return [(net, "%s!%s%s" % (a, port, rest)) for a in resolve(host, net)]
+
+    def cs(self, query: str, host: str = None) -> list:
+        """cs(8)'s answers for query ([net!]host!service...) as
+        [(network, address)]: /net/tcp/clone 10.9.0.1!80 is ("tcp",
+        "10.9.0.1!80").  socket.gaierror with cs's text when it cannot
+        translate."""
+        try:
+            answers = self.files.query("cs", query)
+        except (NinepError, OSError) as e:
+            text = str(e) if isinstance(e, NinepError) else (e.strerror or str(e))
+            if isinstance(e, FileNotFoundError) and not text.startswith("cs:"):
+                raise
+            raise socket.gaierror(socket.EAI_NONAME, "%s: %s" % (host or query, text)) from None
+        out = []
+        for a in answers:
+            clone, _, dest = a.strip().partition(" ")
+            parts = clone.split("/")
+            # /net/tcp/clone: this tree's networks only
+            if len(parts) == 4 and parts[1] == "net" and parts[3] == "clone" and dest:
+                out.append((parts[2], dest))
+        if not out:
+            raise socket.gaierror(socket.EAI_NONAME, "%s: cs: no answer" % (host or query))
+        return out
 
     def _call(self, net, raddr, local, timeout):
         f = self.files

@@ -23,6 +23,14 @@ Every medium has
                header, the payload of several segments) for the medium to
                cut into segments of mss payload bytes (segmentation
                offload)
+  .rxgso       after receive(), None or a list as long as what it returned:
+               for each datagram, the segment size of a TCP super-packet
+               (receive offload), else 0
+
+Optional: .unbindonclose (devip's: the interface goes when its
+conversation's files are all closed), .pktin(pkt) (a datagram written to
+the interface's data file), .setlinkmtu(mtu) (the far end's MTU follows
+the interface's).
 
 Media:
 
@@ -31,6 +39,8 @@ Media:
                through netlink (pyroute2): link up, MTU, host addresses,
                routes; optionally inside a network namespace
   Loopback()   devip's loopback medium: what is sent comes back in
+  PktMedium(ifc)  devip's pkt medium: what is sent is read from the
+               interface's data file, what is written there comes in
   Pair()       two ends (a, b) joining two stacks in one process
 
 Wrappers any medium can wear (they pass everything else through):
@@ -63,9 +73,9 @@ try:
 except ImportError:                        # pragma: no cover - unbuilt tree
     _tun = None
 
-__all__ = ["Medium", "Tun", "Loopback", "Pair", "PairEnd", "Capture",
+__all__ = ["Medium", "Tun", "Loopback", "PktMedium", "Pair", "PairEnd", "Capture",
            "Faults", "read_pcap", "innetns", "TUN_MINMTU", "TUN_MAXMTU",
-           "LINKTYPE_RAW"]
+           "LINKTYPE_RAW", "p9error"]
 
 # linux/if_tun.h
 TUNSETIFF = 0x400454CA
@@ -99,6 +109,7 @@ class Medium:
     mintu = 0
     maxtu = 0
     gso = 0
+    rxgso = None
 
     def __init__(self):
         self.inpackets = 0
@@ -336,13 +347,26 @@ class Tun(Medium):
             ipr.close()
         self.maxtu = mtu
 
+    def setlinkmtu(self, mtu: int) -> None:
+        """Linux's MTU on the device, the medium's maxtu unchanged (the
+        interface's mtu message: 576..maxtu)."""
+        if not TUN_MINMTU <= mtu <= TUN_MAXMTU:
+            raise ValueError("tun mtu %d not in %d..%d" % (mtu, TUN_MINMTU, TUN_MAXMTU))
+        ipr = _iproute(self.netns)
+        try:
+            ipr.link("set", index=self.ifindex, mtu=mtu)
+        finally:
+            ipr.close()
+
     def fileno(self) -> int:
         return self.fd
 
     if _tun is not None:
         def receive(self) -> list:
             if self.offload:
-                pkts = _tun.readpkts_vnet(self.fd, self.budget)
+                g = []
+                pkts = _tun.readpkts_vnet(self.fd, self.budget, g)
+                self.rxgso = g
             else:
                 pkts = _tun.readpkts(self.fd, self.budget)
             self.inpackets += len(pkts)
@@ -455,6 +479,77 @@ class Loopback(Medium):
         return bool(self.q)
 
 
+# ---------------------------------------------------------------- pkt
+
+class PktMedium(Medium):
+    """devip's pkt medium (pktmedium.c) on the interface ifc (a net9.ip
+    Ifc): maxtu 4 KB; what the interface transmits is queued on its
+    conversation (ifc.pq, read from /net/ipifc/N/data one datagram per
+    read, dropped when 192 KB wait); pktin(pkt), a write to that data
+    file, is a datagram received (dropped while the interface has no
+    address).  unbindonclose: the interface goes with the last close of
+    its ctl and data files."""
+
+    name = "pkt"
+    hsize = 0
+    mintu = 0
+    maxtu = 4 * 1024
+    unbindonclose = True
+
+    def __init__(self, ifc):
+        super().__init__()
+        self.ifc = ifc
+
+    def transmit(self, pkt) -> None:
+        ifc = self.ifc
+        if ifc is None or not ifc.pq.put(pkt):
+            self.outdrops += 1
+            return
+        self.outpackets += 1
+
+    def pktin(self, pkt) -> None:
+        ifc = self.ifc
+        if ifc is None or not ifc.lifcs:
+            return
+        self.inpackets += 1
+        ifc.ip.input(ifc, pkt)
+
+    def close(self) -> None:
+        self.ifc = None
+
+    def __repr__(self):
+        return "<PktMedium %s>" % (self.ifc.x if self.ifc is not None else "closed")
+
+
+# ---------------------------------------------------------------- errors
+
+_P9ERRORS = {
+    errno.ENOENT: "file does not exist",
+    errno.EPERM: "permission denied",
+    errno.EACCES: "permission denied",
+    errno.EBUSY: "device or object already in use",
+    errno.EEXIST: "file already exists",
+    errno.EINVAL: "bad arg in system call",
+    errno.ENODEV: "no free devices",
+    errno.ENOMEM: "kernel allocate failed",
+}
+
+
+def p9error(e: BaseException) -> str:
+    """An OSError (or other failure) as a Plan 9 style error text: the
+    texts of port/error.h where there is one, else strerror in lower case."""
+    if isinstance(e, OSError):
+        en = e.errno
+        if en is None and e.args and isinstance(e.args[0], int):
+            en = e.args[0]
+        if en in _P9ERRORS:
+            return _P9ERRORS[en]
+        if e.strerror:
+            return e.strerror[:1].lower() + e.strerror[1:]
+    s = str(e) or type(e).__name__
+    return s[:1].lower() + s[1:]
+
+
 # ---------------------------------------------------------------- pair
 
 class PairEnd(Medium):
@@ -539,6 +634,7 @@ class Wrapper(Medium):
     mintu = property(lambda self: self.medium.mintu)
     hsize = property(lambda self: self.medium.hsize)
     gso = property(lambda self: self.medium.gso)
+    rxgso = property(lambda self: self.medium.rxgso)
 
     def transmit(self, pkt) -> None:
         self.medium.transmit(pkt)
@@ -686,6 +782,8 @@ class Faults(Wrapper):
     datagram, so a seed and the same sequence of datagrams give the same
     faults.  Held datagrams leave when receive() is called at or after
     deadline() (the event loop does that)."""
+
+    rxgso = None               # receive() drops and reorders: no segment sizes
 
     def __init__(self, medium, loss: float = 0.0, reorder: float = 0.0, dup: float = 0.0,
                  corrupt: float = 0.0, delay: float = 0, reorder_delay: float = 10,

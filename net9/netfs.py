@@ -12,14 +12,20 @@ Wait's done callback.
 
 The server knows nothing of TCP: it uses the Proto calls (clone, ctl,
 connectresult, read, write, closeconv, takecall, incref, status, stats,
-localtext, remotetext) and the Conv fields (x, state, owner, perm, inuse,
-incall, rq/wq/eq with rwait/wwait, cerr).
+localtext, remotetext; ipifc's snoopopen, snoopread, snoopclose) and the
+Conv fields (x, state, owner, perm, inuse, incall, rq/wq/eq with
+rwait/wwait, cerr).
+
+With a name service (NetFs(fs, ns=net9.ndb.NameService(...))) the root
+also has cs and dns, after devip's files, as Plan 9 unions them into
+/net; their requests that need a lookup return a Wait of kind "ns".
 """
 
 from __future__ import annotations
 
 import pwd
 import time
+import weakref
 
 from net9 import errors
 from net9.errors import Net9Error
@@ -45,6 +51,10 @@ Qlocal = 16
 Qremote = 17
 Qstatus = 18
 Qsnoop = 19
+# beyond devip: the connection server and dns (net9.ndb), which Plan 9
+# mounts on /net after devip's files
+Qcs = 20
+Qdns = 21
 
 QTDIR = 0x80
 QTFILE = 0
@@ -63,7 +73,8 @@ CONVFILES = ((Qctl, "ctl"), (Qdata, "data"), (Qerr, "err"), (Qlisten, "listen"),
 NAMES = {Qctl: "ctl", Qdata: "data", Qerr: "err", Qlisten: "listen", Qlocal: "local",
          Qremote: "remote", Qstatus: "status", Qsnoop: "snoop", Qclone: "clone",
          Qstats: "stats", Qarp: "arp", Qbootp: "bootp", Qndb: "ndb",
-         Qiproute: "iproute", Qipselftab: "ipselftab", Qlog: "log"}
+         Qiproute: "iproute", Qipselftab: "ipselftab", Qlog: "log", Qcs: "cs", Qdns: "dns"}
+NSFILES = ((Qcs, "cs"), (Qdns, "dns"))
 
 # 9P open modes
 OREAD, OWRITE, ORDWR, OEXEC = 0, 1, 2, 3
@@ -109,7 +120,8 @@ class Fid:
     """A 9P fid on the /net tree."""
 
     __slots__ = ("fid", "path", "uname", "nuid", "omode", "conv", "proto", "snap",
-                 "snappos", "text", "parked", "routetag", "islog", "xattr", "trunc")
+                 "snappos", "text", "parked", "routetag", "islog", "xattr", "trunc",
+                 "nsf", "snoop")
 
     def __init__(self, fid, path, uname, nuid=None):
         self.fid = fid
@@ -126,6 +138,8 @@ class Fid:
         self.routetag = "none"
         self.islog = False
         self.xattr = False        # a Txattrwalk fid (empty attribute list)
+        self.nsf = None           # an open cs or dns file's state (net9.ndb)
+        self.snoop = None         # (Proto, Conv) of an open snoop file
 
     def clone(self, newfid):
         f = Fid(newfid, self.path, self.uname, self.nuid)
@@ -134,7 +148,8 @@ class Fid:
 
 
 class Wait:
-    """A parked request.  kind: read eread write connect listen log snoop.
+    """A parked request.  kind: read eread write connect listen log snoop
+    ns (a cs or dns request waiting for a lookup).
     done(result, error) is called once when it completes; NetFs drops it
     then, and when the request is cancelled, so that a callback that refers
     to its Wait leaves no reference cycle behind (garbage the cyclic
@@ -159,7 +174,7 @@ class Wait:
 class NetFs:
     """The /net tree of one stack (its Fs), with a host owner (eve)."""
 
-    def __init__(self, fs, eve=None, protos=None, start=None):
+    def __init__(self, fs, eve=None, protos=None, start=None, ns=None):
         self.fs = fs
         if eve is not None:
             fs.eve = eve
@@ -174,6 +189,30 @@ class NetFs:
         self._protokey = None     # protolist's cache
         self._protos = []
         self._protoindex = {}
+        self.ns = ns
+        self.nswaits = set()
+        if ns is not None:
+            me = weakref.ref(self)         # no cycle through the name service
+            ns.ndb = lambda: bytes(me().ndb).decode("utf-8", "replace") if me() else ""
+            ns.localnets = lambda: me().localnets() if me() else []
+            ns.nets = tuple(n for n, p in fs.protos.items() if getattr(p, "nc", 0) > 0)
+            ns.eve = fs.eve
+
+    def localnets(self):
+        """[(address, mask)] of the stack's interfaces (16 bytes each)."""
+        ip = getattr(self.fs, "ip", None)
+        out = []
+        for ifc in getattr(ip, "ifcs", None) or []:
+            if ifc is None:
+                continue
+            for l in ifc.lifcs:
+                out.append((l.local, l.mask))
+        return out
+
+    def topfiles(self):
+        if self.ns is None:
+            return TOPFILES
+        return TOPFILES + NSFILES
 
     @property
     def eve(self):
@@ -226,7 +265,8 @@ class NetFs:
 
     def parent(self, path):
         t = TYPE(path)
-        if t == Qtopdir or t in (Qarp, Qbootp, Qndb, Qiproute, Qipselftab, Qlog, Qprotodir):
+        if t == Qtopdir or t in (Qarp, Qbootp, Qndb, Qiproute, Qipselftab, Qlog, Qprotodir,
+                                 Qcs, Qdns):
             return QID(0, 0, Qtopdir)
         if t in (Qclone, Qstats, Qconvdir):
             return QID(PROTO(path), 0, Qprotodir)
@@ -236,6 +276,8 @@ class NetFs:
         t = TYPE(path)
         if t == Qtopdir or t in TOPPERM:
             return True
+        if t in (Qcs, Qdns):
+            return self.ns is not None and path == QID(0, 0, t)
         name, p = self.protobyindex(PROTO(path))
         if p is None:
             return False
@@ -260,7 +302,7 @@ class NetFs:
             for i, pname, p in self.protolist():
                 if pname == name:
                     return QID(i, 0, Qprotodir)
-            for q, fname in TOPFILES:
+            for q, fname in self.topfiles():
                 if fname == name:
                     return QID(0, 0, q)
             raise Net9Error(errors.Enonexist)
@@ -300,6 +342,10 @@ class NetFs:
         if t in TOPPERM:
             length = len(self.ndb) if t == Qndb else 0
             return qid, TOPPERM[t], length, NAMES[t], net
+        if t in (Qcs, Qdns):
+            if self.ns is None:
+                raise Net9Error(errors.Enonexist)
+            return qid, 0o666, 0, NAMES[t], self.eve
         pname, p = self.protobyindex(PROTO(path))
         if p is None:
             raise Net9Error(errors.Enonexist)
@@ -337,7 +383,7 @@ class NetFs:
         t = TYPE(path)
         if t == Qtopdir:
             out = [QID(i, 0, Qprotodir) for i, n, p in self.protolist()]
-            out += [QID(0, 0, q) for q, n in TOPFILES]
+            out += [QID(0, 0, q) for q, n in self.topfiles()]
             return out
         pi = PROTO(path)
         pname, p = self.protobyindex(pi)
@@ -372,7 +418,7 @@ class NetFs:
     def maywrite(self, fid):
         """Would an OWRITE open of this file be allowed (no side effects)?"""
         t = TYPE(fid.path)
-        if t in (Qclone, Qlog):
+        if t in (Qclone, Qlog, Qcs, Qdns):
             return True
         if t in (Qarp, Qiproute, Qndb):
             return self.iseve(fid)
@@ -460,6 +506,16 @@ class NetFs:
                 raise Net9Error(errors.Eperm)
             if fid.uname != c.owner and not self.iseve(fid):
                 raise Net9Error(errors.Eperm)
+            opn = getattr(p, "snoopopen", None)
+            if opn is not None:
+                opn(c)
+                fid.snoop = (p, c)
+        elif t == Qcs:
+            from net9.ndb import CsFile
+            fid.nsf = CsFile()
+        elif t == Qdns:
+            from net9.ndb import DnsFile
+            fid.nsf = DnsFile()
         fid.omode = acc
         return fid.path
 
@@ -516,8 +572,16 @@ class NetFs:
                 return Wait("eread", fid, c, p, count)
             return d
         if t == Qsnoop:
-            p, c = self.convof(path)
-            return Wait("snoop", fid, c, p, count)   # no medium here copies packets
+            if fid.snoop is None:
+                p, c = self.convof(path)
+                return Wait("snoop", fid, c, p, count)
+            p, c = fid.snoop
+            d = p.snoopread(c, count)
+            if d is None:
+                return Wait("snoop", fid, c, p, count)
+            return d
+        if t in (Qcs, Qdns):
+            return fid.nsf.read(offset, count)
         if t == Qlog:
             d = self.fs.log.read(count)
             if not d:
@@ -594,7 +658,35 @@ class NetFs:
         if t == Qlog:
             self.fs.log.ctl(bytes(data).decode("utf-8", "replace"))
             return len(data)
+        if t in (Qcs, Qdns):
+            ns = self.ns
+            if t == Qcs:
+                job = ns.cswrite(fid.nsf, data, offset, fid.uname)
+            else:
+                job = ns.dnswrite(fid.nsf, data, offset, fid.uname)
+            if job.finished:
+                if job.error is not None:
+                    raise Net9Error(job.error)
+                return job.value
+            w = Wait("ns", fid, None, None)
+            w.rest = job
+            job.done = lambda j, w=w: self.nsdone(w, j)
+            return w
         raise Net9Error(errors.Eperm)
+
+    def nsdone(self, w, job):
+        """A cs or dns request that waited for a lookup finished."""
+        w.rest = None
+        if not w.active:
+            return
+        w.active = False
+        self.unpark(w)
+        done, w.done = w.done, None
+        if done is not None:
+            if job.error is not None:
+                done(None, job.error)
+            else:
+                done(job.value, None)
 
     def ctlwrite(self, fid, data, w):
         """One ctl write; several newline-separated commands run in order
@@ -648,6 +740,9 @@ class NetFs:
         if w.kind == "log":
             self.logwaits.append(w)
             return
+        if w.kind == "ns":
+            self.nswaits.add(w)
+            return
         c = w.conv
         if c.aux is None:
             c.aux = []
@@ -659,6 +754,9 @@ class NetFs:
         if w.kind == "log":
             if w in self.logwaits:
                 self.logwaits.remove(w)
+            return
+        if w.kind == "ns":
+            self.nswaits.discard(w)
             return
         c = w.conv
         if c is not None and c.aux and w in c.aux:
@@ -695,7 +793,10 @@ class NetFs:
         if k == "log":
             d = self.fs.log.read(w.count)
             return (True, d) if d else (False, None)
-        return False, None                       # snoop: nothing ever comes
+        if k == "snoop" and w.fid.snoop is not None:
+            d = w.proto.snoopread(w.conv, w.count)
+            return (d is not None), d
+        return False, None                       # ns: completed by nsdone
 
     def cancel(self, w):
         """A parked request is flushed or aborted: undo what devip undoes
@@ -760,6 +861,11 @@ class NetFs:
             if self.logreaders <= 0:
                 self.logreaders = 0
                 self.fs.log.read(1 << 30)        # last close discards the text
+        if fid.snoop is not None:
+            p, c = fid.snoop
+            fid.snoop = None
+            p.snoopclose(c)
+        fid.nsf = None
 
     def ndbtrunc(self):
         del self.ndb[:]

@@ -36,6 +36,7 @@ import stat as _stat
 import struct
 import sys
 import time
+import weakref
 
 from net9 import errors, namespace, ninep
 from net9 import peer as _peer
@@ -268,16 +269,22 @@ class Server:
     The loop's owner calls server.woken(fs.drain()) after the engines ran
     (net9.stack.Stack: append server.woken to stack.wakehooks).
     eve may not be none (the unauthenticated user).  trust_uname: remote
-    TCP clients attach as the uname they send instead of as none.
+    TCP clients attach as the uname they send instead of as none.  ns: a
+    net9.ndb.NameService, for /net/cs and /net/dns (none: no such files).
     """
 
     def __init__(self, fs, loop, eve=None, msize=DEFAULT_MSIZE, protos=None, log=None,
-                 start=None, trust_uname=False):
+                 start=None, trust_uname=False, ns=None):
         if (eve if eve is not None else fs.eve) == NONE:
             raise ValueError("eve cannot be %s (the user of unauthenticated clients)" % NONE)
         self.fs = fs
         self.loop = loop
-        self.netfs = NetFs(fs, eve=eve, protos=protos, start=start)
+        self.netfs = NetFs(fs, eve=eve, protos=protos, start=start, ns=ns)
+        if ns is not None:
+            # lookups finish on the loop: send the replies (a weak
+            # reference: no cycle through the name service)
+            me = weakref.ref(self)
+            ns.after = lambda: me() and me().flushall()
         self.trust_uname = trust_uname
         self.uid = os.geteuid()        # the server's own user: may attach as anyone
         self.msize = msize
@@ -492,6 +499,9 @@ class Server:
                 except OSError:
                     pass
         self.listeners = []
+        ns = self.netfs.ns
+        if ns is not None:
+            ns.close()
 
     def flushall(self):
         while self.dirty:

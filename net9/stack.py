@@ -39,6 +39,7 @@ import selectors
 import threading
 import time
 import traceback
+import weakref
 from collections import deque
 from typing import Callable, Iterable, Optional
 
@@ -371,6 +372,24 @@ class Stack:
         self.ip = _make_ip(self.fs)
         if getattr(self.fs, "ip", None) is not self.ip:
             self.fs.ip = self.ip
+        self.offload = offload
+        self.tunmtu = mtu
+        # media bound and unbound at run time (ipifc ctl "bind", "unbind"),
+        # through a weak reference: no cycle between the stack and its IP
+        # layer, so a stack dropped is freed at once, not by the collector
+        me = weakref.ref(self)
+
+        def hook(name):
+            def call(*args):
+                st = me()
+                if st is not None:
+                    return getattr(st, name)(*args)
+                raise Net9Error("interface not found")
+            return call
+        self.ip.bindhook = hook("_bound")
+        self.ip.unbindhook = hook("_unbound")
+        self.ip.mediatypes.update({"pkt": hook("_mkpkt"), "loopback": hook("_mkloopback"),
+                                   "tun": hook("_mktun")})
         self.tcp = TcpProto(self.fs)
         self.udp = UdpProto(self.fs)
         self.icmp = _make_icmp(self.fs)
@@ -429,17 +448,65 @@ class Stack:
 
     def attach(self, medium, addrs: Iterable[str] = ()):
         """Bind medium to a new interface with addrs; its datagrams go to
-        ip.input from then on.  Returns the interface."""
-        ifc = self.ip.addifc(medium)
+        ip.input from then on.  Returns the interface, whose device name
+        (ipifc status) is the medium's dev (a TUN's interface name) or
+        else its type."""
+        ifc = self.ip.addifc(medium, getattr(medium, "dev", None) or None)
         for a in addrs:
             addr, plen = parse_addr(a)
             ifc.add(addr, plen)
+        return ifc
+
+    def _bound(self, ifc, medium) -> None:
+        # ip.bindhook: a medium was bound (attach or an ipifc "bind")
         self.media.append((medium, ifc))
         fd = medium.fileno()
         if fd is not None and fd >= 0:
             self.loop.add_reader(fd, self._input, medium, ifc)
         self._polled.append((medium, ifc))     # pending() / deadline()
-        return ifc
+
+    def _unbound(self, ifc, medium) -> None:
+        # ip.unbindhook: an "unbind" (or the last close of a pkt
+        # interface): stop reading the medium and close it (a TUN net9
+        # made goes away)
+        self.detach(medium)
+        self.media = [(m, i) for m, i in self.media if m is not medium]
+        try:
+            medium.close()
+        except Exception as e:
+            self.lasterror = e
+
+    # -- media made by ipifc ctl "bind TYPE ..." (Ip.mediatypes) -------------
+
+    def _mkpkt(self, ifc, argv):
+        return _media.PktMedium(ifc)
+
+    def _mkloopback(self, ifc, argv):
+        return _media.Loopback()
+
+    def _mktun(self, ifc, argv):
+        """bind tun NAME [NETNS]: a TUN device NAME (made, or an idle one
+        attached), in network namespace NETNS (a name under /var/run/netns
+        or a path), link up with the stack's TUN MTU, with offloads when
+        the stack has them; Linux's addresses and routes are the user's to
+        set.  Errors in devip's style."""
+        from net9.errors import Net9Error
+        if len(argv) < 3 or len(argv) > 4:
+            raise Net9Error("bad arg in system call")
+        name = argv[2]
+        if not (0 < len(name.encode()) < _media.IFNAMSIZ) or not all(
+                c.isalnum() or c in "._-" for c in name) or not name.isascii():
+            raise Net9Error("bad arg in system call")
+        netns = argv[3] if len(argv) == 4 else None
+        if netns is not None and not os.path.exists(_media._nspath(netns)):
+            raise Net9Error("tun %s: netns %s: file does not exist" % (name, netns))
+        if not os.path.exists("/dev/net/tun"):
+            raise Net9Error("tun %s: /dev/net/tun: file does not exist" % name)
+        try:
+            return _media.Tun(name, mtu=self.tunmtu, create=True, netns=netns,
+                              offload=self.offload)
+        except Exception as e:
+            raise Net9Error("tun %s: %s" % (name, _media.p9error(e))) from None
 
     def detach(self, medium) -> None:
         """Stop reading medium (its interface stays, and sends to it are
@@ -472,6 +539,13 @@ class Stack:
         if batch:
             self.tcp.pbatch(True)
         try:
+            gsos = getattr(medium, "rxgso", None) if self.ip.iprouting else None
+            if gsos is not None and len(gsos) == len(pkts) and any(gsos):
+                # TCP super-packets from a TUN's receive offload: when they are
+                # forwarded, their segment size goes along (to be cut to it or
+                # passed on whole); delivered here, it is not needed
+                self._inputgso(ifc, pkts, gsos)
+                return
             if self.strict:
                 for p in pkts:
                     ipinput(ifc, p)
@@ -480,14 +554,28 @@ class Stack:
                 try:
                     ipinput(ifc, p)
                 except Exception as e:
-                    self.inputerrors += 1
-                    self.lasterror = e
-                    log = self.fs.log
-                    if log.mask & _LOGIP:
-                        log.log(_LOGIP, "ip input: %s\n" % traceback.format_exc(limit=3))
+                    self._inputerror(e)
         finally:
             if batch:
                 self.tcp.pbatch(False)
+
+    def _inputgso(self, ifc, pkts, gsos) -> None:
+        ipinput = self.ip.input
+        for p, g in zip(pkts, gsos):
+            if self.strict:
+                ipinput(ifc, p, g)
+                continue
+            try:
+                ipinput(ifc, p, g)
+            except Exception as e:
+                self._inputerror(e)
+
+    def _inputerror(self, e) -> None:
+        self.inputerrors += 1
+        self.lasterror = e
+        log = self.fs.log
+        if log.mask & _LOGIP:
+            log.log(_LOGIP, "ip input: %s\n" % traceback.format_exc(limit=3))
 
     # -- clock and loop source --------------------------------------------
 

@@ -1,7 +1,9 @@
 """A net9 stack served over 9P inside the test process: the loopback
 medium (127.0.0.1, ::1) and a black hole (10.77.0.2/24 on one end of a
 media.Pair nobody reads, so a SYN to 10.77.0.1 is never answered), the
-server on a unix socket, the loop in a thread.  No root needed."""
+server on a unix socket, the loop in a thread.  No root needed.
+Served(ns=NameService-or-True) also serves /net/cs and /net/dns (True: on
+the host's resolver; resolver=: a stand-in for it)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import threading
 
 
 class Served:
-    def __init__(self, eve="glenda"):
+    def __init__(self, eve="glenda", ns=None, resolver=None, **nsopts):
         from net9.media import Pair
         from net9.server import Server
         from net9.stack import Stack
@@ -21,7 +23,11 @@ class Served:
         self.dir = tempfile.mkdtemp(prefix="net9served.")
         os.chmod(self.dir, 0o755)
         self.sock = os.path.join(self.dir, "net9")
-        self.srv = Server(self.st.fs, self.st.loop, eve=eve)
+        if ns is True or resolver is not None:
+            from net9.ndb import NameService
+            ns = NameService(self.st.loop, resolver=resolver, **nsopts)
+        self.ns = ns
+        self.srv = Server(self.st.fs, self.st.loop, eve=eve, ns=ns)
         self.srv.listen("unix!" + self.sock)
         self.addr = "unix!" + self.sock
         self.eve = eve

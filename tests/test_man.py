@@ -70,12 +70,13 @@ def test_net9_4_has_every_file_message_and_error():
     words = set(re.findall(r"\w+", flat))
     files = ["clone", "stats", "ctl", "data", "err", "listen", "local", "remote", "status",
              "snoop", "arp", "bootp", "ndb", "iproute", "ipselftab", "log",
-             "tcp", "udp", "ipifc", "icmp", "icmpv6"]
+             "tcp", "udp", "ipifc", "icmp", "icmpv6", "cs", "dns"]
     msgs = ["connect", "announce", "bind", "ttl", "tos", "ignoreadvice", "addmulti",
             "delmulti", "remmulti", "close", "hangup", "keepalive", "checksum",
             "tcpporthogdefense", "headers", "add", "try", "del", "remove", "unbind",
             "mtu", "speed", "delay", "reflect", "reassemble", "iprouting", "ra6",
-            "flush", "tag", "set", "clear", "accept", "reject"]
+            "flush", "tag", "set", "clear", "accept", "reject", "pkt", "loopback", "tun",
+            "ipv6", "refresh", "ptr", "cname"]
     missing = [w for w in files + msgs if w not in words]
     errors = ["file does not exist", "permission denied", "no free devices",
               "connection in use", "short control request", "unknown control request",
@@ -87,12 +88,23 @@ def test_net9_4_has_every_file_message_and_error():
               "connection must be in Establised state",
               "unknown value for tcpporthogdefense", "interrupted", "unsupported ctl",
               "interface not bound", "unknown interface type", "no interface",
-              "bad arg in system call", "port unreachable"]
+              "bad arg in system call", "port unreachable", "interface already bound",
+              "address not on this interface", "device or object already in use",
+              "cs: can't translate address: dns: name does not exist",
+              "cs: can't translate address: dns: resource does not exist; negrcode 0",
+              "cs: temporary problem: dns: dns failure", "cs: can't translate service",
+              "cs: request too long", "cs: query already in progress", "cs: bad query",
+              "cs: no match", "cs: too much activity", "dns: name does not exist",
+              "dns: dns failure", "dns: illegal request", "dns: unknown type",
+              "dns: resolver cannot answer", "dns: writing at non-zero offset",
+              "dns: request too long"]
     missing += [e for e in errors if e not in flat]
     # the mount recipes and the client limits
     for s in ["trans=unix,version=9p2000.L,cache=none", "version=9p2000", "9pfuse",
               "fusermount -u", "Tflush", "echo hangup", "exec 3<>/mnt/net/tcp/clone",
-              "echo 'connect 10.9.0.1!80' >&3", "exec 3>&-"]:
+              "echo 'connect 10.9.0.1!80' >&3", "exec 3>&-", "exec 4<>/mnt/net/cs",
+              "read -r clone addr <&4", "echo 'bind tun t2 ns2' >&6",
+              "net9 snoop -i 0 | tshark -r -"]:
         if s not in flat:
             missing.append(s)
     assert not missing, missing

@@ -6,8 +6,9 @@ does not touch the environment running the tests): as root inside a test
 network namespace (the TUN net9 and Linux at 10.9.0.1 there), else as it
 is (loopback only).  It must install, start, serve on the default socket
 ($NAMESPACE/net9) and stop cleanly on SIGTERM.  In the namespace the
-walk-through's commands (net9 dial, net9 listen with curl, net9 stats,
-net9 netstat) run against it as the README writes them; the mount and the
+walk-through's commands (net9 dial, net9 listen with curl, net9 cs and
+net9 dial by name, net9 stats, net9 netstat) run against it as the README
+writes them; the mount and the
 shell recipe need 9pfuse or v9fs, which tests/test_cli.py's 9pfuse test
 covers where plan9port is installed."""
 
@@ -57,13 +58,18 @@ DIAL = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | net9 dial 'tcp!10.9.0.1!8000'"
 LISTEN = ("net9 listen -v 'tcp!*!8080' sh -c 'read req; printf \"HTTP/1.0 200 OK\\r\\n\\r\\n"
           "hello from $net\\n\"' &")
 CURL = "curl http://10.9.0.2:8080/"
+CS = "net9 cs 'tcp!localhost!8080'"
+DIALNAME = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | net9 dial 'tcp!localhost!8080'"
 HTTP = "python3 -m http.server 8000 --bind 10.9.0.1 --directory /tmp/www &"
 
 
 def test_walkthrough_has_what_this_file_runs():
     w = walkthrough()
     for cmd in ("net9 mount /mnt/net", HTTP, "exec 3<>/mnt/net/tcp/clone",
-                "echo 'connect 10.9.0.1!8000' >&3", DIAL, LISTEN, CURL,
+                "echo 'connect 10.9.0.1!8000' >&3", DIAL, LISTEN, CURL, CS, DIALNAME,
+                "exec 4<>/mnt/net/cs", "echo 'tcp!localhost!8080' >&4",
+                "read -r clone addr <&4", "exec 3<>/mnt$clone", 'echo "connect $addr" >&3',
+                "net9 snoop | tshark -r - &",
                 "cat /mnt/net/tcp/stats", "net9 stats tcp", "net9 netstat"):
         assert cmd in w, cmd
 
@@ -181,6 +187,13 @@ def test_install_and_serve_as_written():
             assert b"announced ::!8080" in lis.stderr.readline()
             r = run(inst, ns, CURL.replace("curl ", "curl -s -m 20 "))
             assert re.fullmatch(rb"hello from /net/tcp/\d+\n", r.stdout), r
+            # names, through the served cs: localhost is net9's own loopback
+            r = run(inst, ns, CS)
+            assert r.returncode == 0 and \
+                r.stdout.startswith(b"/net/tcp/clone 127.0.0.1!8080\n"), r
+            r = run(inst, ns, DIALNAME)
+            assert re.fullmatch(rb"HTTP/1.0 200 OK\r\n\r\nhello from /net/tcp/\d+\n",
+                                r.stdout), r
             os.killpg(lis.pid, signal.SIGTERM)      # sh and net9 listen: as kill %2
             lis.wait(20)
             err = lis.stderr.read()

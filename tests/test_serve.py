@@ -106,8 +106,9 @@ def test_serve_loopback_unix_and_tcp_then_sigint():
         c.walk(0, 1, "")
         c.open(1)
         names = [x[7] for x in ninep.unpackstats(c.read(1))]
-        assert names[0] == "tcp" and names[-6:] == ["arp", "bootp", "ndb", "iproute",
-                                                     "ipselftab", "log"]
+        # devip's files, then cs and dns, as Plan 9 unions them into /net
+        assert names[0] == "tcp" and names[-8:] == ["arp", "bootp", "ndb", "iproute",
+                                                     "ipselftab", "log", "cs", "dns"]
         # loopback: a conversation connects to an announcement, all inside net9
         c.walk(0, 2, "tcp/clone")
         c.open(2, ORDWR)

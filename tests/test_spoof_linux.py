@@ -261,9 +261,14 @@ def test_one_syn_report_trials(stack, ns):
         assert c.read(100, timeout=5) == b"request %d\n" % trial
         c.write(b"reply %d\n" % trial)
         assert pump(st, s, len(b"reply %d\n" % trial), timeout=5) == b"reply %d\n" % trial
+        conv = c.c
         c.close()
         assert linux_eof(st, s)
         s.close()
+        # Linux's FIN acknowledged: none of it is retransmitted later, into
+        # the next test's TUN (whose net9 would rightly answer a reset)
+        c.c = conv
+        wait_state(st, c, "Time_wait")
 
 
 def test_close_wait(stack, ns):

@@ -4,7 +4,8 @@ tcp!127.0.0.1!PORT) and runs a shell script in the mount, for 9p2000.L and
 9p2000: `ls -l` of the tree, `cat tcp/stats`, and the shell recipe of
 devip.md 13.7 (hold clone open on a descriptor, echo connect > ctl, write
 and read data) with the other end a listener announced through the same
-mount.  Needs the harness prepared (setup.sh, run by .ci/run as root)."""
+mount, then the same with a name, through cs (echo the name to cs on a
+descriptor, read the answer back as a line, clone and connect it).  Needs the harness prepared (setup.sh, run by .ci/run as root)."""
 
 import os
 import shutil
@@ -74,6 +75,30 @@ echo "request seen: $(tr -d '\r\n' < /tmp/req)"
 echo "## status after close"
 head -c 7 tcp/$n/status; echo
 exec 5>&-
+echo "## cs recipe"
+# as Plan 9's dial does: ask cs, then clone and connect what it answered
+exec 5<>tcp/clone
+read -r s <&5 || true
+echo "announce 8081" >&5
+(
+  exec 6<>tcp/$s/listen
+  read -r m <&6 || true
+  printf 'reply-by-name\n' > tcp/$m/data
+  exec 6>&-
+) &
+sleep 1
+exec 4<>cs
+echo 'tcp!localhost!8081' >&4
+read -r clone addr <&4 || true
+exec 4>&-
+echo "cs answered: $clone $addr"
+exec 3<>"${clone#/net/}"
+read -r n <&3 || true
+echo "connect $addr" >&3
+cat tcp/$n/data
+exec 3>&-
+wait
+exec 5>&-
 echo "## done"
 """
 
@@ -103,7 +128,7 @@ def test_v9fs_mount(version, tmp_path):
         top = out.split("## ls -l\n")[1].split("## order")[0].splitlines()
         names = [ln.split()[-1] for ln in top if ln and not ln.startswith("total")]
         order = ["tcp", "udp", "ipifc", "icmp", "icmpv6", "arp", "bootp", "ndb", "iproute",
-                 "ipselftab", "log"]
+                 "ipselftab", "log", "cs", "dns"]
         assert names == sorted(order)
         # readdir order (find lists it unsorted): devip's
         found = out.split("## order\n")[1].split("## ls -l tcp")[0].split()
@@ -116,6 +141,9 @@ def test_v9fs_mount(version, tmp_path):
         assert "reply-from-listener" in out
         assert "request seen: GET / HTTP/1.0" in out
         assert "127.0.0.1!8080" in out
+        # /net/cs from a shell: the answer as a line, then the usual recipe
+        assert "cs answered: /net/tcp/clone 127.0.0.1!8081\n" in out
+        assert "reply-by-name" in out.split("## cs recipe")[1]
         assert "## done" in out
     finally:
         assert srv.stop() == 0
