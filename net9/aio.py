@@ -58,6 +58,7 @@ __all__ = ["Client", "Net", "Conn", "Announcement", "Call", "Server", "dial", "a
 
 _TWRITE = struct.Struct("<IBHIQI")      # Twrite's header: size type tag fid offset count
 _SIZE = struct.Struct("<I")
+FLUSHWAIT = 10.0        # seconds rpc(keep=True) waits for an Rflush before giving up
 
 
 class _Req:
@@ -353,12 +354,16 @@ class Client(asyncio.Protocol):
             ft, ffut = self._startflush(t)
             if not keep:
                 raise
+            deadline = self.loop.time() + FLUSHWAIT
             while not ffut.done():
+                left = deadline - self.loop.time()
+                if left <= 0:
+                    break                             # a server that does not answer Tflush
                 try:
-                    await asyncio.shield(ffut)
+                    await asyncio.wait_for(asyncio.shield(ffut), left)
                 except asyncio.CancelledError:
                     continue
-                except ConnectionError:
+                except (ConnectionError, asyncio.TimeoutError):
                     break
             if box and box[0] is not None:
                 return self.check(box[0])
