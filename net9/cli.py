@@ -999,11 +999,8 @@ def mount(srv, user, how, fuse_, options, foreground, debug, dir):
             how = "9pfuse"
         elif nofuse is None:
             how = "fuse"
-        elif v9fs and os.geteuid() == 0:
-            how = "v9fs"
         elif v9fs:
-            raise Fail("mounting with the kernel's 9p file system needs root, and net9's "
-                       "FUSE client cannot mount: %s" % nofuse)
+            how = "v9fs"
     if how is None:
         raise Fail("neither plan9port's 9pfuse (not on PATH) nor the kernel's 9p file "
                    "system (not in %s, no 9p module) is available; nor can net9's FUSE "
