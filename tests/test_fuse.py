@@ -601,3 +601,32 @@ def test_readme_recipe_against_linux(client):
         s.stop()
         ns.close()
         shutil.rmtree(d, ignore_errors=True)
+
+
+# ---- which client net9 mount picks ------------------------------------------------------
+
+def test_mount_picks_its_own_fuse_without_9pfuse():
+    path = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+    if shutil.which("9pfuse", path=path):
+        pytest.skip("9pfuse is installed: net9 mount would use it")
+    s = Served()
+    mnt = os.path.join(s.dir, "mnt")
+    env = net9env(PATH=path)
+    try:
+        r = subprocess.run([sys.executable, CMD, "mount", "--srv", s.addr, mnt],
+                           capture_output=True, text=True, env=env, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert r.stderr.splitlines()[-1] == (
+            "net9: serving %s on %s with net9's FUSE client as each local user (pid %s); "
+            "net9 umount %s to end it" % (s.addr, mnt, r.stderr.split("(pid ")[1].split(")")[0],
+                                          mnt))
+        with open("/proc/self/mounts") as f:
+            assert "net9 %s fuse.net9 rw,nosuid,nodev," % mnt in f.read()
+        r = subprocess.run([sys.executable, CMD, "umount", mnt], capture_output=True,
+                           text=True, env=env, timeout=60)
+        assert r.returncode == 0 and r.stderr == "+ umount %s\n" % mnt, r.stderr
+        assert not _mounted(mnt)
+    finally:
+        if _mounted(mnt):
+            subprocess.run(["umount", "-l", mnt])
+        s.close()
