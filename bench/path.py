@@ -20,6 +20,12 @@ Columns, each at every MTU (default 1500 and 65000):
                (IFF_VNET_HDR offloads) for the "with offloads" rows.
   veth         the same tcpbench server and client in two namespaces
                joined by a veth pair.
+  asyncio      net9 via 9P again, with the hidden `n9aserver` subcommand
+               as the 9P client: the same four protocols written with
+               net9.aio (one event loop, one 9P connection for all,
+               start_server; read of 128 KiB, write and drain of 128 KiB),
+               once per MTU with the last offload mode asked for
+               (--no-asyncio skips it).
 
 When `net9 serve --help` lists --no-offload, net9 runs twice per MTU: with
 its default offloads (compared with `tunwire -o`) and with --no-offload
@@ -222,6 +228,80 @@ def n9server(srv, port, lifetime, user):
     os._exit(1 if dead else 0)
 
 
+# n9aserver: the same four protocols with net9.aio: one event loop, one 9P
+# connection for all of them, no threads
+
+
+def n9aserver(srv, port, lifetime, user):
+    import asyncio
+    import net9
+    import net9.aio as aio
+
+    block = bytes(IOSIZE)
+
+    async def h_sink(c):
+        total = reads = 0
+        t0 = time.perf_counter()
+        while True:
+            d = await c.read(IOSIZE)
+            reads += 1
+            if not d:
+                break
+            total += len(d)
+        # (the same words as n9server's: measure_column reads them)
+        log("n9server sink: %d bytes in %d reads in %.3f s (asyncio)" % (
+            total, reads, time.perf_counter() - t0))
+        c.write(struct.pack("!Q", total))
+
+    async def h_echo(c):
+        while True:
+            d = await c.read(65536)
+            if not d:
+                break
+            c.write(d)
+            await c.drain()
+
+    async def h_source(c):
+        (n,) = struct.unpack("!Q", await c.readexactly(8))
+        n = min(n, 1 << 34)
+        while n > 0:
+            k = min(n, IOSIZE)
+            c.write(block if k == IOSIZE else block[:k])
+            await c.drain()
+            n -= k
+
+    def handler(name, h):
+        async def serve(reader, conn):
+            try:
+                if h is not None:
+                    await asyncio.wait_for(h(conn), lifetime)
+            except Exception as e:
+                log("n9aserver %s: %s: %s" % (name, type(e).__name__, e))
+            finally:
+                conn.close()
+                try:
+                    await conn.wait_closed()
+                except Exception:
+                    pass
+        return serve
+
+    async def main():
+        parent = os.getppid()
+        net = await aio.Net.connect(srv, user)
+        for name, off, h in (("sink", SINK, h_sink), ("accept", ACCEPT, None),
+                             ("echo", ECHO, h_echo), ("source", SOURCE, h_source)):
+            await aio.start_server(handler(name, h), "tcp!*!%d" % (port + off), net=net)
+        print("READY %s %d (net9 %s, asyncio)" % (srv, port, os.path.dirname(net9.__file__)),
+              flush=True)
+        deadline = time.monotonic() + lifetime
+        while time.monotonic() < deadline and not net.closed and os.getppid() == parent:
+            await asyncio.sleep(0.2)
+        return 1 if net.closed else 0
+    code = asyncio.run(main())
+    sys.stdout.flush()
+    os._exit(code)
+
+
 # ======================================================================
 # process and namespace plumbing
 
@@ -421,7 +501,7 @@ def tcpbench_server(st, wire, ns, host, lifetime):
     return p
 
 
-def start_net9(st, mtu, offload, has_offload_flag, lifetime):
+def start_net9(st, mtu, offload, has_offload_flag, lifetime, aio=False):
     ns = st.netns()
     d = st.tmpdir()
     sock = os.path.join(d, "net9")
@@ -433,12 +513,15 @@ def start_net9(st, mtu, offload, has_offload_flag, lifetime):
         argv.append("--no-offload")
     serve = st.proc("net9 serve", argv, env=env)
     serve.expect(r"serving 9P on unix!", 30)
-    client = st.proc("9P client (path.py n9server)",
-                     [sys.executable, os.path.abspath(__file__), "n9server", "--srv",
+    sub = "n9aserver" if aio else "n9server"
+    client = st.proc("9P client (path.py %s)" % sub,
+                     [sys.executable, os.path.abspath(__file__), sub, "--srv",
                       "unix!" + sock, "--port", BASE, "--lifetime", lifetime], env=env)
     client.expect(r"^READY", 30)
     label = "net9 serve" + ("" if not has_offload_flag else
                              (" (offloads)" if offload else " --no-offload"))
+    if aio:
+        label += ", net9.aio client"
     return Column(label, st, NET9_ADDR, ns, {"serve": serve, "9p_client": client})
 
 
@@ -683,7 +766,8 @@ def report(results, mtus, only, has_offload, repeat, out):
         for title, nk, rk in (("without offloads", "net9_nooff", "relay"),
                               ("with offloads", "net9_off", "relay_o")):
             n9, rel = r.get(nk), r.get(rk)
-            if not n9 and not rel and not (veth and nk == "net9_nooff"):
+            n9a = r.get(nk.replace("net9_", "net9_aio_"))
+            if not n9 and not rel and not n9a and not (veth and nk == "net9_nooff"):
                 continue
             if nk == "net9_off" and not has_offload:
                 head = "net9 has no offloads (net9 serve has no --no-offload): relay only"
@@ -693,8 +777,8 @@ def report(results, mtus, only, has_offload, repeat, out):
             w("\nMTU %d, %s: %s%s\n" % (mtu, title, head,
                                           "; medians of %d repeats (ratio: median of the "
                                           "repeats' ratios)" % repeat if repeat > 1 else ""))
-            w("  %-27s %11s %9s %6s  %-12s %9s\n" % ("measure", "net9 via 9P", "C relay",
-                                                    "ratio", "target", "veth"))
+            w("  %-27s %11s %9s %6s  %-12s %9s %9s\n" % ("measure", "net9 via 9P", "C relay",
+                                                         "ratio", "target", "veth", "asyncio"))
             for name, m, k, unit, op in ROWS:
                 if m not in only:
                     continue
@@ -712,13 +796,15 @@ def report(results, mtus, only, has_offload, repeat, out):
                     verdict = "ok" if (ratio >= tgt if op == ">=" else ratio <= tgt) else "MISS"
                 tgts = "%s %s %s" % (op, ("1/%d" % round(1 / tgt)) if tgt < 1 else
                                      ("%dx" % tgt), verdict)
-                w("  %-27s %11s %9s %6s  %-12s %9s\n" % (
+                w("  %-27s %11s %9s %6s  %-12s %9s %9s\n" % (
                     name, fmt(nv, unit), fmt(rv, unit),
-                    "-" if ratio is None else "%.2f" % ratio, tgts, fmt(vv, unit)))
+                    "-" if ratio is None else "%.2f" % ratio, tgts, fmt(vv, unit),
+                    fmt(fig(n9a, m, k), unit)))
             if "conn" in only:
                 w("  connect+close, %d consecutive runs (/s; worst vs first, target >= -10%%):\n"
                   % CONN_RUNS)
-                for lab, reps in (("net9 via 9P", n9), ("C relay", rel), ("veth", veth)):
+                for lab, reps in (("net9 via 9P", n9), ("C relay", rel), ("veth", veth),
+                                  ("net9.aio", n9a)):
                     for i, c in enumerate(reps or []):
                         if "conn" not in c:
                             continue
@@ -783,14 +869,15 @@ def net9_has_offload_flag():
 
 
 def main():
-    if len(sys.argv) > 1 and sys.argv[1] == "n9server":
-        ap = argparse.ArgumentParser(prog="path.py n9server")
+    if len(sys.argv) > 1 and sys.argv[1] in ("n9server", "n9aserver"):
+        ap = argparse.ArgumentParser(prog="path.py " + sys.argv[1])
         ap.add_argument("--srv", required=True)
         ap.add_argument("--port", type=int, default=BASE)
         ap.add_argument("--lifetime", type=float, default=900)
         ap.add_argument("--user", default=None)
         x = ap.parse_args(sys.argv[2:])
-        n9server(x.srv, x.port, x.lifetime, x.user)
+        (n9aserver if sys.argv[1] == "n9aserver" else n9server)(x.srv, x.port, x.lifetime,
+                                                                 x.user)
         return
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -816,6 +903,8 @@ def main():
     ap.add_argument("--no-relay", action="store_true", help="skip the tunwire columns")
     ap.add_argument("--no-veth", action="store_true", help="skip the veth column")
     ap.add_argument("--no-net9", action="store_true", help="skip net9 (yardsticks only)")
+    ap.add_argument("--no-asyncio", action="store_true",
+                    help="skip the column of net9 with the net9.aio client")
     ap.add_argument("--offload", choices=["both", "on", "off"], default="both",
                     help="which offload modes to run (default both)")
     a = ap.parse_args()
@@ -908,6 +997,12 @@ def main():
                 elif False in offmodes:
                     plan.append(("net9_nooff",
                                  lambda st: start_net9(st, mtu, False, False, lifetime)))
+                if not a.no_asyncio:
+                    # one asyncio column, with the first offload mode asked for
+                    aoff = has_off and offmodes[-1]
+                    plan.append(("net9_aio_off" if aoff else "net9_aio_nooff",
+                                 lambda st, aoff=aoff: start_net9(st, mtu, aoff, has_off,
+                                                                  lifetime, aio=True)))
             if not a.no_relay:
                 for off in offmodes:
                     plan.append(("relay_o" if off else "relay",

@@ -1050,20 +1050,33 @@ def run_shown(argv):
               help="the net9 serve to mount (default $NET9_SRV, else "
                    "unix!/tmp/ns.$USER.$DISPLAY/net9)")
 @click.option("-u", "--user", default=None, metavar="USER",
-              help="9P user name for v9fs (default: yours)")
-@click.option("--with", "how", type=click.Choice(["9pfuse", "v9fs"]), default=None,
-              help="the client to use (default: 9pfuse if on PATH, else v9fs)")
+              help="9P user name for v9fs and net9's FUSE client (default: yours; "
+                   "FUSE as root: each local user as itself)")
+@click.option("--with", "how", type=click.Choice(["9pfuse", "fuse", "v9fs"]), default=None,
+              help="the client to use (default: 9pfuse if on PATH, else net9's own FUSE "
+                   "client, else v9fs)")
+@click.option("--fuse", "fuse_", is_flag=True, help="use net9's own FUSE client (--with fuse)")
 @click.option("-o", "options", default=None, metavar="OPTS",
               help="extra v9fs mount options (e.g. msize=65560,access=any)")
+@click.option("-f", "--foreground", is_flag=True,
+              help="net9's FUSE client: stay in the foreground until unmounted")
+@click.option("-d", "--debug", is_flag=True,
+              help="net9's FUSE client: log each FUSE request on standard error (with -f)")
 @click.argument("dir", type=click.Path(file_okay=False))
 @client_command("mount")
-def mount(srv, user, how, options, dir):
+def mount(srv, user, how, fuse_, options, foreground, debug, dir):
     """Mount the served /net on DIR: with plan9port's 9pfuse when it is on
-    PATH, else with the kernel's 9p file system (v9fs, as root).  Prints
-    the command it runs."""
+    PATH, else with net9's own FUSE client, else with the kernel's 9p file
+    system (v9fs, as root).  Prints the command it runs (or, for net9's
+    FUSE client, the process that serves the mount)."""
     import shutil
+    from net9 import fuse as nfuse
     from net9.client import dial9p, parse_srv
     from net9.dial import default_srv, default_user
+    if fuse_:
+        if how not in (None, "fuse"):
+            raise Fail("--fuse and --with %s: give one" % how)
+        how = "fuse"
     srv = srv or default_srv()
     try:
         fam, where = parse_srv(srv)
@@ -1075,20 +1088,28 @@ def mount(srv, user, how, options, dir):
         raise Fail("cannot reach net9 serve at %s: %s%s" % (
             srv, e.strerror or e, " (is net9 serve running?)"
             if isinstance(e, (FileNotFoundError, ConnectionRefusedError)) else ""))
-    fuse = shutil.which("9pfuse")
+    p9fuse = shutil.which("9pfuse")
     v9fs = have_v9fs()
+    nofuse = nfuse.usable()
     if how is None:
-        how = "9pfuse" if fuse else ("v9fs" if v9fs else None)
+        if p9fuse:
+            how = "9pfuse"
+        elif nofuse is None:
+            how = "fuse"
+        elif v9fs:
+            how = "v9fs"
     if how is None:
         raise Fail("neither plan9port's 9pfuse (not on PATH) nor the kernel's 9p file "
-                   "system (not in %s, no 9p module) is available; install plan9port "
-                   "for 9pfuse, or use net9's own 9P client: net9 ls, cat, write, dial, "
-                   "listen" % PROC_FILESYSTEMS)
-    if how == "9pfuse" and not fuse:
+                   "system (not in %s, no 9p module) is available; nor can net9's FUSE "
+                   "client mount: %s; net9's own 9P client needs no mount: net9 ls, cat, "
+                   "write, dial, listen" % (PROC_FILESYSTEMS, nofuse))
+    if how == "9pfuse" and not p9fuse:
         raise Fail("9pfuse is not on PATH (it comes with plan9port)")
     if how == "v9fs" and not v9fs:
         raise Fail("the kernel has no 9p file system (not in %s, no 9p module)"
                    % PROC_FILESYSTEMS)
+    if how == "fuse" and nofuse is not None:
+        raise Fail("net9's FUSE client cannot mount: %s" % nofuse)
     if not os.path.isdir(dir):
         try:
             os.makedirs(dir)
@@ -1098,8 +1119,11 @@ def mount(srv, user, how, options, dir):
     if mounted(dir) is not None:
         raise Fail("%s: something is mounted there already (%s); net9 umount %s"
                    % (dir, mounted(dir), dir))
+    if how == "fuse":
+        return mount_fuse(srv if fam == "tcp" else "unix!" + where, user, dir, foreground,
+                          debug)
     if how == "9pfuse":
-        argv = [fuse, "unix!" + where if fam == "unix" else srv, dir]
+        argv = [p9fuse, "unix!" + where if fam == "unix" else srv, dir]
     else:
         if os.geteuid() != 0:
             raise Fail("mounting with the kernel's 9p file system needs root "
@@ -1120,17 +1144,78 @@ def mount(srv, user, how, options, dir):
         raise Fail("%s failed (exit status %d)" % (os.path.basename(argv[0]), rc))
 
 
+def mount_fuse(srv, user, dir, foreground, debug):
+    """net9's FUSE client: a process of its own (this one with -f) that
+    mounts DIR and serves it until it is unmounted."""
+    from net9 import fuse as nfuse
+    from net9.client import myname
+    who = user or ("each local user" if os.geteuid() == 0 else myname())
+    if foreground:
+        def ready(err):
+            if err is not None:
+                raise Fail(err)
+            say("serving %s on %s with net9's FUSE client%s (pid %d)" % (
+                srv, dir, " as " + who if who else "", os.getpid()))
+        sys.exit(nfuse.run(srv, dir, user=user, debug=debug, ready=ready))
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                         # the server
+        code = 1
+        try:
+            os.close(r)
+            os.setsid()
+            nul = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(nul, fd)
+            os.close(nul)
+            os.closerange(3, w)                          # nothing of our caller's stays open
+            os.closerange(w + 1, 65536)
+            os.chdir("/")
+
+            def ready(err):
+                os.write(w, b"ok\n" if err is None else err.encode() + b"\n")
+                os.close(w)
+            code = nfuse.run(srv, os.path.abspath(dir), user=user, debug=False, ready=ready)
+        except BaseException:
+            pass
+        finally:
+            os._exit(code)
+    os.close(w)
+    out = b""
+    while True:
+        d = os.read(r, 4096)
+        if not d:
+            break
+        out += d
+    os.close(r)
+    text = out.decode(errors="replace").strip()
+    if text != "ok":
+        if not text:
+            os.waitpid(pid, 0)
+            text = "net9's FUSE client exited before the mount was up"
+        raise Fail(text)
+    say("serving %s on %s with net9's FUSE client%s (pid %d); net9 umount %s to end it" % (
+        srv, dir, " as " + who if who else "", pid, dir))
+
+
 @main.command()
 @click.argument("dir", type=click.Path(file_okay=False))
 @client_command("umount")
 def umount(dir):
     """Unmount what net9 mount mounted on DIR (fusermount -u for 9pfuse,
-    umount for v9fs)."""
+    umount for v9fs and, as root, net9's FUSE client, fusermount3 -u
+    otherwise; the client then exits)."""
     import shutil
     fstype = mounted(dir)
     if fstype is None:
         raise Fail("%s: not mounted" % dir)
-    if fstype.startswith("fuse"):
+    if fstype == "fuse.net9":                  # net9's own FUSE client
+        if os.geteuid() == 0:
+            argv = ["umount", dir]
+        else:
+            fm = shutil.which("fusermount3") or shutil.which("fusermount")
+            argv = [fm, "-u", dir] if fm else ["umount", dir]
+    elif fstype.startswith("fuse"):
         fm = shutil.which("fusermount") or shutil.which("fusermount3")
         argv = [fm, "-u", dir] if fm else ["umount", dir]
     elif fstype == "9p":

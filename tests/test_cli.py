@@ -498,6 +498,8 @@ def bindir(monkeypatch):
     monkeypatch.setenv("PATH", d + ":/usr/bin:/bin:/usr/sbin:/sbin")
     monkeypatch.setattr(cli, "PROC_FILESYSTEMS", os.path.join(d, "filesystems"))
     monkeypatch.setattr(cli, "PROC_MOUNTS", os.path.join(d, "mounts"))
+    import net9.fuse
+    monkeypatch.setattr(net9.fuse, "DEV_FUSE", os.path.join(d, "fuse"))    # no FUSE here
     with open(cli.PROC_FILESYSTEMS, "w") as f:
         f.write("nodev\tsysfs\nnodev\tproc\n\text4\n")
     with open(cli.PROC_MOUNTS, "w") as f:
