@@ -226,22 +226,43 @@ def _replies(seq):
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(0, 70000), min_size=1, max_size=6), st.data())
 def test_reply_reader_reassembles_any_split(sizes, data):
+    stream = b"".join(_replies(sizes))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
+    _reassemble(sizes, cuts)
+
+
+def test_reply_reader_reassembles_more_than_the_socket_holds():
+    # six 70000-byte Rreads in one piece: more than a socketpair buffers, so
+    # the writer must let the reader drain (a blocking sendall hung CI)
+    _reassemble([70000] * 6, [])
+
+
+def _reassemble(sizes, cuts):
     import socket
     msgs = _replies(sizes)
     stream = b"".join(msgs)
-    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
     a, b = socket.socketpair()
     try:
         r = n.ReplyReader(70000 + 64)
         replies, discard, inflight = {}, {900}, set(range(902))
         got, prev = 0, 0
+        a.setblocking(False)
         for c in cuts + [len(stream)]:
-            a.sendall(stream[prev:c])
+            # the piece goes in as the socket takes it, the reader draining
+            # between writes (a piece can be more than the socket holds)
+            piece = memoryview(stream)[prev:c]
             prev = c
             while True:
+                if piece:
+                    try:
+                        piece = piece[a.send(piece):]
+                    except BlockingIOError:
+                        pass
                 k = r.fill(b.fileno(), 0)
                 if k == -1:
-                    break
+                    if not piece:
+                        break
+                    continue
                 assert k > 0
                 got += r.take(replies, discard, inflight, {})
         assert got == len(msgs) and r.pending == 0
