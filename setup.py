@@ -3,10 +3,9 @@ cmd/net9 is installed as the net9 command and man/ pages under share/man."""
 
 import glob
 import os
+import sys
 
 from setuptools import Extension, setup
-
-from Cython.Build import cythonize
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -29,6 +28,15 @@ def extensions():
                               extra_compile_args=["-O2", "-Wno-unused-function"]))
     if only and not exts:
         raise SystemExit("setup.py: NET9_EXT=%s names no module of cython/" % ",".join(only))
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        # an sdist only packs the sources (MANIFEST.in); anything that
+        # compiles needs Cython ("pip install ." gets it from pyproject.toml)
+        if set(sys.argv[1:]) & {"sdist", "egg_info", "--name", "--version"}:
+            return exts
+        raise SystemExit("setup.py: Cython is needed to compile net9's extensions "
+                         "(pip install . fetches it; or pip install Cython)")
     # "from net9.qio cimport Queue" must find cython/qio.pxd under the
     # package's name: an include directory whose net9 is cython/ (a link made
     # here, so that neither the checkout nor the sdist needs to carry one)
