@@ -204,7 +204,6 @@ cdef class Ip(IpLayer):
     cdef public Py_ssize_t maxreasmbytes
     cdef public unsigned int fragtimeout
 
-    cdef public Ifc rcvifc                # interface of the datagram being delivered
     # beyond devip: called as bindhook(ifc, medium) after a medium is bound
     # and unbindhook(ifc, medium) after it is unbound (the stack reads
     # media and closes them); snoopmax: each snoop queue's bytes
@@ -212,7 +211,7 @@ cdef class Ip(IpLayer):
     cdef public object unbindhook
     cdef public Py_ssize_t snoopmax
 
-    cdef int forme(self, const unsigned char *a) noexcept
+    cdef int forme(self, const unsigned char *a) except -1
     cdef int rlookup(self, const unsigned char *dst, const unsigned char *src, bint v4) noexcept
     cdef Ifc rtifc(self, int i)
     cdef int rtfind(self, Rt *r) noexcept
@@ -236,7 +235,7 @@ cdef class Ip(IpLayer):
     cdef int gated(self, Ifc gating, Ifc ifc, bytearray pkt, int gso) except -1
     cdef int gatedfrag4(self, Ifc ifc, bytearray pkt, int medialen) except -1
     cdef list tcpsegment(self, bytearray pkt, int mss)
-    cdef icmperr(self, str fn, Ifc ifc, object pkt, object arg)
+    cdef icmperr(self, str fn, object ifc, object pkt, object arg)
     cdef snooplost(self, Ifc ifc)
     cdef deliver(self, Ifc ifc, int proto, object pkt)
     cdef int oput4(self, bytearray pkt, int ttl, int tos, int gsomss) except? -2

@@ -908,7 +908,6 @@ cdef class Ip(IpLayer):
         self.maxreasmbytes = maxreasmbytes
         self.fragtimeout = fragtimeout
         self.mediatypes = {}
-        self.rcvifc = None
         self.bindhook = None
         self.unbindhook = None
         self.snoopmax = SNOOPMAX
@@ -1345,7 +1344,7 @@ cdef class Ip(IpLayer):
         self.selftype = nt
         self.nself = n
 
-    cdef int forme(self, const unsigned char *a) noexcept:
+    cdef int forme(self, const unsigned char *a) except -1:
         """ipifc.c ipforme: Runi, Rbcast or Rmulti when a is ours, else 0."""
         cdef int i
         cdef const unsigned char *e = self.selfa
@@ -1357,10 +1356,13 @@ cdef class Ip(IpLayer):
             return Runi
         return 0
 
-    cpdef int forme16(self, bytes a):
-        if len(a) != 16:
+    cpdef int ipforme(self, bytes addr):
+        if addr is None or len(addr) != 16:
             return 0
-        return self.forme(bp(a))
+        return self.forme(bp(addr))
+
+    cpdef int forme16(self, bytes a):
+        return self.ipforme(a)
 
     def ipselftabtext(self):
         """ipselftabread: one line per self address, hash chain order."""
@@ -1990,22 +1992,55 @@ cdef class Ip(IpLayer):
             memcpy(local, lifc.local_, 16)
         return b_atype >= atype
 
-    def ipv4local(self, Ifc ifc, remote):
-        """ipv4local(ifc, 0, remote) from Python: a 16-byte address or None."""
+    cpdef bytes ipv4local(self, object ifc, bytes remote):
+        """ipv4local(ifc, 0, remote): a 16-byte address or None; without
+        an interface (ifc None), IpLayer's (findlocalip's, when v4)."""
         cdef unsigned char l[4]
-        r = addr16(remote)
-        if self.v4local(ifc, l, 0, bp(r) + 12):
+        if not isinstance(ifc, Ifc):
+            return IpLayer.ipv4local(self, ifc, remote)
+        if remote is None or len(remote) != 16:
+            return None
+        if self.v4local(<Ifc>ifc, l, 0, bp(remote) + 12):
             return V4PFX + PyBytes_FromStringAndSize(<char*>l, 4)
         return None
 
-    def ipv6local(self, Ifc ifc, remote):
-        """ipv6local(ifc, 0, remote) from Python: a 16-byte address or None."""
+    cpdef bytes ipv6local(self, object ifc, bytes remote):
+        """ipv6local(ifc, 0, remote): a 16-byte address or None; without
+        an interface (ifc None), IpLayer's (findlocalip's)."""
         cdef unsigned char l[16]
-        r = addr16(remote)
+        if not isinstance(ifc, Ifc):
+            return IpLayer.ipv6local(self, ifc, remote)
+        if remote is None or len(remote) != 16:
+            return None
         memset(l, 0, 16)
-        if self.v6local(ifc, l, 0, bp(r)):
+        if self.v6local(<Ifc>ifc, l, 0, bp(remote)):
             return PyBytes_FromStringAndSize(<char*>l, 16)
         return None
+
+    cpdef bytes ifcaddr(self, object ifc):
+        """ifc->lifc->local: the interface's first address, or None."""
+        if not isinstance(ifc, Ifc) or not (<Ifc>ifc).lifcs:
+            return None
+        return (<Lifc>(<Ifc>ifc).lifcs[0]).local
+
+    cpdef bint iplocalonifc(self, object ifc, bytes addr):
+        """ipifc.c iplocalonifc: addr is one of ifc's addresses (true
+        without an interface)."""
+        cdef Lifc l
+        if not isinstance(ifc, Ifc):
+            return True
+        for l in (<Ifc>ifc).lifcs:
+            if l.local == addr:
+                return True
+        return False
+
+    cpdef icmpnoconv(self, object ifc, object pkt):
+        """Port unreachable about pkt (received on ifc) through the
+        stack's ICMP, if it has one."""
+        self.icmperr("icmpnoconv", ifc, pkt, None)
+
+    cpdef icmpnoconv6(self, object ifc, object pkt):
+        self.icmperr("icmpnoconv6", ifc, pkt, None)
 
     def findprimaryipv4(self):
         cdef Ifc ifc
@@ -2317,7 +2352,7 @@ cdef class Ip(IpLayer):
     # forwarding: ipiput4/ipiput6 for a datagram that is not ours, then
     # ipoput4/ipoput6 with a gating interface (where it came in)
 
-    cdef icmperr(self, str fn, Ifc ifc, object pkt, object arg):
+    cdef icmperr(self, str fn, object ifc, object pkt, object arg):
         # an ICMP error through the stack's ICMP or ICMPv6 (if it has one)
         cdef object icmp = self.f.ipproto[ICMPv6 if fn.endswith("6") else 1]
         m = getattr(icmp, fn, None) if icmp is not None else None
@@ -2325,6 +2360,8 @@ cdef class Ip(IpLayer):
             return
         if arg is None:
             m(ifc, pkt)
+        elif isinstance(arg, tuple):
+            m(ifc, pkt, *arg)
         else:
             m(ifc, pkt, arg)
 
@@ -2649,8 +2686,7 @@ cdef class Ip(IpLayer):
         cdef Proto pr = <Proto>self.f.ipproto[proto]
         if pr is not None:
             self.stats_[InDelivers] += 1
-            self.rcvifc = ifc
-            pr.rcv(pkt)
+            pr.rcv(pkt, ifc)
             return
         self.stats_[InDiscards] += 1
         self.stats_[InUnknownProtos] += 1
@@ -2658,13 +2694,9 @@ cdef class Ip(IpLayer):
             return
         # DEVIATION: devip answers an unknown protocol with silence
         if (pkt[0] >> 4) == 4:
-            icmp = self.f.ipproto[1]
-            if icmp is not None and hasattr(icmp, "icmpnoproto"):
-                icmp.icmpnoproto(ifc, pkt)
+            self.icmperr("icmpnoproto", ifc, pkt, None)
         else:
-            icmp = self.f.ipproto[ICMPv6]
-            if icmp is not None and hasattr(icmp, "icmpparamprob6"):
-                icmp.icmpparamprob6(ifc, pkt, 1, 6)
+            self.icmperr("icmpparamprob6", ifc, pkt, (1, 6))
 
     cdef int input6(self, Ifc ifc, object pkt, const unsigned char *p, Py_ssize_t n, int gso) except -1:
         # ipv6.c ipiput6 and procxtns
@@ -2738,9 +2770,7 @@ cdef class Ip(IpLayer):
                 # the parameter problem quotes the datagram as received
                 self.stats_[InDiscards] += 1
                 self.stats_[InUnknownProtos] += 1
-                icmp = self.f.ipproto[ICMPv6]
-                if icmp is not None and hasattr(icmp, "icmpparamprob6"):
-                    icmp.icmpparamprob6(ifc, bytes(PyBytes_FromStringAndSize(<char*>p, length)), 1, qoff)
+                self.icmperr("icmpparamprob6", ifc, PyBytes_FromStringAndSize(<char*>p, length), (1, qoff))
                 return 0
             pkt = nb
         self.deliver(ifc, nh, pkt)
