@@ -23,7 +23,8 @@ from net9.conv cimport Conv, Proto, Fs, IpLayer
 from net9.qio cimport Queue
 from net9.csum cimport csum_partial, csum_fold
 from net9.netlog cimport Logicmp
-from net9.ip cimport Runi, Rbcast, Rmulti, FH
+from net9.iproute cimport Runi, Rbcast, Rmulti
+from net9.ip cimport FH
 from net9.byteorder cimport nhgets, nhgetl, hnputs, hnputl
 
 cdef bytes V4PFX = b"\0" * 10 + b"\xff\xff"

@@ -38,7 +38,7 @@ from net9.conv cimport (Conv, Proto, Fs, IpLayer, V4, V6, Idle, Announced, Conne
                         IPmatchexact)
 from net9.qio cimport Queue
 from net9.netlog cimport Logudp, Logudpmsg
-from net9.ip cimport Runi, Rbcast, Rmulti
+from net9.iproute cimport Runi, Rbcast, Rmulti
 from net9.byteorder cimport nhgets, hnputs, isv4c, v4tov6c
 
 cdef bytes IPnoaddr = b"\0" * 16
