@@ -228,6 +228,18 @@ cdef class Ip(IpLayer):
         """{address string: (type string, number of links)}."""
         return self.ipselftab.table()
 
+    cdef int forme(self, const unsigned char *a) except -1:
+        """ipifc.c ipforme: Runi, Rbcast or Rmulti when a is ours, else 0."""
+        return self.ipselftab.forme(a)
+
+    cpdef int ipforme(self, bytes addr):
+        if addr is None or len(addr) != 16:
+            return 0
+        return self.forme(bp(addr))
+
+    cpdef int forme16(self, bytes a):
+        return self.ipforme(a)
+
     # ------------------------------------------------------------------
     # routes (iproute)
 
@@ -274,21 +286,6 @@ cdef class Ip(IpLayer):
         if i < 0:
             return None
         return self.rtab.rtdict(i)
-
-    cdef int forme(self, const unsigned char *a) except -1:
-        """ipifc.c ipforme: Runi, Rbcast or Rmulti when a is ours, else 0."""
-        return self.ipselftab.forme(a)
-
-    cpdef int ipforme(self, bytes addr):
-        if addr is None or len(addr) != 16:
-            return 0
-        return self.forme(bp(addr))
-
-    cpdef int forme16(self, bytes a):
-        return self.ipforme(a)
-
-    # ------------------------------------------------------------------
-    # routes (iproute.c)
 
     cdef Ifc rtifc(self, int i):
         # the route's interface, None when it went away

@@ -31,7 +31,7 @@ from net9.ipaux import atoi as _atoi
 from net9.conv cimport Conv, Proto, Fs
 from net9.qio cimport Queue
 from net9.byteorder cimport isv4c, v4tov6c
-from net9.iproute cimport (Rt, Rv4, Rifc, Rptpt, Runi, Rbcast, Rmulti, Rproxy, Rtrans, Rsrc,
+from net9.iproute cimport (Rt, Routetab, Rv4, Rifc, Rptpt, Runi, Rbcast, Rmulti, Rproxy, Rtrans, Rsrc,
                            bp, maskeq, iszero16, addr16, parseipmask, mask16, defmask,
                            maskip, fmtmask, routetype)
 from net9.ip cimport Ip, Reasm, MAXTTL, Maxmedia, NHASH
@@ -1069,13 +1069,14 @@ cdef bytes findprimaryipv6(Ip ip):
 cdef bint v4source(Ip ip, const unsigned char *a4, unsigned char *s4):
     cdef int i, splen
     cdef Rt *r
+    cdef Routetab rtab = ip.rtab
     cdef Ifc ifc
     cdef unsigned char a[16]
     cdef unsigned char src[4]
     cdef const unsigned char *rem
     v4tov6c(a, a4)
-    for i in range(ip.rtab.nrt):
-        r = &ip.rtab.rt[i]
+    for i in range(rtab.nrt):
+        r = &rtab.rt[i]
         if (r.type & Rv4) == 0 or not maskeq(a, r.a, r.m):
             continue
         ifc = ip.rtifc(i)
@@ -1100,10 +1101,11 @@ cdef bint v4source(Ip ip, const unsigned char *a4, unsigned char *s4):
 cdef bint v6source(Ip ip, const unsigned char *a, unsigned char *s):
     cdef int i, splen
     cdef Rt *r
+    cdef Routetab rtab = ip.rtab
     cdef Ifc ifc
     cdef unsigned char src[16]
-    for i in range(ip.rtab.nrt):
-        r = &ip.rtab.rt[i]
+    for i in range(rtab.nrt):
+        r = &rtab.rt[i]
         if (r.type & Rv4) or not maskeq(a, r.a, r.m):
             continue
         ifc = ip.rtifc(i)

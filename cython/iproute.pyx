@@ -531,15 +531,7 @@ cpdef addroute(Ip ip, object dst, object mask, object gate=None, object ifc=None
     Net9Error("interface not found") when no interface fits."""
     cdef Rt r
     cdef int t
-    a = addr16(dst)
-    m = mask16(mask, a)
-    g = IPnoaddr if gate is None else addr16(gate)
-    if src is None:
-        s = IPnoaddr
-        sm = IPnoaddr
-    else:
-        s = addr16(src)
-        sm = mask16(smask, s) if smask is not None else IPallbits
+    a, m, g, s, sm = routeaddrs(dst, mask, gate, src, smask)
     t = 0 if type is None else parseroutetype(type)
     if t < 0:
         raise Net9Error(Ebadctl)
@@ -564,17 +556,9 @@ cpdef bint delroute(Ip ip, object dst, object mask, object gate=None, object ifc
     route for that target (and source) that is not an interface's
     matches.  Returns True when one was removed."""
     cdef Rt r
-    cdef Ifc x
+    cdef Ifc x = None
     cdef int t = 0
-    a = addr16(dst)
-    m = mask16(mask, a)
-    g = IPnoaddr if gate is None else addr16(gate)
-    if src is None:
-        s = IPnoaddr
-        sm = IPnoaddr
-    else:
-        s = addr16(src)
-        sm = mask16(smask, s) if smask is not None else IPallbits
+    a, m, g, s, sm = routeaddrs(dst, mask, gate, src, smask)
     if a[:12] == V4PFX:
         t |= Rv4
     anyifc = ifc is None and gate is None
@@ -582,16 +566,23 @@ cpdef bint delroute(Ip ip, object dst, object mask, object gate=None, object ifc
         x = findipifcstr(ip, ifc)
     elif gate is not None:
         x = findipifc(ip, s, g, t)
-    else:
-        x = None
-    if x is None:
-        if not anyifc:
-            raise Net9Error(Enoifc)
-        x = Ifc()
-        x.x = -1
+    if x is None and not anyifc:
+        raise Net9Error(Enoifc)
     tb = b"" if tag is None else (tag.encode() if isinstance(tag, str) else bytes(tag))
-    mkroute(&r, a, m, s, sm, g, t, x.x, x.ifcid, tb)
+    mkroute(&r, a, m, s, sm, g, t, x.x if x is not None else -1, x.ifcid if x is not None else 0, tb)
     return bool(ip.rtab.routedel(&r, anyifc))
+
+
+cdef tuple routeaddrs(object dst, object mask, object gate, object src, object smask):
+    # addroute's and delroute's arguments as 16-byte values: target,
+    # mask, gate, source and source mask (see mask16)
+    a = addr16(dst)
+    m = mask16(mask, a)
+    g = IPnoaddr if gate is None else addr16(gate)
+    if src is None:
+        return a, m, g, IPnoaddr, IPnoaddr
+    s = addr16(src)
+    return a, m, g, s, (mask16(smask, s) if smask is not None else IPallbits)
 
 
 cpdef str routewrite(Ip ip, object msg, str tag="none"):
