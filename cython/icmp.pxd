@@ -14,13 +14,17 @@ cdef enum:
     IPICMPSZ = 48        # IPv6 header + ICMP header
 
 cdef class IcmpBase(Proto):
-    # icmp.c's conversation hooks, which ICMPv6 shares
+    # icmp.c's conversation hooks and counters, which ICMPv6 shares: the
+    # stats (ICMP uses the first 6 of them) and the per-type in and out
+    # counts (ICMP: types 0..Maxtype)
+    cdef unsigned long long stats_[12]
+    cdef unsigned long long in_[138]
+    cdef unsigned long long out_[138]
+    cdef list statnames_
     cdef int kick(self, Conv c, object m) except -1
+    cdef advisecall(self, int recid, bytes src, bytes dst, str msg)
 
 cdef class Icmp(IcmpBase):
-    cdef unsigned long long stats_[6]
-    cdef unsigned long long in_[19]
-    cdef unsigned long long out_[19]
     cdef int icmpsend(self, object ifc, object bp, int type, int code, int arg) except -1
     cdef goticmpkt(self, bytes pkt)
     cdef bint ip4reply(self, bytes a16)
@@ -29,9 +33,6 @@ cdef class Icmp(IcmpBase):
     cdef object mkechoreply(self, bytes b)
 
 cdef class Icmp6(IcmpBase):
-    cdef unsigned long long stats_[12]
-    cdef unsigned long long in_[138]
-    cdef unsigned long long out_[138]
     cdef int icmpsend6(self, object ifc, object bp, int type, int code, unsigned int arg) except -1
     cdef goticmpkt6(self, bytes pkt, int muxkey, object ifc)
     cdef bint valid(self, const unsigned char *p, Py_ssize_t n)

@@ -244,8 +244,38 @@ cdef class IcmpBase(Proto):
     bypass write queue.  kick sends one message written (icmpkick,
     icmpkick6)."""
 
+    def __init__(self, Fs f, str name, int ipproto, int nc, list statnames):
+        Proto.__init__(self, f, name, ipproto, nc)
+        memset(self.stats_, 0, sizeof(self.stats_))
+        memset(self.in_, 0, sizeof(self.in_))
+        memset(self.out_, 0, sizeof(self.out_))
+        self.statnames_ = statnames
+
+    # -- statistics --
+
+    def stat(self, str name):
+        return self.stats_[self.statnames_.index(name)]
+
+    def typecounts(self, int type):
+        """(in, out) for a message type (ICMP 0..18, ICMPv6 0..137)."""
+        if type < 0 or type > Maxtype6:
+            raise IndexError(type)
+        return (self.in_[type], self.out_[type])
+
     cdef int kick(self, Conv c, object m) except -1:
         return 0
+
+    cdef advisecall(self, int recid, bytes src, bytes dst, str msg):
+        # icmpadvise's search: the conversation that sent the message (its
+        # local port is the identifier) hangs up with msg
+        cdef Conv s
+        for s in self.conv:
+            if s.inuse > 0 and s.lport == recid and s.localaddr == src and s.remoteaddr == dst:
+                if not s.ignoreadvice:
+                    s.rq.hangup(msg)
+                    s.wq.hangup(msg)
+                    self.f.wake(s)
+                return
 
     cpdef pcreate(self, Conv c):
         c.rq = Queue(64 * 1024)
@@ -316,19 +346,7 @@ cdef class Icmp(IcmpBase):
     """ICMP (IP protocol 1): /net/icmp."""
 
     def __init__(self, Fs f, int nc=128):
-        Proto.__init__(self, f, "icmp", IP_ICMPPROTO, nc)
-        memset(self.stats_, 0, sizeof(self.stats_))
-        memset(self.in_, 0, sizeof(self.in_))
-        memset(self.out_, 0, sizeof(self.out_))
-
-    # -- statistics --
-
-    def stat(self, str name):
-        return self.stats_[statnames.index(name)]
-
-    def typecounts(self, int type):
-        """(in, out) for an ICMP type 0..18."""
-        return (self.in_[type], self.out_[type])
+        IcmpBase.__init__(self, f, "icmp", IP_ICMPPROTO, nc, statnames)
 
     cpdef str pstats(self):
         cdef int i
@@ -521,37 +539,16 @@ cdef class Icmp(IcmpBase):
         """icmpadvise: an error about an ICMP message we sent hangs up the
         conversation it came from."""
         cdef bytes b = bytes(pkt)
-        cdef Conv s
-        cdef int recid
         if len(b) < ICMP_IPSIZE + ICMP_HDRSIZE:
             return
-        recid = nhgets(bp(b) + 24)
-        src = V4PFX + b[12:16]
-        dst = V4PFX + b[16:20]
-        for s in self.conv:
-            if s.inuse > 0 and s.lport == recid and s.localaddr == src and s.remoteaddr == dst:
-                if s.ignoreadvice:
-                    break
-                s.rq.hangup(msg)
-                s.wq.hangup(msg)
-                self.f.wake(s)
-                break
+        self.advisecall(nhgets(bp(b) + 24), V4PFX + b[12:16], V4PFX + b[16:20], msg)
 
 
 cdef class Icmp6(IcmpBase):
     """ICMPv6 (IP protocol 58): /net/icmpv6."""
 
     def __init__(self, Fs f, int nc=16):
-        Proto.__init__(self, f, "icmpv6", 58, nc)
-        memset(self.stats_, 0, sizeof(self.stats_))
-        memset(self.in_, 0, sizeof(self.in_))
-        memset(self.out_, 0, sizeof(self.out_))
-
-    def stat(self, str name):
-        return self.stats_[statnames6.index(name)]
-
-    def typecounts(self, int type):
-        return (self.in_[type], self.out_[type])
+        IcmpBase.__init__(self, f, "icmpv6", 58, nc, statnames6)
 
     cpdef str pstats(self):
         cdef int i
@@ -838,18 +835,6 @@ cdef class Icmp6(IcmpBase):
     cpdef advise(self, object pkt, str msg):
         """icmpadvise6."""
         cdef bytes b = bytes(pkt)
-        cdef Conv s
-        cdef int recid
         if len(b) < IPICMPSZ:
             return
-        recid = nhgets(bp(b) + 44)
-        src = b[8:24]
-        dst = b[24:40]
-        for s in self.conv:
-            if s.inuse > 0 and s.lport == recid and s.localaddr == src and s.remoteaddr == dst:
-                if s.ignoreadvice:
-                    break
-                s.rq.hangup(msg)
-                s.wq.hangup(msg)
-                self.f.wake(s)
-                break
+        self.advisecall(nhgets(bp(b) + 44), b[8:24], b[24:40], msg)

@@ -40,6 +40,11 @@ Ebadctl = errors.Ebadctl
 Eshortctl = errors.Eshortctl
 Enoifc = "interface not found"
 
+# the route type letters, in routetype's order
+cdef tuple _typeletters = ((Rifc, "i"), (Runi, "u"), (Rbcast, "b"), (Rmulti, "m"),
+                           (Rptpt, "p"), (Rproxy, "y"), (Rtrans, "t"))
+cdef dict _typebits = {ch: bit for bit, ch in _typeletters}
+
 # a text format (a module variable: see ipifc.pyx on Cython's %-formatting)
 _routefmt = "%-15s %-4s %-15s %-4s %4.4s %3s %-15s %-4s\n"
 
@@ -187,26 +192,20 @@ cpdef str fmtmask(object m):
 cpdef str routetype(int type):
     """iproute.c routetype: "4"/"6", "i", one of "u" "b" "m", "p", "y", "t"."""
     s = "4" if type & Rv4 else "6"
-    if type & Rifc:
-        s += "i"
     if type & Runi:
-        s += "u"
+        type &= ~(Rbcast | Rmulti)
     elif type & Rbcast:
-        s += "b"
-    elif type & Rmulti:
-        s += "m"
-    if type & Rptpt:
-        s += "p"
-    if type & Rproxy:
-        s += "y"
-    if type & Rtrans:
-        s += "t"
+        type &= ~Rmulti
+    for bit, ch in _typeletters:
+        if type & bit:
+            s += ch
     return s
 
 
 cpdef int parseroutetype(str s):
-    """iproute.c parseroutetype; -1 when malformed."""
-    cdef int type = 0
+    """iproute.c parseroutetype; -1 when malformed (an unknown letter,
+    one given twice, or two of "u", "b", "m")."""
+    cdef int type = 0, bit, group
     if not s:
         return -1
     if s[0] == "4":
@@ -214,35 +213,12 @@ cpdef int parseroutetype(str s):
     elif s[0] != "6":
         return -1
     for ch in s[1:]:
-        if ch == "i":
-            type ^= Rifc
-            if (type & Rifc) != Rifc:
-                return -1
-        elif ch == "u":
-            type ^= Runi
-            if (type & (Runi | Rbcast | Rmulti)) != Runi:
-                return -1
-        elif ch == "b":
-            type ^= Rbcast
-            if (type & (Runi | Rbcast | Rmulti)) != Rbcast:
-                return -1
-        elif ch == "m":
-            type ^= Rmulti
-            if (type & (Runi | Rbcast | Rmulti)) != Rmulti:
-                return -1
-        elif ch == "p":
-            type ^= Rptpt
-            if (type & Rptpt) != Rptpt:
-                return -1
-        elif ch == "y":
-            type ^= Rproxy
-            if (type & Rproxy) != Rproxy:
-                return -1
-        elif ch == "t":
-            type ^= Rtrans
-            if (type & Rtrans) != Rtrans:
-                return -1
-        else:
+        bit = _typebits.get(ch, 0)
+        if bit == 0:
+            return -1
+        type ^= bit
+        group = (Runi | Rbcast | Rmulti) if bit & (Runi | Rbcast | Rmulti) else bit
+        if (type & group) != bit:
             return -1
     return type
 
