@@ -165,6 +165,7 @@ cdef class Proto:
     cpdef Conv clone(self, str owner)          # Fsprotoclone; Net9Error(Enodev)
     cdef void maybefree(self, Conv c)          # c may be free now: onto freeh
     cdef Conv popfree(self)                    # the lowest free slot from freeh, or None
+    cdef object openqueues(self, Conv c, Py_ssize_t rqlimit, Py_ssize_t wqlimit, bint msg)  # a create's qopens
     cpdef int owned(self, str owner)           # conversations in use owned by owner
     cpdef checkowner(self, str owner)          # Net9Error(Enodev) when owner is at maxperuser
     cpdef Conv newcall(self, Conv c, bytes raddr, int rport, bytes laddr, int lport, int version)

@@ -495,6 +495,21 @@ cdef class Proto:
                 return c
         return None
 
+    cdef object openqueues(self, Conv c, Py_ssize_t rqlimit, Py_ssize_t wqlimit, bint msg):
+        """What a protocol's create does with qopen: c's read and write
+        queues (message queues when msg), which wake c through Fs.wake as
+        its event queue does.  Returns that wake-up callable."""
+        c.rq = Queue(rqlimit)
+        c.wq = Queue(wqlimit)
+        if msg:
+            c.rq.msg = True
+            c.wq.msg = True
+        cb = self.f.wakeconv(c)
+        c.rq.wakecb = cb
+        c.wq.wakecb = cb
+        c.eq.wakecb = cb
+        return cb
+
     cpdef int owned(self, str owner):
         cdef Conv x
         cdef int n = 0

@@ -278,14 +278,7 @@ cdef class IcmpBase(Proto):
                 return
 
     cpdef pcreate(self, Conv c):
-        c.rq = Queue(64 * 1024)
-        c.rq.msg = True
-        c.wq = Queue(64 * 1024)
-        c.wq.msg = True
-        cb = self.f.wakeconv(c)
-        c.rq.wakecb = cb
-        c.wq.wakecb = cb
-        c.eq.wakecb = cb
+        self.openqueues(c, 64 * 1024, 64 * 1024, True)
 
     cpdef object pconnect(self, Conv c, list argv):
         e = self.stdconnect(c, argv)

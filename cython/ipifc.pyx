@@ -489,12 +489,7 @@ cdef class IpifcProto(Proto):
 
     cpdef pcreate(self, Conv c):
         cdef Ifc ifc
-        c.rq = Queue(QMAX)
-        c.wq = Queue(QMAX)
-        cb = self.f.wakeconv(c)
-        c.rq.wakecb = cb
-        c.wq.wakecb = cb
-        c.eq.wakecb = cb
+        cb = self.openqueues(c, QMAX, QMAX, False)
         ifc = Ifc()
         ifc.ip = self.ip
         ifc.conv = c

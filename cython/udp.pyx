@@ -138,14 +138,7 @@ cdef class UdpProto(Proto):
     cpdef pcreate(self, Conv c):
         # udpcreate: a 512 KiB message queue to read; the write queue is
         # bypassed (write() sends at once), so it stays empty
-        c.rq = Queue(UDP_RQLIMIT)
-        c.rq.msg = True
-        c.wq = Queue(64 * 1024)
-        c.wq.msg = True
-        cb = self.f.wakeconv(c)
-        c.rq.wakecb = cb
-        c.wq.wakecb = cb
-        c.eq.wakecb = cb
+        self.openqueues(c, UDP_RQLIMIT, 64 * 1024, True)
         c.ptcl = Udpcb()
 
     cpdef object pconnect(self, Conv c, list argv):
