@@ -93,6 +93,26 @@ cdef class IpLayer:
     # The default sends it as ipoput would (which fragments it).
     cpdef int ipoputgso(self, int version, bytearray pkt, int ttl, int tos, object rh,
                         int mss) except? -2
+    # ipforme: what addr is to this host (ipifc.c ipforme): Runi, Rbcast or
+    # Rmulti of ip.pxd, 0 when it is not ours
+    cpdef int ipforme(self, bytes addr)
+    # forme: ipforme for the 16 bytes at a, from C (no bytes object made
+    # where the IP layer is a Cython one)
+    cdef int forme(self, const unsigned char *a) except -1
+    # The receiving interface: the IP layer hands it to Proto.rcv with each
+    # datagram, and the protocols pass it back (an opaque object to them).
+    # ipv4local/ipv6local: ifc's address best for talking to remote (ipifc.c
+    # ipv4local/ipv6local), or None; ipv6local takes a v4 remote too.
+    cpdef bytes ipv4local(self, object ifc, bytes remote)
+    cpdef bytes ipv6local(self, object ifc, bytes remote)
+    # ifcaddr: ifc's first address (ifc->lifc->local) or None
+    cpdef bytes ifcaddr(self, object ifc)
+    # iplocalonifc: addr is one of ifc's addresses
+    cpdef bint iplocalonifc(self, object ifc, bytes addr)
+    # the ICMP errors the transports send (icmp.c icmpnoconv, icmp6.c's port
+    # unreachable): about datagram pkt received on ifc; nothing without ICMP
+    cpdef icmpnoconv(self, object ifc, object pkt)
+    cpdef icmpnoconv6(self, object ifc, object pkt)
 
 cdef class Fs:
     cdef public IpLayer ip
@@ -113,7 +133,7 @@ cdef class Fs:
     cpdef list drain(self)             # take the woken list, clearing the flags
     cpdef advance(self, unsigned int now)  # set the clock and run every proto's timers
     cpdef object nextdeadline(self)    # ms time of the next timer event, None if idle
-    cpdef int iput(self, int ipproto, object pkt) except? -1  # hand a datagram to a protocol; -1: none for ipproto
+    cpdef int iput(self, int ipproto, object pkt, object ifc=*) except? -1  # hand a datagram to a protocol; -1: none for ipproto
     cpdef Py_ssize_t trim(self) except -1  # give back idle queues' buffers; queues still busy
 
 cdef class Proto:
@@ -145,6 +165,7 @@ cdef class Proto:
     cpdef Conv clone(self, str owner)          # Fsprotoclone; Net9Error(Enodev)
     cdef void maybefree(self, Conv c)          # c may be free now: onto freeh
     cdef Conv popfree(self)                    # the lowest free slot from freeh, or None
+    cdef object openqueues(self, Conv c, Py_ssize_t rqlimit, Py_ssize_t wqlimit, bint msg)  # a create's qopens
     cpdef int owned(self, str owner)           # conversations in use owned by owner
     cpdef checkowner(self, str owner)          # Net9Error(Enodev) when owner is at maxperuser
     cpdef Conv newcall(self, Conv c, bytes raddr, int rport, bytes laddr, int lport, int version)
@@ -183,7 +204,7 @@ cdef class Proto:
     cpdef str pstats(self)
     cpdef bint pinuse(self, Conv c)
     cpdef int pgc(self)
-    cpdef int rcv(self, object pkt) except -1   # IP input of one datagram
+    cpdef int rcv(self, object pkt, object ifc=*) except -1   # IP input of one datagram, received on ifc (IpLayer's, None when not known)
     cpdef advise(self, object pkt, str msg)     # ICMP error: pkt is the offending datagram
     cpdef padvance(self)                        # f.now moved: run the timers that are due
     cpdef object pnextdeadline(self)            # ms time of the next timer event or None

@@ -145,6 +145,37 @@ cdef class IpLayer:
                         int mss) except? -2:
         return self.ipoput(version, pkt, ttl, tos, rh)
 
+    cpdef int ipforme(self, bytes addr):
+        return 1 if self.isself(addr) else 0      # Runi (ip.pxd)
+
+    cdef int forme(self, const unsigned char *a) except -1:
+        return self.ipforme(PyBytes_FromStringAndSize(<const char*>a, 16))
+
+    cpdef bytes ipv4local(self, object ifc, bytes remote):
+        # no interfaces: the address findlocalip gives, when it is v4
+        cdef bytes a = self.findlocalip(remote)
+        if a is None or a[:12] != v4prefix:
+            return None
+        return a
+
+    cpdef bytes ipv6local(self, object ifc, bytes remote):
+        cdef bytes a = self.findlocalip(remote)
+        if a is None or a == IPnoaddr:
+            return None
+        return a
+
+    cpdef bytes ifcaddr(self, object ifc):
+        return None
+
+    cpdef bint iplocalonifc(self, object ifc, bytes addr):
+        return True
+
+    cpdef icmpnoconv(self, object ifc, object pkt):
+        pass
+
+    cpdef icmpnoconv6(self, object ifc, object pkt):
+        pass
+
 
 cdef class Fs:
     """The sans-I/O container of one stack: clock, randomness, log, the IP
@@ -200,7 +231,7 @@ cdef class Fs:
                 best = d
         return best
 
-    cpdef int iput(self, int ipproto, object pkt) except? -1:
+    cpdef int iput(self, int ipproto, object pkt, object ifc=None) except? -1:
         """Deliver one IP datagram to the protocol ipproto.  Returns -1 if
         no protocol is registered for it (the IP layer answers with ICMP)."""
         cdef Proto p
@@ -209,7 +240,7 @@ cdef class Fs:
         p = self.ipproto[ipproto]
         if p is None:
             return -1
-        p.rcv(pkt)
+        p.rcv(pkt, ifc)
         return 0
 
     cpdef Py_ssize_t trim(self) except -1:
@@ -463,6 +494,21 @@ cdef class Proto:
             if c.inuse == 0 and not self.pinuse(c):
                 return c
         return None
+
+    cdef object openqueues(self, Conv c, Py_ssize_t rqlimit, Py_ssize_t wqlimit, bint msg):
+        """What a protocol's create does with qopen: c's read and write
+        queues (message queues when msg), which wake c through Fs.wake as
+        its event queue does.  Returns that wake-up callable."""
+        c.rq = Queue(rqlimit)
+        c.wq = Queue(wqlimit)
+        if msg:
+            c.rq.msg = True
+            c.wq.msg = True
+        cb = self.f.wakeconv(c)
+        c.rq.wakecb = cb
+        c.wq.wakecb = cb
+        c.eq.wakecb = cb
+        return cb
 
     cpdef int owned(self, str owner):
         cdef Conv x
@@ -928,7 +974,7 @@ cdef class Proto:
     cpdef int pgc(self):
         return 0
 
-    cpdef int rcv(self, object pkt) except -1:
+    cpdef int rcv(self, object pkt, object ifc=None) except -1:
         return 0
 
     cpdef advise(self, object pkt, str msg):

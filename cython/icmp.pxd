@@ -13,10 +13,18 @@ cdef enum:
     Maxtype6 = 137
     IPICMPSZ = 48        # IPv6 header + ICMP header
 
-cdef class Icmp(Proto):
-    cdef unsigned long long stats_[6]
-    cdef unsigned long long in_[19]
-    cdef unsigned long long out_[19]
+cdef class IcmpBase(Proto):
+    # icmp.c's conversation hooks and counters, which ICMPv6 shares: the
+    # stats (ICMP uses the first 6 of them) and the per-type in and out
+    # counts (ICMP: types 0..Maxtype)
+    cdef unsigned long long stats_[12]
+    cdef unsigned long long in_[138]
+    cdef unsigned long long out_[138]
+    cdef list statnames_
+    cdef int kick(self, Conv c, object m) except -1
+    cdef advisecall(self, int recid, bytes src, bytes dst, str msg)
+
+cdef class Icmp(IcmpBase):
     cdef int icmpsend(self, object ifc, object bp, int type, int code, int arg) except -1
     cdef goticmpkt(self, bytes pkt)
     cdef bint ip4reply(self, bytes a16)
@@ -24,12 +32,9 @@ cdef class Icmp(Proto):
     cdef int advise4(self, bytes b, str msg) except -1
     cdef object mkechoreply(self, bytes b)
 
-cdef class Icmp6(Proto):
-    cdef unsigned long long stats_[12]
-    cdef unsigned long long in_[138]
-    cdef unsigned long long out_[138]
+cdef class Icmp6(IcmpBase):
     cdef int icmpsend6(self, object ifc, object bp, int type, int code, unsigned int arg) except -1
-    cdef goticmpkt6(self, bytes pkt, int muxkey)
+    cdef goticmpkt6(self, bytes pkt, int muxkey, object ifc)
     cdef bint valid(self, const unsigned char *p, Py_ssize_t n)
-    cdef int advise6(self, bytes b, str msg) except -1
-    cdef object mkechoreply6(self, bytes b)
+    cdef int advise6(self, object ifc, bytes b, str msg) except -1
+    cdef object mkechoreply6(self, bytes b, object ifc)

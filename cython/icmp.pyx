@@ -19,11 +19,12 @@ from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 
 from net9 import errors
 from net9.ipaux import fmtip
-from net9.conv cimport Conv, Proto, Fs
+from net9.conv cimport Conv, Proto, Fs, IpLayer
 from net9.qio cimport Queue
 from net9.csum cimport csum_partial, csum_fold
 from net9.netlog cimport Logicmp
-from net9.ip cimport Ip, Ifc, Lifc, Runi, Rbcast, Rmulti, FH
+from net9.iproute cimport Runi, Rbcast, Rmulti
+from net9.ip cimport FH
 from net9.byteorder cimport nhgets, nhgetl, hnputs, hnputl
 
 cdef bytes V4PFX = b"\0" * 10 + b"\xff\xff"
@@ -178,44 +179,6 @@ cdef void set_cksum6(bytearray b) noexcept:
     hnputs(p + 42, cksum6(p, n))
 
 
-cdef int selftype(object ip, bytes a16):
-    # ipforme through whatever IP layer the stack has
-    if isinstance(ip, Ip):
-        return (<Ip>ip).forme16(a16)
-    return Runi if ip.isself(a16) else 0
-
-
-cdef bint localonifc(object ip, bytes a):
-    # iplocalonifc(ifc, a) for the interface the datagram came in on
-    cdef Lifc l
-    if not isinstance(ip, Ip) or not isinstance((<Ip>ip).rcvifc, Ifc):
-        return 1
-    for l in (<Ifc>(<Ip>ip).rcvifc).lifcs:
-        if l.local == a:
-            return 1
-    return 0
-
-
-cdef Py_ssize_t bypasswrite(Proto self, Conv c, object data, int version) except -1:
-    # qwrite on a bypass queue: the data in chunks of at most 64 KiB, each
-    # handed to the kick routine at once
-    cdef Py_ssize_t n, off = 0, m
-    mv = memoryview(data).cast("B")
-    n = len(mv)
-    while True:
-        m = n - off
-        if m > 64 * 1024:
-            m = 64 * 1024
-        if version == 4:
-            icmpkick(<Icmp>self, c, mv[off:off + m])
-        else:
-            icmpkick6(<Icmp6>self, c, mv[off:off + m])
-        off += m
-        if off >= n:
-            break
-    return n
-
-
 cdef int icmpkick(Icmp self, Conv c, object m) except -1:
     # icmpkick: each message written is an IP header area and an ICMP
     # message; the kernel fills in addresses, protocol, id, checksum
@@ -275,43 +238,47 @@ cdef int icmpkick6(Icmp6 self, Conv c, object m) except -1:
     return 0
 
 
-cdef class Icmp(Proto):
-    """ICMP (IP protocol 1): /net/icmp."""
+cdef class IcmpBase(Proto):
+    """What icmp.c gives ICMP and icmp6.c takes from it: the datagram
+    conversations (create, connect, announce, state, close) and the
+    bypass write queue.  kick sends one message written (icmpkick,
+    icmpkick6)."""
 
-    def __init__(self, Fs f, int nc=128):
-        Proto.__init__(self, f, "icmp", IP_ICMPPROTO, nc)
+    def __init__(self, Fs f, str name, int ipproto, int nc, list statnames):
+        Proto.__init__(self, f, name, ipproto, nc)
         memset(self.stats_, 0, sizeof(self.stats_))
         memset(self.in_, 0, sizeof(self.in_))
         memset(self.out_, 0, sizeof(self.out_))
+        self.statnames_ = statnames
 
     # -- statistics --
 
     def stat(self, str name):
-        return self.stats_[statnames.index(name)]
+        return self.stats_[self.statnames_.index(name)]
 
     def typecounts(self, int type):
-        """(in, out) for an ICMP type 0..18."""
+        """(in, out) for a message type (ICMP 0..18, ICMPv6 0..137)."""
+        if type < 0 or type > Maxtype6:
+            raise IndexError(type)
         return (self.in_[type], self.out_[type])
 
-    cpdef str pstats(self):
-        cdef int i
-        out = ["%s: %d\n" % (statnames[i], self.stats_[i]) for i in range(6)]
-        for i in range(Maxtype + 1):
-            out.append("%s: %d %d\n" % (icmpnames[i] if icmpnames[i] is not None else str(i),
-                                        self.in_[i], self.out_[i]))
-        return "".join(out)
+    cdef int kick(self, Conv c, object m) except -1:
+        return 0
 
-    # -- conversations --
+    cdef advisecall(self, int recid, bytes src, bytes dst, str msg):
+        # icmpadvise's search: the conversation that sent the message (its
+        # local port is the identifier) hangs up with msg
+        cdef Conv s
+        for s in self.conv:
+            if s.inuse > 0 and s.lport == recid and s.localaddr == src and s.remoteaddr == dst:
+                if not s.ignoreadvice:
+                    s.rq.hangup(msg)
+                    s.wq.hangup(msg)
+                    self.f.wake(s)
+                return
 
     cpdef pcreate(self, Conv c):
-        c.rq = Queue(64 * 1024)
-        c.rq.msg = True
-        c.wq = Queue(64 * 1024)
-        c.wq.msg = True
-        cb = self.f.wakeconv(c)
-        c.rq.wakecb = cb
-        c.wq.wakecb = cb
-        c.eq.wakecb = cb
+        self.openqueues(c, 64 * 1024, 64 * 1024, True)
 
     cpdef object pconnect(self, Conv c, list argv):
         e = self.stdconnect(c, argv)
@@ -345,15 +312,47 @@ cdef class Icmp(Proto):
             m = c.wq.read(1 << 16)
             if not m:
                 break
-            icmpkick(self, c, m)
+            self.kick(c, m)
 
     cpdef Py_ssize_t write(self, Conv c, object data) except -1:
-        """A write to data: one ICMP message sent at once (icmp.c's write
-        queue is a bypass queue: never blocks, checks no hangup, so a
-        conversation hung up by an ICMP error still sends)."""
+        """A write to data: one message sent at once, in chunks of at
+        most 64 KiB (the write queue is a bypass queue: never blocks,
+        checks no hangup, so a conversation hung up by an ICMP error
+        still sends)."""
+        cdef Py_ssize_t n, off = 0, m
         if c is None:
             raise TypeError("no conversation")
-        return bypasswrite(self, c, data, 4)
+        mv = memoryview(data).cast("B")
+        n = len(mv)
+        while True:
+            m = n - off
+            if m > 64 * 1024:
+                m = 64 * 1024
+            self.kick(c, mv[off:off + m])
+            off += m
+            if off >= n:
+                break
+        return n
+
+
+cdef class Icmp(IcmpBase):
+    """ICMP (IP protocol 1): /net/icmp."""
+
+    def __init__(self, Fs f, int nc=128):
+        IcmpBase.__init__(self, f, "icmp", IP_ICMPPROTO, nc, statnames)
+
+    cpdef str pstats(self):
+        cdef int i
+        out = ["%s: %d\n" % (statnames[i], self.stats_[i]) for i in range(6)]
+        for i in range(Maxtype + 1):
+            out.append("%s: %d %d\n" % (icmpnames[i] if icmpnames[i] is not None else str(i),
+                                        self.in_[i], self.out_[i]))
+        return "".join(out)
+
+    # -- conversations: IcmpBase's --
+
+    cdef int kick(self, Conv c, object m) except -1:
+        return icmpkick(self, c, m)
 
     # -- sending errors --
 
@@ -362,19 +361,14 @@ cdef class Icmp(Proto):
         cdef bytes b = bytes(pkt)
         cdef Py_ssize_t osz = len(b), sz
         cdef unsigned char *q
-        ip = self.f.ip
+        cdef IpLayer ip = self.f.ip
         if osz < ICMP_IPSIZE:
             return 0
         src = V4PFX + b[12:16]
         dst = V4PFX + b[16:20]
         if not self.ip4reply(dst) or not self.ip4reply(src):
             return 0
-        if isinstance(ip, Ip) and isinstance(ifc, Ifc):
-            ia = (<Ip>ip).ipv4local(ifc, src)
-        else:
-            ia = ip.findlocalip(src)
-            if ia[:12] != V4PFX:
-                ia = None
+        ia = ip.ipv4local(ifc, src)
         if ia is None:
             return 0
         if self.f.log.mask & Logicmp:
@@ -402,13 +396,13 @@ cdef class Icmp(Proto):
         cdef int t
         if 0xe0 <= a16[12] < 0xf0:
             return 0
-        t = selftype(self.f.ip, a16)
+        t = self.f.ip.ipforme(a16)
         return t == 0 or t == Runi
 
     cdef bint ip4me(self, bytes a16):
         if 0xe0 <= a16[12] < 0xf0:
             return 0
-        return selftype(self.f.ip, a16) == Runi
+        return self.f.ip.ipforme(a16) == Runi
 
     def icmpnonet(self, ifc, pkt):
         """Destination unreachable, net unreachable (code 0): sent by the
@@ -437,7 +431,7 @@ cdef class Icmp(Proto):
 
     # -- input --
 
-    cpdef int rcv(self, object pkt) except -1:
+    cpdef int rcv(self, object pkt, object ifc=None) except -1:
         """icmpiput: one ICMP datagram (20-byte IP header first)."""
         cdef bytes b = bytes(pkt)
         cdef const unsigned char *p = bp(b)
@@ -538,37 +532,16 @@ cdef class Icmp(Proto):
         """icmpadvise: an error about an ICMP message we sent hangs up the
         conversation it came from."""
         cdef bytes b = bytes(pkt)
-        cdef Conv s
-        cdef int recid
         if len(b) < ICMP_IPSIZE + ICMP_HDRSIZE:
             return
-        recid = nhgets(bp(b) + 24)
-        src = V4PFX + b[12:16]
-        dst = V4PFX + b[16:20]
-        for s in self.conv:
-            if s.inuse > 0 and s.lport == recid and s.localaddr == src and s.remoteaddr == dst:
-                if s.ignoreadvice:
-                    break
-                s.rq.hangup(msg)
-                s.wq.hangup(msg)
-                self.f.wake(s)
-                break
+        self.advisecall(nhgets(bp(b) + 24), V4PFX + b[12:16], V4PFX + b[16:20], msg)
 
 
-cdef class Icmp6(Proto):
+cdef class Icmp6(IcmpBase):
     """ICMPv6 (IP protocol 58): /net/icmpv6."""
 
     def __init__(self, Fs f, int nc=16):
-        Proto.__init__(self, f, "icmpv6", 58, nc)
-        memset(self.stats_, 0, sizeof(self.stats_))
-        memset(self.in_, 0, sizeof(self.in_))
-        memset(self.out_, 0, sizeof(self.out_))
-
-    def stat(self, str name):
-        return self.stats_[statnames6.index(name)]
-
-    def typecounts(self, int type):
-        return (self.in_[type], self.out_[type])
+        IcmpBase.__init__(self, f, "icmpv6", 58, nc, statnames6)
 
     cpdef str pstats(self):
         cdef int i
@@ -578,37 +551,11 @@ cdef class Icmp6(Proto):
                 out.append("%s: %d %d\n" % (icmpnames6[i], self.in_[i], self.out_[i]))
         return "".join(out)
 
-    # -- conversations (icmp.c's, plus "headers") --
+    # -- conversations: icmp.c's (IcmpBase), plus "headers" --
 
     cpdef pcreate(self, Conv c):
-        c.rq = Queue(64 * 1024)
-        c.rq.msg = True
-        c.wq = Queue(64 * 1024)
-        c.wq.msg = True
-        cb = self.f.wakeconv(c)
-        c.rq.wakecb = cb
-        c.wq.wakecb = cb
-        c.eq.wakecb = cb
+        IcmpBase.pcreate(self, c)
         c.ptcl = 0
-
-    cpdef object pconnect(self, Conv c, list argv):
-        e = self.stdconnect(c, argv)
-        if e is not None:
-            return e
-        self.connected(c, None)
-        return None
-
-    cpdef object pannounce(self, Conv c, list argv):
-        e = self.stdannounce(c, argv)
-        if e is not None:
-            return e
-        self.connected(c, None)
-        return None
-
-    cpdef str pstate(self, Conv c):
-        return "%s qin %d qout %d\n" % ("Datagram",
-                                        (<Queue>c.rq).qlen() if c.rq is not None else 0,
-                                        (<Queue>c.wq).qlen() if c.wq is not None else 0)
 
     cpdef object pctl(self, Conv c, list argv):
         if len(argv) == 1 and argv[0] == "headers":
@@ -618,25 +565,10 @@ cdef class Icmp6(Proto):
 
     cpdef pclose(self, Conv c):
         c.ptcl = 0
-        c.rq.close()
-        c.wq.close()
-        c.localaddr = IPnoaddr
-        c.remoteaddr = IPnoaddr
-        c.lport = 0
+        IcmpBase.pclose(self, c)
 
-    cpdef pkick(self, Conv c):
-        while (<Queue>c.wq).qlen() > 0:
-            m = c.wq.read(1 << 16)
-            if not m:
-                break
-            icmpkick6(self, c, m)
-
-    cpdef Py_ssize_t write(self, Conv c, object data) except -1:
-        """A write to data: one ICMPv6 message sent at once (bypass queue,
-        as icmp.c's)."""
-        if c is None:
-            raise TypeError("no conversation")
-        return bypasswrite(self, c, data, 6)
+    cdef int kick(self, Conv c, object m) except -1:
+        return icmpkick6(self, c, m)
 
     # -- sending errors --
 
@@ -645,18 +577,13 @@ cdef class Icmp6(Proto):
         cdef bytes b = bytes(pkt)
         cdef Py_ssize_t osz = len(b), sz
         cdef unsigned char *q
-        ip = self.f.ip
+        cdef IpLayer ip = self.f.ip
         if osz < 40:
             return 0
         if isv6mcast(bp(b) + 24) or isv6mcast(bp(b) + 8):
             return 0
         src = b[8:24]
-        if isinstance(ip, Ip) and isinstance(ifc, Ifc):
-            ia = (<Ip>ip).ipv6local(ifc, src)
-        else:
-            ia = ip.findlocalip(src)
-            if ia == IPnoaddr:
-                ia = None
+        ia = ip.ipv6local(ifc, src)
         if ia is None:
             return 0
         if self.f.log.mask & Logicmp:
@@ -787,8 +714,8 @@ cdef class Icmp6(Proto):
                     sz += 8 * osz
         return 1
 
-    cpdef int rcv(self, object pkt) except -1:
-        """icmpiput6."""
+    cpdef int rcv(self, object pkt, object ifc=None) except -1:
+        """icmpiput6: one ICMPv6 datagram received on ifc."""
         cdef bytes b = bytes(pkt)
         cdef const unsigned char *p = bp(b)
         cdef Py_ssize_t n = len(b)
@@ -802,7 +729,7 @@ cdef class Icmp6(Proto):
             return 0
         self.in_[type] += 1
         if type == EchoRequestV6:
-            r = self.mkechoreply6(b)
+            r = self.mkechoreply6(b, ifc)
             if r is not None:
                 # sic: icmp6.c counts the reply under EchoReply (0)
                 self.out_[EchoReply] += 1
@@ -810,26 +737,26 @@ cdef class Icmp6(Proto):
             return 0
         if type == UnreachableV6:
             msg = unreachcode6[code] if code < len(unreachcode6) else unreachcode6[7]
-            return self.advise6(b, msg)
+            return self.advise6(ifc, b, msg)
         if type == TimeExceedV6:
             if code == 0:
-                return self.advise6(b, "ttl exceeded at %s" % fmtip(b[8:24]))
+                return self.advise6(ifc, b, "ttl exceeded at %s" % fmtip(b[8:24]))
             if code == 1:
-                return self.advise6(b, "frag time exceeded at %s" % fmtip(b[8:24]))
-            self.goticmpkt6(b, 0)
+                return self.advise6(ifc, b, "frag time exceeded at %s" % fmtip(b[8:24]))
+            self.goticmpkt6(b, 0, ifc)
             return 0
         if type == PacketTooBigV6:
-            return self.advise6(b, "packet too big for %d mtu at %s" % (nhgetl(p + 44), fmtip(b[8:24])))
+            return self.advise6(ifc, b, "packet too big for %d mtu at %s" % (nhgetl(p + 44), fmtip(b[8:24])))
         if type == RouterAdvert or type == RouterSolicit:
-            self.goticmpkt6(b, type)
+            self.goticmpkt6(b, type, ifc)
             return 0
         if type == NbrSolicit or type == NbrAdvert:
             # no neighbour discovery: the TUN link is point to point
             return 0
-        self.goticmpkt6(b, 0)
+        self.goticmpkt6(b, 0, ifc)
         return 0
 
-    cdef int advise6(self, bytes b, str msg) except -1:
+    cdef int advise6(self, object ifc, bytes b, str msg) except -1:
         cdef bytes inner = b[IPICMPSZ:]
         cdef const unsigned char *p
         cdef Proto pr
@@ -855,22 +782,19 @@ cdef class Icmp6(Proto):
                         pr.name, fmtip(inner[8:24]), fmtip(inner[24:40]), msg))
                 pr.advise(inner, msg)
                 return 0
-        self.goticmpkt6(b, 0)
+        self.goticmpkt6(b, 0, ifc)
         return 0
 
-    cdef object mkechoreply6(self, bytes b):
+    cdef object mkechoreply6(self, bytes b, object ifc):
         cdef unsigned char *q
         cdef const unsigned char *p = bp(b)
-        ip = self.f.ip
         if isv6mcast(p + 8):
             return None
         addr = b[8:24]
         if not isv6mcast(p + 24):
             src = b[24:40]
         else:
-            src = None
-            if isinstance(ip, Ip) and isinstance((<Ip>ip).rcvifc, Ifc):
-                src = (<Ip>ip).ipv6local((<Ip>ip).rcvifc, addr)
+            src = self.f.ip.ipv6local(ifc, addr)
             if src is None:
                 return None
         r = bytearray(b)
@@ -881,7 +805,7 @@ cdef class Icmp6(Proto):
         set_cksum6(r)
         return r
 
-    cdef goticmpkt6(self, bytes b, int muxkey):
+    cdef goticmpkt6(self, bytes b, int muxkey, object ifc):
         cdef const unsigned char *p = bp(b)
         cdef int recid
         cdef Conv s
@@ -895,7 +819,7 @@ cdef class Icmp6(Proto):
         for s in self.conv:
             if s.inuse > 0 and s.lport == recid and (s.localaddr == dst or s.remoteaddr == addr):
                 # a conversation on a link-local address hears only its link
-                if islinklocal(s.laddr) and not localonifc(self.f.ip, s.localaddr):
+                if islinklocal(s.laddr) and not self.f.ip.iplocalonifc(ifc, s.localaddr):
                     continue
                 if (<Queue>s.rq).qlen() < (<Queue>s.rq).limit:
                     (<Queue>s.rq).qpass(p, len(b))
@@ -904,18 +828,6 @@ cdef class Icmp6(Proto):
     cpdef advise(self, object pkt, str msg):
         """icmpadvise6."""
         cdef bytes b = bytes(pkt)
-        cdef Conv s
-        cdef int recid
         if len(b) < IPICMPSZ:
             return
-        recid = nhgets(bp(b) + 44)
-        src = b[8:24]
-        dst = b[24:40]
-        for s in self.conv:
-            if s.inuse > 0 and s.lport == recid and s.localaddr == src and s.remoteaddr == dst:
-                if s.ignoreadvice:
-                    break
-                s.rq.hangup(msg)
-                s.wq.hangup(msg)
-                self.f.wake(s)
-                break
+        self.advisecall(nhgets(bp(b) + 44), b[8:24], b[24:40], msg)

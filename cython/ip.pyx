@@ -1,15 +1,13 @@
 # cython: language_level=3
-"""net9's IP layer: 9front's devip ip.c, ipv6.c, ipifc.c and iproute.c,
-sans I/O.
+"""net9's IP layer: 9front's devip ip.c and ipv6.c, sans I/O.
 
-Ip(fs) is the IpLayer of one stack (it sets fs.ip).  Interfaces are the
-conversations of the "ipifc" protocol (Ip.ipifc, devip's /net/ipifc):
-ifc = ip.addifc(medium) binds a medium (any object with name, maxtu,
-mintu, hsize and transmit(pkt)), ifc.add(addr, mask) adds an address with
-the routes and self-table entries devip derives from it.  The medium hands
-each received datagram to ip.input(ifc, pkt); the transport engines send
-through ip.ipoput(), which fills in the IP header in the engine's bytearray
-and calls medium.transmit(pkt) (fragmenting to the interface MTU).
+Ip(fs) is the IpLayer of one stack (it sets fs.ip).  It holds the
+interfaces and the self table (ipifc: Ip.ifcs, Ip.ipselftab, Ip.ipifc,
+devip's /net/ipifc) and the route table (iproute: Ip.rtab).  The medium
+hands each received datagram to ip.input(ifc, pkt) (ipiput4/ipiput6); the
+transport engines send through ip.ipoput() (ipoput4/ipoput6), which fills
+in the IP header in the engine's bytearray and calls medium.transmit(pkt)
+(fragmenting to the interface MTU).
 
 What devip does is the reference; where net9 differs the code says
 DEVIATION.  The main ones: datagrams for other hosts are counted in
@@ -31,71 +29,33 @@ super-packet from a medium with segmentation offload (Ip.input's gso, the
 segment size) goes out whole to a medium that segments or is cut into
 segments of that size here; forwarded fragments keep their MF bit when
 fragmented again.
-
-Media are bound at run time too: ctl "bind TYPE [DEV ...]" makes the medium
-with mediatypes[TYPE](ifc, argv) (the stack registers pkt, loopback and
-tun); bindhook/unbindhook tell the stack when one comes and goes.  Each
-interface's conversation has two packet queues (PktQueue): pq, what a pkt
-medium transmits (read from its data file), and sq, a copy of every
-datagram in and out while its snoop file is open.
-
-Routes live in a C array sorted most specific first (devip keeps a forest
-of range trees); the first match is devip's deepest match.  A one-entry
-cache makes the common case (one destination) a pair of memcmp.
 """
 
 from libc.string cimport memcpy, memcmp, memset, memmove
-from libc.stdlib cimport malloc, realloc, free
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytearray cimport PyByteArray_FromStringAndSize, PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
-from collections import deque
-
 from net9 import errors
 from net9.errors import Net9Error
-from net9.ipaux import parseip, fmtip, parsecmd
-from net9.ipaux import atoi as _atoi
+from net9.ipaux import fmtip
 from net9.conv cimport Conv, Proto, Fs, IpLayer
 from net9.csum cimport csum_partial, csum_fold
 from net9.netlog cimport Logip
-from net9.qio cimport Queue
 from net9.byteorder cimport nhgets, nhgetl, hnputs, hnputl, isv4c, v4tov6c
-
-# ---------------------------------------------------------------------------
-# constants
+from net9.iproute cimport Rt, Rv4, Rifc, Runi, Rbcast, Rmulti, Rtrans, bp, addr16, Routetab
+from net9.iproute cimport addroute as _addroute, delroute as _delroute, routewrite as _routewrite
+from net9.ipifc cimport SNOOPMAX, findlocalip, v4local, v6local, ipifcbind, ipifcaddmulti, ipifcremmulti
 
 cdef bytes IPnoaddr = b"\0" * 16
 cdef bytes V4PFX = b"\0" * 10 + b"\xff\xff"
-cdef bytes v4prefix = V4PFX + b"\0\0\0\0"
-cdef bytes IPallbits = b"\xff" * 16
-cdef bytes IPv4bcast = V4PFX + b"\xff\xff\xff\xff"
-cdef bytes IPv4allsys = V4PFX + b"\xe0\x00\x00\x01"
-cdef bytes v6loopback = b"\0" * 15 + b"\x01"
-cdef bytes v6allnodesN = b"\xff\x01" + b"\0" * 13 + b"\x01"
-cdef bytes v6allnodesNmask = b"\xff\xff" + b"\0" * 14
-cdef bytes v6allnodesL = b"\xff\x02" + b"\0" * 13 + b"\x01"
-cdef bytes v6allnodesLmask = b"\xff\xff" + b"\0" * 14
-cdef bytes v6solicitednode = b"\xff\x02" + b"\0" * 9 + b"\x01\xff\0\0\0"
-cdef bytes v6linklocal = b"\xfe\x80" + b"\0" * 14
-cdef bytes v6linklocalmask = b"\xff" * 8 + b"\0" * 8
-cdef bytes v6solicitednodemask = b"\xff" * 13 + b"\0" * 3
-cdef bytes v6multicastmask = b"\xff" + b"\0" * 15
-cdef bytes tifc = b"ifc "
 
 cdef enum:
-    MAXTTL = 255
-    DFLTTOS = 0
     V4 = 4
     V6 = 6
 
-# v6addrtype (ipifc.c)
-cdef enum:
-    unknownv6 = 0
-    unspecifiedv6
-    linklocalv6
-    ulav6
-    globalv6
+# the interface classes live in net9.ipifc; net9.ip keeps their names
+globals().update(PktQueue=PktQueue, Lifc=Lifc, Ifc=Ifc, IpifcProto=IpifcProto)
 
 statnames = [
     "Forwarding", "DefaultTTL", "InReceives", "InHdrErrors", "InAddrErrors",
@@ -104,121 +64,15 @@ statnames = [
     "ReasmOKs", "ReasmFails", "FragOKs", "FragFails", "FragCreates",
 ]
 
-# ipifc.c / iproute.c error texts (devip.md sections 10 and 11)
-Ebadarg = errors.Ebadarg
-Ebadip = errors.Ebadip
-Ebadctl = errors.Ebadctl
-Eshortctl = errors.Eshortctl
-Eunbound = "interface not bound"
-Ebound = "interface already bound"
-Eunsupported = "unsupported ctl"
-Enotonifc = "address not on this interface"
-Enoifc = "interface not found"
-Eunknowntype = "unknown interface type"
-Eperm = errors.Eperm
-
-QMAX = 192 * 1024 - 1             # ipifc.c: the conversation queues' limit
-SNOOPMAX = 1 << 20                # net9: a snoop queue's bytes (devip: QMAX)
 IP_TCPPROTO = 6
-
-# Text formats.  They are module variables, not literals at the point of
-# use: Cython 3.0's inlined %-formatting lets a "-" flag leak into later
-# fields ("%-4s %3s" % ("a", "0") gives "a    0  "), so it must not see
-# them as constants.
-_statusfmt = ("device %s maxtu %d sendra %d recvra %d mflag %d oflag %d"
-              " maxraint %d minraint %d linkmtu %d reachtime %d rxmitra %d ttl %d routerlt %d"
-              " pktin %d pktout %d errin %d errout %d speed %d delay %d\n")
-_statuslinefmt = "\t%-40s %-10s %-40s %-12d %-12d\n"
-_localfmt = "%-40.40s ->"
-_locallinkfmt = " %-40.40s"
-_selftabfmt = "%-44.44s %02d %4.4s\n"
-_routefmt = "%-15s %-4s %-15s %-4s %4.4s %3s %-15s %-4s\n"
-
-# classful masks (libip classmask.c)
-cdef list classmask = [
-    b"\xff" * 13 + b"\0\0\0",
-    b"\xff" * 13 + b"\0\0\0",
-    b"\xff" * 14 + b"\0\0",
-    b"\xff" * 15 + b"\0",
-]
 
 # ---------------------------------------------------------------------------
 # byte helpers
-
-
-cdef inline bint maskeq(const unsigned char *x, const unsigned char *a,
-                        const unsigned char *m) noexcept:
-    # (x & m) == a, a already masked
-    cdef int i
-    for i in range(16):
-        if (x[i] & m[i]) != a[i]:
-            return 0
-    return 1
-
-cdef inline bint iszero16(const unsigned char *a) noexcept:
-    cdef int i
-    for i in range(16):
-        if a[i]:
-            return 0
-    return 1
-
-cdef int popcount16(const unsigned char *m) noexcept:
-    cdef int i, n = 0
-    cdef unsigned char c
-    for i in range(16):
-        c = m[i]
-        while c:
-            n += c & 1
-            c >>= 1
-    return n
-
-cdef int comprefixlen(const unsigned char *a, const unsigned char *b, int n) noexcept:
-    # ipifc.c comprefixlen: leading bits in common
-    cdef int i, r
-    cdef unsigned int c
-    for i in range(n):
-        c = a[i] ^ b[i]
-        if c == 0:
-            continue
-        r = i << 3
-        while (c & 0x80) == 0:
-            r += 1
-            c <<= 1
-        return r
-    return n << 3
-
-cdef int masklen(const unsigned char *m, int n) noexcept:
-    # leading one bits of a mask (counting stops at the first zero bit)
-    cdef int i, r = 0
-    cdef unsigned int c
-    for i in range(n):
-        c = m[i]
-        if c == 0xff:
-            r += 8
-            continue
-        while c & 0x80:
-            r += 1
-            c = (c << 1) & 0xff
-        break
-    return r
-
-cdef int v6addrtype(const unsigned char *a) noexcept:
-    if isv4c(a) or iszero16(a):
-        return unknownv6
-    if ((a[0] == 0xfe and (a[1] & 0xc0) == 0x80)
-            or memcmp(a, <const char*>v6loopback, 16) == 0
-            or (a[0] == 0xff and (a[1] & 0x0f) <= 2)):
-        return linklocalv6
-    if (a[0] & 0xfe) == 0xfc:
-        return ulav6
-    return globalv6
 
 cdef inline unsigned short ipcsum(const unsigned char *p) noexcept:
     # ip.c ipcsum: checksum of the header whose length is in p[0]
     return csum_fold(csum_partial(p, (p[0] & 0xf) << 2, 0))
 
-cdef inline const unsigned char *bp(bytes b) noexcept:
-    return <const unsigned char*>PyBytes_AS_STRING(b)
 
 cdef void mssclamp(unsigned char *p, Py_ssize_t n, int hl, bint v4, int mtu) noexcept:
     # tcp.c tcpmssclamp: a forwarded SYN's MSS option lowered to what the
@@ -264,464 +118,6 @@ cdef void mssclamp(unsigned char *p, Py_ssize_t n, int hl, bint v4, int mtu) noe
         i += optlen
 
 
-# ---------------------------------------------------------------------------
-# addresses and masks from Python values
-
-def addr16(a):
-    """An address as 16 bytes: a string (parseip: "10.0.0.1", "fd00::1"),
-    16 bytes, or 4 bytes (made v4-mapped).  Net9Error(Ebadip) otherwise."""
-    if isinstance(a, (bytes, bytearray, memoryview)):
-        b = bytes(a)
-        if len(b) == 16:
-            return b
-        if len(b) == 4:
-            return V4PFX + b
-        raise Net9Error(Ebadip)
-    if isinstance(a, str):
-        return parseip(a)
-    raise Net9Error(Ebadip)
-
-
-def parseipmask(str s, bint v4):
-    """libip parseipmask: "/n" (n <= 32 for a v4 address means n+96) or a
-    mask in address form (a v4-form mask gets 12 leading 0xff bytes).
-    Returns the 16-byte mask; Net9Error(Ebadip) where parseipmask fails."""
-    cdef int i
-    if s.startswith("/"):
-        i = _atoi(s[1:])
-        if i < 0:
-            i = 0
-        if i <= 32 and v4:
-            i += 96
-        if i > 128:
-            i = 128
-        if i < 96 and v4:
-            raise Net9Error(Ebadip)
-        return prefixmask(i)
-    m = parseip(s)
-    if m[:12] == V4PFX:
-        return b"\xff" * 12 + m[12:]
-    if v4 and m[:12] != b"\xff" * 12:
-        raise Net9Error(Ebadip)
-    return m
-
-
-def prefixmask(int n):
-    """A 16-byte mask of n leading one bits."""
-    if n < 0:
-        n = 0
-    if n > 128:
-        n = 128
-    b = bytearray(16)
-    i = 0
-    while n >= 8:
-        b[i] = 0xff
-        i += 1
-        n -= 8
-    if n > 0:
-        b[i] = (0xff << (8 - n)) & 0xff
-    return bytes(b)
-
-
-def mask16(m, bytes ip):
-    """A mask for address ip: None (the default mask, libip defmask), an int
-    prefix length (for a v4 address, n <= 32 counts from bit 96), a string
-    as parseipmask, or 16 bytes."""
-    v4 = ip[:12] == V4PFX
-    if m is None:
-        return defmask(ip)
-    if isinstance(m, int):
-        if v4 and m <= 32:
-            m += 96
-        return prefixmask(m)
-    if isinstance(m, str):
-        return parseipmask(m, v4)
-    b = bytes(m)
-    if len(b) == 4:
-        return b"\xff" * 12 + b
-    if len(b) != 16:
-        raise Net9Error(Ebadip)
-    return b
-
-
-def defmask(bytes ip):
-    """libip defmask: classful for v4; for v6 the loopback, link-local,
-    solicited-node and multicast masks, else all ones."""
-    if ip[:12] == V4PFX:
-        return classmask[ip[12] >> 6]
-    if ip == v6loopback:
-        return IPallbits
-    if ip[:8] == v6linklocal[:8]:
-        return v6linklocalmask
-    if ip[:13] == v6solicitednode[:13]:
-        return v6solicitednodemask
-    if ip[:1] == b"\xff":
-        return v6multicastmask
-    return IPallbits
-
-
-def maskip(bytes a, bytes m):
-    return bytes([x & y for x, y in zip(a, m)])
-
-
-def fmtmask(m):
-    """eipfmt %M: "/n" for a prefix mask (n counts all 128 bits), else the
-    mask as an address."""
-    b = bytes(m)
-    i = 0
-    while i < 16 and b[i] == 0xff:
-        i += 1
-    n = 8 * i
-    if i < 16:
-        v = b[i]
-        bit = 0x80
-        while bit and (v & bit):
-            v &= ~bit
-            n += 1
-            bit >>= 1
-        if v != 0 or any(b[i + 1:]):
-            return fmtip(b)
-    return "/%d" % n
-
-
-def routetype(int type):
-    """iproute.c routetype: "4"/"6", "i", one of "u" "b" "m", "p", "y", "t"."""
-    s = "4" if type & Rv4 else "6"
-    if type & Rifc:
-        s += "i"
-    if type & Runi:
-        s += "u"
-    elif type & Rbcast:
-        s += "b"
-    elif type & Rmulti:
-        s += "m"
-    if type & Rptpt:
-        s += "p"
-    if type & Rproxy:
-        s += "y"
-    if type & Rtrans:
-        s += "t"
-    return s
-
-
-def parseroutetype(str s):
-    """iproute.c parseroutetype; -1 when malformed."""
-    cdef int type = 0
-    if not s:
-        return -1
-    if s[0] == "4":
-        type |= Rv4
-    elif s[0] != "6":
-        return -1
-    for ch in s[1:]:
-        if ch == "i":
-            type ^= Rifc
-            if (type & Rifc) != Rifc:
-                return -1
-        elif ch == "u":
-            type ^= Runi
-            if (type & (Runi | Rbcast | Rmulti)) != Runi:
-                return -1
-        elif ch == "b":
-            type ^= Rbcast
-            if (type & (Runi | Rbcast | Rmulti)) != Rbcast:
-                return -1
-        elif ch == "m":
-            type ^= Rmulti
-            if (type & (Runi | Rbcast | Rmulti)) != Rmulti:
-                return -1
-        elif ch == "p":
-            type ^= Rptpt
-            if (type & Rptpt) != Rptpt:
-                return -1
-        elif ch == "y":
-            type ^= Rproxy
-            if (type & Rproxy) != Rproxy:
-                return -1
-        elif ch == "t":
-            type ^= Rtrans
-            if (type & Rtrans) != Rtrans:
-                return -1
-        else:
-            return -1
-    return type
-
-
-cdef long _strtoul(str s):
-    # strtoul(s, 0, 0): decimal, 0x hex or 0 octal prefix
-    s = s.strip()
-    try:
-        if s[:2].lower() == "0x":
-            return int(s[2:], 16) if s[2:] else 0
-        if s[:1] == "0" and len(s) > 1:
-            return int(s[1:], 8)
-        j = 0
-        while j < len(s) and "0" <= s[j] <= "9":
-            j += 1
-        return int(s[:j]) if j else 0
-    except ValueError:
-        return 0
-
-
-# ---------------------------------------------------------------------------
-# interfaces
-
-cdef class PktQueue:
-    """A queue of datagrams as devip's qio keeps blocks for ipifc's rq
-    and sq: put() drops when limit bytes are queued or the queue is closed
-    (qpass), read(n) returns one datagram, the first n bytes of a longer
-    one (the rest is read next), None when a reader must wait (rwait set:
-    the next put calls wakecb), b"" at end of file (three times after
-    close(), then Net9Error).  .passed and .drops count datagrams queued
-    and lost."""
-
-    def __cinit__(self, Py_ssize_t limit=QMAX):
-        self.q = deque()
-        self.limit = limit
-        self.qlen = 0
-
-    def __len__(self):
-        return self.qlen
-
-    def __repr__(self):
-        return "<PktQueue %d datagrams %d bytes%s drops %d>" % (
-            len(self.q), self.qlen, " closed" if self.closed else "", self.drops)
-
-    def packets(self):
-        return len(self.q)
-
-    cpdef int put(self, object pkt) except -1:
-        cdef bytes b
-        if self.closed:
-            return 0
-        if self.qlen >= self.limit:
-            self.drops += 1
-            return 0
-        b = bytes(pkt)
-        self.q.append(b)
-        self.qlen += len(b)
-        self.passed += 1
-        if self.rwait:
-            self.rwait = 0
-            if self.wakecb is not None:
-                self.wakecb()
-        return 1
-
-    cpdef object read(self, Py_ssize_t n):
-        cdef bytes b
-        if self.q:
-            b = self.q.popleft()
-            if n < 0:
-                n = 0
-            if len(b) > n:
-                self.q.appendleft(b[n:])
-                b = b[:n]
-            self.qlen -= len(b)
-            return b
-        if self.closed:
-            self.eof += 1
-            if self.eof <= 3:
-                return b""
-            raise Net9Error(errors.Ehungup)
-        self.rwait = 1
-        return None
-
-    cpdef close(self):
-        self.q.clear()
-        self.qlen = 0
-        self.closed = 1
-        if self.rwait:
-            self.rwait = 0
-            if self.wakecb is not None:
-                self.wakecb()
-
-    cpdef reopen(self):
-        self.q.clear()
-        self.qlen = 0
-        self.closed = 0
-        self.eof = 0
-
-    cpdef flush(self):
-        self.q.clear()
-        self.qlen = 0
-
-
-cdef class Lifc:
-    """One address of an interface (ipifc.c Iplifc)."""
-
-    def __cinit__(self):
-        self.links = []
-        self.onlink = 1
-        self.autoflag = 1
-        self.validlt = 0xffffffff
-        self.preflt = 0xffffffff
-
-    property local:
-        def __get__(self):
-            return PyBytes_FromStringAndSize(<char*>self.local_, 16)
-
-    property mask:
-        def __get__(self):
-            return PyBytes_FromStringAndSize(<char*>self.mask_, 16)
-
-    property remote:
-        def __get__(self):
-            return PyBytes_FromStringAndSize(<char*>self.remote_, 16)
-
-    property net:
-        def __get__(self):
-            return PyBytes_FromStringAndSize(<char*>self.net_, 16)
-
-    def __repr__(self):
-        return "<Lifc %s %s %s>" % (fmtip(self.local), fmtmask(self.mask), fmtip(self.remote))
-
-
-cdef class _Ipself:
-    # a self-table entry (ipifc.c Ipself) and its links: [lifc, ref], newest first
-    cdef public bytes a
-    cdef public int type
-    cdef public list links
-
-    def __cinit__(self):
-        self.links = []
-
-
-cdef class Ifc:
-    """An interface (ipifc.c Ipifc): the conversation /net/ipifc/<x>, a
-    medium and its addresses.  Made by Ip.addifc (or a "bind" ctl)."""
-
-    def __cinit__(self):
-        self.lifcs = []
-        self.dev = ""
-        self.delay = 40
-        self.rp = _defaultrp()
-        self.pq = PktQueue(QMAX)
-        self.sq = PktQueue(SNOOPMAX)
-        self.pq.closed = 1
-        self.sq.closed = 1
-
-    # -- the Python API --
-
-    def add(self, addr, mask=None, remote=None, mtu=None, tentative=False, proxy=False, trans=False):
-        """ipifc "add": addr with mask (a prefix length: 24 for a v4 /24 or
-        120; a mask string "/24", "255.255.255.0"; 16 bytes; None for the
-        default mask), remote (default addr & mask; a mask of all ones
-        makes the interface point-to-point) and mtu.  Adds the routes
-        (tag "ifc ") and ipselftab entries devip derives.  Raises Net9Error."""
-        ip = addr16(addr)
-        m = mask16(mask, ip)
-        if remote is None:
-            rem = maskip(ip, m)
-        else:
-            rem = addr16(remote)
-        e = self.ip.ipifcadd(self, ip, m, rem, int(mtu or 0),
-                             (Rproxy if proxy else 0) | (Rtrans if trans else 0), tentative)
-        if e is not None:
-            raise Net9Error(e)
-
-    def remove(self, addr, mask=None, remote=None):
-        """ipifc "remove": the address with that mask (and remote)."""
-        ip = addr16(addr)
-        m = mask16(mask, ip)
-        rem = maskip(ip, m) if remote is None else addr16(remote)
-        e = self.ip.ipifcdel(self, ip, m, rem)
-        if e is not None:
-            raise Net9Error(e)
-
-    def ctl(self, msg):
-        """One write to /net/ipifc/<x>/ctl (conversation commands included)."""
-        return self.ip.ipifc.ctl(self.conv, msg)
-
-    def input(self, pkt):
-        """A datagram received on this interface: Ip.input(self, pkt)."""
-        return self.ip.input(self, pkt)
-
-    def unbind(self):
-        e = self.ip.ipifcunbind(self)
-        if e is not None:
-            raise Net9Error(e)
-
-    property mtu:
-        """maxtu; set within the medium's mintu..maxtu (ipifcsetmtu)."""
-        def __get__(self):
-            return self.maxtu
-
-        def __set__(self, int mtu):
-            e = self.setmtu(mtu)
-            if e is not None:
-                raise Net9Error(e)
-
-    property bound:
-        def __get__(self):
-            return self.medium is not None
-
-    def addresses(self):
-        """[(local, mask, remote)] as strings, in the order added."""
-        cdef Lifc l
-        return [(fmtip(l.local), fmtmask(l.mask), fmtip(l.remote)) for l in self.lifcs]
-
-    def setmtu(self, int mtu):
-        if self.medium is None:
-            return Ebadarg
-        if mtu < getattr(self.medium, "mintu", 0) or mtu > getattr(self.medium, "maxtu", 0):
-            return Ebadarg
-        # beyond devip: a medium with a far end that has an MTU of its own
-        # (a TUN: Linux's side of the link) follows
-        fn = getattr(self.medium, "setlinkmtu", None)
-        if fn is not None:
-            try:
-                fn(mtu)
-            except (OSError, ValueError):
-                return Ebadarg
-        self.maxtu = mtu
-        return None
-
-    property snoopdrops:
-        """Datagrams lost to snoop readers that did not keep up."""
-        def __get__(self):
-            return self.sq.drops
-
-    # -- texts --
-
-    def statustext(self):
-        """ipifcstate: the status file."""
-        cdef Lifc l
-        rp = self.rp
-        s = _statusfmt % (
-            self.dev, self.maxtu, self.sendra6, self.recvra6,
-            rp["mflag"], rp["oflag"], rp["maxraint"], rp["minraint"], rp["linkmtu"],
-            rp["reachtime"], rp["rxmitra"], rp["ttl"], rp["routerlt"],
-            self.pktin & 0xffffffff, self.pktout & 0xffffffff,
-            self.errin & 0xffffffff, self.errout & 0xffffffff, self.speed, self.delay)
-        out = [s]
-        for l in self.lifcs:
-            out.append(_statuslinefmt % (
-                fmtip(l.local), fmtmask(l.mask), fmtip(l.remote), l.validlt, l.preflt))
-        if not self.lifcs:
-            out.append("\n")
-        return "".join(out)
-
-    def localtext(self):
-        """ipifclocal: the local file."""
-        cdef Lifc l
-        out = []
-        for l in self.lifcs:
-            out.append(_localfmt % fmtip(l.local))
-            for a in l.links:
-                out.append(_locallinkfmt % fmtip(a))
-            out.append("\n")
-        return "".join(out)
-
-    def __repr__(self):
-        return "<Ifc %d %s maxtu %d %s>" % (self.x, self.dev, self.maxtu, self.addresses())
-
-
-cdef dict _defaultrp():
-    # ipv6.c ip_init_6 defaults
-    return {"mflag": 0, "oflag": 0, "maxraint": 600000, "minraint": 200000,
-            "linkmtu": 0, "reachtime": 0, "rxmitra": 0, "ttl": MAXTTL,
-            "routerlt": (3 * 600000) // 1000}
-
 
 cdef class Reasm:
     """A reassembly in progress: frags is [foff, data, mf, hdr] sorted by
@@ -735,157 +131,10 @@ cdef class Reasm:
 
 
 # ---------------------------------------------------------------------------
-# /net/ipifc
-
-cdef class IpifcProto(Proto):
-    """devip's ipifc protocol: one conversation per interface; its stats
-    are the IP layer's.  Its timers are the IP layer's (reassembly).  The
-    data file moves a pkt medium's datagrams (pq out, writes in); snoop
-    (snoopopen/snoopread/snoopclose) reads the interface's sq."""
-
-    def __init__(self, Fs f, Ip ip):
-        Proto.__init__(self, f, "ipifc", -1, Maxmedia)
-        self.ip = ip
-
-    cpdef pcreate(self, Conv c):
-        cdef Ifc ifc
-        c.rq = Queue(QMAX)
-        c.wq = Queue(QMAX)
-        cb = self.f.wakeconv(c)
-        c.rq.wakecb = cb
-        c.wq.wakecb = cb
-        c.eq.wakecb = cb
-        ifc = Ifc()
-        ifc.ip = self.ip
-        ifc.conv = c
-        ifc.x = c.x
-        ifc.pq.wakecb = cb
-        ifc.sq.wakecb = cb
-        ifc.sq.limit = self.ip.snoopmax
-        c.ptcl = ifc
-
-    cpdef Conv clone(self, str owner):
-        # Fsprotoclone reopens the conversation's queues: the packet queue
-        # of an interface a previous unbind closed is open again
-        cdef Conv c = Proto.clone(self, owner)
-        cdef Ifc ifc = <Ifc>c.ptcl
-        if ifc.medium is None:
-            ifc.pq.reopen()
-        return c
-
-    cpdef bint pinuse(self, Conv c):
-        return (<Ifc>c.ptcl).medium is not None
-
-    cpdef str pstate(self, Conv c):
-        return (<Ifc>c.ptcl).statustext()
-
-    cpdef str pstats(self):
-        return self.ip.statstext()
-
-    cpdef object pctl(self, Conv c, list argv):
-        return self.ip.ipifcctl(<Ifc>c.ptcl, argv)
-
-    cpdef object pconnect(self, Conv c, list argv):
-        # ipifcconnect: remove all addresses, then add this one
-        cdef Ifc ifc = <Ifc>c.ptcl
-        while ifc.lifcs:
-            self.ip.ipifcdellifc(ifc, ifc.lifcs[0])
-        e = self.ip.ipifcaddargv(ifc, argv, 0)
-        if e is not None:
-            return e
-        self.connected(c, None)
-        return None
-
-    cpdef pclose(self, Conv c):
-        cdef Ifc ifc = <Ifc>c.ptcl
-        if ifc.medium is not None and ifc.unbindonclose:
-            self.ip.ipifcunbind(ifc)
-
-    cpdef object ctl(self, Conv c, object msg, str user=None):
-        # "bind" is ipifcbind here, not the generic address bind
-        if isinstance(msg, (bytes, bytearray, memoryview)):
-            msg = bytes(msg).decode("utf-8", "replace")
-        f = parsecmd(msg)
-        if f and f[0] == "bind":
-            # DEVIATION: binding a medium is eve's (devip lets any user
-            # who holds an interface's ctl bind it; here remote clients
-            # and other users share the stack)
-            if user is not None and (user != self.f.eve or user == "none"):
-                raise Net9Error(Eperm)
-            e = self.ip.ipifcbindargv(<Ifc>c.ptcl, f)
-            if e is not None:
-                raise Net9Error(e)
-            return None
-        return Proto.ctl(self, c, msg, user)
-
-    cpdef object read(self, Conv c, Py_ssize_t n):
-        """A read of data: one datagram the interface's pkt medium sent
-        (pktbwrite's rq); nothing comes on other media."""
-        if c is None:
-            raise TypeError("no conversation")
-        return (<Ifc>c.ptcl).pq.read(n)
-
-    cpdef Py_ssize_t write(self, Conv c, object data) except -1:
-        """A write of data: one datagram received on the interface
-        (ipifckick -> the medium's pktin); dropped on media without one."""
-        cdef Ifc ifc
-        if c is None:
-            raise TypeError("no conversation")
-        if c.wq.ishungup():
-            raise Net9Error(c.wq.getreason())
-        ifc = <Ifc>c.ptcl
-        fn = getattr(ifc.medium, "pktin", None) if ifc.medium is not None else None
-        if fn is not None:
-            fn(data)
-        return len(data)
-
-    def snoopopen(self, Conv c):
-        """An open of snoop: copies are queued while one is open."""
-        (<Ifc>c.ptcl).snoopers += 1
-
-    def snoopclose(self, Conv c):
-        cdef Ifc ifc = <Ifc>c.ptcl
-        ifc.snoopers -= 1
-        if ifc.snoopers <= 0:
-            ifc.snoopers = 0
-            ifc.sq.flush()
-
-    def snoopread(self, Conv c, Py_ssize_t n):
-        """A read of snoop: one datagram (as PktQueue.read)."""
-        return (<Ifc>c.ptcl).sq.read(n)
-
-    cpdef padvance(self):
-        self.ip.fragexpire()
-
-    cpdef object pnextdeadline(self):
-        cdef Reasm r
-        for r in self.ip.reasms.values():
-            return r.deadline
-        return None
-
-
-# ---------------------------------------------------------------------------
 # the IP layer
 
 cdef class Ip(IpLayer):
     """The IP layer of one stack (see the module documentation)."""
-
-    def __cinit__(self):
-        self.rt = NULL
-        self.nrt = 0
-        self.art = 0
-        self.selfa = NULL
-        self.selftype = NULL
-        self.nself = 0
-        self.rc_idx = -1
-
-    def __dealloc__(self):
-        if self.rt != NULL:
-            free(self.rt)
-        if self.selfa != NULL:
-            free(self.selfa)
-        if self.selftype != NULL:
-            free(self.selftype)
 
     def __init__(self, Fs f, int maxreasm=64, Py_ssize_t maxreasmbytes=1 << 20,
                  unsigned int fragtimeout=Fragtimeout):
@@ -900,15 +149,14 @@ cdef class Ip(IpLayer):
         self.iprouting = 0
         self.id4 = 0
         self.id6 = 0
-        self.selfs = {}
-        self.selfhash = [[] for _ in range(NHASH)]
+        self.rtab = Routetab()
+        self.ipselftab = Ipselftab()
         self.reasms = {}
         self.reasmbytes = 0
         self.maxreasm = maxreasm
         self.maxreasmbytes = maxreasmbytes
         self.fragtimeout = fragtimeout
         self.mediatypes = {}
-        self.rcvifc = None
         self.bindhook = None
         self.unbindhook = None
         self.snoopmax = SNOOPMAX
@@ -944,7 +192,7 @@ cdef class Ip(IpLayer):
         Returns the Ifc."""
         cdef Conv c = self.ipifc.clone(self.f.eve)
         cdef Ifc ifc = <Ifc>c.ptcl
-        e = self.ipifcbind(ifc, medium, name)
+        e = ipifcbind(self, ifc, medium, name)
         # the clone's reference was the "open ctl"; the binding holds its own
         c.inuse -= 1
         if e is not None:
@@ -958,868 +206,90 @@ cdef class Ip(IpLayer):
             return self.ifcs[x]
         return None
 
-    def ipifcbind(self, Ifc ifc, medium, name=None):
-        """ipifcbind for a medium object."""
-        if ifc.medium is not None:
-            return Ebound
-        if name is None:
-            name = getattr(medium, "name", None) or "ifc%d" % ifc.x
-        ifc.dev = str(name)
-        ifc.maxtu = int(getattr(medium, "maxtu"))
-        ifc.mintu = int(getattr(medium, "mintu", 0))
-        ifc.hsize = int(getattr(medium, "hsize", 0))
-        ifc.delay = 40
-        ifc.speed = 0
-        ifc.rp = _defaultrp()
-        ifc.unbindonclose = bool(getattr(medium, "unbindonclose", False))
-        ifc.transmit = medium.transmit
-        ifc.gso = int(getattr(medium, "gso", 0) or 0)
-        ifc.transmitgso = getattr(medium, "transmit_gso", None) if ifc.gso > 0 else None
-        if ifc.transmitgso is None:
-            ifc.gso = 0
-        ifc.medium = medium
-        if not ifc.unbindonclose:
-            ifc.conv.inuse += 1
-        self.flushrouteifc(ifc)
-        ifc.conv.rq.reopen()
-        ifc.conv.eq.reopen()
-        ifc.pq.reopen()
-        ifc.sq.reopen()
-        self.ifcs[ifc.x] = ifc
-        if self.bindhook is not None:
-            self.bindhook(ifc, medium)
-        return None
-
-    def ipifcbindargv(self, Ifc ifc, list argv):
-        """ctl "bind type [dev]": the medium comes from
-        mediatypes[type](ifc, argv) (the media register there)."""
-        if len(argv) < 2:
-            return Ebadarg
-        fn = self.mediatypes.get(argv[1])
-        if fn is None:
-            return Eunknowntype
-        if ifc.medium is not None:
-            return Ebound
-        try:
-            medium = fn(ifc, argv)
-        except Net9Error as e:
-            return str(e)
-        return self.ipifcbind(ifc, medium, argv[2] if len(argv) > 2 else
-                              "%s%d" % (argv[1], ifc.x))
-
-    def ipifcunbind(self, Ifc ifc):
-        """ipifcunbindmedium: drop the addresses, the routes, the medium."""
-        if ifc.medium is None:
-            return Eunbound
-        while ifc.lifcs:
-            self.ipifcdellifc(ifc, ifc.lifcs[0])
-        ifc.dev = ""
-        ifc.reflect = 0
-        ifc.reassemble = 0
-        ifc.conv.rq.close()
-        ifc.conv.wq.close()
-        ifc.pq.close()
-        ifc.sq.close()
-        self.flushrouteifc(ifc)
-        if not ifc.unbindonclose:
-            ifc.conv.inuse -= 1
-        medium = ifc.medium
-        ifc.medium = None
-        ifc.transmit = None
-        ifc.transmitgso = None
-        ifc.gso = 0
-        self.ifcs[ifc.x] = None
-        ifc.conv.p.maybefree(ifc.conv)
-        if self.unbindhook is not None:
-            self.unbindhook(ifc, medium)
-        return None
-
-    def ipifcctl(self, Ifc ifc, list argv):
-        """ipifc.c ipifcctl: an error string or None."""
-        verb = argv[0]
-        n = len(argv)
-        if verb == "iprouting":
-            self.setiprouting(_atoi(argv[1]) if n > 1 else 1)
-            return None
-        if verb == "add":
-            return self.ipifcaddargv(ifc, argv, 0)
-        if verb == "try":
-            return self.ipifcaddargv(ifc, argv, 1)
-        if verb == "del" or verb == "remove":
-            return self.ipifcdelargv(ifc, argv)
-        if verb == "unbind":
-            return self.ipifcunbind(ifc)
-        if verb in ("add6", "del6", "remove6"):
-            # DEVIATION: no router advertisements or SLAAC on a TUN link
-            return Eunsupported
-        if ifc.medium is None:
-            return Eunbound
-        if verb == "mtu":
-            return ifc.setmtu(_strtoul(argv[1]) if n > 1 else 0)
-        if verb == "speed":
-            ifc.speed = max(0, _atoi(argv[1]) if n > 1 else 0)
-            return None
-        if verb == "delay":
-            ifc.delay = min(1000, max(0, _atoi(argv[1]) if n > 1 else 0))
-            return None
-        if verb == "reflect":
-            ifc.reflect = _atoi(argv[1]) if n > 1 else 1
-            return None
-        if verb == "reassemble":
-            ifc.reassemble = _atoi(argv[1]) if n > 1 else 1
-            return None
-        if verb == "ra6":
-            return self.ipifcra6(ifc, argv)
-        return Eunsupported
-
-    def ipifcra6(self, Ifc ifc, list argv):
-        args = argv[1:]
-        if len(args) % 2:
-            return Ebadarg
-        rp = dict(ifc.rp)
-        sendra = ifc.sendra6
-        recvra = ifc.recvra6
-        for i in range(0, len(args), 2):
-            k, v = args[i], _atoi(args[i + 1])
-            if k == "recvra":
-                recvra = int(v != 0)
-            elif k == "sendra":
-                sendra = int(v != 0)
-            elif k in ("mflag", "oflag"):
-                rp[k] = int(v != 0)
-            elif k in ("maxraint", "minraint", "linkmtu", "reachtime", "rxmitra", "ttl", "routerlt"):
-                rp[k] = v
-            else:
-                return Ebadarg
-        if rp["maxraint"] < rp["minraint"]:
-            return Ebadarg
-        ifc.rp = rp
-        ifc.sendra6 = sendra
-        ifc.recvra6 = recvra
-        return None
-
-    def ipifcaddargv(self, Ifc ifc, list argv, int tentative):
-        """ipifcadd from ctl fields: add ip [mask [remote [mtu [proxy|trans]]]]."""
-        cdef int type = 0, mtu = 0
-        n = len(argv)
-        try:
-            if n == 6 or n == 5 or n == 4:
-                if n == 6:
-                    if "proxy" in argv[5]:
-                        type |= Rproxy
-                    if "trans" in argv[5]:
-                        type |= Rtrans
-                if n >= 5:
-                    mtu = _strtoul(argv[4])
-                ip = parseip(argv[1])
-                m = parseipmask(argv[2], ip[:12] == V4PFX)
-                rem = parseip(argv[3])
-            elif n == 3:
-                ip = parseip(argv[1])
-                m = parseipmask(argv[2], ip[:12] == V4PFX)
-                rem = maskip(ip, m)
-            elif n == 2:
-                ip = parseip(argv[1])
-                m = defmask(ip)
-                rem = maskip(ip, m)
-            else:
-                return Ebadarg
-        except Net9Error:
-            return Ebadip
-        return self.ipifcadd(ifc, ip, m, rem, mtu, type, tentative)
-
-    def ipifcdelargv(self, Ifc ifc, list argv):
-        n = len(argv)
-        if n < 3:
-            return Ebadarg
-        try:
-            ip = parseip(argv[1])
-            m = parseipmask(argv[2], ip[:12] == V4PFX)
-            rem = maskip(ip, m) if n < 4 else parseip(argv[3])
-        except Net9Error:
-            return Ebadip
-        return self.ipifcdel(ifc, ip, m, rem)
-
-    def ipifcadd(self, Ifc ifc, bytes ip, bytes mask, bytes rem, int mtu, int type, bint tentative):
-        """ipifc.c ipifcadd with parsed arguments; an error string or None."""
-        cdef Lifc lifc
-        type |= Rifc
-        net = maskip(rem, mask)
-        # point to point: a mask of all ones (except the v6 loopback)
-        if ip != v6loopback and mask == IPallbits:
-            type |= Rptpt
-        if ip[:12] == V4PFX or ip == IPnoaddr:
-            type |= Rv4
-            tentative = 0
-        if ifc.medium is None:
-            return Eunbound
-        if mtu > 0:
-            ifc.setmtu(mtu)
-        # ignore if this is already a local address for this ifc
-        for lifc in ifc.lifcs:
-            if lifc.local == ip:
-                if lifc.tentative != tentative:
-                    lifc.tentative = tentative
-                return None
-        lifc = Lifc()
-        memcpy(lifc.local_, bp(ip), 16)
-        memcpy(lifc.mask_, bp(mask), 16)
-        memcpy(lifc.remote_, bp(rem), 16)
-        memcpy(lifc.net_, bp(net), 16)
-        lifc.type = type
-        lifc.tentative = tentative
-        lifc.origint = self.f.now // 1000
-        ifc.lifcs.append(lifc)
-
-        # routes for this logical interface
-        if lifc.onlink:
-            self.addroute_(rem, mask, ip, IPallbits, rem, type & ~Rtrans, ifc, tifc)
-            if v6addrtype(bp(ip)) != linklocalv6:
-                self.addroute_(rem, mask, ip, IPnoaddr, rem, type, ifc, tifc)
-
-        self.addselfcache(ifc, lifc, ip, Runi)
-
-        if type & Rptpt:
-            return None
-
-        if type & Rv4:
-            # subnet directed broadcast and network addresses
-            self.addselfcache(ifc, lifc, bytes([(a & m) | (~m & 0xff) for a, m in zip(ip, mask)]), Rbcast)
-            self.addselfcache(ifc, lifc, maskip(ip, mask), Rbcast)
-            # network directed (classful) broadcast and network addresses
-            dm = defmask(ip)
-            self.addselfcache(ifc, lifc, bytes([(a & m) | (~m & 0xff) for a, m in zip(ip, dm)]), Rbcast)
-            self.addselfcache(ifc, lifc, maskip(ip, dm), Rbcast)
-            self.addselfcache(ifc, lifc, IPv4bcast, Rbcast)
-            # all systems multicast
-            self.addselfcache(ifc, lifc, IPv4allsys, Rmulti)
-        else:
-            if ip == v6loopback:
-                self.addselfcache(ifc, lifc, v6allnodesN, Rmulti)
-                self.addroute_(v6allnodesN, v6allnodesNmask, ip, IPallbits,
-                               v6allnodesN, Rmulti, ifc, tifc)
-            self.addselfcache(ifc, lifc, v6allnodesL, Rmulti)
-            self.addroute_(v6allnodesL, v6allnodesLmask, ip, IPallbits,
-                           v6allnodesL, Rmulti, ifc, tifc)
-            # solicited-node multicast
-            self.addselfcache(ifc, lifc, v6solicitednode[:13] + ip[13:], Rmulti)
-        return None
-
-    def ipifcdellifc(self, Ifc ifc, Lifc lifc):
-        """ipifc.c ipifcdellifc."""
-        if lifc not in ifc.lifcs:
-            return Enotonifc
-        ifc.lifcs.remove(lifc)
-        ip = lifc.local
-        while lifc.links:
-            self.delselfcache(ifc, lifc, lifc.links[0])
-        if lifc.onlink:
-            self.delroute_(lifc.remote, lifc.mask, ip, IPallbits, lifc.remote,
-                           lifc.type & ~Rtrans, ifc, tifc)
-            if v6addrtype(lifc.local_) != linklocalv6:
-                self.delroute_(lifc.remote, lifc.mask, ip, IPnoaddr, lifc.remote,
-                               lifc.type, ifc, tifc)
-        if lifc.type & Rptpt:
-            return None
-        if (lifc.type & Rv4) == 0:
-            if ip == v6loopback:
-                self.delroute_(v6allnodesN, v6allnodesNmask, ip, IPallbits,
-                               v6allnodesN, Rmulti, ifc, tifc)
-            self.delroute_(v6allnodesL, v6allnodesLmask, ip, IPallbits,
-                           v6allnodesL, Rmulti, ifc, tifc)
-        return None
-
-    def ipifcdel(self, Ifc ifc, bytes ip, bytes mask, bytes rem):
-        """ipifc.c ipifcdel: the address must match local, mask and remote."""
-        cdef Lifc lifc
-        for lifc in ifc.lifcs:
-            if lifc.local == ip and lifc.mask == mask and lifc.remote == rem:
-                return self.ipifcdellifc(ifc, lifc)
-        return Enotonifc
-
     # ------------------------------------------------------------------
     # the self table (ipselftab)
-
-    def addselfcache(self, Ifc ifc, Lifc lifc, bytes a, int type):
-        cdef _Ipself p
-        if type == Runi:
-            type |= lifc.type & Rproxy
-        type |= lifc.type & Rv4
-        p = self.selfs.get(a)
-        if p is None:
-            p = _Ipself()
-            p.a = a
-            p.type = type
-            self.selfs[a] = p
-            self.selfhash[((a[14] << 8) | a[15]) % NHASH].insert(0, p)
-            if a == v4prefix or a == IPnoaddr:
-                self.acceptall = 1
-            self.selfsync()
-        for link in p.links:
-            if link[0] is lifc:
-                link[1] += 1
-                return
-        p.links.insert(0, [lifc, 1])
-        lifc.links.insert(0, a)
-        smask = IPallbits if ((type & (Rbcast | Rmulti)) or v6addrtype(bp(a)) == linklocalv6) else IPnoaddr
-        self.addroute_(a, IPallbits, lifc.local, smask, a, type, ifc, tifc)
-
-    def delselfcache(self, Ifc ifc, Lifc lifc, bytes a):
-        cdef _Ipself p = self.selfs.get(a)
-        if p is None:
-            if a in lifc.links:
-                lifc.links.remove(a)
-            return
-        for link in p.links:
-            if link[0] is lifc:
-                break
-        else:
-            if a in lifc.links:
-                lifc.links.remove(a)
-            return
-        link[1] -= 1
-        if link[1] != 0:
-            return
-        smask = IPallbits if ((p.type & (Rbcast | Rmulti)) or v6addrtype(bp(a)) == linklocalv6) else IPnoaddr
-        self.delroute_(a, IPallbits, lifc.local, smask, a, p.type, ifc, tifc)
-        p.links.remove(link)
-        lifc.links.remove(a)
-        if p.links:
-            return
-        if a == v4prefix or a == IPnoaddr:
-            self.acceptall = 0
-        del self.selfs[a]
-        self.selfhash[((a[14] << 8) | a[15]) % NHASH].remove(p)
-        self.selfsync()
 
     def addmulti(self, ma, ia):
         """ipifc.c ipifcaddmulti's part in the self table: the multicast
         group ma becomes a self address (Rmulti) of the interface that has
         the address ia (joins are counted; remmulti undoes one).  Returns
         False when no interface has ia."""
-        cdef Lifc lifc
-        m = addr16(ma)
-        a = addr16(ia)
-        if (m[:12] == V4PFX) != (a[:12] == V4PFX):
-            raise Net9Error(errors.Eincompatmulti)
-        ifc = self.findipifc(a, m, Rmulti)
-        if ifc is None:
-            return False
-        for lifc in (<Ifc>ifc).lifcs:
-            if lifc.local == a:
-                self.addselfcache(ifc, lifc, m, Rmulti)
-                return True
-        return False
+        return ipifcaddmulti(self, ma, ia)
 
     def remmulti(self, ma, ia):
         """ipifc.c ipifcremmulti's part: undo one addmulti."""
-        cdef Lifc lifc
-        m = addr16(ma)
-        a = addr16(ia)
-        ifc = self.findipifc(a, m, Rmulti)
-        if ifc is None:
-            return False
-        for lifc in (<Ifc>ifc).lifcs:
-            if lifc.local == a:
-                self.delselfcache(ifc, lifc, m)
-                return True
-        return False
-
-    def selfsync(self):
-        # the C copy of the self table that input() scans
-        cdef _Ipself p
-        cdef int i = 0, n = len(self.selfs)
-        cdef unsigned char *na = <unsigned char*>malloc(16 * n + 16)
-        cdef int *nt = <int*>malloc(sizeof(int) * n + sizeof(int))
-        if na == NULL or nt == NULL:
-            free(na)
-            free(nt)
-            raise MemoryError()
-        for p in self.selfs.values():
-            memcpy(na + 16 * i, bp(p.a), 16)
-            nt[i] = p.type
-            i += 1
-        free(self.selfa)
-        free(self.selftype)
-        self.selfa = na
-        self.selftype = nt
-        self.nself = n
-
-    cdef int forme(self, const unsigned char *a) noexcept:
-        """ipifc.c ipforme: Runi, Rbcast or Rmulti when a is ours, else 0."""
-        cdef int i
-        cdef const unsigned char *e = self.selfa
-        for i in range(self.nself):
-            if memcmp(e, a, 16) == 0:
-                return self.selftype[i] & (Runi | Rbcast | Rmulti)
-            e += 16
-        if self.acceptall:
-            return Runi
-        return 0
-
-    cpdef int forme16(self, bytes a):
-        if len(a) != 16:
-            return 0
-        return self.forme(bp(a))
+        return ipifcremmulti(self, ma, ia)
 
     def ipselftabtext(self):
         """ipselftabread: one line per self address, hash chain order."""
-        cdef _Ipself p
-        out = []
-        for chain in self.selfhash:
-            for p in chain:
-                out.append(_selftabfmt % (fmtip(p.a), len(p.links), routetype(p.type)))
-        return "".join(out)
+        return self.ipselftab.text()
 
     def selftab(self):
         """{address string: (type string, number of links)}."""
-        cdef _Ipself p
-        return {fmtip(p.a): (routetype(p.type), len(p.links)) for p in self.selfs.values()}
+        return self.ipselftab.table()
+
+    cdef int forme(self, const unsigned char *a) except -1:
+        """ipifc.c ipforme: Runi, Rbcast or Rmulti when a is ours, else 0."""
+        return self.ipselftab.forme(a)
+
+    cpdef int ipforme(self, bytes addr):
+        if addr is None or len(addr) != 16:
+            return 0
+        return self.forme(bp(addr))
+
+    cpdef int forme16(self, bytes a):
+        return self.ipforme(a)
 
     # ------------------------------------------------------------------
-    # routes (iproute.c)
-
-    cdef int rtfind(self, Rt *r) noexcept:
-        # the route with the same target and source ranges (Requals)
-        cdef int i
-        cdef Rt *p
-        for i in range(self.nrt):
-            p = &self.rt[i]
-            if ((p.type ^ r.type) & Rv4) == 0 and memcmp(p.a, r.a, 16) == 0 \
-                    and memcmp(p.m, r.m, 16) == 0 and memcmp(p.s, r.s, 16) == 0 \
-                    and memcmp(p.sm, r.sm, 16) == 0:
-                return i
-        return -1
-
-    cdef int rtinsert(self, Rt *r) except -1:
-        cdef int i, j
-        cdef Rt *nrt
-        if self.nrt == self.art:
-            j = self.art * 2 if self.art else 16
-            nrt = <Rt*>realloc(self.rt, sizeof(Rt) * j)
-            if nrt == NULL:
-                raise MemoryError()
-            self.rt = nrt
-            self.art = j
-        # most specific target first, then most specific source, then oldest
-        i = 0
-        while i < self.nrt and (self.rt[i].plen > r.plen
-                                or (self.rt[i].plen == r.plen and self.rt[i].splen >= r.splen)):
-            i += 1
-        if i < self.nrt:
-            memmove_rt(self.rt, i + 1, i, self.nrt - i)
-        self.rtseq += 1
-        r.seq = self.rtseq
-        self.rt[i] = r[0]
-        self.nrt += 1
-        self.rgen += 1
-        return 0
-
-    cdef void rtremove(self, int i) noexcept:
-        if i < self.nrt - 1:
-            memmove_rt(self.rt, i, i + 1, self.nrt - i - 1)
-        self.nrt -= 1
-        self.rgen += 1
-
-    cdef int mkroute(self, Rt *r, bytes a, bytes mask, bytes s, bytes smask, bytes gate,
-                     int type, Ifc ifc, bytes tag) except -1:
-        """iproute.c mkroute: addresses masked; Rsrc when the source mask
-        is not empty; v4 routes keep v4-mapped addresses and masks."""
-        cdef int i
-        cdef bint srcspec = 0
-        memset(r, 0, sizeof(Rt))
-        r.type = type
-        if type & Rv4:
-            memcpy(r.m, <const char*>IPallbits, 12)
-            memcpy(r.m + 12, bp(mask) + 12, 4)
-            memcpy(r.sm, <const char*>IPallbits, 12)
-            memcpy(r.sm + 12, bp(smask) + 12, 4)
-            srcspec = memcmp(bp(smask) + 12, b"\0\0\0\0", 4) != 0
-            memcpy(r.gate, <const char*>V4PFX, 12)
-            memcpy(r.gate + 12, bp(gate) + 12, 4)
-            memcpy(r.a, <const char*>V4PFX, 12)
-            memcpy(r.s, <const char*>V4PFX, 12)
-            for i in range(12, 16):
-                r.a[i] = bp(a)[i] & r.m[i]
-                r.s[i] = bp(s)[i] & r.sm[i]
-        else:
-            memcpy(r.m, bp(mask), 16)
-            memcpy(r.sm, bp(smask), 16)
-            srcspec = not iszero16(r.sm)
-            memcpy(r.gate, bp(gate), 16)
-            for i in range(16):
-                r.a[i] = bp(a)[i] & r.m[i]
-                r.s[i] = bp(s)[i] & r.sm[i]
-        if srcspec:
-            r.type |= Rsrc
-        r.plen = popcount16(r.m)
-        r.splen = popcount16(r.sm)
-        r.ifcx = ifc.x
-        r.ifcid = ifc.ifcid
-        t = (tag or b"")[:4]
-        memset(r.tag, 0, 4)
-        memcpy(r.tag, <const char*>t, len(t))
-        r.ref = 1
-        return 0
-
-    cdef bint matchroute(self, Rt *a, Rt *b, bint anyifc) noexcept:
-        # iproute.c matchroute (a: the request)
-        if (a.type ^ b.type) & (Rifc | Runi | Rmulti | Rbcast):
-            return 0
-        if a.type & Rv4:
-            if memcmp(a.gate + 12, b"\0\0\0\0", 4) != 0 and memcmp(a.gate + 12, b.gate + 12, 4) != 0:
-                return 0
-        else:
-            if not iszero16(a.gate) and memcmp(a.gate, b.gate, 16) != 0:
-                return 0
-        if not anyifc and a.ifcx != b.ifcx:
-            return 0
-        if a.tag[0] != 0 and memcmp(a.tag, b.tag, 4) != 0:
-            return 0
-        return 1
-
-    cdef int routeadd(self, Rt *r) except -1:
-        cdef int i = self.rtfind(r)
-        cdef Rt *p
-        if i < 0:
-            return self.rtinsert(r)
-        p = &self.rt[i]
-        if (p.type & Rifc) == 0:
-            # copygate: supersede the old entry if it is not an interface's
-            p.type = r.type
-            p.ifcx = r.ifcx
-            p.ifcid = r.ifcid
-            memcpy(p.gate, r.gate, 16)
-            memcpy(p.tag, r.tag, 4)
-        elif r.type & Rifc:
-            p.type = (p.type & ~(Rproxy | Rtrans)) | (r.type & (Rproxy | Rtrans))
-            p.ref += 1
-        self.rgen += 1
-        return 0
-
-    cdef bint routedel(self, Rt *r, bint anyifc) noexcept:
-        cdef int i = self.rtfind(r)
-        cdef Rt *p
-        if i < 0:
-            return 0
-        p = &self.rt[i]
-        if (p.type & Rifc) == 0 and not self.matchroute(r, p, anyifc):
-            return 0
-        p.ref -= 1
-        if p.ref <= 0:
-            self.rtremove(i)
-        self.rgen += 1
-        return 1
-
-    def addroute_(self, bytes a, bytes mask, bytes s, bytes smask, bytes gate, int type,
-                  Ifc ifc, bytes tag):
-        cdef Rt r
-        self.mkroute(&r, a, mask, s, smask, gate, type, ifc, tag)
-        self.routeadd(&r)
-
-    def delroute_(self, bytes a, bytes mask, bytes s, bytes smask, bytes gate, int type,
-                  Ifc ifc, bytes tag):
-        cdef Rt r
-        self.mkroute(&r, a, mask, s, smask, gate, type, ifc, tag)
-        return self.routedel(&r, 0)
-
-    def flushrouteifc(self, Ifc ifc):
-        """Remove every route through ifc; its old routes no longer pertain."""
-        cdef int i = 0
-        while i < self.nrt:
-            if self.rt[i].ifcx == ifc.x:
-                self.rtremove(i)
-            else:
-                i += 1
-        ifc.ifcid += 1
-        self.rgen += 1
-
-    def findifcarg(self, ifc):
-        """findipifcstr: an Ifc, an interface number (int or string) or a
-        local address; None when not found."""
-        if ifc is None:
-            return None
-        if isinstance(ifc, Ifc):
-            return ifc if (<Ifc>ifc).medium is not None else None
-        if isinstance(ifc, int):
-            return self.ifc(ifc)
-        s = str(ifc)
-        if s.isdigit():
-            return self.ifc(int(s))
-        try:
-            a = parseip(s)
-        except Net9Error:
-            return None
-        return self.findipifc(a, a, Runi)
-
-    def findipifc(self, bytes local, bytes remote, int type):
-        """ipifc.c findipifc: the interface on the same net as remote."""
-        cdef Ifc ifc, x = None
-        cdef Lifc lifc
-        cdef int spec, xspec = 0
-        for ifc in self.ifcs:
-            if ifc is None:
-                continue
-            for lifc in ifc.lifcs:
-                if type & Runi:
-                    if remote == lifc.local:
-                        return ifc
-                elif type & (Rbcast | Rmulti):
-                    if local == lifc.local:
-                        return ifc
-                if maskip(remote, lifc.mask) == lifc.net:
-                    spec = comprefixlen(bp(remote), lifc.local_, 16) << 8
-                    spec += comprefixlen(bp(local), lifc.local_, 16)
-                    if spec > xspec:
-                        x = ifc
-                        xspec = spec
-        return x
+    # routes (iproute)
 
     def addroute(self, dst, mask, gate=None, ifc=None, src=None, smask=None, type=None, tag="none"):
         """Add (or replace) a route (iproute "add"): dst and mask (see
-        mask16), next hop gate (None: on-link), ifc (an Ifc, interface
-        number or local address; default: the interface on gate's net),
-        optional source address and mask (a source specific route), type
-        string ("4", "6i", ...), tag (4 characters).  Raises
+        iproute.mask16), next hop gate (None: on-link), ifc (an Ifc,
+        interface number or local address; default: the interface on
+        gate's net), optional source address and mask (a source specific
+        route), type string ("4", "6i", ...), tag (4 characters).  Raises
         Net9Error("interface not found") when no interface fits."""
-        cdef Rt r
-        cdef int t
-        a = addr16(dst)
-        m = mask16(mask, a)
-        g = IPnoaddr if gate is None else addr16(gate)
-        if src is None:
-            s = IPnoaddr
-            sm = IPnoaddr
-        else:
-            s = addr16(src)
-            sm = mask16(smask, s) if smask is not None else IPallbits
-        t = 0 if type is None else parseroutetype(type)
-        if t < 0:
-            raise Net9Error(Ebadctl)
-        if a[:12] == V4PFX:
-            t |= Rv4
-        if t & Rv4:
-            if sm != IPnoaddr and s[:12] != V4PFX:
-                raise Net9Error(Ebadip)
-            if g != IPnoaddr and g[:12] != V4PFX:
-                raise Net9Error(Ebadip)
-        x = self.findifcarg(ifc) if ifc is not None else self.findipifc(s, g, t)
-        if x is None:
-            raise Net9Error(Enoifc)
-        tb = tag.encode() if isinstance(tag, str) else bytes(tag)
-        self.mkroute(&r, a, m, s, sm, g, t, x, tb)
-        self.routeadd(&r)
+        _addroute(self, dst, mask, gate, ifc, src, smask, type, tag)
 
     def delroute(self, dst, mask, gate=None, ifc=None, src=None, smask=None, tag=None):
-        """Remove a route (iproute "del").  Without gate and ifc any
-        route for that target (and source) that is not an interface's
-        matches.  Returns True when one was removed."""
-        cdef Rt r
-        cdef Ifc x
-        cdef int t = 0
-        a = addr16(dst)
-        m = mask16(mask, a)
-        g = IPnoaddr if gate is None else addr16(gate)
-        if src is None:
-            s = IPnoaddr
-            sm = IPnoaddr
-        else:
-            s = addr16(src)
-            sm = mask16(smask, s) if smask is not None else IPallbits
-        if a[:12] == V4PFX:
-            t |= Rv4
-        anyifc = ifc is None and gate is None
-        if ifc is not None:
-            x = self.findifcarg(ifc)
-        elif gate is not None:
-            x = self.findipifc(s, g, t)
-        else:
-            x = None
-        if x is None:
-            if not anyifc:
-                raise Net9Error(Enoifc)
-            x = Ifc()
-            x.x = -1
-        tb = b"" if tag is None else (tag.encode() if isinstance(tag, str) else bytes(tag))
-        self.mkroute(&r, a, m, s, sm, g, t, x, tb)
-        return bool(self.routedel(&r, anyifc))
+        """Remove a route (iproute "del").  Without gate and ifc any route
+        for that target (and source) that is not an interface's matches.
+        Returns True when one was removed."""
+        return _delroute(self, dst, mask, gate, ifc, src, smask, tag)
 
     def flushroutes(self, tag=None):
         """iproute "flush [tag]": remove every route that is not an
         interface route (with that tag)."""
-        cdef int i = 0
-        cdef bytes tb = None
-        if tag is not None:
-            tb = ((tag.encode() if isinstance(tag, str) else bytes(tag)) + b"\0\0\0\0")[:4]
-        while i < self.nrt:
-            if (self.rt[i].type & Rifc) == 0 and (tb is None or memcmp(self.rt[i].tag, <const char*>tb, 4) == 0):
-                self.rtremove(i)
-            else:
-                i += 1
-        self.rgen += 1
+        self.rtab.flush(tag)
 
     def routewrite(self, msg, str tag="none"):
         """A write to /net/iproute (iproute.c routewrite): flush, add, del,
         remove, tag.  tag is the writing fid's tag; returns the fid's tag
         afterwards.  Raises Net9Error."""
-        cdef Rt r
-        f = parsecmd(msg)
-        if len(f) < 1:
-            raise Net9Error(Eshortctl)
-        verb = f[0]
-        if verb == "flush":
-            self.flushroutes(f[1] if len(f) > 1 else None)
-            return tag
-        if verb == "tag":
-            if len(f) < 2:
-                raise Net9Error(Ebadarg)
-            return f[1][:4]
-        if verb not in ("add", "del", "remove"):
-            raise Net9Error(Ebadctl)
-        self.parseroute(&r, f)
-        if r.tag[0] == 0:
-            t = tag.encode()[:4]
-            memcpy(r.tag, <const char*>t, len(t))
-        if verb == "add":
-            self.routeadd(&r)
-        else:
-            self.routedel(&r, 0)
-        return tag
-
-    cdef int parseroute(self, Rt *r, list argv) except -1:
-        # iproute.c parseroute
-        cdef int argc = len(argv), type = 0
-        gate = IPnoaddr
-        src = IPnoaddr
-        smask = IPnoaddr
-        ifcstr = None
-        tag = None
-        if argc < 3:
-            raise Net9Error(Ebadctl)
-        try:
-            addr = parseip(argv[1])
-            mask = parseipmask(argv[2], addr[:12] == V4PFX)
-            if argv[0] == "add" or (argc > 3 and argc != 5):
-                if argc < 4:
-                    raise Net9Error(Ebadctl)
-                gate = parseip(argv[3])
-            if argc > 4 and (argv[0] != "add" or argc != 5):
-                src = parseip(argv[argc - 2])
-                smask = parseipmask(argv[argc - 1], src[:12] == V4PFX)
-        except Net9Error as e:
-            if str(e) == Ebadctl:
-                raise
-            raise Net9Error(Ebadip)
-        if argc == 5 and argv[0] == "add":
-            ifcstr = argv[4]
-        elif argc > 6:
-            ifcstr = argv[argc - 3]
-        if argc > 7:
-            type = parseroutetype(argv[4])
-            if type < 0:
-                raise Net9Error(Ebadctl)
-        if addr[:12] == V4PFX:
-            type |= Rv4
-        if argc > 8:
-            tag = argv[5].encode()
-        if argc > 9:
-            raise Net9Error(Ebadctl)
-        if type & Rv4:
-            if smask != IPnoaddr and src[:12] != V4PFX:
-                raise Net9Error(Ebadip)
-            if gate != IPnoaddr and gate[:12] != V4PFX:
-                raise Net9Error(Ebadip)
-        elif addr[:12] == V4PFX:
-            raise Net9Error(Ebadip)
-        if ifcstr is not None:
-            ifc = self.findifcarg(ifcstr)
-        else:
-            ifc = self.findipifc(src, gate, type)
-        if ifc is None:
-            raise Net9Error(Enoifc)
-        self.mkroute(r, addr, mask, src, smask, gate, type, ifc, tag)
-        return 0
+        return _routewrite(self, msg, tag)
 
     def routes(self):
         """The routes, most specific first: dicts with dst, mask, gate,
         type, tag, ifc, src, smask (strings) and ref."""
-        cdef int i
-        out = []
-        for i in range(self.nrt):
-            out.append(self.rtdict(i))
-        return out
-
-    cdef dict rtdict(self, int i):
-        cdef Rt *r = &self.rt[i]
-        return {"dst": fmtip(PyBytes_FromStringAndSize(<char*>r.a, 16)),
-                "mask": fmtmask(PyBytes_FromStringAndSize(<char*>r.m, 16)),
-                "gate": fmtip(PyBytes_FromStringAndSize(<char*>r.gate, 16)),
-                "type": routetype(r.type),
-                "tag": PyBytes_FromStringAndSize(r.tag, 4).rstrip(b"\0").decode("latin-1"),
-                "ifc": r.ifcx,
-                "src": fmtip(PyBytes_FromStringAndSize(<char*>r.s, 16)),
-                "smask": fmtmask(PyBytes_FromStringAndSize(<char*>r.sm, 16)),
-                "ref": r.ref}
+        return self.rtab.routes()
 
     def iproutetext(self):
-        """/net/iproute (iproute.c routeread): v4 routes, then v6, in
-        devip's tree order (root table bucket, then ascending ranges,
-        containing before contained)."""
-        cdef int i
-        cdef Rt *r
-        keys = []
-        for i in range(self.nrt):
-            r = &self.rt[i]
-            if r.type & Rv4:
-                la = nhgetl(r.a + 12)
-                h = (la & 0x07ffffff) >> (32 - Lroot - 5)
-                key = (0, h, PyBytes_FromStringAndSize(<char*>r.a, 16), r.plen,
-                       PyBytes_FromStringAndSize(<char*>r.s, 16), r.splen, r.seq)
-            else:
-                h = ((nhgetl(r.a) & 0x80000000) >> (32 - Lroot)) | (nhgetl(r.a + 4) & (0xffff >> (16 - Lroot)))
-                key = (1, h, PyBytes_FromStringAndSize(<char*>r.a, 16), r.plen,
-                       PyBytes_FromStringAndSize(<char*>r.s, 16), r.splen, r.seq)
-            keys.append((key, i))
-        keys.sort()
-        out = []
-        for key, i in keys:
-            r = &self.rt[i]
-            tag = PyBytes_FromStringAndSize(r.tag, 4).split(b"\0", 1)[0].decode("latin-1")
-            out.append(_routefmt % (
-                fmtip(PyBytes_FromStringAndSize(<char*>r.a, 16)),
-                fmtmask(PyBytes_FromStringAndSize(<char*>r.m, 16)),
-                fmtip(PyBytes_FromStringAndSize(<char*>r.gate, 16)),
-                routetype(r.type), tag, str(r.ifcx),
-                fmtip(PyBytes_FromStringAndSize(<char*>r.s, 16)),
-                fmtmask(PyBytes_FromStringAndSize(<char*>r.sm, 16))))
-        return "".join(out)
+        """/net/iproute (iproute.c routeread)."""
+        return self.rtab.text()
 
-    cdef int rlookup(self, const unsigned char *dst, const unsigned char *src, bint v4) noexcept:
-        """v4lookup/v6lookup: the most specific route to dst from src, as
-        an index into rt, or -1."""
-        cdef int i
-        cdef Rt *r
-        if (self.rc_gen == self.rgen and self.rc_idx >= 0
-                and memcmp(self.rc_dst, dst, 16) == 0 and memcmp(self.rc_src, src, 16) == 0):
-            return self.rc_idx
-        for i in range(self.nrt):
-            r = &self.rt[i]
-            if ((r.type & Rv4) != 0) != v4:
-                continue
-            if not maskeq(dst, r.a, r.m):
-                continue
-            if (r.type & Rsrc) and not maskeq(src, r.s, r.sm):
-                continue
-            memcpy(self.rc_dst, dst, 16)
-            memcpy(self.rc_src, src, 16)
-            self.rc_gen = self.rgen
-            self.rc_idx = i
-            return i
-        return -1
+    def lookup(self, dst, src=None):
+        """The route to dst (from src) as a dict (see routes()), or None."""
+        a = addr16(dst)
+        s = IPnoaddr if src is None else addr16(src)
+        i = self.rtab.rlookup(bp(a), bp(s), a[:12] == V4PFX)
+        if i < 0:
+            return None
+        return self.rtab.rtdict(i)
 
     cdef Ifc rtifc(self, int i):
         # the route's interface, None when it went away
-        cdef Rt *r = &self.rt[i]
+        cdef Rt *r = &self.rtab.rt[i]
         cdef Ifc ifc
         if r.ifcx < 0 or r.ifcx >= Maxmedia:
             return None
@@ -1827,15 +297,6 @@ cdef class Ip(IpLayer):
         if ifc is None or ifc.medium is None or ifc.ifcid != r.ifcid:
             return None
         return ifc
-
-    def lookup(self, dst, src=None):
-        """The route to dst (from src) as a dict (see routes()), or None."""
-        a = addr16(dst)
-        s = IPnoaddr if src is None else addr16(src)
-        i = self.rlookup(bp(a), bp(s), a[:12] == V4PFX)
-        if i < 0:
-            return None
-        return self.rtdict(i)
 
     # ------------------------------------------------------------------
     # IpLayer: what the transports use
@@ -1850,13 +311,13 @@ cdef class Ip(IpLayer):
             return None
         if laddr is None or len(laddr) != 16:
             laddr = IPnoaddr
-        i = self.rlookup(bp(raddr), bp(laddr), isv4c(bp(raddr)))
+        i = self.rtab.rlookup(bp(raddr), bp(laddr), isv4c(bp(raddr)))
         if i < 0:
             return None
         ifc = self.rtifc(i)
         if ifc is None:
             return None
-        return (ifc.maxtu - ifc.hsize, (self.rt[i].type & (Rifc | Runi)) != 0)
+        return (ifc.maxtu - ifc.hsize, (self.rtab.rt[i].type & (Rifc | Runi)) != 0)
 
     cpdef bint isself(self, bytes addr):
         if addr is None or len(addr) != 16:
@@ -1867,174 +328,57 @@ cdef class Ip(IpLayer):
         """ipifc.c findlocalip: the source address of the best route to
         raddr (v4source/v6source), else the first v4 address, or the best
         v6 address (global > ULA > link-local), else ::."""
-        cdef unsigned char local[16]
-        if raddr is None or len(raddr) != 16:
-            return IPnoaddr
-        if isv4c(bp(raddr)):
-            memcpy(local, <const char*>V4PFX, 12)
-            if self.v4source(bp(raddr) + 12, local + 12):
-                return PyBytes_FromStringAndSize(<char*>local, 16)
-            return self.findprimaryipv4()
-        if self.v6source(bp(raddr), local):
-            return PyBytes_FromStringAndSize(<char*>local, 16)
-        return self.findprimaryipv6()
+        return findlocalip(self, raddr)
 
-    cdef bint v4source(self, const unsigned char *a4, unsigned char *s4):
-        cdef int i, splen
-        cdef Rt *r
-        cdef Ifc ifc
-        cdef unsigned char a[16]
-        cdef unsigned char src[4]
-        cdef const unsigned char *rem
-        v4tov6c(a, a4)
-        for i in range(self.nrt):
-            r = &self.rt[i]
-            if (r.type & Rv4) == 0 or not maskeq(a, r.a, r.m):
-                continue
-            ifc = self.rtifc(i)
-            if ifc is None:
-                continue
-            splen = 0
-            memset(src, 0, 4)
-            if r.type & Rsrc:
-                splen = masklen(r.sm + 12, 4)
-                memcpy(src, r.s + 12, 4)
-            if (r.type & (Rifc | Rbcast | Rmulti | Rv4)) == Rv4:
-                rem = r.gate + 12
-            else:
-                rem = a4
-            if not self.v4local(ifc, src, splen, rem):
-                continue
-            memcpy(s4, src, 4)
-            return 1
-        return 0
-
-    cdef bint v6source(self, const unsigned char *a, unsigned char *s):
-        cdef int i, splen
-        cdef Rt *r
-        cdef Ifc ifc
-        cdef unsigned char src[16]
-        for i in range(self.nrt):
-            r = &self.rt[i]
-            if (r.type & Rv4) or not maskeq(a, r.a, r.m):
-                continue
-            ifc = self.rtifc(i)
-            if ifc is None:
-                continue
-            splen = 0
-            memset(src, 0, 16)
-            if r.type & Rsrc:
-                splen = masklen(r.sm, 16)
-                memcpy(src, r.s, 16)
-            if not self.v6local(ifc, src, splen, a):
-                continue
-            memcpy(s, src, 16)
-            return 1
-        return 0
-
-    cdef bint v4local(self, Ifc ifc, unsigned char *local4, int prefixlen, const unsigned char *remote4):
-        """ipifc.c ipv4local: the v4 address of ifc closest to remote
-        (with prefixlen leading bits equal to local4's)."""
-        cdef Lifc lifc
-        cdef int a, b = -1
-        for lifc in ifc.lifcs:
-            if (lifc.type & Rv4) == 0 or iszero16(lifc.local_):
-                continue
-            if prefixlen and comprefixlen(lifc.local_ + 12, local4, 4) < prefixlen:
-                continue
-            a = comprefixlen(lifc.local_ + 12, remote4, 4)
-            if a > b:
-                b = a
-                memcpy(local4, lifc.local_ + 12, 4)
-        return b >= 0
-
-    cdef bint v6local(self, Ifc ifc, unsigned char *local, int prefixlen, const unsigned char *remote):
-        """ipifc.c ipv6local: the v6 address of ifc best for remote:
-        appropriate scope, not deprecated, longest common prefix."""
-        cdef Lifc lifc
-        cdef int atype, a_atype, a_dep, a_cpl, b_atype, b_dep, b_cpl
-        cdef unsigned int now
-        if isv4c(remote):
-            memcpy(local, <const char*>V4PFX, 12)
-            prefixlen -= 96
-            if prefixlen < 0:
-                prefixlen = 0
-            return self.v4local(ifc, local + 12, prefixlen, remote + 12)
-        atype = v6addrtype(remote)
-        b_atype = unknownv6
-        b_dep = 1
-        b_cpl = 0
-        now = self.f.now // 1000
-        for lifc in ifc.lifcs:
-            if lifc.tentative:
-                continue
-            if prefixlen and comprefixlen(lifc.local_, local, 16) < prefixlen:
-                continue
-            a_atype = v6addrtype(lifc.local_)
-            a_dep = lifc.preflt != 0xffffffff and lifc.preflt < now - lifc.origint
-            a_cpl = comprefixlen(lifc.local_, remote, 16)
-            if a_atype != b_atype:
-                if not ((a_atype > b_atype and b_atype < atype) or (a_atype < b_atype and b_atype > atype)):
-                    continue
-            elif a_dep != b_dep:
-                if not b_dep:
-                    continue
-            elif a_cpl != b_cpl:
-                if a_cpl < b_cpl:
-                    continue
-            else:
-                continue
-            b_atype = a_atype
-            b_dep = a_dep
-            b_cpl = a_cpl
-            memcpy(local, lifc.local_, 16)
-        return b_atype >= atype
-
-    def ipv4local(self, Ifc ifc, remote):
-        """ipv4local(ifc, 0, remote) from Python: a 16-byte address or None."""
+    cpdef bytes ipv4local(self, object ifc, bytes remote):
+        """ipv4local(ifc, 0, remote): a 16-byte address or None; without
+        an interface (ifc None), IpLayer's (findlocalip's, when v4)."""
         cdef unsigned char l[4]
-        r = addr16(remote)
-        if self.v4local(ifc, l, 0, bp(r) + 12):
+        if not isinstance(ifc, Ifc):
+            return IpLayer.ipv4local(self, ifc, remote)
+        if remote is None or len(remote) != 16:
+            return None
+        if v4local(<Ifc>ifc, l, 0, bp(remote) + 12):
             return V4PFX + PyBytes_FromStringAndSize(<char*>l, 4)
         return None
 
-    def ipv6local(self, Ifc ifc, remote):
-        """ipv6local(ifc, 0, remote) from Python: a 16-byte address or None."""
+    cpdef bytes ipv6local(self, object ifc, bytes remote):
+        """ipv6local(ifc, 0, remote): a 16-byte address or None; without
+        an interface (ifc None), IpLayer's (findlocalip's)."""
         cdef unsigned char l[16]
-        r = addr16(remote)
+        if not isinstance(ifc, Ifc):
+            return IpLayer.ipv6local(self, ifc, remote)
+        if remote is None or len(remote) != 16:
+            return None
         memset(l, 0, 16)
-        if self.v6local(ifc, l, 0, bp(r)):
+        if v6local(<Ifc>ifc, l, 0, bp(remote)):
             return PyBytes_FromStringAndSize(<char*>l, 16)
         return None
 
-    def findprimaryipv4(self):
-        cdef Ifc ifc
-        cdef Lifc lifc
-        for ifc in self.ifcs:
-            if ifc is None:
-                continue
-            for lifc in ifc.lifcs:
-                if lifc.type & Rv4:
-                    return lifc.local
-        return IPnoaddr
+    cpdef bytes ifcaddr(self, object ifc):
+        """ifc->lifc->local: the interface's first address, or None."""
+        if not isinstance(ifc, Ifc) or not (<Ifc>ifc).lifcs:
+            return None
+        return (<Lifc>(<Ifc>ifc).lifcs[0]).local
 
-    def findprimaryipv6(self):
-        cdef Ifc ifc
-        cdef Lifc lifc
-        cdef int atype = unspecifiedv6, atypel
-        cdef unsigned int now = self.f.now // 1000
-        best = IPnoaddr
-        for ifc in self.ifcs:
-            if ifc is None:
-                continue
-            for lifc in ifc.lifcs:
-                atypel = v6addrtype(lifc.local_)
-                if atypel > atype and (lifc.preflt == 0xffffffff or lifc.preflt >= now - lifc.origint):
-                    best = lifc.local
-                    atype = atypel
-                    if atype == globalv6:
-                        return best
-        return best
+    cpdef bint iplocalonifc(self, object ifc, bytes addr):
+        """ipifc.c iplocalonifc: addr is one of ifc's addresses (true
+        without an interface)."""
+        cdef Lifc l
+        if not isinstance(ifc, Ifc):
+            return True
+        for l in (<Ifc>ifc).lifcs:
+            if l.local == addr:
+                return True
+        return False
+
+    cpdef icmpnoconv(self, object ifc, object pkt):
+        """Port unreachable about pkt (received on ifc) through the
+        stack's ICMP, if it has one."""
+        self.icmperr("icmpnoconv", ifc, pkt, None)
+
+    cpdef icmpnoconv6(self, object ifc, object pkt):
+        self.icmperr("icmpnoconv6", ifc, pkt, None)
 
     # ------------------------------------------------------------------
     # output
@@ -2073,7 +417,7 @@ cdef class Ip(IpLayer):
             return 0
         if laddr is None or len(laddr) != 16:
             laddr = IPnoaddr
-        i = self.rlookup(bp(raddr), bp(laddr), isv4c(bp(raddr)))
+        i = self.rtab.rlookup(bp(raddr), bp(laddr), isv4c(bp(raddr)))
         if i < 0:
             return 0
         ifc = self.rtifc(i)
@@ -2123,7 +467,7 @@ cdef class Ip(IpLayer):
             return 0
         v4tov6c(dst, p + 16)
         v4tov6c(src, p + 12)
-        i = self.rlookup(dst, src, 1)
+        i = self.rtab.rlookup(dst, src, 1)
         if i < 0:
             self.stats_[OutNoRoutes] += 1
             if self.f.log.mask & Logip:
@@ -2205,7 +549,7 @@ cdef class Ip(IpLayer):
         if n < IP6HDR or n >= IP_MAX:
             self.stats_[OutDiscards] += 1
             return 0
-        i = self.rlookup(p + 24, p + 8, 0)
+        i = self.rtab.rlookup(p + 24, p + 8, 0)
         if i < 0:
             self.stats_[OutNoRoutes] += 1
             if self.f.log.mask & Logip:
@@ -2317,7 +661,7 @@ cdef class Ip(IpLayer):
     # forwarding: ipiput4/ipiput6 for a datagram that is not ours, then
     # ipoput4/ipoput6 with a gating interface (where it came in)
 
-    cdef icmperr(self, str fn, Ifc ifc, object pkt, object arg):
+    cdef icmperr(self, str fn, object ifc, object pkt, object arg):
         # an ICMP error through the stack's ICMP or ICMPv6 (if it has one)
         cdef object icmp = self.f.ipproto[ICMPv6 if fn.endswith("6") else 1]
         m = getattr(icmp, fn, None) if icmp is not None else None
@@ -2325,6 +669,8 @@ cdef class Ip(IpLayer):
             return
         if arg is None:
             m(ifc, pkt)
+        elif isinstance(arg, tuple):
+            m(ifc, pkt, *arg)
         else:
             m(ifc, pkt, arg)
 
@@ -2342,7 +688,7 @@ cdef class Ip(IpLayer):
             # multicast routing; devip would send it along any route)
             self.stats_[OutDiscards] += 1
             return 0
-        i = self.rlookup(dst, src, 1)
+        i = self.rtab.rlookup(dst, src, 1)
         if i < 0:
             self.stats_[OutDiscards] += 1
             if self.f.log.mask & Logip:
@@ -2358,7 +704,7 @@ cdef class Ip(IpLayer):
             # don't forward to the source's network
             self.stats_[OutDiscards] += 1
             return 0
-        if self.rt[i].type & Rtrans:
+        if self.rtab.rt[i].type & Rtrans:
             # a NAT route: tcpforward is not ported (conv's trans)
             self.stats_[OutDiscards] += 1
             return 0
@@ -2388,7 +734,7 @@ cdef class Ip(IpLayer):
         if (p[24] == 0xfe and (p[25] & 0xc0) == 0x80) or p[24] == 0xff:
             self.stats_[OutDiscards] += 1
             return 0
-        i = self.rlookup(p + 24, p + 8, 0)
+        i = self.rtab.rlookup(p + 24, p + 8, 0)
         if i < 0:
             self.stats_[OutDiscards] += 1
             if self.f.log.mask & Logip:
@@ -2399,7 +745,7 @@ cdef class Ip(IpLayer):
             self.icmperr("icmpnoroute6", ifc, pkt, None)
             return 0
         nifc = self.rtifc(i)
-        if nifc is None or (self.rt[i].type & Rv4) or (nifc is ifc and not ifc.reflect):
+        if nifc is None or (self.rtab.rt[i].type & Rv4) or (nifc is ifc and not ifc.reflect):
             self.stats_[OutDiscards] += 1
             return 0
         hop = p[7]
@@ -2617,7 +963,7 @@ cdef class Ip(IpLayer):
                 self.f.log.log(Logip, "bogus packet length: %d\n" % length)
             return 0
         v4tov6c(dst, p + 16)
-        if not self.forme(dst):
+        if not self.ipselftab.forme(dst):
             if self.iprouting:
                 return self.forward4(ifc, pkt, p, length, gso)
             # DEVIATION: devip drops without counting
@@ -2649,8 +995,7 @@ cdef class Ip(IpLayer):
         cdef Proto pr = <Proto>self.f.ipproto[proto]
         if pr is not None:
             self.stats_[InDelivers] += 1
-            self.rcvifc = ifc
-            pr.rcv(pkt)
+            pr.rcv(pkt, ifc)
             return
         self.stats_[InDiscards] += 1
         self.stats_[InUnknownProtos] += 1
@@ -2658,13 +1003,9 @@ cdef class Ip(IpLayer):
             return
         # DEVIATION: devip answers an unknown protocol with silence
         if (pkt[0] >> 4) == 4:
-            icmp = self.f.ipproto[1]
-            if icmp is not None and hasattr(icmp, "icmpnoproto"):
-                icmp.icmpnoproto(ifc, pkt)
+            self.icmperr("icmpnoproto", ifc, pkt, None)
         else:
-            icmp = self.f.ipproto[ICMPv6]
-            if icmp is not None and hasattr(icmp, "icmpparamprob6"):
-                icmp.icmpparamprob6(ifc, pkt, 1, 6)
+            self.icmperr("icmpparamprob6", ifc, pkt, (1, 6))
 
     cdef int input6(self, Ifc ifc, object pkt, const unsigned char *p, Py_ssize_t n, int gso) except -1:
         # ipv6.c ipiput6 and procxtns
@@ -2686,7 +1027,7 @@ cdef class Ip(IpLayer):
             if self.f.log.mask & Logip:
                 self.f.log.log(Logip, "bogus packet length: %d\n" % length)
             return 0
-        if not self.forme(p + 24):
+        if not self.ipselftab.forme(p + 24):
             if self.iprouting:
                 return self.forward6(ifc, pkt, p, length, gso)
             self.stats_[InAddrErrors] += 1
@@ -2738,9 +1079,7 @@ cdef class Ip(IpLayer):
                 # the parameter problem quotes the datagram as received
                 self.stats_[InDiscards] += 1
                 self.stats_[InUnknownProtos] += 1
-                icmp = self.f.ipproto[ICMPv6]
-                if icmp is not None and hasattr(icmp, "icmpparamprob6"):
-                    icmp.icmpparamprob6(ifc, bytes(PyBytes_FromStringAndSize(<char*>p, length)), 1, qoff)
+                self.icmperr("icmpparamprob6", ifc, PyBytes_FromStringAndSize(<char*>p, length), (1, qoff))
                 return 0
             pkt = nb
         self.deliver(ifc, nh, pkt)

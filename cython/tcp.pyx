@@ -1403,7 +1403,7 @@ cdef class TcpProto(Proto):
                 if (<Tcpctl>s.ptcl).state != Closed:
                     self.tcpoutput(s)
 
-    cpdef int rcv(self, object pkt) except -1:
+    cpdef int rcv(self, object pkt, object ifc=None) except -1:
         """tcpiput: one IP datagram (bytes-like) carrying TCP."""
         cdef Py_buffer view
         PyObject_GetBuffer(pkt, &view, PyBUF_SIMPLE)

@@ -28,6 +28,6 @@ cdef class UdpProto(Proto):
     cdef public unsigned long qfull    # datagrams dropped on a full (or hung up) read queue
     cdef public bint portunreach       # answer a datagram to a closed port with ICMP (default on)
     cdef unsigned char *scratch        # headers-mode assembly buffer
-    cdef int udpiput(self, const unsigned char *p, Py_ssize_t n, object pkt) except -1
+    cdef int udpiput(self, const unsigned char *p, Py_ssize_t n, object pkt, object ifc) except -1
     cdef int udpkick(self, Conv c, const unsigned char *p, Py_ssize_t n) except -1
-    cdef int noconv(self, object pkt, int version) except -1
+    cdef int noconv(self, object pkt, int version, object ifc) except -1

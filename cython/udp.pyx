@@ -38,7 +38,7 @@ from net9.conv cimport (Conv, Proto, Fs, IpLayer, V4, V6, Idle, Announced, Conne
                         IPmatchexact)
 from net9.qio cimport Queue
 from net9.netlog cimport Logudp, Logudpmsg
-from net9.ip cimport Ip, Ifc, Lifc, Runi, Rbcast, Rmulti
+from net9.iproute cimport Runi, Rbcast, Rmulti
 from net9.byteorder cimport nhgets, hnputs, isv4c, v4tov6c
 
 cdef bytes IPnoaddr = b"\0" * 16
@@ -66,16 +66,9 @@ cdef class Udpcb:
             return b16(self.srcip)
 
 
-cdef int selftype(object ip, const unsigned char *a) except -1:
-    # ipforme through whatever IP layer the stack has
-    if isinstance(ip, Ip):
-        return (<Ip>ip).forme(a)
-    return Runi if (<IpLayer>ip).isself(b16(a)) else 0
-
-
-cdef int findlocal(object ip, unsigned char *out, const unsigned char *raddr) except -1:
+cdef int findlocal(IpLayer ip, unsigned char *out, const unsigned char *raddr) except -1:
     # findlocalip(f, out, raddr)
-    cdef bytes a = (<IpLayer>ip).findlocalip(b16(raddr))
+    cdef bytes a = ip.findlocalip(b16(raddr))
     if a is not None and len(a) == 16:
         memcpy(out, <const char*>a, 16)
     else:
@@ -83,11 +76,13 @@ cdef int findlocal(object ip, unsigned char *out, const unsigned char *raddr) ex
     return 0
 
 
-cdef bint iflocal(object ip, object ifc, unsigned char *out, const unsigned char *remote) except -1:
+cdef bint iflocal(IpLayer ip, object ifc, unsigned char *out, const unsigned char *remote) except -1:
     # ipv6local(ifc, out, 0, remote): ifc's address best for remote
-    if isinstance(ip, Ip) and isinstance(ifc, Ifc):
-        return (<Ip>ip).v6local(<Ifc>ifc, out, 0, remote)
-    return 0
+    cdef bytes a = ip.ipv6local(ifc, b16(remote))
+    if a is None or len(a) != 16:
+        return 0
+    memcpy(out, <const char*>a, 16)
+    return 1
 
 
 cdef class UdpProto(Proto):
@@ -143,14 +138,7 @@ cdef class UdpProto(Proto):
     cpdef pcreate(self, Conv c):
         # udpcreate: a 512 KiB message queue to read; the write queue is
         # bypassed (write() sends at once), so it stays empty
-        c.rq = Queue(UDP_RQLIMIT)
-        c.rq.msg = True
-        c.wq = Queue(64 * 1024)
-        c.wq.msg = True
-        cb = self.f.wakeconv(c)
-        c.rq.wakecb = cb
-        c.wq.wakecb = cb
-        c.eq.wakecb = cb
+        self.openqueues(c, UDP_RQLIMIT, 64 * 1024, True)
         c.ptcl = Udpcb()
 
     cpdef object pconnect(self, Conv c, list argv):
@@ -236,6 +224,7 @@ cdef class UdpProto(Proto):
         return n
 
     cdef int udpkick(self, Conv c, const unsigned char *p, Py_ssize_t n) except -1:
+        cdef IpLayer ip = self.f.ip
         cdef unsigned char raddr[16]
         cdef unsigned char laddr[16]
         cdef int rport, version, t
@@ -245,17 +234,16 @@ cdef class UdpProto(Proto):
         cdef unsigned long long acc
         cdef unsigned short cs
         cdef object rh
-        ip = self.f.ip
         if c.headers:
             # user-specified addresses
             if n < UDP_USEAD7:
                 return 0
             memcpy(raddr, p, 16)
             memcpy(laddr, p + 16, 16)
-            t = selftype(ip, laddr)
+            t = ip.forme(laddr)
             if t != Runi:
                 if ((t == Rmulti or t == Rbcast) and memcmp(p + 32, noaddr, 16) != 0
-                        and selftype(ip, p + 32) == Runi
+                        and ip.forme(p + 32) == Runi
                         and ip.route(V4 if isv4c(raddr) else V6, b16(raddr), b16(p + 32)) is not None):
                     # use the interface's address for a bcast/mcast reply
                     memcpy(laddr, p + 32, 16)
@@ -346,17 +334,18 @@ cdef class UdpProto(Proto):
 
     # ---- input ----
 
-    cpdef int rcv(self, object pkt) except -1:
+    cpdef int rcv(self, object pkt, object ifc=None) except -1:
         """udpiput: one IP datagram (bytes-like) carrying UDP, IP header
-        first (v4 options and v6 extension headers already stripped)."""
+        first (v4 options and v6 extension headers already stripped),
+        received on ifc."""
         cdef Py_buffer view
         PyObject_GetBuffer(pkt, &view, PyBUF_SIMPLE)
         try:
-            return self.udpiput(<const unsigned char*>view.buf, view.len, pkt)
+            return self.udpiput(<const unsigned char*>view.buf, view.len, pkt, ifc)
         finally:
             PyBuffer_Release(&view)
 
-    cdef int udpiput(self, const unsigned char *p, Py_ssize_t n, object pkt) except -1:
+    cdef int udpiput(self, const unsigned char *p, Py_ssize_t n, object pkt, object ifc) except -1:
         cdef int version, hl, ulen, lport, rport, t
         cdef unsigned char raddr[16]
         cdef unsigned char laddr[16]
@@ -368,7 +357,7 @@ cdef class UdpProto(Proto):
         cdef Queue rq
         cdef Py_ssize_t dlen
         cdef unsigned char *s
-        ip = self.f.ip
+        cdef IpLayer ip = self.f.ip
 
         self.InDatagrams += 1
         if n >= 1 and (p[0] & 0xf0) == 0x60:
@@ -438,20 +427,20 @@ cdef class UdpProto(Proto):
 
         c = self.iphtlook(raddr, rport, laddr, lport)
         if c is None:
-            return self.noconv(pkt, version)
+            return self.noconv(pkt, version, ifc)
         if c.state == Announced and not c.headers:
             # a call: a conversation of its own for this remote
-            t = selftype(ip, laddr)
+            t = ip.forme(laddr)
             if t == Runi:
                 memcpy(srcip, laddr, 16)
             elif t == Rmulti or t == Rbcast:
                 # receive on the group, transmit from the interface's
                 # unicast address
-                if not iflocal(ip, ip.rcvifc if isinstance(ip, Ip) else None, srcip, raddr):
+                if not iflocal(ip, ifc, srcip, raddr):
                     # DEVIATION: udp.c leaves srcip unset; use routing
                     findlocal(ip, srcip, raddr)
             else:
-                return self.noconv(pkt, version)
+                return self.noconv(pkt, version, ifc)
             nc = self.newcall(c, b16(raddr), rport, b16(laddr), lport, version)
             if nc is None:
                 if self.f.log.mask & Logudp:
@@ -479,11 +468,11 @@ cdef class UdpProto(Proto):
             s = self.scratch
             memcpy(s, raddr, 16)
             memcpy(s + 16, laddr, 16)
-            if isinstance(ip, Ip) and isinstance((<Ip>ip).rcvifc, Ifc):
-                memset(s + 32, 0, 16)
-                if not (<Ip>ip).v6local((<Ip>ip).rcvifc, s + 32, 0, raddr):
-                    if (<Ifc>(<Ip>ip).rcvifc).lifcs:
-                        memcpy(s + 32, (<Lifc>(<Ifc>(<Ip>ip).rcvifc).lifcs[0]).local_, 16)
+            if ifc is not None:
+                if not iflocal(ip, ifc, s + 32, raddr):
+                    a = ip.ifcaddr(ifc)
+                    if a is not None and len(a) == 16:
+                        memcpy(s + 32, <const char*>a, 16)
                     else:
                         memset(s + 32, 0, 16)
             else:
@@ -496,7 +485,7 @@ cdef class UdpProto(Proto):
             rq.qpass(u + UDP_UDPHDR_SZ, dlen)
         return 0
 
-    cdef int noconv(self, object pkt, int version) except -1:
+    cdef int noconv(self, object pkt, int version, object ifc) except -1:
         # no conversation: count, and answer with port unreachable
         cdef const unsigned char *p
         self.NoPorts += 1
@@ -511,16 +500,10 @@ cdef class UdpProto(Proto):
                     fmtip(b[8:24]), nhgets(p + 40), fmtip(b[24:40]), nhgets(p + 42)))
         if not self.portunreach:
             return 0
-        ip = self.f.ip
-        ifc = ip.rcvifc if isinstance(ip, Ip) else None
         if version == V4:
-            icmp = self.f.ipproto[1]
-            if icmp is not None and hasattr(icmp, "icmpnoconv"):
-                icmp.icmpnoconv(ifc, bytes(pkt))
+            self.f.ip.icmpnoconv(ifc, bytes(pkt))
         else:
-            icmp = self.f.ipproto[58]
-            if icmp is not None and hasattr(icmp, "icmpnoconv6"):
-                icmp.icmpnoconv6(ifc, bytes(pkt))
+            self.f.ip.icmpnoconv6(ifc, bytes(pkt))
         return 0
 
     # ---- ICMP errors ----

@@ -301,6 +301,18 @@ class Host(IpLayer):
         addr = bytes(addr)
         return addr in self.addrs or addr == _BCAST4
 
+    def icmpnoconv(self, ifc, pkt):
+        """Port unreachable about pkt through the stack's ICMP, if any."""
+        self._icmperr(1, "icmpnoconv", ifc, pkt)
+
+    def icmpnoconv6(self, ifc, pkt):
+        self._icmperr(58, "icmpnoconv6", ifc, pkt)
+
+    def _icmperr(self, proto, fn, ifc, pkt):
+        icmp = self.fs.ipproto[proto] if self.fs is not None else None
+        if icmp is not None:
+            getattr(icmp, fn)(ifc, pkt)
+
     # -- input ----------------------------------------------------------------
 
     def input(self, pkt) -> bool:

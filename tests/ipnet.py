@@ -62,7 +62,7 @@ class Rec(Proto):
         self.got = []
         self.advice = []
 
-    def rcv(self, pkt):
+    def rcv(self, pkt, ifc=None):
         self.got.append(bytes(pkt))
         return 0
 
