@@ -495,6 +495,7 @@ class Topology:
         me = [sys.executable, os.path.abspath(__file__), "server", "--port", BASE,
               "--stall", a.stall, "--lifetime", lifetime]
         self.servers = {}          # key -> (address, server Proc, net9 serve Proc or None)
+        self.devs = {}             # net9 key -> its TUN's name in the router
         srv = st.proc("Linux server", me + ["--host", SERVER_V], ns=self.sns)
         srv.expect(r"^READY", 20)
         self.servers["linux"] = (SERVER_V, srv, None)
@@ -509,6 +510,7 @@ class Topology:
                     "--host-addr", "10.9.%d.1/24" % i, "--srv", sock, "--mtu", mtu]
             if has_tcp:
                 argv += ["--tcp", prof]
+            argv += a.serve_arg
             serve = st.proc("net9 serve (%s)" % prof, argv, env=env)
             serve.expect(r"serving 9P on unix!", 30)
             s9 = st.proc("9P server (%s)" % prof,
@@ -517,6 +519,7 @@ class Topology:
                                    CLIENT_A.rsplit(".", 1)[0] + ".0", i)], env=env)
             s9.expect(r"^READY", 30)
             self.servers["net9 " + prof] = ("10.9.%d.2" % i, s9, serve)
+            self.devs["net9 " + prof] = "n9loss%d" % i
 
     def drops(self):
         """tunwire's counters now (SIGUSR1), or None."""
@@ -528,6 +531,17 @@ class Topology:
         m = self.tw.lastmatch(r"^(\{.*\})$", n + 1, 5)
         return json.loads(m.group(1)) if m else None
 
+    def linkstats(self, P, key):
+        """The router's counters of its device towards key's server."""
+        dev = "rv" if key == "linux" else self.devs.get(key)
+        try:
+            r = P.sh("ip", "-n", self.rns, "-s", "-j", "link", "show", "dev", dev, timeout=10)
+            st = json.loads(r.stdout)[0]["stats64"]
+            return {"tx_packets": st["tx"]["packets"], "tx_dropped": st["tx"]["dropped"],
+                    "rx_packets": st["rx"]["packets"], "rx_dropped": st["rx"]["dropped"]}
+        except Exception:
+            return None
+
     def transfer(self, P, key, direction, a):
         """One bounded transfer; its figures (a dict)."""
         host, srv, serve = self.servers[key]
@@ -538,6 +552,7 @@ class Topology:
                 "--seconds", str(a.seconds), "--stall", str(a.stall)]
         cpu0 = P.cputime(serve.pid) if serve else None
         d0 = self.drops()
+        l0 = self.linkstats(P, key)
         guard = a.seconds + 2 * a.stall + 30
         t0 = time.monotonic()
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -567,6 +582,11 @@ class Topology:
             c = P.cputime(serve.pid)
             r["serve_cpu"] = None if c is None or cpu0 is None else c - cpu0
         d1 = self.drops()
+        l1 = self.linkstats(P, key)
+        if l0 and l1:
+            # the router's device towards this server: what it could not
+            # hand over (a full TUN queue: net9 not reading fast enough)
+            r["link"] = {k: l1[k] - l0[k] for k in l1}
         if d0 and d1:
             r["dropped"] = {k: d1[k]["dropped"] - d0[k]["dropped"] for k in d1}
             r["pkts"] = {k: d1[k]["pkts"] - d0[k]["pkts"] for k in d1}
@@ -628,6 +648,9 @@ def report(results, meta, out):
     else:
         w("net9 profiles: net9 serve has no --tcp option: one profile, tcp.c's (the column "
           "'net9 %s')\n" % NOTCP)
+    extra = (meta.get("args") or {}).get("serve_arg")
+    if extra:
+        w("net9 serve was also given: %s\n" % " ".join(extra))
     w("MB/s of 10^6 bytes delivered; ratio: net9 / Linux on the same wire%s; stall: the "
       "receiver's longest wait for data, seconds\n" % (
           " (median of the repeats' ratios); MB/s medians, stalls the worst of the repeats"
@@ -679,7 +702,7 @@ def report(results, meta, out):
                     if v:
                         verdicts.append((loss, dname, k, v))
                 line += "  %10s%1s %6s %6s %4s" % (
-                    "%.2f" % mb, fl, "-" if ratio is None else "%.3f" % ratio,
+                    "%.2f" % mb, fl, fmt_ratio(ratio),
                     "-" if stv is None else "%.2f" % stv, v)
             w(line.rstrip() + "\n")
     if notes:
@@ -692,6 +715,17 @@ def report(results, meta, out):
       "both directions; no stall over 2 s at 5%%: %s\n" % (
           "" if meta["has_tcp"] else "; this net9 has no --tcp, so they are shown against "
           "its only profile, tcp.c", summary(verdicts, prof)))
+    rd = {}
+    for byd in results.values():
+        for byk in byd.values():
+            for k, runs in byk.items():
+                for r in runs:
+                    x = (r.get("link") or {}).get("tx_dropped")
+                    if x:
+                        rd[k] = rd.get(k, 0) + x
+    if rd:
+        w("the router's device towards a server dropped packets during transfers (its queue "
+          "full): %s\n" % ", ".join("%s %d" % kv for kv in sorted(rd.items())))
     dr = meta.get("drops")
     if dr:
         w("tunwire's drops over the run (client->router, router->client): %s\n" % "; ".join(
@@ -699,6 +733,12 @@ def report(results, meta, out):
                                                          if x["pkts"] else 0, x["pkts"])
                                        for x in (v["ab"], v["ba"])))
             for l, v in sorted(dr.items(), key=lambda kv: float(kv[0])) if v))
+
+
+def fmt_ratio(r):
+    if r is None:
+        return "-"
+    return "%.3f" % r if r >= 0.01 or r == 0 else "%.4f" % r
 
 
 def target_verdict(loss, ratio, stall):
@@ -744,6 +784,9 @@ def parse_args(argv):
     ap.add_argument("--no-linux", action="store_true", help="skip Linux->Linux")
     ap.add_argument("--no-net9", action="store_true", help="skip net9")
     ap.add_argument("--mtu", type=int, default=1500)
+    ap.add_argument("--serve-arg", action="append", default=[], metavar="ARG",
+                    help="one more argument for every net9 serve (repeatable; "
+                         "e.g. --serve-arg=--no-offload)")
     ap.add_argument("--tree", default=ROOT,
                     help="the net9 source tree (built in place) to run (default this one)")
     ap.add_argument("--wire", metavar="DIR",
@@ -829,10 +872,13 @@ def main():
                         for k in keys:
                             r = topo.transfer(P, k, d, a)
                             res.setdefault(d, {}).setdefault(k, []).append(r)
-                            log("  %5s%% %-7s %-14s %9.2f MB/s  stall %s  %s%s" % (
+                            log("  %5s%% %-7s %-14s %9.2f MB/s  stall %s  %s%s%s" % (
                                 lk, d, k, r["MBps"], "-" if r.get("stall") is None else
                                 "%.2f s" % r["stall"], r["status"],
-                                ": " + r["error"] if r.get("error") else ""))
+                                ": " + r["error"] if r.get("error") else "",
+                                "  (router: %d dropped towards the server)"
+                                % r["link"]["tx_dropped"] if r.get("link", {}).get(
+                                    "tx_dropped") else ""))
                 meta["drops"][lk] = topo.drops()
             except P.Failure as e:
                 failed = (failed + "; " if failed else "") + "loss %s%%: %s" % (lk, e)

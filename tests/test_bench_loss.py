@@ -92,7 +92,7 @@ def test_report_two_profiles(loss):
     assert r[("5%", "Linux->server")][5] == "ok"            # 0.625, stall 1.9 s
     assert r[("5%", "server->Linux")][5] == "MISS"          # 0.556 but a 2.5 s stall
     # the 9front column has no verdicts; a failed and a capped transfer are marked
-    assert r[("5%", "Linux->server")][6:] == ["0.02!", "0.000", "30.00"]
+    assert r[("5%", "Linux->server")][6:] == ["0.02!", "0.0002", "30.00"]
     assert r[("5%", "server->Linux")][6:] == ["0.26c", "0.014", "3.00"]
     assert "net9 9front 5% Linux->server: failed, 0.6 MB in 30.0 s: stall: no data for 30 s" in t
     assert "net9 9front 5% server->Linux: capped, 7.8 MB in 30.0 s" in t
