@@ -39,15 +39,20 @@ delivered.  ^C or SIGTERM removes the processes, namespaces and the
 temporary directory.
 
     python bench/loss.py [--loss 0,1,2,5] [--mbytes 20] [--seconds 30]
-                         [--repeat 1] [--profiles modern,9front]
-                         [--dirs both|sink|source] [--tree DIR]
+                         [--stall 30] [--repeat 1] [--profiles modern,9front]
+                         [--dirs both|sink|source] [--no-linux] [--no-net9]
+                         [--mtu 1500] [--tree DIR] [--serve-arg ARG]
                          [--json FILE] [--report FILE] [--wire DIR]
 
 --profiles: the net9 TCP profiles, passed as `net9 serve --tcp P` when
 `net9 serve --help` lists --tcp; without it there is one profile (tcp.c),
 run without the option, and the output says so.  --tree: the net9 source
-tree (built in place) to run, default this one.  Root only (except
---report).
+tree (built in place) to run, default this one.  --serve-arg: one more
+argument for every net9 serve (repeatable: --serve-arg=--no-offload,
+--serve-arg=--pcap=FILE).  --json keeps every transfer (with tunwire's
+drops, the router's device counters and net9 serve's CPU time);
+--report FILE prints its table again.  Root only (except --report).
+See bench/README.md for what the figures mean.
 """
 
 import argparse
@@ -658,7 +663,7 @@ def report(results, meta, out):
     h1 = "  %-5s %-14s %16s" % ("", "", "Linux")
     h2 = "  %-5s %-14s %10s %5s" % ("loss", "direction", "MB/s", "stall")
     for k in n9keys:
-        h1 += "  %-31s" % ("%11s" % k)
+        h1 += "  %-30s" % ("%11s" % k)
         h2 += "  %11s %6s %6s %4s" % ("MB/s", "ratio", "stall", "")
     w("\n" + h1.rstrip() + "\n" + h2.rstrip() + "\n")
     notes = []
@@ -845,7 +850,8 @@ def main():
             "mbytes": a.mbytes, "seconds": a.seconds, "stall": a.stall, "mtu": a.mtu,
             "repeat": a.repeat, "tree": tree, "drops": {},
             "git": subprocess.run(["git", "-C", tree, "describe", "--always", "--dirty"],
-                                  capture_output=True, text=True).stdout.strip()}
+                                  capture_output=True, text=True).stdout.strip()
+            or "(not a git tree)"}
     print("bench/loss.py: net9 from %s (%s); %s" % (
         tree, meta["git"], "profiles " + ", ".join(profiles) if has_tcp else
         "net9 serve has no --tcp: one profile (tcp.c), run as it is"), flush=True)
