@@ -702,7 +702,8 @@ def report(results, meta, out):
                 ratios = [r["MBps"] / l["MBps"] for r, l in zip(runs, lin) if l["MBps"]]
                 ratio = median(ratios)
                 v = ""
-                if k.endswith(" modern") or (not meta["has_tcp"] and k.endswith(NOTCP)):
+                if lin and (k.endswith(" modern") or
+                            (not meta["has_tcp"] and k.endswith(NOTCP))):
                     v = target_verdict(float(loss), ratio, stv)
                     if v:
                         verdicts.append((loss, dname, k, v))

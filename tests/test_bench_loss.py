@@ -189,3 +189,12 @@ def test_source_driver_stall_fails(loss):
         lst.close()
     assert r["status"] == "failed" and r["bytes"] == 0
     assert "stall" in r["error"] and r["stall"] >= 0.3
+
+
+def test_report_without_linux(loss):
+    """--no-linux: no ratio, so no verdict (not a MISS)."""
+    res = {"5": {"source": {"net9 modern": [run(3.0, 0.5)]}}}
+    t = table(loss, res, meta(["net9 modern"]))
+    r = rows(t)[("5%", "server->Linux")]
+    assert r == ["-", "-", "3.00", "-", "0.50"]
+    assert "no stall over 2 s at 5%: not measured" in t
