@@ -1384,7 +1384,8 @@ cdef class TcpProto(Proto):
         datagrams that came in together, pbatch(False) after it.  In
         between, the output tcpiput would run after each segment (an ACK,
         or data the ACK let go) waits, once per conversation, for the end
-        of the burst: one ACK then covers the burst, as a receiver with
+        of the burst, unless the segment forces an ACK (out of order, a
+        filled hole, a FIN...): one ACK then covers the in-order burst, as a receiver with
         GRO/LRO acknowledges an aggregate once (RFC 9293 section 3.8.6.3
         allows stretch ACKs of this kind only as delayed ACKs do; the delay
         here is the burst's processing time, microseconds).  Without
@@ -1551,7 +1552,13 @@ cdef class TcpProto(Proto):
 
         act = self.tcpinput(s, &seg, dp, length, source, dest, version)
         if act == A_OUTPUT:
-            if self.batching:
+            # only the ACK of in-order data waits for the burst's end: a
+            # forced one (a duplicate ACK for a segment out of order, the
+            # ACK of a filled hole, of a FIN, of an unacceptable segment)
+            # goes at once, as a GRO receiver sends them (RFC 5681 section
+            # 4.2: out-of-order data is acknowledged immediately, so the
+            # sender sees its duplicate ACKs and retransmits fast)
+            if self.batching and not ((<Tcpctl>s.ptcl).flags & FORCE):
                 self.deferred[s] = None
             else:
                 self.tcpoutput(s)

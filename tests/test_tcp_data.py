@@ -1463,6 +1463,33 @@ def test_20mb_lossy_reordering_duplicating():
     assert time.monotonic() - t_start < 60          # ~2 s here; the brief's bound is 20 s
 
 
+def test_pbatch_sends_duplicate_acks_at_once():
+    # a burst with a hole: every segment beyond the hole gets its duplicate
+    # ACK then and there (a sender counts them to retransmit fast; one ACK
+    # for the burst left Linux waiting for its RTO), and the segment that
+    # fills the hole is acknowledged at once too
+    P, peer = crafted()
+    s = peer.s
+    mss = 1460
+    base = peer.iss + 1
+    data = random.Random(12).randbytes(8 * mss)
+    k = len(P.wire.capture)
+    P.tcpb.pbatch(True)
+    peer.send(0, data[:mss])
+    peer.send(mss, data[mss:2 * mss])
+    for i in range(3, 8):                       # the third segment is lost
+        peer.send(i * mss, data[i * mss:(i + 1) * mss])
+    acks = peer.answers(k)
+    assert [a.ack for a in acks] == [u32(base + 2 * mss)] * 5
+    k = len(P.wire.capture)
+    peer.send(2 * mss, data[2 * mss:3 * mss])  # the retransmission
+    assert [a.ack for a in peer.answers(k)] == [u32(base + 8 * mss)]
+    k = len(P.wire.capture)
+    P.tcpb.pbatch(False)
+    assert peer.answers(k) == []                # nothing more was owed
+    assert P.tcpb.read(s, 20000) == data
+
+
 @pytest.mark.parametrize("batch", [False, True])
 def test_pbatch_acknowledges_a_burst_once(batch):
     # beyond tcp.c (net9 serve with offloads): segments that came in one
