@@ -31,6 +31,7 @@ import time
 import click
 
 from net9 import __version__
+from net9.conv import ConvState
 from net9.server import Server, default_socket_path
 
 DEFAULT_ADDRS = ("10.9.0.2/24", "fd09::2/64")
@@ -66,7 +67,7 @@ def reset_conversations(fs):
     """Before exiting: reset every live TCP connection (RST, as a hangup)."""
     for name, p in fs.protos.items():
         for c in getattr(p, "conv", []):
-            if c.inuse > 0 or c.state in (3, 4):
+            if c.inuse > 0 or c.state in (ConvState.Connecting, ConvState.Connected):
                 try:
                     p.ctl(c, "hangup")
                 except Exception:

@@ -29,6 +29,7 @@ import weakref
 
 from net9 import errors
 from net9.errors import Net9Error
+from net9.conv import ConvState
 from net9.ipaux import parsecmd
 
 # qid types (devip.c)
@@ -491,7 +492,7 @@ class NetFs:
         elif t == Qlisten:
             p, c = self.convof(path)
             self.convperm(fid, c, acc)
-            if c.state != 2:           # Announced
+            if c.state != ConvState.Announced:
                 raise Net9Error(errors.Enotannounced)
             p.incref(c)                # held while the listen waits
             w = Wait("listen", fid, c, p)
@@ -705,13 +706,13 @@ class NetFs:
             verb = parsecmd(msg)[:1]
             was = c.state
             p.ctl(c, msg, fid.uname)
-            if was == 3 and verb in (["hangup"], ["close"]) and c.aux:
+            if was == ConvState.Connecting and verb in (["hangup"], ["close"]) and c.aux:
                 # the decision (devip.md 15.3 b, not copied): a
                 # hangup during a blocked connect makes that connect fail
                 for x in c.aux:
                     if x.kind == "connect":
                         x.user = errors.Ehungup
-            if c.state == 3 and parsecmd(msg)[:1] == ["connect"]:   # Connecting
+            if c.state == ConvState.Connecting and verb == ["connect"]:
                 w = Wait("connect", fid, c, p)
                 w.rest, w.result = lines, total
                 return w

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ipnet import (Host, Net, Rec, a16, ext, frag4, frag6, frags4, icmp4msg, ip4, ip6)
-from net9.conv import Fs
+from net9.conv import ConvState, Fs
 from net9.csum import cksum
 from net9.errors import Net9Error
 from net9.ip import Ip, statnames
@@ -873,7 +873,7 @@ def connect(net, v6, port=80):
     B.tcp.ctl(lc, "announce %d" % port)
     c = A.tcp.clone("u")
     A.tcp.ctl(c, "connect %s!%d" % ("fd00::2" if v6 else "10.0.0.2", port))
-    assert net.run(lambda: c.state != 3, 10_000)
+    assert net.run(lambda: c.state != ConvState.Connecting, 10_000)
     assert A.tcp.connectresult(c) is True
     calls = []
     assert net.run(lambda: calls.append(B.tcp.takecall(lc)) or calls[-1] is not None, 1000)

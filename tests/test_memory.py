@@ -13,6 +13,7 @@ import weakref
 import pytest
 
 from net9 import qio, sim
+from net9.conv import ConvState
 from net9.tcp import tcpstates
 
 Closed = tcpstates.index("Closed")
@@ -48,7 +49,7 @@ def round_trip(P, lis, n, nbytes, close=True):
             if x is None:
                 break
             ss.append(x)
-        return len(ss) == n and all(c.state != 3 for c in cs)
+        return len(ss) == n and all(c.state != ConvState.Connecting for c in cs)
     assert P.run(until=accepted, max_ms=20_000)
     pairs = list(zip(cs, ss))
     chunk = b"m" * 16384

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from net9 import ninep as n
+from net9.conv import ConvState
 from ninepenv import Env, Raw, errtext
 
 DMDIR = 0x80000000
@@ -496,9 +497,9 @@ def test_flushed_connect_keeps_connecting(env):
     assert f[0] == n.Rflush
     # either the write was answered before the Rflush or not at all
     deadline = time.time() + 5
-    while env.call(lambda: env.tcp.conv[num].state) != 4 and time.time() < deadline:
+    while env.call(lambda: env.tcp.conv[num].state) != ConvState.Connected and time.time() < deadline:
         time.sleep(0.02)
-    assert env.call(lambda: env.tcp.conv[num].state) == 4     # Connected in the background
+    assert env.call(lambda: env.tcp.conv[num].state) == ConvState.Connected     # in the background
 
 
 def test_ctl_several_commands_in_one_write(env):

@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from net9 import errors, sim
 from net9.errors import Net9Error
-from net9.tcp import CONST, statnames, tcpstates
+from net9.conv import ConvState
+from net9.tcp import CONST, TcpState, TcptimerState, statnames, tcpstates
 
 MSPTICK = CONST["MSPTICK"]          # 50
 MAXBACKMS = CONST["MAXBACKMS"]      # 9*60*1000
@@ -31,11 +32,11 @@ TCP_ACK = CONST["TCP_ACK"]          # 50
 DEF_KAT = CONST["DEF_KAT"]          # 120000
 MSL2 = CONST["MSL2"]                # 10 (seconds)
 
-ST = {n: i for i, n in enumerate(tcpstates)}
 Established, Finwait1, Finwait2, Close_wait, Time_wait, Closed = (
-    ST["Established"], ST["Finwait1"], ST["Finwait2"], ST["Close_wait"], ST["Time_wait"],
-    ST["Closed"])
-Connecting = 3          # devip state
+    TcpState.Established, TcpState.Finwait1, TcpState.Finwait2, TcpState.Close_wait,
+    TcpState.Time_wait, TcpState.Closed)
+Connecting = ConvState.Connecting
+TcptimerON = TcptimerState.TcptimerON
 
 
 # ---------------------------------------------------------------- helpers
@@ -639,7 +640,7 @@ def test_rto_backoff_until_timeout():
     with pytest.raises(Net9Error, match="^i/o on hungup channel$"):
         P.tcpa.write(c, b"x")
     for t in (ta.timer, ta.acktimer, ta.katimer, ta.rtt_timer):
-        assert t.state != 1
+        assert t.state != TcptimerON
     assert P.tcpa.ntimers == 0
 
 
@@ -908,7 +909,7 @@ def test_keepalive_silent_peer(ms, kacounter):
     interval = ms if ms >= MSPTICK else DEF_KAT
     assert ta.katimer.start == interval // MSPTICK
     assert ta.kacounter == kacounter == max(3, 12 * 60 * 1000 // interval)
-    assert ta.katimer.state == 1
+    assert ta.katimer.state == TcptimerON
     una, nxt = ta.snd_una, ta.rcv_nxt
     P.wire.filter = lambda src, dst, pkt: None       # the peer goes silent
     reasons = park_reader(c)
@@ -987,7 +988,7 @@ def test_default_keepalive_dead_peer():
     # 12 minutes after the last segment a sent
     P, lis, c, s, ta, tb = exchanged()
     (tlast, _) = sent_by(P, "a")[-1]
-    assert ta.kacounter == 6 and ta.katimer.state == 1
+    assert ta.kacounter == 6 and ta.katimer.state == TcptimerON
     t0 = P.wire.now
     P.wire.filter = lambda src, dst, pkt: None
     reasons = park_reader(c)
@@ -1006,7 +1007,7 @@ def test_finwait2_keepalive(silent):
     P, lis, c, s, ta, tb = exchanged()
     x = c.x
     P.tcpa.closeconv(c)                 # last reference: FIN, -> Finwait1
-    assert ta.state == Finwait1 and c.state == 0
+    assert ta.state == Finwait1 and c.state == ConvState.Idle
     assert P.wire.run(until=lambda: ta.state == Finwait2, max_ms=10_000)
     t2 = P.wire.now
     assert tb.state == Close_wait
@@ -1014,7 +1015,7 @@ def test_finwait2_keepalive(silent):
     # is still 2400 (kacounter 720000/120000 = 6), then katimer.start =
     # MSL2*(1000/MSPTICK) = 200 ticks, 10 s
     assert ta.katimer.start == MSL2 * 1000 // MSPTICK == 200
-    assert ta.kacounter == 6 and ta.katimer.state == 1
+    assert ta.kacounter == 6 and ta.katimer.state == TcptimerON
     una, nxt = ta.snd_una, ta.rcv_nxt
     if silent:
         P.wire.filter = lambda src, dst, pkt: None

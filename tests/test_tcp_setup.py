@@ -17,6 +17,7 @@ import struct
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from net9.conv import ConvState
 from net9 import sim
 from net9.errors import Net9Error
 from net9.sim import build, ip16, parse
@@ -35,7 +36,7 @@ DEF_MSS6 = 1220
 DEF_RTT = 500
 MAXBACKMS = 9 * 60 * 1000
 
-Connecting = 3
+Connecting = ConvState.Connecting
 C_ADDR = "10.0.0.3"
 C_ADDR6 = "fd00::3"
 

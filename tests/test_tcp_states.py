@@ -11,13 +11,13 @@ import pytest
 
 from net9 import sim
 from net9.sim import build, parse, ipstr, ip16
-from net9.conv import Fs
+from net9.conv import ConvState, Fs
 from net9.errors import Net9Error
 from net9.ipaux import parseip
-from net9.tcp import TcpProto, tcpstates, CONST
+from net9.tcp import CONST, TcpProto, TcpState, tcpstates
 
 # devip states (ip.h)
-Idle, Announcing, Announced, Connecting, Connected = range(5)
+Idle, Announcing, Announced, Connecting, Connected = ConvState
 
 MSPTICK = 50                  # tcp.c MSPTICK
 MSL2 = 10                     # tcp.c MSL2: Time_wait lasts MSL2 s
@@ -203,14 +203,14 @@ def test_active_close_finwait1_finwait2_timewait_closed():
     fin = segs(P, n0, "a")
     assert len(fin) == 1 and fin[0].flags == "FA"
     assert fin[0].seq == A.tcb(c).snd_nxt - 1
-    tr.run(lambda: A.tcb(c).state != 5, max_ms=1000)      # until not Finwait1
+    tr.run(lambda: A.tcb(c).state != TcpState.Finwait1, max_ms=1000)
     assert state(A, c) == "Finwait2"
     assert state(B, call) == "Close_wait"
     # Finwait2: the keepalive timer probes every MSL2 s (katimer.start = 200)
     assert A.tcb(c).katimer.start == MSL2 * 1000 // MSPTICK
     B.closeconv(call)
     assert state(B, call) == "Last_ack"
-    tr.run(lambda: A.tcb(c).state == 10, max_ms=1000)     # Time_wait
+    tr.run(lambda: A.tcb(c).state == TcpState.Time_wait, max_ms=1000)
     t0 = P.wire.now
     assert state(A, c) == "Time_wait"
     assert (CONST["MSL2"], CONST["MSPTICK"]) == (MSL2, MSPTICK)
@@ -223,7 +223,7 @@ def test_active_close_finwait1_finwait2_timewait_closed():
     other = A.clone("x")
     assert other.x != c.x
     A.closeconv(other)
-    tr.run(lambda: B.tcb(call).state == 0, max_ms=1000)
+    tr.run(lambda: B.tcb(call).state == TcpState.Closed, max_ms=1000)
     P.wire.run_until_time(tend - 1)
     assert state(A, c) == "Time_wait"
     P.wire.run_until_time(tend)
@@ -242,7 +242,7 @@ def test_passive_close_closewait_lastack_closed():
     P.wire.advance(10)
     A.closeconv(c)
     tr = Trace(P, b=(B, call))
-    tr.run(lambda: B.tcb(call).state == 7, max_ms=1000)
+    tr.run(lambda: B.tcb(call).state == TcpState.Close_wait, max_ms=1000)
     assert state(B, call) == "Close_wait"
     # remote FIN hangs up the read queue: EOF x3, then the error
     expect_eof_then_hungup(B, call)
@@ -254,7 +254,7 @@ def test_passive_close_closewait_lastack_closed():
     assert state(B, call) == "Last_ack"
     f = [g for g in segs(P, n0, "b") if "F" in g.flags]
     assert len(f) == 1
-    tr.run(lambda: B.tcb(call).state == 0, max_ms=1000)
+    tr.run(lambda: B.tcb(call).state == TcpState.Closed, max_ms=1000)
     assert tr.seen["b"] == ["Established", "Close_wait", "Last_ack", "Closed"]
     # Last_ack ends on the ACK of our FIN (1 ms there, 1 ms back), with no
     # Time_wait
@@ -271,12 +271,12 @@ def test_simultaneous_close_closing_timewait():
     B.closeconv(call)
     tr.sample()
     assert state(A, c) == "Finwait1" and state(B, call) == "Finwait1"
-    tr.run(lambda: A.tcb(c).state == 10 and B.tcb(call).state == 10, max_ms=1000)
+    tr.run(lambda: A.tcb(c).state == TcpState.Time_wait and B.tcb(call).state == TcpState.Time_wait, max_ms=1000)
     # each FIN arrives in Finwait1 without acking our FIN: Closing; then
     # the ACK of our FIN in Closing: Time_wait
     assert tr.seen["a"] == ["Established", "Finwait1", "Closing", "Time_wait"]
     assert tr.seen["b"] == ["Established", "Finwait1", "Closing", "Time_wait"]
-    tr.run(lambda: A.tcb(c).state == 0 and B.tcb(call).state == 0, max_ms=11000)
+    tr.run(lambda: A.tcb(c).state == TcpState.Closed and B.tcb(call).state == TcpState.Closed, max_ms=11000)
     assert tr.seen["a"][-1] == "Closed" and tr.seen["b"][-1] == "Closed"
 
 
@@ -287,7 +287,7 @@ def test_simultaneous_open():
     b = dial(B, "10.0.0.1!5001", "5000")
     assert a.lport == 5001 and b.lport == 5000
     tr = Trace(P, a=(A, a), b=(B, b))
-    tr.run(lambda: A.tcb(a).state == 4 and B.tcb(b).state == 4, max_ms=5000)
+    tr.run(lambda: A.tcb(a).state == TcpState.Established and B.tcb(b).state == TcpState.Established, max_ms=5000)
     assert tr.seen["a"] == ["Syn_sent", "Syn_received", "Established"]
     assert tr.seen["b"] == ["Syn_sent", "Syn_received", "Established"]
     # leaving Syn_sent for Syn_received completes the devip connect
@@ -1584,11 +1584,11 @@ def test_ipv6_open_transfer_close():
     assert max(len(g.payload) for g in segs(P, src="a")) == 1440
     # active close by a, passive by b
     A.closeconv(c)
-    tr.run(lambda: B.tcb(call).state == 7, max_ms=1000)
+    tr.run(lambda: B.tcb(call).state == TcpState.Close_wait, max_ms=1000)
     assert B.read(call, 10) == b""
     B.closeconv(call)
-    tr.run(lambda: A.tcb(c).state == 10, max_ms=1000)
-    tr.run(lambda: A.tcb(c).state == 0, max_ms=11000)
+    tr.run(lambda: A.tcb(c).state == TcpState.Time_wait, max_ms=1000)
+    tr.run(lambda: A.tcb(c).state == TcpState.Closed, max_ms=11000)
     assert tr.seen["a"] == ["Syn_sent", "Established", "Finwait1", "Finwait2",
                             "Time_wait", "Closed"]
     assert state(B, call) == "Closed"

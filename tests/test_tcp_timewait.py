@@ -12,13 +12,14 @@ import random
 
 import pytest
 
+from net9.conv import ConvState
 from net9 import sim
 from net9.errors import Net9Error
 from net9.tcp import CONST, tcpstates
 
 from test_tcp_states import announce, dial, state, segs, crafted, drop
 
-Connecting = 3
+Connecting = ConvState.Connecting
 MSL2 = CONST["MSL2"]
 
 
