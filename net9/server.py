@@ -532,18 +532,18 @@ class Server:
     # ---- dispatch -----------------------------------------------------------------
 
     def handle(self, c, it):
-        typ = it[0]
-        tag = it[1]
+        typ = it.type
+        tag = it.tag
         c.nreq += 1
         if typ == ninep.BAD:
-            self.log("%s: malformed message type %d: %s" % (c.name, it[2], it[3]))
-            c.error(tag, "malformed message: %s" % it[3] if not c.dotl else errors.Ebadarg)
+            self.log("%s: malformed message type %d: %s" % (c.name, it.msgtype, it.reason))
+            c.error(tag, "malformed message: %s" % it.reason if not c.dotl else errors.Ebadarg)
             return
         if typ == ninep.UNKNOWN:
             c.error(tag, Enotsupp)
             return
         if typ == ninep.Tversion:
-            self.version(c, tag, it[2], it[3])
+            self.version(c, tag, it.msize, it.version)
             return
         if c.version is None:
             c.error(tag, Eversion)
@@ -641,7 +641,7 @@ class Server:
             c.send(ninep.rerror(tag, Enoauth))
 
     def t_attach(self, c, tag, it):
-        fid, afid, uname, aname, nuname = it[2:7]
+        fid, afid, uname, aname, nuname = it.fid, it.afid, it.uname, it.aname, it.n_uname
         if fid in c.fids:
             raise Net9Error(Efidinuse)
         if afid != NOFID:
@@ -657,7 +657,7 @@ class Server:
         c.send(ninep.pack(ninep.Rattach, tag, self.qid(f.path)))
 
     def t_flush(self, c, tag, it):
-        oldtag = it[2]
+        oldtag = it.oldtag
         w = c.pending.pop(oldtag, None)
         if w is not None:
             self.netfs.cancel(w)
@@ -666,7 +666,7 @@ class Server:
     # -- walk --
 
     def t_walk(self, c, tag, it):
-        fid, newfid, names = it[2], it[3], it[4]
+        fid, newfid, names = it.fid, it.newfid, it.wname
         f = self.getfid(c, fid)
         if len(names) > ninep.MAXWELEM:
             raise Net9Error(Etoomany)
@@ -701,10 +701,10 @@ class Server:
     # -- open --
 
     def t_open(self, c, tag, it):
-        f = self.getfid(c, it[2])
+        f = self.getfid(c, it.fid)
         if f.xattr:
             raise Net9Error(errors.Eperm)
-        r = self.netfs.open(f, it[3], c.dotl)
+        r = self.netfs.open(f, it.flags if it.type == ninep.Tlopen else it.mode, c.dotl)
         f.snap = None
         f.text = None
         rtype = ninep.Rlopen if c.dotl else ninep.Ropen
@@ -714,22 +714,22 @@ class Server:
         c.send(ninep.pack(rtype, tag, self.qid(r), 0))
 
     def t_create(self, c, tag, it):
-        self.getfid(c, it[2])
+        self.getfid(c, it.fid)
         raise Net9Error(errors.Eperm)
 
     def t_refuse(self, c, tag, it):
         raise Net9Error(errors.Eperm)
 
     def t_readlink(self, c, tag, it):
-        self.getfid(c, it[2])
+        self.getfid(c, it.fid)
         c.send(ninep.rlerror(tag, errno.EINVAL))
 
     def t_xattrcreate(self, c, tag, it):
-        self.getfid(c, it[2])
+        self.getfid(c, it.fid)
         c.send(ninep.rlerror(tag, errno.EOPNOTSUPP))
 
     def t_xattrwalk(self, c, tag, it):
-        fid, newfid, name = it[2], it[3], it[4]
+        fid, newfid, name = it.fid, it.newfid, it.name
         f = self.getfid(c, fid)
         if name:
             c.send(ninep.rlerror(tag, errno.ENODATA))
@@ -763,7 +763,7 @@ class Server:
         self.netfs.park(w)
 
     def t_read(self, c, tag, it):
-        fid, offset, count = it[2], it[3], it[4]
+        fid, offset, count = it.fid, it.offset, it.count
         f = self.getfid(c, fid)
         lim = c.msize - 11
         if count > lim:
@@ -786,7 +786,7 @@ class Server:
         c.sendread(tag, r)
 
     def t_write(self, c, tag, it):
-        fid, offset, data = it[2], it[3], it[4]
+        fid, offset, data = it.fid, it.offset, it.data
         f = self.getfid(c, fid)
         if f.xattr:
             raise Net9Error(errors.Eperm)
@@ -807,14 +807,14 @@ class Server:
                 c.error(tag, errors.Eintr)
 
     def t_clunk(self, c, tag, it):
-        f = self.getfid(c, it[2])
+        f = self.getfid(c, it.fid)
         self.abortfid(c, f)
         del c.fids[f.fid]
         self.netfs.clunk(f)
         c.send(ninep.pack(ninep.Rclunk, tag))
 
     def t_remove(self, c, tag, it):
-        f = self.getfid(c, it[2])
+        f = self.getfid(c, it.fid)
         self.abortfid(c, f)
         del c.fids[f.fid]
         self.netfs.clunk(f)
@@ -829,13 +829,13 @@ class Server:
                               length, name, uid, self.fs.eve, uid)
 
     def t_stat(self, c, tag, it):
-        f = self.getfid(c, it[2])
+        f = self.getfid(c, it.fid)
         c.send(ninep.pack(ninep.Rstat, tag, self.statbytes(f.path)))
 
     def t_wstat(self, c, tag, it):
-        f = self.getfid(c, it[2])
+        f = self.getfid(c, it.fid)
         try:
-            st = ninep.unpackstat(it[3])
+            st = ninep.unpackstat(it.stat)
         except ninep.Malformed:
             raise Net9Error(errors.Eshortstat)
         self.netfs.wstat(f, st)
@@ -862,7 +862,7 @@ class Server:
     # -- 9P2000.L --
 
     def t_getattr(self, c, tag, it):
-        f = self.getfid(c, it[2])
+        f = self.getfid(c, it.fid)
         qid, mode, length, name, uid = self.netfs.dirinfo(f.path)
         m = (S_IFDIR if mode & 0x80000000 else S_IFREG) | (mode & 0o777)
         now = int(time.time())
@@ -874,8 +874,8 @@ class Server:
                           0, length, 4096, 0, now, 0, mt, 0, mt, 0, 0, 0, 0, 0))
 
     def t_setattr(self, c, tag, it):
-        f = self.getfid(c, it[2])
-        valid, mode, uid, gid, size = it[3], it[4], it[5], it[6], it[7]
+        f = self.getfid(c, it.fid)
+        valid, mode, uid, gid, size = it.valid, it.mode, it.uid, it.gid, it.size
         nfs = self.netfs
         if valid & (SETATTR_UID | SETATTR_GID):
             raise Net9Error(errors.Eperm)
@@ -891,7 +891,7 @@ class Server:
         c.send(ninep.pack(ninep.Rsetattr, tag))
 
     def t_readdir(self, c, tag, it):
-        fid, offset, count = it[2], it[3], it[4]
+        fid, offset, count = it.fid, it.offset, it.count
         f = self.getfid(c, fid)
         if f.omode is None:
             raise Net9Error(errors.Ebadusefd)
@@ -920,20 +920,21 @@ class Server:
         c.send(ninep.pack(ninep.Rreaddir, tag, bytes(out)))
 
     def t_statfs(self, c, tag, it):
-        self.getfid(c, it[2])
+        self.getfid(c, it.fid)
         c.send(ninep.pack(ninep.Rstatfs, tag, V9FS_MAGIC, 4096, 0, 0, 0, 0, 0, 0, 255))
 
     def t_fsync(self, c, tag, it):
-        self.getfid(c, it[2])
+        self.getfid(c, it.fid)
         c.send(ninep.pack(ninep.Rfsync, tag))
 
     def t_lock(self, c, tag, it):
-        self.getfid(c, it[2])
+        self.getfid(c, it.fid)
         c.send(ninep.pack(ninep.Rlock, tag, LOCK_SUCCESS))
 
     def t_getlock(self, c, tag, it):
-        self.getfid(c, it[2])
-        fid, typ, start, length, procid, client = it[2:8]
+        self.getfid(c, it.fid)
+        fid, typ, start, length, procid, client = (
+            it.fid, it.ltype, it.start, it.length, it.proc_id, it.client_id)
         c.send(ninep.pack(ninep.Rgetlock, tag, F_UNLCK, start, length, procid, client))
 
 

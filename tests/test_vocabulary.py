@@ -41,3 +41,41 @@ def test_timer_states():
     P.tcpa.ctl(c, "connect 10.0.0.2!9")
     assert P.tcpa.tcb(c).timer.state == TcptimerState.TcptimerON  # SYN retransmit
     assert [int(s) for s in TcptimerState] == [0, 1, 2]
+
+
+def test_9p_messages_have_named_fields():
+    from net9 import ninep
+    [it], used, fatal = ninep.parse(ninep.pack(ninep.Tread, 7, 5, 100, 512), 8192, False)
+    assert type(it) is ninep.msgclass(ninep.Tread, False)
+    assert (it.type, it.tag, it.fid, it.offset, it.count) == (ninep.Tread, 7, 5, 100, 512)
+    assert it == (ninep.Tread, 7, 5, 100, 512)          # still the tuple it was
+    [it], _, _ = ninep.parse(ninep.pack(ninep.Tlock, 1, 3, 1, 0, 0, 10, 42, "c"),
+                             8192, True)
+    assert (it.ltype, it.length, it.proc_id, it.client_id) == (1, 10, 42, "c")
+    [it], _, _ = ninep.parse(ninep.pack(ninep.Tattach, 2, 1, ninep.NOFID, "u", "a"),
+                             8192, False)
+    assert it.uname == "u" and it.aname == "a" and it.n_uname is None
+
+
+def test_9p_message_classes_cover_every_format():
+    from net9 import ninep
+    for dotl in (False, True):
+        for t in range(256):
+            fmt = ninep.tformat(t, dotl)
+            cls = ninep.msgclass(t, dotl)
+            assert (fmt is None) == (cls is None), t
+            if cls is not None:
+                assert cls.__name__.startswith("T") and getattr(ninep, cls.__name__) == t
+                assert cls._fields[:2] == ("type", "tag")
+                assert len(cls._fields) == 2 + len(fmt.replace("?", ""))
+
+
+def test_9p_undecodable_messages_are_named():
+    import struct
+    from net9 import ninep
+    bad = struct.pack("<IBH", 10, ninep.Tversion, 9) + b"\x01\x02\x03"
+    [it], _, _ = ninep.parse(bad, 8192, False)
+    assert (it.type, it.tag, it.msgtype, it.reason) == (ninep.BAD, 9, ninep.Tversion,
+                                                        "short message")
+    [it], _, _ = ninep.parse(struct.pack("<IBH", 7, 200, 4), 8192, False)
+    assert (it.type, it.tag, it.msgtype) == (ninep.UNKNOWN, 4, 200)
