@@ -129,8 +129,8 @@ LOCK_SUCCESS = 0
 F_UNLCK = 2
 
 
-class Conn:
-    """One 9P connection: its fids, its outstanding parked requests and its
+class Session:
+    """One 9P connection (a client's session with the server): its fids, its outstanding parked requests and its
     buffers."""
 
     def __init__(self, server, rfd, wfd, peer, sock=None, name="?", owned=()):
@@ -418,7 +418,7 @@ class Server:
         os.set_blocking(rfd, False)
         if wfd != rfd:
             os.set_blocking(wfd, False)
-        c = Conn(self, rfd, wfd, peer, sock=sock, name=name, owned=owned)
+        c = Session(self, rfd, wfd, peer, sock=sock, name=name, owned=owned)
         self.nconn += 1
         self.conns.add(c)
         c.reading = True

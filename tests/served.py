@@ -1,6 +1,6 @@
 """A net9 stack served over 9P inside the test process: the loopback
 medium (127.0.0.1, ::1) and a black hole (10.77.0.2/24 on one end of a
-media.Pair nobody reads, so a SYN to 10.77.0.1 is never answered), the
+media.Link nobody reads, so a SYN to 10.77.0.1 is never answered), the
 server on a unix socket, the loop in a thread.  No root needed.
 Served(ns=NameService-or-True) also serves /net/cs and /net/dns (True: on
 the host's resolver; resolver=: a stand-in for it)."""
@@ -15,10 +15,10 @@ import threading
 
 class Served:
     def __init__(self, eve="glenda", ns=None, resolver=None, **nsopts):
-        from net9.media import Pair
+        from net9.media import Link
         from net9.server import Server
         from net9.stack import Stack
-        self.pair = Pair()
+        self.pair = Link()
         self.st = Stack(tun=None, medium=self.pair.a, addrs=["10.77.0.2/24"], loopback=True)
         self.dir = tempfile.mkdtemp(prefix="net9served.")
         os.chmod(self.dir, 0o755)

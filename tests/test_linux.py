@@ -9,7 +9,7 @@ other side of the TUN, driven by its event loop in the test's thread.
  2/6  curl downloads 20 MB from a net9 listener over IPv4 and IPv6
  3    both under loss 5%, reordering 10%, duplication 1% of what Linux
       sends (netem on the TUN where the kernel has it, else the same done
-      by net9.media.Faults): still byte-identical, and RetransSegs moved
+      by net9.media.FaultyMedium): still byte-identical, and RetransSegs moved
       (Linux's, the sender's, for the download); and 2 MB each way with
       the faults on both directions, so that net9's data is lost too: both
       senders' RetransSegs moved
@@ -253,7 +253,7 @@ def lossy_stack(ns, both=False):
     what Linux sends (the issue's `tc qdisc add dev <tun> root netem loss 5%
     reorder 10% duplicate 1%`, with 1 ms of delay so that reordering
     happens; where the kernel has no netem, as this one built without
-    CONFIG_NET_SCH_NETEM, net9.media.Faults does the same to the datagrams
+    CONFIG_NET_SCH_NETEM, net9.media.FaultyMedium does the same to the datagrams
     net9 reads from the TUN).  both: what net9 sends suffers the same.
     Returns (stack, how)."""
     st = make_stack(ns, faults=dict(FAULTS, direction="out") if both else None)
@@ -263,7 +263,7 @@ def lossy_stack(ns, both=False):
         return st, "netem"
     st.close()
     st = make_stack(ns, faults=dict(FAULTS, direction="both" if both else "in"))
-    return st, "net9.media.Faults (no netem: %s)" % r.stderr.strip()
+    return st, "net9.media.FaultyMedium (no netem: %s)" % r.stderr.strip()
 
 
 @pytest.fixture
@@ -332,7 +332,7 @@ def test_offload_transfers(ns, httpd, payload, addr, laddr, tmp_path):
 
 def test_offload_lossy_both_directions(ns, httpd, payload, reno, tmp_path):
     """Loss, reordering and duplication of whole super-packets both ways
-    (net9.media.Faults wraps the offloading TUN): still byte-identical."""
+    (net9.media.FaultyMedium wraps the offloading TUN): still byte-identical."""
     signal.alarm(300)
     _, data, digest = payload
     st = make_stack(ns, offload=True, faults=dict(loss=0.02, reorder=0.05, dup=0.01, seed=3))

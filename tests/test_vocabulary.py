@@ -79,3 +79,28 @@ def test_9p_undecodable_messages_are_named():
                                                         "short message")
     [it], _, _ = ninep.parse(struct.pack("<IBH", 7, 200, 4), 8192, False)
     assert (it.type, it.tag, it.msgtype) == (ninep.UNKNOWN, 4, 200)
+
+
+def test_one_fault_model_for_the_wire_and_the_media():
+    from net9 import faults, media
+    assert sim.Faults is faults.Faults
+    lo = media.Loopback()
+    t = [0.0]
+    f = media.FaultyMedium(lo, faults.Faults(loss=1.0, delay=0), clock=lambda: t[0])
+    assert f.faults.loss == 1.0
+    f.transmit(b"x" * 20)
+    assert f.receive() == []                    # lost on the way out
+    g = media.FaultyMedium(media.Loopback(), delay=0, seed=1)
+    assert g.faults == faults.Faults(delay=0)
+    import pytest
+    with pytest.raises(ValueError):
+        media.FaultyMedium(media.Loopback(), faults.Faults(jitter=3))
+    with pytest.raises(TypeError):
+        media.FaultyMedium(media.Loopback(), faults.Faults(), loss=0.5)
+
+
+def test_each_kind_of_connection_has_its_own_name():
+    from net9 import aio, dial, server, stack
+    kinds = {dial.Conn, aio.AsyncConn, stack.StackConn, server.Session}
+    assert len(kinds) == 4 and len({k.__name__ for k in kinds}) == 4
+    assert aio.Conn is aio.AsyncConn and stack.Conn is stack.StackConn  # old names
