@@ -31,11 +31,7 @@ import time
 import click
 
 from net9 import __version__
-from net9.conv import ConvState
-from net9.server import Server, default_socket_path
-
-DEFAULT_ADDRS = ("10.9.0.2/24", "fd09::2/64")
-DEFAULT_HOST_ADDRS = ("10.9.0.1/24", "fd09::1/64")
+from net9.serve import DEFAULT_ADDRS, DEFAULT_HOST_ADDRS, Serving, ServeError, tun_usable
 
 
 def say(msg):
@@ -44,34 +40,7 @@ def say(msg):
 
 def _tunusable():
     """(ok, reason): can this process create a TUN device?"""
-    if os.geteuid() != 0:
-        return False, "not running as root"
-    if not os.path.exists("/dev/net/tun"):
-        return False, "/dev/net/tun does not exist"
-    try:
-        fd = os.open("/dev/net/tun", os.O_RDWR)
-        os.close(fd)
-    except OSError as e:
-        return False, "/dev/net/tun: %s" % e.strerror
-    return True, None
-
-
-def make_stack(tun, addrs, host_addrs, mtu, pcap, netns, eve, offload=True):
-    """A net9.stack.Stack (TUN + loopback, or loopback only)."""
-    from net9.stack import Stack
-    return Stack(tun=tun, addrs=addrs, host_addrs=host_addrs, mtu=mtu, pcap=pcap,
-                 loopback=True, netns=netns, user=eve, offload=offload)
-
-
-def reset_conversations(fs):
-    """Before exiting: reset every live TCP connection (RST, as a hangup)."""
-    for name, p in fs.protos.items():
-        for c in getattr(p, "conv", []):
-            if c.inuse > 0 or c.state in (ConvState.Connecting, ConvState.Connected):
-                try:
-                    p.ctl(c, "hangup")
-                except Exception:
-                    pass
+    return tun_usable()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -153,90 +122,18 @@ def serve(tun, addrs, host_addrs, mtu, srvs, pcap, eve, netns, allow_remote, tru
                 ipaddress.ip_interface(a)
             except ValueError:
                 raise click.BadParameter("not an address/prefix: %r" % a)
+    # net9.serve.Serving's keyword arguments; one it does not know goes on
+    # to net9.stack.Stack (a new stack option is one more entry here)
+    options = dict(tun=tun, addrs=addrs, host_addrs=host_addrs, mtu=mtu, srvs=srvs,
+                   pcap=pcap, eve=eve, netns=netns, allow_remote=allow_remote,
+                   trust_uname=trust_uname, msize=msize, verbose=verbose,
+                   maxconv_per_user=maxconv_per_user, offload=not no_offload, cs=not no_cs)
     try:
-        st = make_stack(tun, list(addrs), list(host_addrs), mtu, pcap, netns, eve,
-                        offload=not no_offload)
-    except Exception as e:
-        say("cannot start the stack: %s" % e)
+        serving = Serving(say=say, **options)
+    except ServeError as e:
+        say(str(e))
         sys.exit(1)
-    if maxconv_per_user:
-        for p in st.fs.protos.values():
-            p.maxperuser = maxconv_per_user
-        say("at most %d conversations per user and protocol" % maxconv_per_user)
-    if tun is not None:
-        say("created TUN %s%s (MTU %d): net9 is %s, Linux is %s" % (
-            tun, " in namespace " + netns if netns else "", mtu, " ".join(addrs),
-            " ".join(host_addrs)))
-        if st.tun.offload:
-            say("TUN offloads on: checksums and TCP segmentation both ways "
-                "(super-packets of up to 64 KiB; --no-offload to turn them off)")
-        elif no_offload:
-            say("TUN offloads off (--no-offload)")
-        else:
-            say("TUN offloads unavailable: the kernel refused IFF_VNET_HDR/TUNSETOFFLOAD")
-    say("loopback medium: 127.0.0.1/8 ::1")
-    if pcap:
-        say("capturing the TUN to %s" % pcap)
-
-    def logfn(msg):
-        if verbose:
-            say(msg)
-    kw = {}
-    if msize:
-        kw["msize"] = msize
-    if not no_cs:
-        from net9.ndb import NameService
-        kw["ns"] = NameService(st.loop)
-        say("/net/cs and /net/dns answer from the host's resolver")
-    srv = Server(st.fs, st.loop, eve=eve, log=logfn, trust_uname=trust_uname, **kw)
-    st.wakehooks.append(srv.woken)
-    unixpaths = []
-    try:
-        for a in srvs:
-            where = srv.listen(a, allow_remote=allow_remote)
-            say("serving 9P on %s" % where)
-            if where.startswith("unix!"):
-                unixpaths.append(where[5:])
-    except (OSError, ValueError) as e:
-        say("cannot serve: %s" % e)
-        srv.close()
-        st.close()
-        sys.exit(1)
-    say("eve (host owner) is %s" % eve)
-    if allow_remote and any(a.startswith("tcp!") for a in srvs):
-        say("remote clients attach as %s" % ("the uname they send (--trust-uname)"
-                                            if trust_uname else "none"))
-    for p in unixpaths:
-        how = "net9 mount" if p == default_socket_path() else "net9 mount --srv 'unix!%s'" % p
-        say("mount it:  %s /mnt/net   (that is 9pfuse 'unix!%s' /mnt/net, or as root "
-            "mount -t 9p -o trans=unix,version=9p2000.L,cache=none,uname=%s %s /mnt/net)"
-            % (how, p, eve, p))
-
-    stopping = []
-
-    def stop(signum, frame):
-        stopping.append(signum)
-        st.loop.stop()
-    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        while not stopping:
-            st.loop.run(until=lambda: bool(stopping))
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-        say("stopping (signal %d): resetting connections" % (stopping[0] if stopping else 0))
-        reset_conversations(st.fs)
-        srv.close()
-        # let the resets go out
-        try:
-            st.loop.run(timeout=0.1)
-        except Exception:
-            pass
-        st.close()
-        for p in unixpaths:
-            say("removed %s" % p)
-        if tun is not None:
-            say("removed TUN %s" % tun)
+    serving.run()
 
 
 @main.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -328,3 +328,36 @@ def test_serve_maxconv_per_user():
     finally:
         s.stop(signal.SIGKILL)
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_serve_as_a_library(tmp_path):
+    """net9.serve.Serving: what `net9 serve` runs, without the command: a
+    loopback-only stack served on a unix socket, a client dials through
+    it, stop() ends run(), which takes the socket away."""
+    import os
+    import threading
+    from net9.dial import Net
+    from net9.serve import Serving
+    said = []
+    path = str(tmp_path / "net9.sock")
+    s = Serving(tun=None, srvs=["unix!" + path], eve="glenda", cs=False, say=said.append)
+    assert os.path.exists(path) and s.stack.tun is None
+    got = []
+
+    def client():
+        try:
+            net = Net(srv="unix!" + path, user="glenda")
+            ann = net.announce("tcp!127.0.0.1!7007")
+            c = net.dial("tcp!127.0.0.1!7007")
+            got.append(c.dir)
+            c.close()
+            ann.close()
+        finally:
+            s.stop()                  # any thread
+    t = threading.Thread(target=client)
+    t.start()
+    s.run(signals=())
+    t.join()
+    assert got and got[0].startswith("/net/tcp/")
+    assert not os.path.exists(path)
+    assert "serving 9P on unix!%s" % path in said and "removed %s" % path in said
