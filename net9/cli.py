@@ -530,7 +530,7 @@ def netstat(srv, user, interfaces, numeric, protos, netdir):
             names = [n for n, _, isdir in net.ls("")
                      if isdir and n != "ipifc" and net.exists("%s/0/local" % n)]
         for proto in names:
-            for name, uid, isdir in net.ls(proto):
+            for name, uid, _isdir in net.ls(proto):
                 if name in ("clone", "stats"):
                     continue
                 ln = convline(net, proto, name, uid, numeric, port_name)

@@ -396,7 +396,7 @@ class _Files9p:
             return tags
         tags = []
         try:
-            for r in reqs:
+            for _r in reqs:
                 tags.append(cl.tag())
             send(b"".join([ninep.pack(r[0], t, *r[1:]) for r, t in zip(reqs, tags)]), tags[0])
         except BaseException:
@@ -753,9 +753,9 @@ class Net:
         if local:
             lmsg = _localpart(local, net)
         err = None
-        for net, dest in self._translate(net, host, port, rest):
+        for tnet, dest in self._translate(net, host, port, rest):
             try:
-                return self._call(net, dest, lmsg, timeout)
+                return self._call(tnet, dest, lmsg, timeout)
             except (OSError, TimeoutError) as e:
                 err = e
                 if isinstance(e, (ServerUnreachable, ConnectionResetError)) or \

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import collections
 import ipaddress
-import os
 import queue
 import socket
 import threading

@@ -300,7 +300,7 @@ class NetFs:
         if name == "..":
             return self.parent(path)
         if t == Qtopdir:
-            for i, pname, p in self.protolist():
+            for i, pname, _p in self.protolist():
                 if pname == name:
                     return QID(i, 0, Qprotodir)
             for q, fname in self.topfiles():

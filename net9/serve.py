@@ -53,7 +53,7 @@ def tun_usable() -> tuple[bool, Optional[str]]:
 
 def reset_conversations(fs: Any) -> None:
     """Before exiting: reset every live TCP connection (RST, as a hangup)."""
-    for name, p in fs.protos.items():
+    for _name, p in fs.protos.items():
         for c in getattr(p, "conv", []):
             if c.inuse > 0 or c.state in (ConvState.Connecting, ConvState.Connected):
                 try:

@@ -32,7 +32,6 @@ import errno
 import os
 import pwd
 import socket
-import stat as _stat
 import struct
 import sys
 import time
@@ -42,8 +41,8 @@ from net9 import errors, namespace, ninep
 from net9 import peer as _peer
 from net9.errors import Net9Error
 from net9.peer import Peer, TRUSTED, LOCAL, REMOTE, UNKNOWN, NONE
-from net9.netfs import (NetFs, Fid, Wait, QID, TYPE, PROTO, qidtype, QTDIR,
-                        Qtopdir, Qprotodir, Qconvdir, Qndb, Qctl, Qdata)
+from net9.netfs import (NetFs, Fid, Wait, QID, TYPE, qidtype, QTDIR,
+                        Qtopdir, Qprotodir, Qconvdir, Qndb)
 
 _RREADHDR = struct.Struct("<IBHI")          # Rread: size type tag count
 
@@ -130,8 +129,8 @@ F_UNLCK = 2
 
 
 class Session:
-    """One 9P connection (a client's session with the server): its fids, its outstanding parked requests and its
-    buffers."""
+    """One 9P connection (a client's session with the server): its fids,
+    its outstanding parked requests and its buffers."""
 
     def __init__(self, server, rfd, wfd, peer, sock=None, name="?", owned=()):
         self.server = server
@@ -475,7 +474,7 @@ class Server:
 
     def reset(self, c):
         """Abort every parked request and clunk every fid (Tversion, drop)."""
-        for tag, w in list(c.pending.items()):
+        for _tag, w in list(c.pending.items()):
             self.netfs.cancel(w)
         c.pending.clear()
         for f in list(c.fids.values()):
@@ -559,7 +558,7 @@ class Server:
             fn(self, c, tag, it)
         except Net9Error as e:
             c.error(tag, str(e))
-        except Exception as e:          # a bug: answer, log, keep serving
+        except Exception:          # a bug: answer, log, keep serving
             import traceback
             self.log("%s: internal error on type %d: %s" % (c.name, typ, traceback.format_exc()))
             c.pending.pop(tag, None)
@@ -641,7 +640,7 @@ class Server:
             c.send(ninep.rerror(tag, Enoauth))
 
     def t_attach(self, c, tag, it):
-        fid, afid, uname, aname, nuname = it.fid, it.afid, it.uname, it.aname, it.n_uname
+        fid, afid, uname, nuname = it.fid, it.afid, it.uname, it.n_uname
         if fid in c.fids:
             raise Net9Error(Efidinuse)
         if afid != NOFID:
@@ -875,7 +874,7 @@ class Server:
 
     def t_setattr(self, c, tag, it):
         f = self.getfid(c, it.fid)
-        valid, mode, uid, gid, size = it.valid, it.mode, it.uid, it.gid, it.size
+        valid, mode, size = it.valid, it.mode, it.size
         nfs = self.netfs
         if valid & (SETATTR_UID | SETATTR_GID):
             raise Net9Error(errors.Eperm)
@@ -933,8 +932,7 @@ class Server:
 
     def t_getlock(self, c, tag, it):
         self.getfid(c, it.fid)
-        fid, typ, start, length, procid, client = (
-            it.fid, it.ltype, it.start, it.length, it.proc_id, it.client_id)
+        start, length, procid, client = it.start, it.length, it.proc_id, it.client_id
         c.send(ninep.pack(ninep.Rgetlock, tag, F_UNLCK, start, length, procid, client))
 
 

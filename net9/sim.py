@@ -586,7 +586,7 @@ class Wire:
         an = self._host(a).name if a is not None else None
         bn = self._host(b).name if b is not None else None
         out = []
-        for t, s, kind, d in sorted(self._heap):
+        for t, _s, kind, d in sorted(self._heap):
             if kind == _DELIVER and (an is None or d[0].name == an) and (bn is None or d[1].name == bn):
                 out.append((t, d[0].name, d[1].name, d[2]))
         return out

@@ -585,7 +585,7 @@ class Stack:
     def _prepare(self, now: float):
         """Seconds until this stack needs service, or None."""
         timeout = None
-        for m, ifc in self._polled:
+        for m, _ifc in self._polled:
             if m.pending():
                 return 0
             d = m.deadline()
@@ -703,7 +703,7 @@ class Stack:
             return
         self.closed = True
         self.loop.remove_source(self)
-        for m, ifc in self.media:
+        for m, _ifc in self.media:
             fd = m.fileno()
             if fd is not None and fd >= 0:
                 self.loop.remove_reader(fd)

@@ -19,7 +19,6 @@ import tempfile
 import threading
 import time
 
-import pytest
 
 import linuxns
 
@@ -105,7 +104,7 @@ def test_more_calls_than_conversations():
         n = NCONV + 600
         failed = {}
         t0 = time.monotonic()
-        for i in range(n):
+        for _i in range(n):
             c = ns.socket(socket.AF_INET, socket.SOCK_STREAM)
             c.settimeout(30)
             try:

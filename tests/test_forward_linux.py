@@ -30,7 +30,7 @@ import pytest
 pytest.importorskip("net9.stack", reason="net9.stack not built")
 
 import net9  # noqa: E402
-from net9.client import NinepError, ORDWR  # noqa: E402
+from net9.client import ORDWR  # noqa: E402
 from net9.dial import Net  # noqa: E402
 
 from linuxns import Netns, missing  # noqa: E402
@@ -132,7 +132,7 @@ def router():
 def wait_listen(net, port):
     """Until a conversation of net's tcp is announced on port."""
     for _ in range(400):
-        for name, uid, isdir in net.ls("tcp"):
+        for name, _uid, _isdir in net.ls("tcp"):
             if not name.isdigit():
                 continue
             try:

@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from ipnet import (Net, Rec, a16, icmp4msg, icmp6msg, icmp6ok, ip4, ip6)
+from ipnet import (Net, Rec, icmp4msg, icmp6msg, icmp6ok, ip4, ip6)
 from net9.conv import ConvState, Fs
 from net9.csum import cksum
 from net9.errors import Net9Error

@@ -13,7 +13,7 @@ import struct
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from ipnet import (Host, Net, Rec, a16, ext, frag4, frag6, frags4, icmp4msg, ip4, ip6)
+from ipnet import (Host, Net, Rec, ext, frag4, frag6, frags4, ip4, ip6)
 from net9.conv import ConvState, Fs
 from net9.csum import cksum
 from net9.errors import Net9Error
@@ -425,7 +425,8 @@ def test_findlocalip_v4():
     i0.add("10.0.0.1", 24)
     i0.add("10.0.1.1", 24)
     i1.add("172.16.5.1", 16)
-    L = lambda a: fmtip(ip.findlocalip(parseip(a)))
+    def L(a):
+        return fmtip(ip.findlocalip(parseip(a)))
     assert L("10.0.0.9") == "10.0.0.1"
     assert L("10.0.1.9") == "10.0.1.1"
     assert L("172.16.9.9") == "172.16.5.1"
@@ -459,7 +460,8 @@ def test_findlocalip_v6():
     assert ip.findlocalip(parseip("2001:db8::9")) == bytes(16)
     ifc = ip.addifc(Sink())
     ifc.add("fe80::1", 64)
-    L = lambda a: fmtip(ip.findlocalip(parseip(a)))
+    def L(a):
+        return fmtip(ip.findlocalip(parseip(a)))
     assert L("2600::1") == "fe80::1"
     ifc.add("fd00::1", 64)
     assert L("2600::1") == "fd00::1"

@@ -568,7 +568,7 @@ def fuzz_packets(rng, live4, other4, live6, other6, n):
     lengths or checksums) so that it cannot reset it; other*: a 4-tuple with
     no conversation, which may also get well-formed nonsense."""
     out = []
-    for i in range(n):
+    for _i in range(n):
         v6 = rng.random() < 0.4
         live = rng.random() < 0.6
         t = (live6 if live else other6) if v6 else (live4 if live else other4)

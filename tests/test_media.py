@@ -2,14 +2,12 @@
 read by tshark when it is installed), FaultyMedium (determinism and each fault),
 and the TUN device against the Linux kernel (root only)."""
 
-import errno
 import os
 import select
 import shutil
 import socket
 import struct
 import subprocess
-import time
 
 import pytest
 

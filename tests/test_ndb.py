@@ -28,7 +28,7 @@ import pytest
 pytest.importorskip("net9.stack", reason="net9.stack not built")
 
 import net9  # noqa: E402
-from net9.client import NinepError, ORDWR, OREAD  # noqa: E402
+from net9.client import NinepError, ORDWR  # noqa: E402
 from net9.dial import Net  # noqa: E402
 from net9.ndb import FAILURE, HostResolver, LookupFailure, NODATA, NXDOMAIN  # noqa: E402
 

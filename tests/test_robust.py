@@ -27,7 +27,6 @@ from __future__ import annotations
 import os
 import random
 import resource
-import select
 import signal
 import socket
 import struct
@@ -43,7 +42,7 @@ import pytest
 import linuxns
 from net9 import ninep, sim
 
-from test_serve import Serve, net9env, CMD
+from test_serve import Serve, net9env
 
 NOFID = ninep.NOFID
 WATCHDOG = 240
@@ -534,7 +533,7 @@ def test_2000_idle_connections_held_and_released(ns):
         ln = st.announce("9191")
         # devip queues at most 10 calls for listen (Maxincall): more at once
         # would be refused, so Linux calls 10 at a time
-        for batch in range(n // 10):
+        for _batch in range(n // 10):
             for _ in range(10):
                 c = ns.socket(socket.AF_INET, socket.SOCK_STREAM)
                 c.setblocking(False)

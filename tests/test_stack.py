@@ -11,7 +11,7 @@ import time
 import pytest
 
 from net9.errors import Net9Error
-from net9.media import FaultyMedium, Link, Loopback, read_pcap
+from net9.media import FaultyMedium, Link, read_pcap
 from net9.stack import Loop, Stack, parse_addr
 
 

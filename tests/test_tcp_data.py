@@ -614,7 +614,7 @@ def test_rto_backoff_until_timeout():
     assert 6 in starts[1:3] and starts[-1] == 1280 and max(starts) == 1280
     assert starts == sorted(starts)
     for i, e in enumerate(fired[:-1]):
-        pre, post, sent = e[2], e[3], e[4]
+        _pre, post, sent = e[2], e[3], e[4]
         assert post.backoff == i + 1 and post.backedoff == sum(starts[:i + 1]) * MSPTICK
         assert post.state == Established
         assert len(sent) == 1 and sent[0].seq == una and len(sent[0].payload) == ta.mss
@@ -776,7 +776,7 @@ def test_delayed_ack_single_segment(phase):
     # the ack timer on the next tick boundary (<= 50 ms later), not at once
     P = sim.pair(seed=6)
     lis, c, s = establish(P)
-    ta, tb = P.tcpa.tcb(c), P.tcpb.tcb(s)
+    _ta, tb = P.tcpa.tcb(c), P.tcpb.tcb(s)
     assert tb.acktimer.start == TCP_ACK // MSPTICK == 1
     # ticks fall on multiples of 50 ms (the stacks were made at time 0);
     # the segment takes 1 ms: arrive `phase` ms after a tick
@@ -921,7 +921,7 @@ def test_keepalive_silent_peer(ms, kacounter):
     first = first_tick_after(P, t0, interval // MSPTICK)
     assert [t for t, g in probes] == [first + i * interval for i in range(kacounter - 1)]
     assert P.wire.now == first + (kacounter - 1) * interval
-    for t, g in probes:
+    for _t, g in probes:
         # the BSD keepalive: the last byte acked again (seq = una-1)
         assert g.seq == u32(una - 1) and g.ack == nxt and len(g.payload) == 1
         assert g.flags == "PA"
@@ -940,7 +940,7 @@ def test_keepalive_answered_stays_up():
     assert len(probes) == 1200 and len(answers) >= len(probes)
     # every probe is answered by a (forced, duplicate) ACK from b: tcptrim
     # rejects the old byte; each input resets a's kacounter
-    for t, g in probes:
+    for _t, g in probes:
         assert g.seq == u32(ta.snd_una - 1)
     assert {t + 1 for t, g in probes} <= {t for t, g in answers}
     assert all(g.ack == ta.snd_una and not g.payload for t, g in answers)
@@ -1026,7 +1026,7 @@ def test_finwait2_keepalive(silent):
         first = first_tick_after(P, t2, 200)
         assert [t for t, g in probes] == [first + i * 10_000 for i in range(5)]
         assert P.wire.now == first + 50_000
-        for t, g in probes:
+        for _t, g in probes:
             assert g.flags == "FPA" and g.seq == u32(una - 1) and g.ack == nxt
             assert not g.payload
         # the conversation is gone: its slot is free again
@@ -1216,7 +1216,7 @@ def test_reseq_bytelim():
     s, tb = peer.s, peer.tcb
     assert tb.window // tb.mss == 44
     data = random.Random(11).randbytes(5000)
-    for i in range(44):
+    for _i in range(44):
         peer.send(1000, data[1000:2460])
     assert (tb.nreseq, tb.reseqlen) == (44, 44 * 1460)
     assert P.tcpb.stat("ReseqBytelim") == 0 and P.tcpb.stat("ReseqPktlim") == 0
@@ -1458,7 +1458,7 @@ def test_20mb_lossy_reordering_duplicating():
     assert P.tcpb.stat("Resequenced") > 0
     for k in MODEL_STATS:
         assert totals[k] == P.tcpa.stat(k), k
-    ab, ba = P.wire.counters("a", "b"), P.wire.counters("b", "a")
+    ab, _ba = P.wire.counters("a", "b"), P.wire.counters("b", "a")
     assert ab.lost > 0 and ab.reordered > 0 and ab.duplicated > 0
     assert ta.state == Established
     assert time.monotonic() - t_start < 60          # ~2 s here; the brief's bound is 20 s
@@ -1470,7 +1470,7 @@ def test_pbatch_acknowledges_a_burst_once(batch):
     # burst are acknowledged once, at the burst's end; without pbatch
     # tcp.c's "force ack every 2*mss" acknowledges every second segment
     P, peer = crafted()
-    s, tb = peer.s, peer.tcb
+    s, _tb = peer.s, peer.tcb
     mss = 1460
     base = peer.iss + 1
     data = random.Random(11).randbytes(8 * mss)

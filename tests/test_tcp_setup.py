@@ -12,7 +12,6 @@ on the wire owns the address) and then dropped on arrival ("nostack").
 """
 
 import collections
-import struct
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -543,7 +542,7 @@ def test_mss_v6_indirect_route(mtu, expect):
     real = P.a.route
     P.a.route = lambda version, raddr, laddr: (lambda r: r and (r[0], False))(
         real(version, raddr, laddr))
-    L = listen(P.tcpb)
+    _L = listen(P.tcpb)
     ca = P.tcpa.clone("user")
     P.tcpa.ctl(ca, "connect fd00::2!80")
     syn = [s for t, s in segs(P, "a", "b")][0]

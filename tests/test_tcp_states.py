@@ -271,7 +271,7 @@ def test_simultaneous_close_closing_timewait():
     B.closeconv(call)
     tr.sample()
     assert state(A, c) == "Finwait1" and state(B, call) == "Finwait1"
-    tr.run(lambda: A.tcb(c).state == TcpState.Time_wait and B.tcb(call).state == TcpState.Time_wait, max_ms=1000)
+    tr.run(lambda: A.tcb(c).state == TcpState.Time_wait == B.tcb(call).state, max_ms=1000)
     # each FIN arrives in Finwait1 without acking our FIN: Closing; then
     # the ACK of our FIN in Closing: Time_wait
     assert tr.seen["a"] == ["Established", "Finwait1", "Closing", "Time_wait"]
@@ -287,7 +287,7 @@ def test_simultaneous_open():
     b = dial(B, "10.0.0.1!5001", "5000")
     assert a.lport == 5001 and b.lport == 5000
     tr = Trace(P, a=(A, a), b=(B, b))
-    tr.run(lambda: A.tcb(a).state == TcpState.Established and B.tcb(b).state == TcpState.Established, max_ms=5000)
+    tr.run(lambda: A.tcb(a).state == TcpState.Established == B.tcb(b).state, max_ms=5000)
     assert tr.seen["a"] == ["Syn_sent", "Syn_received", "Established"]
     assert tr.seen["b"] == ["Syn_sent", "Syn_received", "Established"]
     # leaving Syn_sent for Syn_received completes the devip connect
@@ -912,7 +912,7 @@ def test_no_free_devices_and_stats_maxconn():
     P = small_pair(4)
     A = P.tcpa
     assert "MaxConn: 4\n" in A.stats()
-    l = announce(P.tcpb)
+    _l = announce(P.tcpb)
     cs = [dial(A, "10.0.0.2!80") for _ in range(4)]
     P.wire.advance(20)
     assert [state(A, c) for c in cs] == ["Established"] * 4
@@ -924,7 +924,7 @@ def test_no_free_devices_and_stats_maxconn():
 def test_tcpgc_reclaims_finwait2_after_5_minutes():
     P = small_pair(4)
     A, B = P.tcpa, P.tcpb
-    l = announce(B)
+    _l = announce(B)
     cs = [dial(A, "10.0.0.2!80") for _ in range(4)]
     P.wire.advance(20)
     for c in cs:
@@ -1040,11 +1040,11 @@ def test_ctl_generic_errors():
 def test_ctl_connection_in_use_and_address_in_use():
     P = sim.pair(seed=7)
     A, B = P.tcpa, P.tcpb
-    l = announce(B, 80)
+    _l = announce(B, 80)
     l2 = B.clone("bob")
     assert ctlerr(B, l2, "announce 80") == "address in use"
     # same port on a specific address does not collide with the wildcard
-    l3 = announce(B, "10.0.0.2!80")
+    _l3 = announce(B, "10.0.0.2!80")
     l4 = B.clone("bob")
     assert ctlerr(B, l4, "announce 10.0.0.2!80") == "address in use"
     c = dial(A, "10.0.0.2!80", "5555")
@@ -1339,7 +1339,7 @@ def test_stats_text_format_and_counters():
     c = dial(A, "10.0.0.2!80")
     assert stats_dict(A)["ActiveOpens"] == 1
     P.wire.advance(10)
-    call = B.takecall(l)
+    _call = B.takecall(l)
     sa, sb = stats_dict(A), stats_dict(B)
     assert sa["CurrEstab"] == 1 and sb["CurrEstab"] == 1
     assert sb["PassiveOpens"] == 1                   # accepting does not count
@@ -1357,7 +1357,7 @@ def test_stats_text_format_and_counters():
     assert sa["OutSegs"] == len(sent_a)
     assert sb["OutSegs"] == len([g for g in sent_b if g.flags != "SA"])
     # a second connection, then close one: CurrEstab follows
-    c2 = dial(A, "10.0.0.2!80")
+    _c2 = dial(A, "10.0.0.2!80")
     P.wire.advance(10)
     assert stats_dict(A)["CurrEstab"] == 2 and stats_dict(B)["CurrEstab"] == 2
     A.closeconv(c)
@@ -1382,7 +1382,7 @@ def test_ephemeral_ports_random_and_unique(seed):
     P = sim.pair(seed=seed)
     A = P.tcpa
     ports = []
-    for i in range(150):
+    for _i in range(150):
         c = dial(A, "10.0.0.2!9")               # refused; the conversation keeps its port
         ports.append(c.lport)
     P.wire.advance(10)
@@ -1468,7 +1468,7 @@ def test_at_most_ten_queued_calls():
     A, B = P.tcpa, P.tcpb
     l = announce(B)
     cs = []
-    for i in range(10):
+    for _i in range(10):
         cs.append(dial(A, "10.0.0.2!80"))
         P.wire.advance(10)
     assert len(l.incall) == 10
@@ -1596,7 +1596,7 @@ def test_ipv6_open_transfer_close():
 
 def test_ipv6_closed_port_rst_and_refused():
     P = sim.pair(seed=20, v6=True)
-    A, B = P.tcpa, P.tcpb
+    A, _B = P.tcpa, P.tcpb
     c = dial(A, "fd00::2!81")
     P.wire.run(until=lambda: c.state != Connecting, max_ms=1000)
     with pytest.raises(Net9Error, match="^connection refused$"):

@@ -76,7 +76,7 @@ def test_clone_takes_the_lowest_free_slot(seed):
 
 def test_a_conversation_in_time_wait_is_not_cloned_until_it_expires():
     P = sim.pair(nc=16)
-    A, B = P.tcpa, P.tcpb
+    _A, B = P.tcpa, P.tcpb
     l = announce(B)                                       # b's slot 0
     c, call = call_closed_by_b(P, l)
     assert call.x == 1 and call.inuse == 0

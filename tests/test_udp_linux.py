@@ -9,14 +9,12 @@ root, /dev/net/tun, ip or pyroute2."""
 import json
 import os
 import re
-import signal
 import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 import pytest
 

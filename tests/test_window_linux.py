@@ -20,7 +20,6 @@ import socket
 import tempfile
 import threading
 
-import pytest
 
 import linuxns
 
