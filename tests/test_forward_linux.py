@@ -33,10 +33,11 @@ import net9  # noqa: E402
 from net9.client import ORDWR  # noqa: E402
 from net9.dial import Net  # noqa: E402
 
-from linuxns import Netns, missing  # noqa: E402
-from test_serve import Serve  # noqa: E402
+import linuxns  # noqa: E402
+from linuxns import Netns  # noqa: E402
+from served import Serve  # noqa: E402
 
-pytestmark = pytest.mark.skipif(missing() is not None, reason=missing() or "")
+pytestmark = linuxns.skip_unless_linux()
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CMD = os.path.join(os.path.dirname(HERE), "cmd", "net9")

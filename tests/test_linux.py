@@ -59,23 +59,6 @@ WATCHDOG = 150                  # seconds any one test may take
 
 # ---------------------------------------------------------------- fixtures
 
-@pytest.fixture(autouse=True)
-def watchdog():
-    def expired(signum, frame):
-        raise TimeoutError("test exceeded its %d s watchdog" % WATCHDOG)
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(WATCHDOG)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
-
-
-@pytest.fixture(scope="module")
-def ns():
-    n = linuxns.Netns()
-    yield n
-    n.close()
-
 
 @pytest.fixture(scope="module")
 def payload(tmp_path_factory):
@@ -330,6 +313,7 @@ def test_offload_transfers(ns, httpd, payload, addr, laddr, tmp_path):
         assert m and int(m.group(1)) == len(recs), r.stdout
 
 
+@pytest.mark.slow
 def test_offload_lossy_both_directions(ns, httpd, payload, reno, tmp_path):
     """Loss, reordering and duplication of whole super-packets both ways
     (net9.media.FaultyMedium wraps the offloading TUN): still byte-identical."""
@@ -359,6 +343,7 @@ def faultcount(st, direction, what):
     return st.medium.counters().get(direction, {}).get(what, 0)
 
 
+@pytest.mark.slow
 def test_lossy_download(ns, httpd, payload, reno):
     signal.alarm(300)                                 # ~60 s here: RTO-bound
     _, data, digest = payload
@@ -403,6 +388,7 @@ def test_lossy_curl(ns, payload, tmp_path):
 LOSSY_BOTH = 2 * 1024 * 1024
 
 
+@pytest.mark.slow
 def test_lossy_both_directions(ns, httpd, payload, reno, tmp_path):
     """The same faults on both directions, so that net9's data is lost too
     (2 MB each way: tcp.c's 300 ms minimum time-out and no SACK make a

@@ -313,15 +313,6 @@ def test_tun_mtu_bounds_checked_before_opening():
 linux = linuxns.skip_unless_linux()
 
 
-@pytest.fixture(scope="module")
-def ns():
-    if linuxns.missing():
-        pytest.skip(linuxns.missing())
-    n = linuxns.Netns()
-    yield n
-    n.close()
-
-
 def _link(ns, name):
     ipr = ns.iproute()
     try:

@@ -465,6 +465,7 @@ fd00:200::8 v6only.fixture
 """
 
 
+@pytest.mark.kernel
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
                     reason="needs root and unshare(1) (a mount namespace with its own /etc/hosts)")
 def test_host_resolver_with_fixture_hosts():

@@ -33,6 +33,7 @@ def run(argv, **kw):
     return subprocess.run(argv, capture_output=True, text=True, timeout=900, **kw)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(2400)
 def test_sdist_to_wheel_to_import(tmp_path):
     assert MODULES and "tcp" in MODULES

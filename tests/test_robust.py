@@ -42,21 +42,10 @@ import pytest
 import linuxns
 from net9 import ninep, sim
 
-from test_serve import Serve, net9env
+from served import Serve, net9env
 
 NOFID = ninep.NOFID
 WATCHDOG = 240
-
-
-@pytest.fixture(autouse=True)
-def watchdog():
-    def expired(signum, frame):
-        raise TimeoutError("test exceeded its %d s watchdog" % WATCHDOG)
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(WATCHDOG)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
 
 
 # ---------------------------------------------------------------- 1: 9P
@@ -320,15 +309,6 @@ HOST4, NET4 = "10.9.0.1", "10.9.0.2"
 HOST6, NET6 = "fd09::1", "fd09::2"
 
 kernel = linuxns.skip_unless_linux()
-
-
-@pytest.fixture(scope="module")
-def ns():
-    if linuxns.missing():
-        pytest.skip(linuxns.missing())
-    n = linuxns.Netns()
-    yield n
-    n.close()
 
 
 def make_stack(ns, tap=False, **kw):

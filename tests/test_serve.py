@@ -15,74 +15,15 @@ import time
 
 import pytest
 
-import net9
 from net9 import ninep
 
 pytest.importorskip("net9.stack", reason="net9.stack (the event loop) not built yet")
 py9p = pytest.importorskip("py9p", reason="python-9p not installed")
 
 from linuxns import Netns, missing  # noqa: E402
+from served import CMD, Serve, net9env  # noqa: E402,F401  (test_robust imports them from here too)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CMD = os.path.join(os.path.dirname(HERE), "cmd", "net9")
 ORDWR = 2
-
-
-def net9env():
-    env = dict(os.environ)
-    # the net9 that this test imported (installed package or in-place build)
-    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(net9.__file__))
-    return env
-
-
-class Serve:
-    """A running `net9 serve ARGS`; .lines: its stderr lines so far."""
-
-    def __init__(self, *args, netns=None, stdio=False, wait=r"serving 9P on"):
-        argv = [sys.executable, CMD, "serve"] + list(args)
-        if netns is not None:
-            argv = netns.cmd(*argv)
-        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE if stdio else subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE if stdio else subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, env=net9env())
-        self.lines = []
-        self.cv = threading.Condition()
-        threading.Thread(target=self._reader, daemon=True).start()
-        if wait:
-            self.expect(wait)
-
-    def _reader(self):
-        for ln in self.p.stderr:
-            with self.cv:
-                self.lines.append(ln.decode(errors="replace").rstrip("\n"))
-                self.cv.notify_all()
-        with self.cv:
-            self.lines.append(None)
-            self.cv.notify_all()
-
-    def expect(self, pattern, timeout=20):
-        end = time.time() + timeout
-        with self.cv:
-            while True:
-                for ln in self.lines:
-                    if ln is not None and re.search(pattern, ln):
-                        return ln
-                if None in self.lines:
-                    raise AssertionError("net9 serve exited; stderr: %s" % self.lines)
-                left = end - time.time()
-                if left <= 0:
-                    raise AssertionError("no %r in %s" % (pattern, self.lines))
-                self.cv.wait(left)
-
-    def stop(self, sig=signal.SIGTERM, timeout=15):
-        if self.p.poll() is None:
-            self.p.send_signal(sig)
-        rc = self.p.wait(timeout)
-        with self.cv:
-            end = time.time() + 5
-            while None not in self.lines and time.time() < end:
-                self.cv.wait(0.1)
-        return rc
 
 
 def attach(sock, uname="root"):
@@ -164,6 +105,7 @@ def test_serve_refuses_non_loopback_tcp():
     s.expect(r"refusing to serve 9P on non-loopback address 10\.1\.2\.3")
 
 
+@pytest.mark.kernel
 @pytest.mark.skipif(missing() is not None, reason=missing() or "")
 def test_serve_tun_in_netns_http_and_listen():
     """The recipes of devip.md 13.7 against Linux: connect to an HTTP server
@@ -333,8 +275,6 @@ def test_serve_as_a_library(tmp_path):
     """net9.serve.Serving: what `net9 serve` runs, without the command: a
     loopback-only stack served on a unix socket, a client dials through
     it, stop() ends run(), which takes the socket away."""
-    import os
-    import threading
     from net9.dial import Net
     from net9.serve import Serving
     said = []

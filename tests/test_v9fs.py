@@ -31,10 +31,10 @@ def _missing():
     return None
 
 
-pytestmark = pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
+pytestmark = [pytest.mark.kernel, pytest.mark.skipif(_missing() is not None, reason=_missing() or "")]
 pytest.importorskip("net9.stack", reason="net9.stack (the event loop) not built yet")
 
-from test_serve import Serve  # noqa: E402
+from served import Serve  # noqa: E402
 
 SCRIPT = r"""
 set -e
