@@ -9,7 +9,7 @@ import pytest
 from net9 import sim
 from net9.errors import Net9Error
 
-from test_tcp_states import announce, dial
+from tcphelp import announce, dial
 
 ENODEV = "no free devices"
 

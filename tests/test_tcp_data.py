@@ -25,6 +25,8 @@ from net9.errors import Net9Error
 from net9.conv import ConvState
 from net9.tcp import CONST, TcpState, TcptimerState, statnames, tcpstates
 
+from tcphelp import seq_ge, seq_gt, seq_le, seq_lt, u32
+
 MSPTICK = CONST["MSPTICK"]          # 50
 MAXBACKMS = CONST["MAXBACKMS"]      # 9*60*1000
 QMAX = CONST["QMAX"]                # 65535
@@ -40,26 +42,6 @@ TcptimerON = TcptimerState.TcptimerON
 
 
 # ---------------------------------------------------------------- helpers
-
-def u32(x):
-    return x & 0xFFFFFFFF
-
-
-def seq_lt(x, y):
-    return ((x - y) & 0xFFFFFFFF) >= 0x80000000
-
-
-def seq_le(x, y):
-    return x == y or seq_lt(x, y)
-
-
-def seq_gt(x, y):
-    return seq_lt(y, x)
-
-
-def seq_ge(x, y):
-    return seq_le(y, x)
-
 
 class Snap(dict):
     """A snapshot of a Tcpctl (and the protocol counters), by attribute."""

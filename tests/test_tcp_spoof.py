@@ -13,7 +13,7 @@ import random
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
-from test_tcp_states import established, crafted, segs, state, drop
+from tcphelp import established, crafted, segs, state, drop
 
 # tcp.pxd CHALLENGEMAX: challenge ACKs per conversation per second
 CHALLENGEMAX = 10

@@ -10,11 +10,13 @@ is a 1 ms one-way delay and nothing else, so every run is deterministic.
 import pytest
 
 from net9 import sim
-from net9.sim import build, parse, ipstr, ip16
+from net9.sim import build, parse, ip16
 from net9.conv import ConvState, Fs
 from net9.errors import Net9Error
 from net9.ipaux import parseip
 from net9.tcp import CONST, TcpProto, TcpState, tcpstates
+
+from tcphelp import announce, crafted, dial, drop, established, segs, state
 
 # devip states (ip.h)
 Idle, Announcing, Announced, Connecting, Connected = ConvState
@@ -26,56 +28,6 @@ EHUNGUP = "i/o on hungup channel"
 
 
 # ---------------------------------------------------------------- helpers
-
-def state(tcp, c):
-    """TCP state name of c, read both from the tcb and from the first word
-    of the status line (they must agree)."""
-    s = tcpstates[tcp.tcb(c).state]
-    assert tcp.status(c).split(" ", 1)[0] == s
-    return s
-
-
-def announce(tcp, port=80, user="bob"):
-    l = tcp.clone(user)
-    tcp.ctl(l, "announce %s" % port)
-    return l
-
-
-def dial(tcp, dest, local=None, user="alice"):
-    c = tcp.clone(user)
-    tcp.ctl(c, "connect %s" % dest + (" " + local if local else ""))
-    return c
-
-
-def established(seed=1, v6=False, port=80):
-    """A pair with one connection a -> b!port accepted: (P, listener,
-    client conv on a, call on b).  The wire is left quiet."""
-    P = sim.pair(seed=seed, v6=v6)
-    l = announce(P.tcpb, port)
-    c = dial(P.tcpa, "%s!%d" % (P.baddr, port))
-    assert P.wire.run(until=lambda: c.state != Connecting and l.incall, max_ms=5000)
-    assert P.tcpa.connectresult(c) is True
-    call = P.tcpb.takecall(l)
-    P.wire.advance(10)
-    return P, l, c, call
-
-
-def segs(P, start=0, src=None):
-    """Parsed captured packets (from index start), optionally only those
-    sent by host src ("a"/"b")."""
-    return [parse(p) for (t, s, d, p) in P.wire.capture[start:] if src is None or s == src]
-
-
-def crafted(c, flags, seq, ack=0, payload=b"", window=65535, options=None):
-    """A segment from c's remote end to c (remote -> local)."""
-    return build(ipstr(c.remoteaddr), ipstr(c.localaddr), c.rport, c.lport, seq=seq,
-                 ack=ack, flags=flags, window=window, payload=payload, options=options)
-
-
-def drop(P, src_name):
-    """Drop every packet sent by host src_name from now on."""
-    P.wire.filter = lambda s, d, pkt: None if s.name == src_name else pkt
-
 
 def expect_eof_then_hungup(tcp, c):
     """devip.md 4.4: a queue hung up with the Ehungup reason reads as EOF

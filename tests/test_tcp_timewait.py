@@ -15,20 +15,12 @@ import pytest
 from net9.conv import ConvState
 from net9 import sim
 from net9.errors import Net9Error
-from net9.tcp import CONST, tcpstates
+from net9.tcp import CONST
 
-from test_tcp_states import announce, dial, state, segs, crafted, drop
+from tcphelp import announce, crafted, dial, drop, segs, seq_gt, state, tcpstate
 
 Connecting = ConvState.Connecting
 MSL2 = CONST["MSL2"]
-
-
-def tcpstate(tcp, c):
-    return tcpstates[tcp.tcb(c).state]
-
-
-def seq_gt(a, b):
-    return 0 < ((a - b) & 0xFFFFFFFF) < (1 << 31)
 
 
 def call_closed_by_b(P, l):
