@@ -21,6 +21,8 @@ error ("net9 CMD: ...") and a non-zero exit status.  See net9(1)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
+
 import ipaddress
 import os
 import pwd
@@ -31,14 +33,17 @@ import time
 import click
 
 from net9 import __version__
+
+if TYPE_CHECKING:
+    from net9.dial import Net
 from net9.serve import DEFAULT_ADDRS, DEFAULT_HOST_ADDRS, Serving, ServeError, tun_usable
 
 
-def say(msg):
+def say(msg: str) -> None:
     click.echo("net9: " + msg, err=True)
 
 
-def _tunusable():
+def _tunusable() -> tuple[bool, Optional[str]]:
     """(ok, reason): can this process create a TUN device?"""
     return tun_usable()
 
@@ -46,7 +51,7 @@ def _tunusable():
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="net9",
                       message="%(prog)s %(version)s")
-def main():
+def main() -> None:
     """net9: Plan 9's /net on Linux, served over 9P.
 
     Start the server with `net9 serve`; the other commands talk to it over
@@ -86,8 +91,11 @@ def main():
 @click.option("--no-cs", "no_cs", is_flag=True,
               help="serve no /net/cs and /net/dns (devip's files only)")
 @click.option("-v", "--verbose", count=True, help="log 9P connections (-vv: more)")
-def serve(tun, addrs, host_addrs, mtu, srvs, pcap, eve, netns, allow_remote, trust_uname,
-          msize, verbose, maxconv_per_user, no_offload, no_cs):
+def serve(tun: Optional[str], addrs: tuple[str, ...], host_addrs: tuple[str, ...], mtu: int,
+          srvs: tuple[str, ...], pcap: Optional[str], eve: Optional[str],
+          netns: Optional[str], allow_remote: bool, trust_uname: bool,
+          msize: Optional[int], verbose: int, maxconv_per_user: int, no_offload: bool,
+          no_cs: bool) -> None:
     """Start a stack and serve its /net over 9P until SIGINT or SIGTERM."""
     from net9 import namespace
     if trust_uname and not allow_remote:
@@ -154,7 +162,9 @@ def serve(tun, addrs, host_addrs, mtu, srvs, pcap, eve, netns, allow_remote, tru
                    "(default unix!/tmp/ns.$USER.$DISPLAY/net9)")
 @click.option("--user", default=None, metavar="USER", help="9P user name (default: yours)")
 @click.argument("host")
-def ping(count, interval, size, wait, v6, addresses, lostonly, quiet, srv, user, host):
+def ping(count: int, interval: int, size: int, wait: int, v6: bool, addresses: bool,
+         lostonly: bool, quiet: bool, srv: Optional[str], user: Optional[str],
+         host: str) -> None:
     """Plan 9's ping through a running net9 serve: icmp!HOST!1 in its /net."""
     from net9.ping import ping as run
     if user is None:
@@ -201,7 +211,7 @@ def errtext(e: BaseException) -> str:
     return "%s: %s" % (type(e).__name__, e)
 
 
-def client_command(name):
+def client_command(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Run the command body; turn the errors a user can cause into one
     line and exit 1; ^C exits 130 quietly."""
     import functools
@@ -229,7 +239,7 @@ def client_command(name):
     return deco
 
 
-def srv_options(netdir=True):
+def srv_options(netdir: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """--srv, -u/--user and (for the commands that can use one) --net."""
     def deco(f):
         f = click.option("-u", "--user", default=None, metavar="USER",
@@ -244,20 +254,20 @@ def srv_options(netdir=True):
     return deco
 
 
-def opennet(srv, user, netdir=None):
+def opennet(srv: Optional[str], user: Optional[str], netdir: Optional[str] = None) -> Net:
     from net9.dial import Net
     if srv and netdir:
         raise Fail("give --srv or --net, not both")
     return Net(srv=srv, netdir=netdir, user=user)
 
 
-def binstream(f):
+def binstream(f: Any) -> Any:
     """The binary stream under a text one (sys.stdin, sys.stdout; also
     under click's test runner)."""
     return getattr(f, "buffer", f)
 
 
-def stdin_chunks(size=65536):
+def stdin_chunks(size: int = 65536) -> Iterator[bytes]:
     """Standard input as it arrives (one read each, like read(2))."""
     inp = binstream(sys.stdin)
     try:
@@ -290,7 +300,8 @@ def stdin_chunks(size=65536):
               help="report the connection's addresses on standard error")
 @click.argument("addr")
 @client_command("dial")
-def dial(srv, user, netdir, local, quit_, timeout, verbose, addr):
+def dial(srv: Optional[str], user: Optional[str], netdir: Optional[str], local: Optional[str],
+         quit_: bool, timeout: Optional[float], verbose: bool, addr: str) -> None:
     """Connect to ADDR ([net!]host!port, e.g. tcp!10.9.0.1!80) and copy
     standard input to the connection and the connection to standard
     output, like Plan 9's con or netcat.
@@ -364,7 +375,9 @@ def dial(srv, user, netdir, local, quit_, timeout, verbose, addr):
 @click.argument("addr")
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
 @client_command("listen")
-def listen(srv, user, netdir, verbose, count, maxprocs, keep_stderr, addr, cmd):
+def listen(srv: Optional[str], user: Optional[str], netdir: Optional[str], verbose: bool,
+           count: Optional[int], maxprocs: Optional[int], keep_stderr: bool, addr: str,
+           cmd: tuple[str, ...]) -> None:
     """Announce ADDR ([net!][host!]port, e.g. tcp!*!8080) and, for every
     call, run CMD with its standard input, output and error on the
     connection, like Plan 9's listen1.  The environment variable net
@@ -508,7 +521,8 @@ def _serve_call(call, cmd, addr, verbose, keep_stderr, procs, lock, slots):
               help="only this protocol (repeatable)")
 @click.argument("netdir", required=False, metavar="[NETDIR]")
 @client_command("netstat")
-def netstat(srv, user, interfaces, numeric, protos, netdir):
+def netstat(srv: Optional[str], user: Optional[str], interfaces: bool, numeric: bool,
+            protos: tuple[str, ...], netdir: Optional[str]) -> None:
     """One line per conversation, as Plan 9's netstat prints it: protocol,
     number, owner, state, local port, remote port, remote address.  NETDIR:
     a mounted /net to read instead of talking 9P."""
@@ -541,7 +555,8 @@ def netstat(srv, user, interfaces, numeric, protos, netdir):
         net.close()
 
 
-def convline(net, proto, name, uid, numeric, port_name):
+def convline(net: Net, proto: str, name: str, uid: str, numeric: bool,
+             port_name: Callable[[str, str], str]) -> Optional[str]:
     """netstat.c's pip(): "%-4s %-4s %-10s %-12s %-10s %-10s %s"."""
     try:
         st = net.cat("%s/%s/status" % (proto, name))
@@ -563,7 +578,7 @@ def convline(net, proto, name, uid, numeric, port_name):
     return line + "%-10s %-10s %s" % (lport, rport, raddr)
 
 
-def ifclines(net):
+def ifclines(net: Net) -> list[str]:
     """netstat -i (netstat.c's pipifc): device, mtu, address, mask,
     network, packets in and out, errors in and out, one line per address."""
     rows = []
@@ -593,7 +608,8 @@ def ifclines(net):
 @srv_options(netdir=True)
 @click.argument("protos", nargs=-1, metavar="[PROTO]...")
 @client_command("stats")
-def stats(srv, user, netdir, protos):
+def stats(srv: Optional[str], user: Optional[str], netdir: Optional[str],
+          protos: tuple[str, ...]) -> None:
     """Print /net/PROTO/stats (every protocol's, each under a
     "==> PROTO/stats <==" header, when no PROTO is given)."""
     net = opennet(srv, user, netdir)
@@ -628,7 +644,8 @@ def stats(srv, user, netdir, protos):
 @click.option("-c", "count", default=None, type=click.IntRange(1), metavar="COUNT",
               help="stop after COUNT packets")
 @client_command("snoop")
-def snoop(srv, user, netdir, ifc, out, count):
+def snoop(srv: Optional[str], user: Optional[str], netdir: Optional[str], ifc: int, out: str,
+          count: Optional[int]) -> None:
     """Copy the packets in and out of interface N, as /net/ipifc/N/snoop
     gives them, to a pcap stream (LINKTYPE_RAW), for tshark -r - or
     Wireshark.  Runs until SIGINT or SIGTERM, COUNT packets, or the
@@ -671,7 +688,8 @@ def snoop(srv, user, netdir, ifc, out, count):
         net.close()
 
 
-def _query(file, srv, user, netdir, query):
+def _query(file: str, srv: Optional[str], user: Optional[str], netdir: Optional[str],
+           query: tuple[str, ...]) -> None:
     net = opennet(srv, user, netdir)
     try:
         from net9.client import NinepError
@@ -689,7 +707,8 @@ def _query(file, srv, user, netdir, query):
 @srv_options()
 @click.argument("query")
 @client_command("cs")
-def cs_(srv, user, netdir, query):
+def cs_(srv: Optional[str], user: Optional[str], netdir: Optional[str],
+        query: tuple[str, ...]) -> None:
     """Ask the served /net/cs to translate QUERY ([net!]host!service, e.g.
     'tcp!example.com!http') and print its answers, one per line, like
     Plan 9's ndb/csquery."""
@@ -700,7 +719,8 @@ def cs_(srv, user, netdir, query):
 @srv_options()
 @click.argument("query", nargs=-1, required=True)
 @client_command("dns")
-def dns_(srv, user, netdir, query):
+def dns_(srv: Optional[str], user: Optional[str], netdir: Optional[str],
+         query: tuple[str, ...]) -> None:
     """Ask the served /net/dns about QUERY (name type, e.g. example.com ip,
     example.com ipv6, 10.9.0.1 ptr) and print the records, like Plan 9's
     ndb/dnsquery."""
@@ -709,7 +729,7 @@ def dns_(srv, user, netdir, query):
 
 # -- a minimal 9P client, like plan9port's 9p ---------------------------------
 
-def ninepath(path):
+def ninepath(path: str) -> str:
     """A path under the served /net: leading / and /net/ dropped."""
     p = path.strip()
     if p == "/net" or p.startswith("/net/"):
@@ -717,12 +737,12 @@ def ninepath(path):
     return p.strip("/")
 
 
-def ninep_client(srv, user):
+def ninep_client(srv: Optional[str], user: Optional[str]) -> Any:
     from net9.dial import Net
     return Net(srv=srv, user=user).client
 
 
-def modestr(mode):
+def modestr(mode: int) -> str:
     perm = ""
     for shift in (6, 3, 0):
         b = (mode >> shift) & 7
@@ -732,7 +752,7 @@ def modestr(mode):
     return first + second + perm
 
 
-def lsline(st, long):
+def lsline(st: tuple, long: bool) -> str:
     name = st[7]
     if not long:
         return name
@@ -750,7 +770,7 @@ def lsline(st, long):
                                                  "length, time, name")
 @click.argument("paths", nargs=-1, metavar="[PATH]...")
 @client_command("ls")
-def ls_(srv, user, long, paths):
+def ls_(srv: Optional[str], user: Optional[str], long: bool, paths: tuple[str, ...]) -> None:
     """List directories under the served /net (default its root) over 9P,
     like plan9port's 9p ls."""
     from net9.client import NinepError, OREAD
@@ -782,7 +802,7 @@ def ls_(srv, user, long, paths):
 @srv_options(netdir=False)
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
 @client_command("cat")
-def cat_(srv, user, paths):
+def cat_(srv: Optional[str], user: Optional[str], paths: tuple[str, ...]) -> None:
     """Print files under the served /net over 9P (a data file: what
     arrives, until end of file), like plan9port's 9p read."""
     from net9.client import NinepError, OREAD
@@ -813,7 +833,7 @@ def cat_(srv, user, paths):
 @srv_options(netdir=False)
 @click.argument("path")
 @client_command("write")
-def write_(srv, user, path):
+def write_(srv: Optional[str], user: Optional[str], path: str) -> None:
     """Write standard input to a file under the served /net over 9P, one
     write per read of standard input (a ctl message per line typed), like
     plan9port's 9p write.  The file is open only while net9 write runs."""
@@ -842,7 +862,7 @@ def write_(srv, user, path):
 @srv_options(netdir=False)
 @click.argument("path")
 @client_command("rdwr")
-def rdwr_(srv, user, path):
+def rdwr_(srv: Optional[str], user: Optional[str], path: str) -> None:
     """Open a file under the served /net for reading and writing and hold
     it: print what a read at offset 0 gives, then for each line of
     standard input write the line (without its newline) and print the file
@@ -884,7 +904,7 @@ PROC_FILESYSTEMS = "/proc/filesystems"
 PROC_MOUNTS = "/proc/self/mounts"
 
 
-def have_v9fs():
+def have_v9fs() -> bool:
     """The kernel's 9p file system: registered, or a module to load."""
     try:
         with open(PROC_FILESYSTEMS) as f:
@@ -899,12 +919,12 @@ def have_v9fs():
     return False
 
 
-def shq(argv):
+def shq(argv: list[str]) -> str:
     import shlex
     return " ".join(shlex.quote(a) for a in argv)
 
 
-def mounted(d):
+def mounted(d: str) -> Optional[str]:
     """The file system type mounted on directory d, or None."""
     d = os.path.realpath(d)
     try:
@@ -922,7 +942,7 @@ def mounted(d):
     return fstype
 
 
-def run_shown(argv):
+def run_shown(argv: list[str]) -> int:
     """Run argv after printing it; its output is passed on once it exits.
     (9pfuse leaves a daemon behind, which must not keep our standard
     output or error open: a caller reading them would wait for ever.  It
@@ -962,7 +982,8 @@ def run_shown(argv):
               help="net9's FUSE client: log each FUSE request on standard error (with -f)")
 @click.argument("dir", type=click.Path(file_okay=False))
 @client_command("mount")
-def mount(srv, user, how, fuse_, options, foreground, debug, dir):
+def mount(srv: Optional[str], user: Optional[str], how: Optional[str], fuse_: bool,
+          options: Optional[str], foreground: bool, debug: bool, dir: str) -> None:
     """Mount the served /net on DIR: with plan9port's 9pfuse when it is on
     PATH, else with net9's own FUSE client, else with the kernel's 9p file
     system (v9fs, as root).  Prints the command it runs (or, for net9's
@@ -1042,7 +1063,8 @@ def mount(srv, user, how, fuse_, options, foreground, debug, dir):
         raise Fail("%s failed (exit status %d)" % (os.path.basename(argv[0]), rc))
 
 
-def mount_fuse(srv, user, dir, foreground, debug):
+def mount_fuse(srv: Optional[str], user: Optional[str], dir: str, foreground: bool,
+               debug: bool) -> None:
     """net9's FUSE client: a process of its own (this one with -f) that
     mounts DIR and serves it until it is unmounted."""
     from net9 import fuse as nfuse
@@ -1099,7 +1121,7 @@ def mount_fuse(srv, user, dir, foreground, debug):
 @main.command()
 @click.argument("dir", type=click.Path(file_okay=False))
 @client_command("umount")
-def umount(dir):
+def umount(dir: str) -> None:
     """Unmount what net9 mount mounted on DIR (fusermount -u for 9pfuse,
     umount for v9fs and, as root, net9's FUSE client, fusermount3 -u
     otherwise; the client then exits)."""

@@ -28,6 +28,8 @@ use it: its own, or any for root and the server's own user
 
 from __future__ import annotations
 
+from typing import Any, Callable, Iterable, Optional
+
 import errno
 import os
 import pwd
@@ -103,7 +105,7 @@ ERRNO = {
 }
 
 
-def errno_of(text):
+def errno_of(text: str) -> int:
     """The errno a 9P2000.L client gets for one of devip's error texts."""
     e = ERRNO.get(text)
     if e is not None:
@@ -132,7 +134,9 @@ class Session:
     """One 9P connection (a client's session with the server): its fids,
     its outstanding parked requests and its buffers."""
 
-    def __init__(self, server, rfd, wfd, peer, sock=None, name="?", owned=()):
+    def __init__(self, server: Server, rfd: int, wfd: int, peer: Peer,
+                 sock: Optional[socket.socket] = None, name: str = "?",
+                 owned: Iterable[Any] = ()) -> None:
         self.server = server
         self.peer = peer               # who the client is (net9.peer.Peer)
         self.rfd = rfd
@@ -155,7 +159,7 @@ class Session:
 
     # ---- output ---------------------------------------------------------------
 
-    def send(self, msg):
+    def send(self, msg: bytes) -> None:
         if self.closed:
             return
         if len(msg) > self.msize and self.version is not None:
@@ -167,7 +171,7 @@ class Session:
         self.out += msg
         self.server.dirty.add(self)
 
-    def sendread(self, tag, data):
+    def sendread(self, tag: int, data: bytes) -> None:
         """Rread of data: its header, then data straight into the output
         buffer (one copy less than send(ninep.rread(...)) for the hot path)."""
         if self.closed:
@@ -180,7 +184,7 @@ class Session:
         self.out += data
         self.server.dirty.add(self)
 
-    def error(self, tag, text):
+    def error(self, tag: int, text: str) -> None:
         if self.dotl:
             self.send(ninep.rlerror(tag, errno_of(text)))
         else:
@@ -189,7 +193,7 @@ class Session:
                 text = b[:max(0, self.msize - 9)].decode("utf-8", "ignore")
             self.send(ninep.rerror(tag, text))
 
-    def flush(self):
+    def flush(self) -> None:
         """Write what we can; keep the rest for when the fd is writable."""
         if self.closed or not self.out:
             return
@@ -219,12 +223,12 @@ class Session:
             self.reading = True
             lp.add_reader(self.rfd, self.onreadable)
 
-    def onwritable(self):
+    def onwritable(self) -> None:
         self.flush()
 
     # ---- input ----------------------------------------------------------------
 
-    def onreadable(self):
+    def onreadable(self) -> None:
         srv = self.server
         try:
             data = os.read(self.rfd, 1 << 18)
@@ -272,8 +276,10 @@ class Server:
     net9.ndb.NameService, for /net/cs and /net/dns (none: no such files).
     """
 
-    def __init__(self, fs, loop, eve=None, msize=DEFAULT_MSIZE, protos=None, log=None,
-                 start=None, trust_uname=False, ns=None):
+    def __init__(self, fs: Any, loop: Any, eve: Optional[str] = None,
+                 msize: int = DEFAULT_MSIZE, protos: Optional[Iterable[str]] = None,
+                 log: Optional[Callable[[str], None]] = None, start: Optional[float] = None,
+                 trust_uname: bool = False, ns: Any = None) -> None:
         if (eve if eve is not None else fs.eve) == NONE:
             raise ValueError("eve cannot be %s (the user of unauthenticated clients)" % NONE)
         self.fs = fs
@@ -295,13 +301,13 @@ class Server:
         self._logpending = False
         fs.log.wakecb = self._logwake
 
-    def log(self, msg):
+    def log(self, msg: str) -> None:
         if self.logfn is not None:
             self.logfn(msg)
 
     # ---- transports ---------------------------------------------------------------
 
-    def listen(self, addr, allow_remote=False):
+    def listen(self, addr: str, allow_remote: bool = False) -> str:
         """Serve on addr: "unix!PATH", "tcp!HOST!PORT" (loopback only unless
         allow_remote), or "-" (standard input/output).  Returns a
         description of what it listens on."""
@@ -318,7 +324,7 @@ class Server:
             return self.listen_tcp(parts[1], int(parts[2]), allow_remote)
         raise ValueError("bad address %r: want unix!PATH, tcp!HOST!PORT or -" % addr)
 
-    def listen_unix(self, path):
+    def listen_unix(self, path: str) -> str:
         d = os.path.dirname(path)
         if d and not os.path.isdir(d):
             os.makedirs(d, mode=0o700, exist_ok=True)
@@ -347,7 +353,7 @@ class Server:
         self.loop.add_reader(s.fileno(), self._accept, s)
         return "unix!" + path
 
-    def listen_tcp(self, host, port, allow_remote=False):
+    def listen_tcp(self, host: str, port: int, allow_remote: bool = False) -> str:
         import ipaddress
         if host in ("*", ""):
             host = "::" if allow_remote else "127.0.0.1"
@@ -368,7 +374,7 @@ class Server:
         self.loop.add_reader(s.fileno(), self._accept, s)
         return "tcp!%s!%d" % (host, s.getsockname()[1])
 
-    def _accept(self, ls):
+    def _accept(self, ls: socket.socket) -> None:
         while True:
             try:
                 s, peer = ls.accept()
@@ -389,7 +395,8 @@ class Server:
                                   self.trust_uname)
             self.adopt(s.fileno(), s.fileno(), who, sock=s, name=name)
 
-    def adopt(self, rfd, wfd, peer, sock=None, name="?", owned=()):
+    def adopt(self, rfd: int, wfd: int, peer: Any, sock: Optional[socket.socket] = None,
+              name: str = "?", owned: Iterable[Any] = ()) -> Session:
         """Serve 9P on an already connected descriptor pair.  peer says
         who the client is: a net9.peer.Peer; an int, a local uid;
         "trusted" (the uname as sent, as on standard input/output); "none"
@@ -425,7 +432,7 @@ class Server:
         self.log("%s: connected, %s" % (name, peer))
         return c
 
-    def drop(self, c):
+    def drop(self, c: Session) -> None:
         """The connection is gone: abort its parked requests (no replies),
         clunk its fids, release its conversations."""
         if c.closed:
@@ -451,7 +458,7 @@ class Server:
                 pass
         self.log("%s: gone" % c.name)
 
-    def finish(self, c):
+    def finish(self, c: Session) -> None:
         """The client has sent all it will (end of file, or a message the
         connection cannot go on after): stop reading, abort its parked
         requests and clunk its fids as drop does, but let the replies
@@ -472,7 +479,7 @@ class Server:
         if later is not None:
             later(FINISHTIME, self.drop, c)
 
-    def reset(self, c):
+    def reset(self, c: Session) -> None:
         """Abort every parked request and clunk every fid (Tversion, drop)."""
         for _tag, w in list(c.pending.items()):
             self.netfs.cancel(w)
@@ -481,7 +488,7 @@ class Server:
             self.netfs.clunk(f)
         c.fids.clear()
 
-    def close(self):
+    def close(self) -> None:
         """Stop serving: close every connection and listener (removing the
         unix sockets this server created)."""
         for c in list(self.conns):
@@ -502,14 +509,14 @@ class Server:
         if ns is not None:
             ns.close()
 
-    def flushall(self):
+    def flushall(self) -> None:
         while self.dirty:
             c = self.dirty.pop()
             c.flush()
 
     # ---- wake-ups -----------------------------------------------------------------
 
-    def woken(self, convs):
+    def woken(self, convs: list) -> None:
         """Re-check the requests parked on the woken conversations."""
         try:
             self.netfs.woken(convs)
@@ -518,19 +525,19 @@ class Server:
             self.log("wake-up: %s" % traceback.format_exc())
         self.flushall()
 
-    def _logwake(self):
+    def _logwake(self) -> None:
         if not self._logpending and self.netfs.logwaits:
             self._logpending = True
             self.loop.call_soon(self._logrun)
 
-    def _logrun(self):
+    def _logrun(self) -> None:
         self._logpending = False
         self.netfs.logwoken()
         self.flushall()
 
     # ---- dispatch -----------------------------------------------------------------
 
-    def handle(self, c, it):
+    def handle(self, c: Session, it: tuple) -> None:
         typ = it.type
         tag = it.tag
         c.nreq += 1
@@ -564,7 +571,7 @@ class Server:
             c.pending.pop(tag, None)
             c.error(tag, errors.Eio)
 
-    def version(self, c, tag, msize, version):
+    def version(self, c: Session, tag: int, msize: int, version: str) -> None:
         self.reset(c)
         if version.startswith("9P2000.L"):
             v, dotl = "9P2000.L", True
@@ -581,16 +588,16 @@ class Server:
         c.out += ninep.pack(ninep.Rversion, tag, m, v)
         self.dirty.add(c)
 
-    def getfid(self, c, fid):
+    def getfid(self, c: Session, fid: int) -> Fid:
         f = c.fids.get(fid)
         if f is None:
             raise Net9Error(Eunknownfid)
         return f
 
-    def qid(self, path):
+    def qid(self, path: int) -> tuple[int, int, int]:
         return (qidtype(path), self.netfs.ndbvers if TYPE(path) == Qndb else 0, path)
 
-    def uname_of(self, c, uname, nuname):
+    def uname_of(self, c: Session, uname: str, nuname: Optional[int]) -> str:
         """The user an attach names: its uname; in 9P2000.L an empty uname
         with an n_uname is that uid's passwd name (else the number)."""
         if c.dotl and not uname and nuname is not None and nuname != NO32:
@@ -600,12 +607,12 @@ class Server:
                 return str(nuname)
         return uname
 
-    def privileged(self, peer):
+    def privileged(self, peer: Peer) -> bool:
         """May this peer attach as anyone?  Trusted ones, root and the
         server's own user."""
         return peer.kind == TRUSTED or (peer.kind == LOCAL and peer.uid in (0, self.uid))
 
-    def attacher(self, c, uname, nuname):
+    def attacher(self, c: Session, uname: str, nuname: Optional[int]) -> tuple[str, Optional[int]]:
         """(user, numeric uid or None) of a Tattach from connection c, or
         Net9Error "permission denied: ..." when its peer may not be that
         user (net9(4), "Who a client is")."""
@@ -633,13 +640,13 @@ class Server:
 
     # -- session --
 
-    def t_auth(self, c, tag, it):
+    def t_auth(self, c: Session, tag: int, it: tuple) -> None:
         if c.dotl:
             c.send(ninep.rlerror(tag, errno.ENOENT))
         else:
             c.send(ninep.rerror(tag, Enoauth))
 
-    def t_attach(self, c, tag, it):
+    def t_attach(self, c: Session, tag: int, it: tuple) -> None:
         fid, afid, uname, nuname = it.fid, it.afid, it.uname, it.n_uname
         if fid in c.fids:
             raise Net9Error(Efidinuse)
@@ -655,7 +662,7 @@ class Server:
         c.fids[fid] = f
         c.send(ninep.pack(ninep.Rattach, tag, self.qid(f.path)))
 
-    def t_flush(self, c, tag, it):
+    def t_flush(self, c: Session, tag: int, it: tuple) -> None:
         oldtag = it.oldtag
         w = c.pending.pop(oldtag, None)
         if w is not None:
@@ -664,7 +671,7 @@ class Server:
 
     # -- walk --
 
-    def t_walk(self, c, tag, it):
+    def t_walk(self, c: Session, tag: int, it: tuple) -> None:
         fid, newfid, names = it.fid, it.newfid, it.wname
         f = self.getfid(c, fid)
         if len(names) > ninep.MAXWELEM:
@@ -699,7 +706,7 @@ class Server:
 
     # -- open --
 
-    def t_open(self, c, tag, it):
+    def t_open(self, c: Session, tag: int, it: tuple) -> None:
         f = self.getfid(c, it.fid)
         if f.xattr:
             raise Net9Error(errors.Eperm)
@@ -712,22 +719,22 @@ class Server:
             return
         c.send(ninep.pack(rtype, tag, self.qid(r), 0))
 
-    def t_create(self, c, tag, it):
+    def t_create(self, c: Session, tag: int, it: tuple) -> None:
         self.getfid(c, it.fid)
         raise Net9Error(errors.Eperm)
 
-    def t_refuse(self, c, tag, it):
+    def t_refuse(self, c: Session, tag: int, it: tuple) -> None:
         raise Net9Error(errors.Eperm)
 
-    def t_readlink(self, c, tag, it):
+    def t_readlink(self, c: Session, tag: int, it: tuple) -> None:
         self.getfid(c, it.fid)
         c.send(ninep.rlerror(tag, errno.EINVAL))
 
-    def t_xattrcreate(self, c, tag, it):
+    def t_xattrcreate(self, c: Session, tag: int, it: tuple) -> None:
         self.getfid(c, it.fid)
         c.send(ninep.rlerror(tag, errno.EOPNOTSUPP))
 
-    def t_xattrwalk(self, c, tag, it):
+    def t_xattrwalk(self, c: Session, tag: int, it: tuple) -> None:
         fid, newfid, name = it.fid, it.newfid, it.name
         f = self.getfid(c, fid)
         if name:
@@ -744,10 +751,11 @@ class Server:
 
     # -- read, write --
 
-    def park(self, c, tag, w, build):
+    def park(self, c: Session, tag: int, w: Wait,
+             build: Optional[Callable[[Any], bytes]]) -> None:
         """Park w for tag; build(result) makes the reply when it completes
         (None: an Rread of the bytes it returns)."""
-        def done(result, err):
+        def done(result: Any, err: Optional[str]) -> None:
             if c.closed or c.pending.get(tag) is not w:
                 return
             del c.pending[tag]
@@ -761,7 +769,7 @@ class Server:
         c.pending[tag] = w
         self.netfs.park(w)
 
-    def t_read(self, c, tag, it):
+    def t_read(self, c: Session, tag: int, it: tuple) -> None:
         fid, offset, count = it.fid, it.offset, it.count
         f = self.getfid(c, fid)
         lim = c.msize - 11
@@ -784,7 +792,7 @@ class Server:
             return
         c.sendread(tag, r)
 
-    def t_write(self, c, tag, it):
+    def t_write(self, c: Session, tag: int, it: tuple) -> None:
         fid, offset, data = it.fid, it.offset, it.data
         f = self.getfid(c, fid)
         if f.xattr:
@@ -795,7 +803,7 @@ class Server:
             return
         c.send(ninep.pack(ninep.Rwrite, tag, r))
 
-    def abortfid(self, c, f):
+    def abortfid(self, c: Session, f: Fid) -> None:
         """A clunk of a fid with parked requests: end them ("interrupted")."""
         if not f.parked:
             return
@@ -805,14 +813,14 @@ class Server:
                 self.netfs.cancel(w)
                 c.error(tag, errors.Eintr)
 
-    def t_clunk(self, c, tag, it):
+    def t_clunk(self, c: Session, tag: int, it: tuple) -> None:
         f = self.getfid(c, it.fid)
         self.abortfid(c, f)
         del c.fids[f.fid]
         self.netfs.clunk(f)
         c.send(ninep.pack(ninep.Rclunk, tag))
 
-    def t_remove(self, c, tag, it):
+    def t_remove(self, c: Session, tag: int, it: tuple) -> None:
         f = self.getfid(c, it.fid)
         self.abortfid(c, f)
         del c.fids[f.fid]
@@ -821,17 +829,17 @@ class Server:
 
     # -- stat --
 
-    def statbytes(self, path, uname=None):
+    def statbytes(self, path: int, uname: Optional[str] = None) -> bytes:
         qid, mode, length, name, uid = self.netfs.dirinfo(path)
         q = (qid[0], qid[1], qid[2])
         return ninep.packstat(0, 0, q, mode, int(time.time()), self.netfs.mtime(path),
                               length, name, uid, self.fs.eve, uid)
 
-    def t_stat(self, c, tag, it):
+    def t_stat(self, c: Session, tag: int, it: tuple) -> None:
         f = self.getfid(c, it.fid)
         c.send(ninep.pack(ninep.Rstat, tag, self.statbytes(f.path)))
 
-    def t_wstat(self, c, tag, it):
+    def t_wstat(self, c: Session, tag: int, it: tuple) -> None:
         f = self.getfid(c, it.fid)
         try:
             st = ninep.unpackstat(it.stat)
@@ -840,7 +848,7 @@ class Server:
         self.netfs.wstat(f, st)
         c.send(ninep.pack(ninep.Rwstat, tag))
 
-    def dirread(self, f, offset, count):
+    def dirread(self, f: Fid, offset: int, count: int) -> bytes:
         """9P2000 directory read: whole stat entries; offset 0 restarts."""
         if offset == 0 or f.snap is None:
             f.snap = [self.statbytes(p) for p in self.netfs.listing(f.path)]
@@ -860,7 +868,7 @@ class Server:
 
     # -- 9P2000.L --
 
-    def t_getattr(self, c, tag, it):
+    def t_getattr(self, c: Session, tag: int, it: tuple) -> None:
         f = self.getfid(c, it.fid)
         qid, mode, length, name, uid = self.netfs.dirinfo(f.path)
         m = (S_IFDIR if mode & 0x80000000 else S_IFREG) | (mode & 0o777)
@@ -872,7 +880,7 @@ class Server:
         c.send(ninep.pack(ninep.Rgetattr, tag, GETATTR_BASIC, qid, m, nuid, ngid, nlink,
                           0, length, 4096, 0, now, 0, mt, 0, mt, 0, 0, 0, 0, 0))
 
-    def t_setattr(self, c, tag, it):
+    def t_setattr(self, c: Session, tag: int, it: tuple) -> None:
         f = self.getfid(c, it.fid)
         valid, mode, size = it.valid, it.mode, it.size
         nfs = self.netfs
@@ -889,7 +897,7 @@ class Server:
                 nfs.ndbtrunc()
         c.send(ninep.pack(ninep.Rsetattr, tag))
 
-    def t_readdir(self, c, tag, it):
+    def t_readdir(self, c: Session, tag: int, it: tuple) -> None:
         fid, offset, count = it.fid, it.offset, it.count
         f = self.getfid(c, fid)
         if f.omode is None:
@@ -918,19 +926,19 @@ class Server:
             i += 1
         c.send(ninep.pack(ninep.Rreaddir, tag, bytes(out)))
 
-    def t_statfs(self, c, tag, it):
+    def t_statfs(self, c: Session, tag: int, it: tuple) -> None:
         self.getfid(c, it.fid)
         c.send(ninep.pack(ninep.Rstatfs, tag, V9FS_MAGIC, 4096, 0, 0, 0, 0, 0, 0, 255))
 
-    def t_fsync(self, c, tag, it):
+    def t_fsync(self, c: Session, tag: int, it: tuple) -> None:
         self.getfid(c, it.fid)
         c.send(ninep.pack(ninep.Rfsync, tag))
 
-    def t_lock(self, c, tag, it):
+    def t_lock(self, c: Session, tag: int, it: tuple) -> None:
         self.getfid(c, it.fid)
         c.send(ninep.pack(ninep.Rlock, tag, LOCK_SUCCESS))
 
-    def t_getlock(self, c, tag, it):
+    def t_getlock(self, c: Session, tag: int, it: tuple) -> None:
         self.getfid(c, it.fid)
         start, length, procid, client = it.start, it.length, it.proc_id, it.client_id
         c.send(ninep.pack(ninep.Rgetlock, tag, F_UNLCK, start, length, procid, client))
@@ -971,7 +979,7 @@ DISPATCH = {
 }
 
 
-def default_socket_path():
+def default_socket_path() -> str:
     """plan9port's namespace directory /tmp/ns.$USER.$DISPLAY (DISPLAY
     defaulting to :0, as plan9port's getns does), or $NAMESPACE, + /net9.
     Only the path: net9.namespace checks the directory and the socket."""
