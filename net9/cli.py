@@ -689,7 +689,7 @@ def snoop(srv: Optional[str], user: Optional[str], netdir: Optional[str], ifc: i
 
 
 def _query(file: str, srv: Optional[str], user: Optional[str], netdir: Optional[str],
-           query: tuple[str, ...]) -> None:
+           query: str) -> None:
     net = opennet(srv, user, netdir)
     try:
         from net9.client import NinepError
@@ -707,8 +707,7 @@ def _query(file: str, srv: Optional[str], user: Optional[str], netdir: Optional[
 @srv_options()
 @click.argument("query")
 @client_command("cs")
-def cs_(srv: Optional[str], user: Optional[str], netdir: Optional[str],
-        query: tuple[str, ...]) -> None:
+def cs_(srv: Optional[str], user: Optional[str], netdir: Optional[str], query: str) -> None:
     """Ask the served /net/cs to translate QUERY ([net!]host!service, e.g.
     'tcp!example.com!http') and print its answers, one per line, like
     Plan 9's ndb/csquery."""

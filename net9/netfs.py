@@ -1,5 +1,5 @@
 """devip's /net tree over net9's conversation layer, as the 9P server sees
-it (../shared/spec/devip.md sections 1-11, 14).
+it (the files, their formats and permissions as net9(4) describes them).
 
 Files are named by their devip qid path, (proto << 17) | (conv << 5) |
 type.  A Fid records where it points, who attached (the uname), how it was
@@ -896,7 +896,7 @@ class NetFs:
             return
         self.convwstat(fid, mode if mode != NO32 else None, uid or None)
 
-    def convwstat(self, fid: Fid, mode: int, uid: str) -> None:
+    def convwstat(self, fid: Fid, mode: Optional[int], uid: Optional[str]) -> None:
         """devip's ipwstat: ctl and data only, by the owner or eve."""
         t = TYPE(fid.path)
         if t not in (Qctl, Qdata):

@@ -12,7 +12,7 @@ every turn of the engines.  Tflush cancels a parked request (devip.md
 section 14 point 2); a clunk of its fid, hangup or close of its conversation
 and the client going away end parked requests too.
 
-Protocol rules (../shared/spec/9p-clients.md section 7): Tversion offers
+Protocol rules (net9(4), CLIENT LIMITS, for what each client sends): Tversion offers
 msize up to 128 KiB + IOHDRSZ by default and never replies larger than the
 negotiated msize; "9P2000.L" selects 9P2000.L (Rlerror with errno),
 "9P2000.u" and "9P2000" get 9P2000 (Rerror with devip's text); Tauth says no
@@ -537,7 +537,7 @@ class Server:
 
     # ---- dispatch -----------------------------------------------------------------
 
-    def handle(self, c: Session, it: tuple) -> None:
+    def handle(self, c: Session, it: Any) -> None:
         typ = it.type
         tag = it.tag
         c.nreq += 1
@@ -640,13 +640,13 @@ class Server:
 
     # -- session --
 
-    def t_auth(self, c: Session, tag: int, it: tuple) -> None:
+    def t_auth(self, c: Session, tag: int, it: Any) -> None:
         if c.dotl:
             c.send(ninep.rlerror(tag, errno.ENOENT))
         else:
             c.send(ninep.rerror(tag, Enoauth))
 
-    def t_attach(self, c: Session, tag: int, it: tuple) -> None:
+    def t_attach(self, c: Session, tag: int, it: Any) -> None:
         fid, afid, uname, nuname = it.fid, it.afid, it.uname, it.n_uname
         if fid in c.fids:
             raise Net9Error(Efidinuse)
@@ -662,7 +662,7 @@ class Server:
         c.fids[fid] = f
         c.send(ninep.pack(ninep.Rattach, tag, self.qid(f.path)))
 
-    def t_flush(self, c: Session, tag: int, it: tuple) -> None:
+    def t_flush(self, c: Session, tag: int, it: Any) -> None:
         oldtag = it.oldtag
         w = c.pending.pop(oldtag, None)
         if w is not None:
@@ -671,7 +671,7 @@ class Server:
 
     # -- walk --
 
-    def t_walk(self, c: Session, tag: int, it: tuple) -> None:
+    def t_walk(self, c: Session, tag: int, it: Any) -> None:
         fid, newfid, names = it.fid, it.newfid, it.wname
         f = self.getfid(c, fid)
         if len(names) > ninep.MAXWELEM:
@@ -706,7 +706,7 @@ class Server:
 
     # -- open --
 
-    def t_open(self, c: Session, tag: int, it: tuple) -> None:
+    def t_open(self, c: Session, tag: int, it: Any) -> None:
         f = self.getfid(c, it.fid)
         if f.xattr:
             raise Net9Error(errors.Eperm)
@@ -719,22 +719,22 @@ class Server:
             return
         c.send(ninep.pack(rtype, tag, self.qid(r), 0))
 
-    def t_create(self, c: Session, tag: int, it: tuple) -> None:
+    def t_create(self, c: Session, tag: int, it: Any) -> None:
         self.getfid(c, it.fid)
         raise Net9Error(errors.Eperm)
 
-    def t_refuse(self, c: Session, tag: int, it: tuple) -> None:
+    def t_refuse(self, c: Session, tag: int, it: Any) -> None:
         raise Net9Error(errors.Eperm)
 
-    def t_readlink(self, c: Session, tag: int, it: tuple) -> None:
+    def t_readlink(self, c: Session, tag: int, it: Any) -> None:
         self.getfid(c, it.fid)
         c.send(ninep.rlerror(tag, errno.EINVAL))
 
-    def t_xattrcreate(self, c: Session, tag: int, it: tuple) -> None:
+    def t_xattrcreate(self, c: Session, tag: int, it: Any) -> None:
         self.getfid(c, it.fid)
         c.send(ninep.rlerror(tag, errno.EOPNOTSUPP))
 
-    def t_xattrwalk(self, c: Session, tag: int, it: tuple) -> None:
+    def t_xattrwalk(self, c: Session, tag: int, it: Any) -> None:
         fid, newfid, name = it.fid, it.newfid, it.name
         f = self.getfid(c, fid)
         if name:
@@ -769,7 +769,7 @@ class Server:
         c.pending[tag] = w
         self.netfs.park(w)
 
-    def t_read(self, c: Session, tag: int, it: tuple) -> None:
+    def t_read(self, c: Session, tag: int, it: Any) -> None:
         fid, offset, count = it.fid, it.offset, it.count
         f = self.getfid(c, fid)
         lim = c.msize - 11
@@ -792,7 +792,7 @@ class Server:
             return
         c.sendread(tag, r)
 
-    def t_write(self, c: Session, tag: int, it: tuple) -> None:
+    def t_write(self, c: Session, tag: int, it: Any) -> None:
         fid, offset, data = it.fid, it.offset, it.data
         f = self.getfid(c, fid)
         if f.xattr:
@@ -813,14 +813,14 @@ class Server:
                 self.netfs.cancel(w)
                 c.error(tag, errors.Eintr)
 
-    def t_clunk(self, c: Session, tag: int, it: tuple) -> None:
+    def t_clunk(self, c: Session, tag: int, it: Any) -> None:
         f = self.getfid(c, it.fid)
         self.abortfid(c, f)
         del c.fids[f.fid]
         self.netfs.clunk(f)
         c.send(ninep.pack(ninep.Rclunk, tag))
 
-    def t_remove(self, c: Session, tag: int, it: tuple) -> None:
+    def t_remove(self, c: Session, tag: int, it: Any) -> None:
         f = self.getfid(c, it.fid)
         self.abortfid(c, f)
         del c.fids[f.fid]
@@ -835,11 +835,11 @@ class Server:
         return ninep.packstat(0, 0, q, mode, int(time.time()), self.netfs.mtime(path),
                               length, name, uid, self.fs.eve, uid)
 
-    def t_stat(self, c: Session, tag: int, it: tuple) -> None:
+    def t_stat(self, c: Session, tag: int, it: Any) -> None:
         f = self.getfid(c, it.fid)
         c.send(ninep.pack(ninep.Rstat, tag, self.statbytes(f.path)))
 
-    def t_wstat(self, c: Session, tag: int, it: tuple) -> None:
+    def t_wstat(self, c: Session, tag: int, it: Any) -> None:
         f = self.getfid(c, it.fid)
         try:
             st = ninep.unpackstat(it.stat)
@@ -868,7 +868,7 @@ class Server:
 
     # -- 9P2000.L --
 
-    def t_getattr(self, c: Session, tag: int, it: tuple) -> None:
+    def t_getattr(self, c: Session, tag: int, it: Any) -> None:
         f = self.getfid(c, it.fid)
         qid, mode, length, name, uid = self.netfs.dirinfo(f.path)
         m = (S_IFDIR if mode & 0x80000000 else S_IFREG) | (mode & 0o777)
@@ -880,7 +880,7 @@ class Server:
         c.send(ninep.pack(ninep.Rgetattr, tag, GETATTR_BASIC, qid, m, nuid, ngid, nlink,
                           0, length, 4096, 0, now, 0, mt, 0, mt, 0, 0, 0, 0, 0))
 
-    def t_setattr(self, c: Session, tag: int, it: tuple) -> None:
+    def t_setattr(self, c: Session, tag: int, it: Any) -> None:
         f = self.getfid(c, it.fid)
         valid, mode, size = it.valid, it.mode, it.size
         nfs = self.netfs
@@ -897,7 +897,7 @@ class Server:
                 nfs.ndbtrunc()
         c.send(ninep.pack(ninep.Rsetattr, tag))
 
-    def t_readdir(self, c: Session, tag: int, it: tuple) -> None:
+    def t_readdir(self, c: Session, tag: int, it: Any) -> None:
         fid, offset, count = it.fid, it.offset, it.count
         f = self.getfid(c, fid)
         if f.omode is None:
@@ -926,19 +926,19 @@ class Server:
             i += 1
         c.send(ninep.pack(ninep.Rreaddir, tag, bytes(out)))
 
-    def t_statfs(self, c: Session, tag: int, it: tuple) -> None:
+    def t_statfs(self, c: Session, tag: int, it: Any) -> None:
         self.getfid(c, it.fid)
         c.send(ninep.pack(ninep.Rstatfs, tag, V9FS_MAGIC, 4096, 0, 0, 0, 0, 0, 0, 255))
 
-    def t_fsync(self, c: Session, tag: int, it: tuple) -> None:
+    def t_fsync(self, c: Session, tag: int, it: Any) -> None:
         self.getfid(c, it.fid)
         c.send(ninep.pack(ninep.Rfsync, tag))
 
-    def t_lock(self, c: Session, tag: int, it: tuple) -> None:
+    def t_lock(self, c: Session, tag: int, it: Any) -> None:
         self.getfid(c, it.fid)
         c.send(ninep.pack(ninep.Rlock, tag, LOCK_SUCCESS))
 
-    def t_getlock(self, c: Session, tag: int, it: tuple) -> None:
+    def t_getlock(self, c: Session, tag: int, it: Any) -> None:
         self.getfid(c, it.fid)
         start, length, procid, client = it.start, it.length, it.proc_id, it.client_id
         c.send(ninep.pack(ninep.Rgetlock, tag, F_UNLCK, start, length, procid, client))
