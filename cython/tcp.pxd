@@ -1,4 +1,4 @@
-# The TCP engine: a port of 9front's sys/src/9/ip/tcp.c (../shared/seeds/tcp.c).
+# The TCP engine: a port of 9front's sys/src/9/ip/tcp.c (docs/tcp-port.md).
 
 from net9.conv cimport Conv, Proto, Fs
 from net9.qio cimport Queue

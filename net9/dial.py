@@ -1,6 +1,6 @@
 """dial(2) for Python, over net9's /net: dial, announce, listen, accept,
-reject and hangup with Plan 9's semantics (../shared/spec/devip.md section
-13), returning objects that behave like Python files and sockets.
+reject and hangup with Plan 9's semantics (dial(2), and the /net files of
+net9(4)), returning objects that behave like Python files and sockets.
 
     import net9
     with net9.dial("tcp!10.9.0.1!80") as c:          # Conn

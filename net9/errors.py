@@ -1,4 +1,5 @@
-"""devip's error strings (../shared/spec/devip.md section 12) and the
+"""devip's error strings (the texts of 9front's sys/src/9/ip; net9(4)
+ERRORS lists them) and the
 exception that carries them.  The text is the contract: 9P replies carry it
 verbatim in Rerror."""
 
