@@ -208,7 +208,7 @@ def parseaddr(addr: str, defnet: str = "tcp", announcing: bool = False) -> tuple
 
 def oserror(text: str, path: str = None) -> OSError:
     """An OSError for devip's error text (subclass by errno)."""
-    from net9.server import errno_of
+    from net9.errors import errno_of
     e = errno_of(text)
     if text in ("i/o on hungup channel", "Hangup"):
         e = _errno.EPIPE

@@ -41,7 +41,9 @@ import weakref
 
 from net9 import errors, namespace, ninep
 from net9 import peer as _peer
-from net9.errors import Net9Error
+from net9.errors import (ERRNO, Eattach, Efidinuse, Eisdir, Enoauth, Enotopen,  # noqa: F401
+                         Enotsupp, Etagused, Etoomany, Eunknownfid, Eversion,
+                         Net9Error, errno_of)
 from net9.peer import Peer, TRUSTED, LOCAL, REMOTE, UNKNOWN, NONE
 from net9.netfs import (NetFs, Fid, Wait, QID, TYPE, qidtype, QTDIR,
                         Qtopdir, Qprotodir, Qconvdir, Qndb)
@@ -55,69 +57,6 @@ FINISHTIME = 10             # seconds a client at end of file has to read the la
 
 NOFID = ninep.NOFID
 NO32 = 0xFFFFFFFF
-
-Eunknownfid = "unknown fid"
-Efidinuse = "fid in use"
-Enotopen = "file not open"
-Etoomany = "too many names in walk"
-Enoauth = "authentication not required"
-Enotsupp = "not supported"
-Eversion = "version not negotiated"
-Eisdir = "is a directory"
-Etagused = "tag in use"
-Eattach = "permission denied"       # the start of every refused attach's text
-
-# Linux errno for devip's texts (9P2000.L answers with numbers)
-ERRNO = {
-    errors.Enonexist: errno.ENOENT, errors.Enotdir: errno.ENOTDIR,
-    errors.Eperm: errno.EACCES, errors.Eshort: errno.EINVAL,
-    errors.Eshortstat: errno.EINVAL, errors.Eintr: errno.EINTR,
-    errors.Ebadusefd: errno.EBADF, errors.Enodev: errno.ENODEV,
-    errors.Ehungup: errno.EPIPE, errors.Eio: errno.EIO, errors.Enomem: errno.ENOMEM,
-    errors.Ebadarg: errno.EINVAL, errors.Ebadctl: errno.EINVAL, errors.Ebadip: errno.EINVAL,
-    errors.Econinuse: errno.EBUSY, errors.Econrefused: errno.ECONNREFUSED,
-    errors.Etimedout: errno.ETIMEDOUT, errors.Enoport: errno.EADDRNOTAVAIL,
-    errors.Eshortctl: errno.EINVAL, errors.Eunknownctl: errno.EINVAL,
-    errors.Ebadconnect: errno.EINVAL, errors.Ebadannounce: errno.EINVAL,
-    errors.Ebadbind: errno.EINVAL, errors.Emalformed: errno.EINVAL,
-    errors.Ebadport: errno.EINVAL, errors.Enotlocal: errno.EADDRNOTAVAIL,
-    errors.Eaddrinuse: errno.EADDRINUSE, errors.Enoports: errno.EADDRNOTAVAIL,
-    errors.Enotannounced: errno.EINVAL, errors.Elistenhungup: errno.ECONNABORTED,
-    errors.Econnectns: errno.EOPNOTSUPP, errors.Eannouncens: errno.EOPNOTSUPP,
-    errors.Estatsns: errno.EOPNOTSUPP, errors.Enoroute: errno.EHOSTUNREACH,
-    errors.Ehangup: errno.EPIPE, errors.Ekanotestab: errno.EINVAL,
-    errors.Eporthog: errno.EINVAL, errors.Estatelesshog: errno.ECONNRESET,
-    "net unreachable": errno.ENETUNREACH, "host unreachable": errno.EHOSTUNREACH,
-    "protocol unreachable": errno.ECONNREFUSED, "port unreachable": errno.ECONNREFUSED,
-    "destination network unknown": errno.ENETUNREACH,
-    "destination host unknown": errno.EHOSTUNREACH,
-    "fragmentation needed and DF set": errno.EMSGSIZE,
-    "file already open": errno.EBUSY,
-    Eunknownfid: errno.EBADF, Efidinuse: errno.EBADF, Enotopen: errno.EBADF,
-    Etoomany: errno.E2BIG, Enotsupp: errno.EOPNOTSUPP, Eisdir: errno.EISDIR,
-    Etagused: errno.EINVAL, Eversion: errno.EPROTO,
-    "bad arp": errno.EINVAL, "no interface": errno.ENODEV,
-    "interface not found": errno.ENODEV, "interface not bound": errno.ENODEV,
-    "interface already bound": errno.EBUSY, "unknown interface type": errno.EINVAL,
-    "unsupported ctl": errno.EINVAL, "address not on this interface": errno.EADDRNOTAVAIL,
-    "destination unreachable": errno.EHOSTUNREACH,
-    "too few arguments for netlog control message": errno.EINVAL,
-}
-
-
-def errno_of(text: str) -> int:
-    """The errno a 9P2000.L client gets for one of devip's error texts."""
-    e = ERRNO.get(text)
-    if e is not None:
-        return e
-    if text.startswith("unknown control message"):
-        return errno.EINVAL
-    if "unreachable" in text or text.startswith("ttl exceeded"):
-        return errno.EHOSTUNREACH
-    if "prohibited" in text or text.startswith(Eattach):
-        return errno.EACCES
-    return errno.EIO
-
 
 # 9P2000.L constants
 S_IFDIR = 0o040000
