@@ -124,6 +124,20 @@ def signature(doc: str, known: dict[str, str], need: set, method: bool) -> tuple
     return ", ".join(params), ret
 
 
+def inherited(cls, name: str, doc: str) -> bool:
+    """Does a base class have method name with the same signature?"""
+    sig = SIG.match(doc.strip())
+    for base in cls.__mro__[1:]:
+        bm = vars(base).get(name)
+        if bm is None:
+            continue
+        bsig = SIG.match(((bm.__doc__ or "").strip().split("\n") or [""])[0])
+        if sig and bsig and sig.group(2, 3) == bsig.group(2, 3):
+            return True
+        return False
+    return False
+
+
 def is_enum(obj) -> bool:
     return inspect.isclass(obj) and issubclass(obj, enum.Enum)
 
@@ -193,6 +207,8 @@ def stub(modname: str) -> str:
                     members.append("    @property\n    def %s(self) -> Any: ..." % an)
                 elif callable(ao):
                     d = (ao.__doc__ or "").strip().split("\n")[0]
+                    if inherited(obj, an, d):
+                        continue                 # the base's stub says it
                     params, ret = signature(d, known, need, True)
                     if isinstance(ao, staticmethod):
                         members.append("    @staticmethod")
