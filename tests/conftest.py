@@ -26,7 +26,7 @@ import tempfile
 import pytest
 
 from linuxns import Netns, missing
-from served import Serve, Served
+from served import Serve, Served, linux_www
 
 # fixtures that need the kernel: a test using one is a kernel test
 KERNEL_FIXTURES = {"ns", "linuxhttp"}
@@ -99,10 +99,7 @@ def linuxhttp():
         pytest.skip(missing())
     n = Netns()
     d = tempfile.mkdtemp()
-    www = os.path.join(d, "www")
-    os.makedirs(www)
-    with open(os.path.join(www, "index.html"), "w") as f:
-        f.write("hello from linux\n")
+    www = linux_www(d)
     sock = os.path.join(d, "net9")
     s = Serve("--netns", n.name, "--srv", "unix!" + sock)
     # dual-stack: 10.9.0.1 and fd09::1, port 8080 ("http-alt")

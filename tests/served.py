@@ -79,6 +79,16 @@ class Served:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def linux_www(d: str) -> str:
+    """d/www with the index.html the tests fetch from Linux's HTTP server
+    ("hello from linux\n"): its path."""
+    www = os.path.join(d, "www")
+    os.makedirs(www, exist_ok=True)
+    with open(os.path.join(www, "index.html"), "w") as f:
+        f.write("hello from linux\n")
+    return www
+
+
 def net9env(**kw):
     """The environment for a net9 command: the net9 these tests imported
     (installed package or in-place build) first on PYTHONPATH, no NET9_SRV

@@ -567,13 +567,10 @@ def test_unprivileged_mount():
 @pytest.mark.skipif(missing() is not None, reason=missing() or "")
 @pytest.mark.parametrize("client", CLIENTS)
 def test_readme_recipe_against_linux(client):
-    from served import Serve
+    from served import Serve, linux_www
     ns = Netns()
     d = tempfile.mkdtemp(prefix="net9fuse.")
-    www = os.path.join(d, "www")
-    os.mkdir(www)
-    with open(os.path.join(www, "index.html"), "w") as f:
-        f.write("hello from linux\n")
+    www = linux_www(d)
     sock = os.path.join(d, "net9")
     s = Serve("--netns", ns.name, "--srv", "unix!" + sock)
     http = ns.popen(sys.executable, "-m", "http.server", "8000", "--bind", "10.9.0.1", cwd=www)

@@ -49,6 +49,7 @@ pytestmark = linuxns.skip_unless_linux()
 
 from net9.errors import Net9Error  # noqa: E402
 from net9.media import read_pcap  # noqa: E402
+from net9.sim import cksum  # noqa: E402  (the Python RFC 1071 sum: an oracle apart from net9.csum)
 
 SIZE = 20 * 1024 * 1024
 HOST4, NET4 = "10.9.0.1", "10.9.0.2"
@@ -489,14 +490,6 @@ def test_mtu(ns, httpd, payload, mtu, tmp_path):
 
 
 # ---------------------------------------------------------------- 8
-
-def cksum(b: bytes) -> int:
-    if len(b) & 1:
-        b += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
 
 
 def tcpseg(src, dst, sport, dport, seq, ack, flags, payload=b"", v6=False, opts=b""):

@@ -12,19 +12,11 @@ import subprocess
 import pytest
 
 from net9 import media
+from net9.sim import cksum  # the Python RFC 1071 sum: an oracle apart from net9.csum
 from net9.media import (Capture, FaultyMedium, Link, Loopback, Tun, read_pcap,
                         LINKTYPE_RAW, TUN_MAXMTU, TUN_MINMTU)
 
 import linuxns
-
-
-def cksum(b: bytes) -> int:
-    if len(b) & 1:
-        b += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
 
 
 def v4udp(src, dst, sport, dport, payload: bytes) -> bytes:

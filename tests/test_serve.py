@@ -21,7 +21,7 @@ pytest.importorskip("net9.stack", reason="net9.stack (the event loop) not built 
 py9p = pytest.importorskip("py9p", reason="python-9p not installed")
 
 from linuxns import Netns, missing  # noqa: E402
-from served import CMD, Serve, net9env  # noqa: E402,F401  (test_robust imports them from here too)
+from served import CMD, Serve, linux_www, net9env  # noqa: E402,F401  (test_robust imports them from here too)
 
 ORDWR = 2
 
@@ -113,10 +113,7 @@ def test_serve_tun_in_netns_http_and_listen():
     the TUN and the socket."""
     ns = Netns()
     d = tempfile.mkdtemp()
-    www = os.path.join(d, "www")
-    os.makedirs(www)
-    with open(os.path.join(www, "index.html"), "w") as f:
-        f.write("hello from linux\n")
+    www = linux_www(d)
     sock = os.path.join(d, "net9")
     http = None
     s = Serve("--netns", ns.name, "--srv", "unix!" + sock)
