@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
+import contextlib
 import ipaddress
 import os
 import pwd
@@ -797,6 +798,21 @@ def ls_(srv: Optional[str], user: Optional[str], long: bool, paths: tuple[str, .
         cl.close()
 
 
+@contextlib.contextmanager
+def opened(cl: Any, path: str, mode: int) -> Iterator[int]:
+    """The fid of path opened with mode on client cl, clunked after; a 9P
+    error, in the open or in the body, fails the command as "path: error"."""
+    from net9.client import NinepError
+    try:
+        fid = cl.walkopen(ninepath(path), mode)
+        try:
+            yield fid
+        finally:
+            cl.clunk(fid)
+    except NinepError as e:
+        raise Fail("%s: %s" % (path, e))
+
+
 @main.command("cat")
 @srv_options(netdir=False)
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
@@ -804,26 +820,20 @@ def ls_(srv: Optional[str], user: Optional[str], long: bool, paths: tuple[str, .
 def cat_(srv: Optional[str], user: Optional[str], paths: tuple[str, ...]) -> None:
     """Print files under the served /net over 9P (a data file: what
     arrives, until end of file), like plan9port's 9p read."""
-    from net9.client import NinepError, OREAD
+    from net9.client import OREAD
     cl = ninep_client(srv, user)
     out = binstream(sys.stdout)
     try:
         for path in paths:
-            try:
-                fid = cl.walkopen(ninepath(path), OREAD)
-                try:
-                    off = 0
-                    while True:
-                        d = cl.read(fid, cl.iounit(), off, timeout=None)
-                        if not d:
-                            break
-                        off += len(d)
-                        out.write(d)
-                        out.flush()
-                finally:
-                    cl.clunk(fid)
-            except NinepError as e:
-                raise Fail("%s: %s" % (path, e))
+            with opened(cl, path, OREAD) as fid:
+                off = 0
+                while True:
+                    d = cl.read(fid, cl.iounit(), off, timeout=None)
+                    if not d:
+                        break
+                    off += len(d)
+                    out.write(d)
+                    out.flush()
     finally:
         cl.close()
 
@@ -836,23 +846,17 @@ def write_(srv: Optional[str], user: Optional[str], path: str) -> None:
     """Write standard input to a file under the served /net over 9P, one
     write per read of standard input (a ctl message per line typed), like
     plan9port's 9p write.  The file is open only while net9 write runs."""
-    from net9.client import NinepError, OWRITE, OTRUNC
+    from net9.client import OTRUNC, OWRITE
     cl = ninep_client(srv, user)
     try:
-        try:
-            fid = cl.walkopen(ninepath(path), OWRITE | OTRUNC)
-            try:
-                off = 0
-                wrote = False
-                for d in stdin_chunks(cl.iounit()):
-                    off += cl.write(fid, d, off, timeout=None)
-                    wrote = True
-                if not wrote:
-                    cl.write(fid, b"", 0)
-            finally:
-                cl.clunk(fid)
-        except NinepError as e:
-            raise Fail("%s: %s" % (path, e))
+        with opened(cl, path, OWRITE | OTRUNC) as fid:
+            off = 0
+            wrote = False
+            for d in stdin_chunks(cl.iounit()):
+                off += cl.write(fid, d, off, timeout=None)
+                wrote = True
+            if not wrote:
+                cl.write(fid, b"", 0)
     finally:
         cl.close()
 
