@@ -801,16 +801,26 @@ class Net:
             raise socket.gaierror(socket.EAI_NONAME, "%s: cs: no answer" % (host or query))
         return out
 
-    def _call(self, net, raddr, local, timeout):
+    def _clone(self, net: str) -> tuple[Any, Any]:
+        """A new conversation of net: (its ctl, opened, and its number).
+        Raises FileNotFoundError for a network this /net does not have."""
         f = self.files
         try:
             ctl, qid = f.openq(net + "/clone", ORDWR)
         except FileNotFoundError:
             raise FileNotFoundError(_errno.ENOENT, "unknown network %s" % net,
                                     f.path(net)) from None
+        try:
+            return ctl, f.convnumber(qid) or f.readnum(ctl, net + "/clone")
+        except BaseException:
+            f.close(ctl)
+            raise
+
+    def _call(self, net, raddr, local, timeout):
+        f = self.files
+        ctl, n = self._clone(net)
         ok = False
         try:
-            n = f.convnumber(qid) or f.readnum(ctl, net + "/clone")
             d = "%s/%s" % (net, n)
             msg = ("connect " + raddr + (" " + local if local else "")).encode()
             if isinstance(f, _Files9p):
@@ -847,14 +857,9 @@ class Net:
             lit = resolve(host, net)
             local = "%s!%s%s" % (lit[0], port, rest)
         f = self.files
-        try:
-            ctl, qid = f.openq(net + "/clone", ORDWR)
-        except FileNotFoundError:
-            raise FileNotFoundError(_errno.ENOENT, "unknown network %s" % net,
-                                    f.path(net)) from None
+        ctl, n = self._clone(net)
         ok = False
         try:
-            n = f.convnumber(qid) or f.readnum(ctl, net + "/clone")
             f.write(ctl, ("announce " + local).encode(), "%s/%s/ctl" % (net, n))
             ok = True
         finally:
