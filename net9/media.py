@@ -342,13 +342,7 @@ class Tun(Medium):
 
     def setmtu(self, mtu: int) -> None:
         """Change the MTU on both sides (576..65535)."""
-        if not TUN_MINMTU <= mtu <= TUN_MAXMTU:
-            raise ValueError("tun mtu %d not in %d..%d" % (mtu, TUN_MINMTU, TUN_MAXMTU))
-        ipr = _iproute(self.netns)
-        try:
-            ipr.link("set", index=self.ifindex, mtu=mtu)
-        finally:
-            ipr.close()
+        self.setlinkmtu(mtu)
         self.maxtu = mtu
 
     def setlinkmtu(self, mtu: int) -> None:
