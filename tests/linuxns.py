@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import uuid
 
@@ -99,3 +100,16 @@ class Netns:
 
     def close(self) -> None:
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+
+
+def linux_calls(ns, family, addr, port, ln, timeout=10):
+    """Linux, in namespace ns, connects to net9's listener ln (a
+    net9.stack Listener) at addr!port: (Linux's socket, left non-blocking,
+    and the net9 connection ln accepted)."""
+    c = ns.socket(family, socket.SOCK_STREAM)
+    c.setblocking(False)
+    try:
+        c.connect((addr, port))
+    except BlockingIOError:
+        pass
+    return c, ln.accept(timeout=timeout)

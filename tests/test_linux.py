@@ -613,20 +613,8 @@ def test_fuzz(ns):
     st = make_stack(ns)
     try:
         ln = st.announce("7070")
-        cli = ns.socket(socket.AF_INET, socket.SOCK_STREAM)
-        cli.setblocking(False)
-        try:
-            cli.connect((NET4, 7070))
-        except BlockingIOError:
-            pass
-        srv = ln.accept(timeout=10)
-        cli6 = ns.socket(socket.AF_INET6, socket.SOCK_STREAM)
-        cli6.setblocking(False)
-        try:
-            cli6.connect((NET6, 7070))
-        except BlockingIOError:
-            pass
-        srv6 = ln.accept(timeout=10)
+        cli, srv = linuxns.linux_calls(ns, socket.AF_INET, NET4, 7070, ln)
+        cli6, srv6 = linuxns.linux_calls(ns, socket.AF_INET6, NET6, 7070, ln)
         tcb, tcb6 = st.tcp.tcb(srv.c), st.tcp.tcb(srv6.c)
         l4 = cli.getsockname()
         l6 = cli6.getsockname()

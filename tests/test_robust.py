@@ -358,13 +358,7 @@ def test_mutated_packets_during_transfers(ns):
         ln = st.announce("7171")
         conns = []
         for fam, addr in ((socket.AF_INET, NET4), (socket.AF_INET6, NET6)):
-            cli = ns.socket(fam, socket.SOCK_STREAM)
-            cli.setblocking(False)
-            try:
-                cli.connect((addr, 7171))
-            except BlockingIOError:
-                pass
-            srv = ln.accept(timeout=10)
+            cli, srv = linuxns.linux_calls(ns, fam, addr, 7171, ln)
             conns.append((cli, srv))
         size = 6 << 20
         rng = random.Random(77)
@@ -468,13 +462,7 @@ def test_syn_flood_with_legitimate_connects(ns):
                 st.run(timeout=0)
             if i % 200 == 199:
                 # a legitimate client, now
-                c = ns.socket(socket.AF_INET, socket.SOCK_STREAM)
-                c.setblocking(False)
-                try:
-                    c.connect((NET4, 8181))
-                except BlockingIOError:
-                    pass
-                s = ln.accept(timeout=10)
+                c, s = linuxns.linux_calls(ns, socket.AF_INET, NET4, 8181, ln)
                 c.setblocking(True)
                 c.settimeout(5)
                 msg = b"hello %d\n" % i
