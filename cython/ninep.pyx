@@ -37,7 +37,24 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from cpython.object cimport PyObject, PyTypeObject
 
 cdef extern from "Python.h":
-    PyTypeObject PyTuple_Type
+    object PyType_GenericAlloc(PyTypeObject *type, Py_ssize_t nitems)
+    void PyTuple_SET_ITEM(PyObject *p, Py_ssize_t pos, PyObject *o)
+    void Py_INCREF(PyObject *o)
+    PyObject *PyList_GET_ITEM(object l, Py_ssize_t i)
+
+
+cdef inline object _named(object cls, list items):
+    """A named tuple of class cls (a tuple subclass) holding items: made as
+    tuple.__new__ would, without its argument tuple and temporary copy."""
+    cdef Py_ssize_t i, n = len(items)
+    cdef object t = PyType_GenericAlloc(<PyTypeObject *>cls, n)   # a new reference
+    cdef PyObject *o = <PyObject *>t
+    cdef PyObject *x
+    for i in range(n):
+        x = PyList_GET_ITEM(items, i)
+        Py_INCREF(x)
+        PyTuple_SET_ITEM(o, i, x)
+    return t
 
 from collections import namedtuple
 
@@ -385,10 +402,9 @@ def parse(buf, Py_ssize_t maxsize, bint dotl):
                 if type(d) is str:
                     items.append(Bad(BAD, tag, typ, d))
                 else:
-                    # tuple's own constructor, not the named tuple's
-                    # Python-level __new__: as fast as a plain tuple
-                    args = (d,)
-                    items.append(PyTuple_Type.tp_new(classes[typ], <PyObject *>args, NULL))
+                    # not the named tuple's Python-level __new__: near a
+                    # plain tuple's cost
+                    items.append(_named(classes[typ], d))
             off += size
             if typ == 100:
                 break       # Tversion may change the dialect of what follows

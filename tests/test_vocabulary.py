@@ -104,3 +104,26 @@ def test_each_kind_of_connection_has_its_own_name():
     kinds = {dial.Conn, aio.AsyncConn, stack.StackConn, server.Session}
     assert len(kinds) == 4 and len({k.__name__ for k in kinds}) == 4
     assert aio.Conn is aio.AsyncConn and stack.Conn is stack.StackConn  # old names
+
+
+def test_9p_parse_keeps_no_reference():
+    """The named tuples parse makes are freed with their last reference
+    (they are built in C: a reference too many would keep every message)."""
+    import sys
+    import tracemalloc
+    from net9 import ninep
+    msgs = ninep.pack(ninep.Twrite, 1, 5, 0, b"x" * 1000) * 8
+    [it] = ninep.parse(ninep.pack(ninep.Tclunk, 2, 9), 8192, False)[0]
+    assert sys.getrefcount(it) == 2          # it, and getrefcount's argument
+    ninep.parse(msgs, 1 << 16, False)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(2000):
+            items, used, fatal = ninep.parse(msgs, 1 << 16, False)
+            assert len(items) == 8 and items[7].data == b"x" * 1000
+        del items
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 100_000, grown            # 16000 messages of 1 KB kept would be 16 MB
