@@ -68,6 +68,8 @@ setup(
     description="Plan 9's /net on Linux: a 9P file server over a userspace TCP/IP stack "
                 "whose TCP is a port of 9front's tcp.c",
     packages=["net9"],
+    # the extension modules' type stubs (tools/stubgen.py) and PEP 561's marker
+    package_data={"net9": ["*.pyi", "py.typed"]},
     ext_modules=extensions(),
     scripts=[p for p in glob.glob(os.path.join("cmd", "*")) if os.path.isfile(p)],
     data_files=manpages(),

@@ -7,8 +7,8 @@
 from net9.qio cimport Queue, Trimmer
 from net9.netlog cimport Netlog
 
-cdef enum:
-    # devip state (ip.h)
+cpdef enum ConvState:
+    # devip state (ip.h); Python sees net9.conv.ConvState
     Idle = 0
     Announcing = 1
     Announced = 2

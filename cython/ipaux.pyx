@@ -1,7 +1,7 @@
 # IP address and ctl-text helpers with the exact behaviour of 9front's
 # libip (parseip.c, eipfmt.c, ipaux.c), the kernel's ipaux.c multicast
 # tests, libc's strtoul/strtol/tokenize and the kernel's port/parse.c.
-# See ../shared/spec/devip.md sections 3.2, 3.4 and 6.  Not a hot path:
+# devip's address and ctl syntax: net9(4).  Not a hot path:
 # everything here works on Python bytes/str.
 #
 # Integer widths follow Plan 9, where long and ulong are 32 bits on every

@@ -20,8 +20,9 @@ field).
 
 parse(buf, maxsize, dotl) splits a byte buffer into whole messages and
 decodes each: it returns (items, consumed, fatal) where each item is a
-tuple (type, tag, field...) or, for a message that could not be decoded,
-(BAD, tag, type, reason) or (UNKNOWN, tag, type); fatal is a reason string
+named tuple (type, tag, field...) of the message's class (msgclass: e.g.
+Tread(type, tag, fid, offset, count)) or, for a message that could not be
+decoded, Bad(BAD, tag, type, reason) or Unknown(UNKNOWN, tag, type); fatal is a reason string
 when the framing itself is broken (size < 7 or > maxsize): the connection
 cannot continue.  parse stops after a Tversion (it may change the dialect
 of the messages that follow): call it again for the rest.
@@ -33,6 +34,29 @@ from libc.string cimport memcpy, memmove
 from libc.stdlib cimport malloc, realloc, free
 from libc.errno cimport errno, EINTR, EAGAIN
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from cpython.object cimport PyObject, PyTypeObject
+
+cdef extern from "Python.h":
+    object PyType_GenericAlloc(PyTypeObject *type, Py_ssize_t nitems)
+    void PyTuple_SET_ITEM(PyObject *p, Py_ssize_t pos, PyObject *o)
+    void Py_INCREF(PyObject *o)
+    PyObject *PyList_GET_ITEM(object l, Py_ssize_t i)
+
+
+cdef inline object _named(object cls, list items):
+    """A named tuple of class cls (a tuple subclass) holding items: made as
+    tuple.__new__ would, without its argument tuple and temporary copy."""
+    cdef Py_ssize_t i, n = len(items)
+    cdef object t = PyType_GenericAlloc(<PyTypeObject *>cls, n)   # a new reference
+    cdef PyObject *o = <PyObject *>t
+    cdef PyObject *x
+    for i in range(n):
+        x = PyList_GET_ITEM(items, i)
+        Py_INCREF(x)
+        PyTuple_SET_ITEM(o, i, x)
+    return t
+
+from collections import namedtuple
 
 # ---- message types -------------------------------------------------------
 
@@ -124,53 +148,94 @@ QTDIR = 0x80
 QTFILE = 0
 DMDIR = 0x80000000
 
+# T-messages: type -> (format, "Name field..."): the format drives the
+# codec, the names make the message classes parse returns (msgclass)
+
 # T-messages common to both dialects
-cdef dict _TCOMMON = {
-    100: "4s",          # Tversion msize version
-    108: "2",           # Tflush oldtag
-    110: "44w",         # Twalk fid newfid wname
-    116: "484",         # Tread fid offset count
-    118: "48d",         # Twrite fid offset data
-    120: "4",           # Tclunk fid
-    122: "4",           # Tremove fid
+cdef dict _TCOMMONDEF = {
+    100: ("4s", "Tversion msize version"),
+    108: ("2", "Tflush oldtag"),
+    110: ("44w", "Twalk fid newfid wname"),
+    116: ("484", "Tread fid offset count"),
+    118: ("48d", "Twrite fid offset data"),
+    120: ("4", "Tclunk fid"),
+    122: ("4", "Tremove fid"),
 }
 
 # 9P2000 only (Tauth/Tattach may carry .u's n_uname)
-cdef dict _T9P = dict(_TCOMMON)
-_T9P.update({
-    102: "4ss?4",       # Tauth afid uname aname [n_uname]
-    104: "44ss?4",      # Tattach fid afid uname aname [n_uname]
-    112: "41",          # Topen fid mode
-    114: "4s41",        # Tcreate fid name perm mode
-    124: "4",           # Tstat fid
-    126: "4S",          # Twstat fid stat
+cdef dict _T9PDEF = dict(_TCOMMONDEF)
+_T9PDEF.update({
+    102: ("4ss?4", "Tauth afid uname aname n_uname"),
+    104: ("44ss?4", "Tattach fid afid uname aname n_uname"),
+    112: ("41", "Topen fid mode"),
+    114: ("4s41", "Tcreate fid name perm mode"),
+    124: ("4", "Tstat fid"),
+    126: ("4S", "Twstat fid stat"),
 })
 
-# 9P2000.L
-cdef dict _TL = dict(_TCOMMON)
-_TL.update({
-    102: "4ss?4",       # Tauth afid uname aname n_uname
-    104: "44ss?4",      # Tattach fid afid uname aname n_uname
-    8: "4",             # Tstatfs fid
-    12: "44",           # Tlopen fid flags
-    14: "4s444",        # Tlcreate fid name flags mode gid
-    16: "4ss4",         # Tsymlink fid name symtgt gid
-    18: "4s4444",       # Tmknod dfid name mode major minor gid
-    20: "44s",          # Trename fid dfid name
-    22: "4",            # Treadlink fid
-    24: "48",           # Tgetattr fid request_mask
-    26: "4444488888",   # Tsetattr fid valid mode uid gid size atime(s,ns) mtime(s,ns)
-    30: "44s",          # Txattrwalk fid newfid name
-    32: "4s84",         # Txattrcreate fid name attr_size flags
-    40: "484",          # Treaddir fid offset count
-    50: "4",            # Tfsync fid [datasync]
-    52: "414884s",      # Tlock fid type flags start length proc_id client_id
-    54: "41884s",       # Tgetlock fid type start length proc_id client_id
-    70: "44s",          # Tlink dfid fid name
-    72: "4s44",         # Tmkdir dfid name mode gid
-    74: "4s4s",         # Trenameat olddirfid oldname newdirfid newname
-    76: "4s4",          # Tunlinkat dirfd name flags
+# 9P2000.L (Tfsync's datasync, which newer Linux sends, is ignored;
+# Tlock's and Tgetlock's lock type is ltype: type is the message's)
+cdef dict _TLDEF = dict(_TCOMMONDEF)
+_TLDEF.update({
+    102: ("4ss?4", "Tauth afid uname aname n_uname"),
+    104: ("44ss?4", "Tattach fid afid uname aname n_uname"),
+    8: ("4", "Tstatfs fid"),
+    12: ("44", "Tlopen fid flags"),
+    14: ("4s444", "Tlcreate fid name flags mode gid"),
+    16: ("4ss4", "Tsymlink fid name symtgt gid"),
+    18: ("4s4444", "Tmknod dfid name mode major minor gid"),
+    20: ("44s", "Trename fid dfid name"),
+    22: ("4", "Treadlink fid"),
+    24: ("48", "Tgetattr fid request_mask"),
+    26: ("4444488888", "Tsetattr fid valid mode uid gid size atime_sec atime_nsec "
+                       "mtime_sec mtime_nsec"),
+    30: ("44s", "Txattrwalk fid newfid name"),
+    32: ("4s84", "Txattrcreate fid name attr_size flags"),
+    40: ("484", "Treaddir fid offset count"),
+    50: ("4", "Tfsync fid"),
+    52: ("414884s", "Tlock fid ltype flags start length proc_id client_id"),
+    54: ("41884s", "Tgetlock fid ltype start length proc_id client_id"),
+    70: ("44s", "Tlink dfid fid name"),
+    72: ("4s44", "Tmkdir dfid name mode gid"),
+    74: ("4s4s", "Trenameat olddirfid oldname newdirfid newname"),
+    76: ("4s4", "Tunlinkat dirfd name flags"),
 })
+
+cdef dict _T9P = {t: d[0] for t, d in _T9PDEF.items()}
+cdef dict _TL = {t: d[0] for t, d in _TLDEF.items()}
+
+
+def _msgclasses(dict defs):
+    """A named tuple class per T-message: (type, tag, field...)."""
+    out = {}
+    for t, (fmt, names) in defs.items():
+        name, *fields = names.split()
+        if len(fields) != len(fmt.replace("?", "")):
+            raise AssertionError("%s: %d names for format %r" % (name, len(fields), fmt))
+        cls = namedtuple(name, ["type", "tag"] + fields)
+        cls.__module__ = __name__
+        out[t] = cls
+    return out
+
+
+cdef dict _T9PCLS = _msgclasses(_T9PDEF)
+cdef dict _TLCLS = _msgclasses(_TLDEF)
+_TLCLS.update({t: c for t, c in _T9PCLS.items() if t in _TLCLS and
+               _T9PDEF[t] == _TLDEF[t]})     # one class where the dialects agree
+
+# what parse gives for a message it cannot decode or does not know: type
+# is BAD or UNKNOWN (as every item's type says what it is), msgtype the
+# message's own type
+Bad = namedtuple("Bad", "type tag msgtype reason")
+Unknown = namedtuple("Unknown", "type tag msgtype")
+Bad.__module__ = Unknown.__module__ = __name__
+
+
+def msgclass(int type, bint dotl):
+    """The named tuple class parse returns for a T-message type in a
+    dialect (fields type, tag, then the message's own), or None."""
+    return (_TLCLS if dotl else _T9PCLS).get(type)
+
 
 # R-message formats (pack)
 cdef dict _RFMT = {
@@ -217,12 +282,14 @@ cdef inline void p64(uint8_t *p, uint64_t v) noexcept:
     p32(p + 4, <uint32_t>(v >> 32))
 
 
-cdef object _decode(const uint8_t *p, Py_ssize_t n, str fmt):
-    """Decode the fields of fmt from p[0:n]: a list, or a str reason."""
+cdef object _decode(const uint8_t *p, Py_ssize_t n, str fmt, list out=None):
+    """Decode the fields of fmt from p[0:n]: a list (out, if given, with
+    the fields appended), or a str reason."""
     cdef Py_ssize_t i = 0, k, m, cnt, j
     cdef bint optional = False
-    cdef list out = []
     cdef list names
+    if out is None:
+        out = []
     for ch in fmt:
         if ch == "?":
             optional = True
@@ -312,6 +379,7 @@ def parse(buf, Py_ssize_t maxsize, bint dotl):
     cdef uint32_t size, typ, tag
     cdef list items = []
     cdef dict table = _TL if dotl else _T9P
+    cdef dict classes = _TLCLS if dotl else _T9PCLS
     fatal = None
     PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
     try:
@@ -328,13 +396,15 @@ def parse(buf, Py_ssize_t maxsize, bint dotl):
             tag = g16(p + off + 5)
             fmt = table.get(typ)
             if fmt is None:
-                items.append((UNKNOWN, tag, typ))
+                items.append(Unknown(UNKNOWN, tag, typ))
             else:
-                r = _decode(p + off + C_HDRSZ, size - C_HDRSZ, fmt)
-                if type(r) is str:
-                    items.append((BAD, tag, typ, r))
+                d = _decode(p + off + C_HDRSZ, size - C_HDRSZ, fmt, [typ, tag])
+                if type(d) is str:
+                    items.append(Bad(BAD, tag, typ, d))
                 else:
-                    items.append((typ, tag) + tuple(r))
+                    # not the named tuple's Python-level __new__: near a
+                    # plain tuple's cost
+                    items.append(_named(classes[typ], d))
             off += size
             if typ == 100:
                 break       # Tversion may change the dialect of what follows

@@ -1,6 +1,7 @@
 # devip's queues (port/qio.c), the parts /net needs: a byte queue with a
 # limit, flow control, hang-up with a reason, EOF counting and kick/wake-up
-# rules of ../shared/spec/devip.md section 4.4.  Data lives in one malloc'd
+# rules of devip's qio (9front's port/qio.c; net9(4) on reads after a
+# hang-up).  Data lives in one malloc'd
 # ring buffer; no Python object per segment.  close/flush/reopen free it,
 # trim() gives back an idle queue's (see qio.pyx).
 

@@ -1,7 +1,27 @@
-# The TCP engine: a port of 9front's sys/src/9/ip/tcp.c (../shared/seeds/tcp.c).
+# The TCP engine: a port of 9front's sys/src/9/ip/tcp.c (docs/tcp-port.md).
 
 from net9.conv cimport Conv, Proto, Fs
 from net9.qio cimport Queue
+
+cpdef enum TcpState:
+    # tcp.c's states; Python sees net9.tcp.TcpState (names as tcpstates)
+    Closed = 0
+    Listen = 1
+    Syn_sent = 2
+    Syn_received = 3
+    Established = 4
+    Finwait1 = 5
+    Finwait2 = 6
+    Close_wait = 7
+    Closing = 8
+    Last_ack = 9
+    Time_wait = 10
+
+cpdef enum TcptimerState:
+    # a Tcptimer's state; Python sees net9.tcp.TcptimerState
+    TcptimerOFF = 0
+    TcptimerON = 1
+    TcptimerDONE = 2
 
 cdef enum:
     QMAX = 64 * 1024 - 1
@@ -19,9 +39,6 @@ cdef enum:
     TCP6_TCBPHDRSZ = 60
     TCP6_PKT = TCP6_IPLEN + TCP6_PHDRSIZE
 
-    TcptimerOFF = 0
-    TcptimerON = 1
-    TcptimerDONE = 2
     MAX_TIME = 1 << 20
     TCP_ACK = 50
     MAXBACKMS = 9 * 60 * 1000
@@ -63,18 +80,6 @@ cdef enum:
 
     LOGAGAIN = 3
     LOGDGAIN = 2
-
-    Closed = 0
-    Listen = 1
-    Syn_sent = 2
-    Syn_received = 3
-    Established = 4
-    Finwait1 = 5
-    Finwait2 = 6
-    Close_wait = 7
-    Closing = 8
-    Last_ack = 9
-    Time_wait = 10
 
     Maxlimbo = 1000
     NLHT = 256

@@ -1,5 +1,6 @@
 """net9: Plan 9's /net on Linux, over a userspace TCP/IP stack whose TCP is
-a port of 9front's tcp.c (see ../shared/seeds/tcp.c).
+a port of 9front's tcp.c (sys/src/9/ip/tcp.c; docs/tcp-port.md follows
+it function by function).
 
 The dial(2) API (net9.dial module; see its docstring):
 

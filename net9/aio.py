@@ -4,7 +4,7 @@ connection shared by many conversations, requests multiplexed by tag.
     import asyncio, net9.aio
 
     async def main():
-        c = await net9.aio.dial("tcp!10.9.0.1!80")        # Conn
+        c = await net9.aio.dial("tcp!10.9.0.1!80")        # AsyncConn
         c.write(b"GET / HTTP/1.0\\r\\n\\r\\n")
         await c.drain()
         page = await c.read()                           # to end of file
@@ -13,10 +13,10 @@ connection shared by many conversations, requests multiplexed by tag.
 
         ann = await net9.aio.announce("tcp!*!8080")     # Announcement
         async for call in net9.aio.listen(ann):         # Call, one per caller
-            conn = await call.accept()                  # Conn
+            conn = await call.accept()                  # AsyncConn
             ...
 
-A Conn has asyncio's StreamReader methods (read, readexactly, readline,
+An AsyncConn has asyncio's StreamReader methods (read, readexactly, readline,
 readuntil, at_eof, async iteration by lines) and StreamWriter's (write,
 writelines, drain, close, is_closing, wait_closed, get_extra_info), so
 open_connection() returns it twice, as (reader, writer), and
@@ -52,7 +52,7 @@ from net9.client import (DEFAULT_MSIZE, IOHDRSZ, NOFID, NOTAG, NinepError, ORDWR
 from net9.dial import (AddrError, ServerUnreachable, _literal, _localpart, default_srv,
                        oserror, parseaddr)
 
-__all__ = ["Client", "Net", "Conn", "Announcement", "Call", "Server", "dial", "announce",
+__all__ = ["Client", "Net", "AsyncConn", "Conn", "Announcement", "Call", "Server", "dial", "announce",
            "listen", "accept", "reject", "hangup", "open_connection", "start_server",
            "AddrError", "ServerUnreachable"]
 
@@ -726,8 +726,8 @@ class Net:
 
     # -- dial(2) --
 
-    async def dial(self, addr: str, local: str = None, timeout: float = None) -> "Conn":
-        """Connect to addr ([net!]host!service); a Conn.  local:
+    async def dial(self, addr: str, local: str = None, timeout: float = None) -> AsyncConn:
+        """Connect to addr ([net!]host!service); an AsyncConn.  local:
         [addr!]port to call from.  timeout: seconds for the connect
         (TimeoutError; None waits as devip does).  Cancelling it flushes
         the connect and frees the conversation."""
@@ -765,7 +765,7 @@ class Net:
         finally:
             if not ok:
                 self.cl.clunk_nowait(ctl)
-        c = Conn(self, net, n, ctl, data)
+        c = AsyncConn(self, net, n, ctl, data)
         c._peer = raddr.split("!", 2)[:2]
         return c
 
@@ -893,9 +893,10 @@ def _hostport(text):
         return a, p
 
 
-class Conn(_Conversation):
+class AsyncConn(_Conversation):
     """A connected conversation: asyncio's StreamReader and StreamWriter in
-    one object (see the module's docstring)."""
+    one object (see the module's docstring).  net9.aio.Conn is the same
+    class (its name before the kinds of connection had names of their own)."""
 
     def __init__(self, net, proto, n, ctl, data):
         super().__init__(net, proto, n, ctl)
@@ -916,7 +917,7 @@ class Conn(_Conversation):
         self.limit = 1 << 16           # readline's, as StreamReader's
 
     def __repr__(self):
-        return "<net9.aio.Conn %s%s>" % (self.dir, " closing" if self._closing else "")
+        return "<net9.aio.AsyncConn %s%s>" % (self.dir, " closing" if self._closing else "")
 
     # -- reading --
 
@@ -1194,6 +1195,9 @@ class Conn(_Conversation):
         return self
 
 
+Conn = AsyncConn          # the name before it had its own
+
+
 class Announcement(_Conversation):
     """An announced conversation: await listen() for each call (or async
     for call in ann); close() ends the announcement."""
@@ -1244,8 +1248,8 @@ class Announcement(_Conversation):
             raise
         return Call(self.net, self.proto, n, h)
 
-    async def accept(self) -> Conn:
-        """listen(), then accept(): the next call's Conn."""
+    async def accept(self) -> AsyncConn:
+        """listen(), then accept(): the next call's AsyncConn."""
         return await (await self.listen()).accept()
 
     def __aiter__(self):
@@ -1275,7 +1279,7 @@ class Announcement(_Conversation):
 
 
 class Call(_Conversation):
-    """An incoming call: accept() it for a Conn, or reject() it."""
+    """An incoming call: accept() it for an AsyncConn, or reject() it."""
 
     def __repr__(self):
         return "<net9.aio.Call %s%s>" % (self.dir, " closed" if self._gone else "")
@@ -1284,9 +1288,9 @@ class Call(_Conversation):
     def closed(self):
         return self._gone
 
-    async def accept(self) -> Conn:
+    async def accept(self) -> AsyncConn:
         """accept(2): "accept N" to ctl (devip refuses it; ignored), open
-        data; the Conn takes over the call."""
+        data; the AsyncConn takes over the call."""
         if self._gone:
             raise ValueError("accept of a closed call")
         try:
@@ -1294,7 +1298,7 @@ class Call(_Conversation):
         except OSError:
             pass
         data = await self.net._open(self._file("data"), ORDWR)
-        c = Conn(self.net, self.proto, str(self.number), self._ctl, data)
+        c = AsyncConn(self.net, self.proto, str(self.number), self._ctl, data)
         self._gone = True
         self.net._release()
         return c
@@ -1316,8 +1320,8 @@ class Call(_Conversation):
 # ---- dial(2)'s functions ----------------------------------------------------------------
 
 async def dial(addr: str, local: str = None, *, srv: str = None, user: str = None,
-               timeout: float = None, net: Net = None) -> Conn:
-    """dial(2): a Conn to addr ([net!]host!service)."""
+               timeout: float = None, net: Net = None) -> AsyncConn:
+    """dial(2): an AsyncConn to addr ([net!]host!service)."""
     n = await _net(net, srv, user)
     try:
         return await n.dial(addr, local=local, timeout=timeout)
@@ -1354,7 +1358,7 @@ class _Listen:
         return self.ann
 
 
-async def accept(call: Call) -> Conn:
+async def accept(call: Call) -> AsyncConn:
     return await call.accept()
 
 
@@ -1369,7 +1373,7 @@ async def hangup(conv) -> None:
 async def open_connection(addr: str, local: str = None, *, srv: str = None,
                           user: str = None, timeout: float = None, net: Net = None):
     """(reader, writer) for a connection to addr, as asyncio's
-    open_connection gives them: here both are the same Conn."""
+    open_connection gives them: here both are the same AsyncConn."""
     c = await dial(addr, local, srv=srv, user=user, timeout=timeout, net=net)
     return c, c
 
@@ -1465,7 +1469,7 @@ async def start_server(client_connected_cb, addr: str, *, srv: str = None, user:
                        net: Net = None, start_serving: bool = True) -> Server:
     """Announce addr and call client_connected_cb(reader, writer) (a
     coroutine function or a plain one) for each call, as
-    asyncio.start_server does; both are the call's Conn."""
+    asyncio.start_server does; both are the call's AsyncConn."""
     ann = await announce(addr, srv=srv, user=user, net=net)
     s = Server(client_connected_cb, ann)
     if start_serving:

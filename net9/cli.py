@@ -21,6 +21,9 @@ error ("net9 CMD: ...") and a non-zero exit status.  See net9(1)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
+
+import contextlib
 import ipaddress
 import os
 import pwd
@@ -31,52 +34,25 @@ import time
 import click
 
 from net9 import __version__
-from net9.server import Server, default_socket_path
 
-DEFAULT_ADDRS = ("10.9.0.2/24", "fd09::2/64")
-DEFAULT_HOST_ADDRS = ("10.9.0.1/24", "fd09::1/64")
+if TYPE_CHECKING:
+    from net9.dial import Net
+from net9.serve import DEFAULT_ADDRS, DEFAULT_HOST_ADDRS, Serving, ServeError, tun_usable
 
 
-def say(msg):
+def say(msg: str) -> None:
     click.echo("net9: " + msg, err=True)
 
 
-def _tunusable():
+def _tunusable() -> tuple[bool, Optional[str]]:
     """(ok, reason): can this process create a TUN device?"""
-    if os.geteuid() != 0:
-        return False, "not running as root"
-    if not os.path.exists("/dev/net/tun"):
-        return False, "/dev/net/tun does not exist"
-    try:
-        fd = os.open("/dev/net/tun", os.O_RDWR)
-        os.close(fd)
-    except OSError as e:
-        return False, "/dev/net/tun: %s" % e.strerror
-    return True, None
-
-
-def make_stack(tun, addrs, host_addrs, mtu, pcap, netns, eve, offload=True):
-    """A net9.stack.Stack (TUN + loopback, or loopback only)."""
-    from net9.stack import Stack
-    return Stack(tun=tun, addrs=addrs, host_addrs=host_addrs, mtu=mtu, pcap=pcap,
-                 loopback=True, netns=netns, user=eve, offload=offload)
-
-
-def reset_conversations(fs):
-    """Before exiting: reset every live TCP connection (RST, as a hangup)."""
-    for name, p in fs.protos.items():
-        for c in getattr(p, "conv", []):
-            if c.inuse > 0 or c.state in (3, 4):
-                try:
-                    p.ctl(c, "hangup")
-                except Exception:
-                    pass
+    return tun_usable()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="net9",
                       message="%(prog)s %(version)s")
-def main():
+def main() -> None:
     """net9: Plan 9's /net on Linux, served over 9P.
 
     Start the server with `net9 serve`; the other commands talk to it over
@@ -116,8 +92,11 @@ def main():
 @click.option("--no-cs", "no_cs", is_flag=True,
               help="serve no /net/cs and /net/dns (devip's files only)")
 @click.option("-v", "--verbose", count=True, help="log 9P connections (-vv: more)")
-def serve(tun, addrs, host_addrs, mtu, srvs, pcap, eve, netns, allow_remote, trust_uname,
-          msize, verbose, maxconv_per_user, no_offload, no_cs):
+def serve(tun: Optional[str], addrs: tuple[str, ...], host_addrs: tuple[str, ...], mtu: int,
+          srvs: tuple[str, ...], pcap: Optional[str], eve: Optional[str],
+          netns: Optional[str], allow_remote: bool, trust_uname: bool,
+          msize: Optional[int], verbose: int, maxconv_per_user: int, no_offload: bool,
+          no_cs: bool) -> None:
     """Start a stack and serve its /net over 9P until SIGINT or SIGTERM."""
     from net9 import namespace
     if trust_uname and not allow_remote:
@@ -152,90 +131,18 @@ def serve(tun, addrs, host_addrs, mtu, srvs, pcap, eve, netns, allow_remote, tru
                 ipaddress.ip_interface(a)
             except ValueError:
                 raise click.BadParameter("not an address/prefix: %r" % a)
+    # net9.serve.Serving's keyword arguments; one it does not know goes on
+    # to net9.stack.Stack (a new stack option is one more entry here)
+    options = dict(tun=tun, addrs=addrs, host_addrs=host_addrs, mtu=mtu, srvs=srvs,
+                   pcap=pcap, eve=eve, netns=netns, allow_remote=allow_remote,
+                   trust_uname=trust_uname, msize=msize, verbose=verbose,
+                   maxconv_per_user=maxconv_per_user, offload=not no_offload, cs=not no_cs)
     try:
-        st = make_stack(tun, list(addrs), list(host_addrs), mtu, pcap, netns, eve,
-                        offload=not no_offload)
-    except Exception as e:
-        say("cannot start the stack: %s" % e)
+        serving = Serving(say=say, **options)
+    except ServeError as e:
+        say(str(e))
         sys.exit(1)
-    if maxconv_per_user:
-        for p in st.fs.protos.values():
-            p.maxperuser = maxconv_per_user
-        say("at most %d conversations per user and protocol" % maxconv_per_user)
-    if tun is not None:
-        say("created TUN %s%s (MTU %d): net9 is %s, Linux is %s" % (
-            tun, " in namespace " + netns if netns else "", mtu, " ".join(addrs),
-            " ".join(host_addrs)))
-        if st.tun.offload:
-            say("TUN offloads on: checksums and TCP segmentation both ways "
-                "(super-packets of up to 64 KiB; --no-offload to turn them off)")
-        elif no_offload:
-            say("TUN offloads off (--no-offload)")
-        else:
-            say("TUN offloads unavailable: the kernel refused IFF_VNET_HDR/TUNSETOFFLOAD")
-    say("loopback medium: 127.0.0.1/8 ::1")
-    if pcap:
-        say("capturing the TUN to %s" % pcap)
-
-    def logfn(msg):
-        if verbose:
-            say(msg)
-    kw = {}
-    if msize:
-        kw["msize"] = msize
-    if not no_cs:
-        from net9.ndb import NameService
-        kw["ns"] = NameService(st.loop)
-        say("/net/cs and /net/dns answer from the host's resolver")
-    srv = Server(st.fs, st.loop, eve=eve, log=logfn, trust_uname=trust_uname, **kw)
-    st.wakehooks.append(srv.woken)
-    unixpaths = []
-    try:
-        for a in srvs:
-            where = srv.listen(a, allow_remote=allow_remote)
-            say("serving 9P on %s" % where)
-            if where.startswith("unix!"):
-                unixpaths.append(where[5:])
-    except (OSError, ValueError) as e:
-        say("cannot serve: %s" % e)
-        srv.close()
-        st.close()
-        sys.exit(1)
-    say("eve (host owner) is %s" % eve)
-    if allow_remote and any(a.startswith("tcp!") for a in srvs):
-        say("remote clients attach as %s" % ("the uname they send (--trust-uname)"
-                                            if trust_uname else "none"))
-    for p in unixpaths:
-        how = "net9 mount" if p == default_socket_path() else "net9 mount --srv 'unix!%s'" % p
-        say("mount it:  %s /mnt/net   (that is 9pfuse 'unix!%s' /mnt/net, or as root "
-            "mount -t 9p -o trans=unix,version=9p2000.L,cache=none,uname=%s %s /mnt/net)"
-            % (how, p, eve, p))
-
-    stopping = []
-
-    def stop(signum, frame):
-        stopping.append(signum)
-        st.loop.stop()
-    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        while not stopping:
-            st.loop.run(until=lambda: bool(stopping))
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-        say("stopping (signal %d): resetting connections" % (stopping[0] if stopping else 0))
-        reset_conversations(st.fs)
-        srv.close()
-        # let the resets go out
-        try:
-            st.loop.run(timeout=0.1)
-        except Exception:
-            pass
-        st.close()
-        for p in unixpaths:
-            say("removed %s" % p)
-        if tun is not None:
-            say("removed TUN %s" % tun)
+    serving.run()
 
 
 @main.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -256,7 +163,9 @@ def serve(tun, addrs, host_addrs, mtu, srvs, pcap, eve, netns, allow_remote, tru
                    "(default unix!/tmp/ns.$USER.$DISPLAY/net9)")
 @click.option("--user", default=None, metavar="USER", help="9P user name (default: yours)")
 @click.argument("host")
-def ping(count, interval, size, wait, v6, addresses, lostonly, quiet, srv, user, host):
+def ping(count: int, interval: int, size: int, wait: int, v6: bool, addresses: bool,
+         lostonly: bool, quiet: bool, srv: Optional[str], user: Optional[str],
+         host: str) -> None:
     """Plan 9's ping through a running net9 serve: icmp!HOST!1 in its /net."""
     from net9.ping import ping as run
     if user is None:
@@ -303,7 +212,7 @@ def errtext(e: BaseException) -> str:
     return "%s: %s" % (type(e).__name__, e)
 
 
-def client_command(name):
+def client_command(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Run the command body; turn the errors a user can cause into one
     line and exit 1; ^C exits 130 quietly."""
     import functools
@@ -331,7 +240,7 @@ def client_command(name):
     return deco
 
 
-def srv_options(netdir=True):
+def srv_options(netdir: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """--srv, -u/--user and (for the commands that can use one) --net."""
     def deco(f):
         f = click.option("-u", "--user", default=None, metavar="USER",
@@ -346,20 +255,20 @@ def srv_options(netdir=True):
     return deco
 
 
-def opennet(srv, user, netdir=None):
+def opennet(srv: Optional[str], user: Optional[str], netdir: Optional[str] = None) -> Net:
     from net9.dial import Net
     if srv and netdir:
         raise Fail("give --srv or --net, not both")
     return Net(srv=srv, netdir=netdir, user=user)
 
 
-def binstream(f):
+def binstream(f: Any) -> Any:
     """The binary stream under a text one (sys.stdin, sys.stdout; also
     under click's test runner)."""
     return getattr(f, "buffer", f)
 
 
-def stdin_chunks(size=65536):
+def stdin_chunks(size: int = 65536) -> Iterator[bytes]:
     """Standard input as it arrives (one read each, like read(2))."""
     inp = binstream(sys.stdin)
     try:
@@ -392,7 +301,8 @@ def stdin_chunks(size=65536):
               help="report the connection's addresses on standard error")
 @click.argument("addr")
 @client_command("dial")
-def dial(srv, user, netdir, local, quit_, timeout, verbose, addr):
+def dial(srv: Optional[str], user: Optional[str], netdir: Optional[str], local: Optional[str],
+         quit_: bool, timeout: Optional[float], verbose: bool, addr: str) -> None:
     """Connect to ADDR ([net!]host!port, e.g. tcp!10.9.0.1!80) and copy
     standard input to the connection and the connection to standard
     output, like Plan 9's con or netcat.
@@ -466,7 +376,9 @@ def dial(srv, user, netdir, local, quit_, timeout, verbose, addr):
 @click.argument("addr")
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
 @client_command("listen")
-def listen(srv, user, netdir, verbose, count, maxprocs, keep_stderr, addr, cmd):
+def listen(srv: Optional[str], user: Optional[str], netdir: Optional[str], verbose: bool,
+           count: Optional[int], maxprocs: Optional[int], keep_stderr: bool, addr: str,
+           cmd: tuple[str, ...]) -> None:
     """Announce ADDR ([net!][host!]port, e.g. tcp!*!8080) and, for every
     call, run CMD with its standard input, output and error on the
     connection, like Plan 9's listen1.  The environment variable net
@@ -610,7 +522,8 @@ def _serve_call(call, cmd, addr, verbose, keep_stderr, procs, lock, slots):
               help="only this protocol (repeatable)")
 @click.argument("netdir", required=False, metavar="[NETDIR]")
 @client_command("netstat")
-def netstat(srv, user, interfaces, numeric, protos, netdir):
+def netstat(srv: Optional[str], user: Optional[str], interfaces: bool, numeric: bool,
+            protos: tuple[str, ...], netdir: Optional[str]) -> None:
     """One line per conversation, as Plan 9's netstat prints it: protocol,
     number, owner, state, local port, remote port, remote address.  NETDIR:
     a mounted /net to read instead of talking 9P."""
@@ -632,7 +545,7 @@ def netstat(srv, user, interfaces, numeric, protos, netdir):
             names = [n for n, _, isdir in net.ls("")
                      if isdir and n != "ipifc" and net.exists("%s/0/local" % n)]
         for proto in names:
-            for name, uid, isdir in net.ls(proto):
+            for name, uid, _isdir in net.ls(proto):
                 if name in ("clone", "stats"):
                     continue
                 ln = convline(net, proto, name, uid, numeric, port_name)
@@ -643,7 +556,8 @@ def netstat(srv, user, interfaces, numeric, protos, netdir):
         net.close()
 
 
-def convline(net, proto, name, uid, numeric, port_name):
+def convline(net: Net, proto: str, name: str, uid: str, numeric: bool,
+             port_name: Callable[[str, str], str]) -> Optional[str]:
     """netstat.c's pip(): "%-4s %-4s %-10s %-12s %-10s %-10s %s"."""
     try:
         st = net.cat("%s/%s/status" % (proto, name))
@@ -665,7 +579,7 @@ def convline(net, proto, name, uid, numeric, port_name):
     return line + "%-10s %-10s %s" % (lport, rport, raddr)
 
 
-def ifclines(net):
+def ifclines(net: Net) -> list[str]:
     """netstat -i (netstat.c's pipifc): device, mtu, address, mask,
     network, packets in and out, errors in and out, one line per address."""
     rows = []
@@ -695,7 +609,8 @@ def ifclines(net):
 @srv_options(netdir=True)
 @click.argument("protos", nargs=-1, metavar="[PROTO]...")
 @client_command("stats")
-def stats(srv, user, netdir, protos):
+def stats(srv: Optional[str], user: Optional[str], netdir: Optional[str],
+          protos: tuple[str, ...]) -> None:
     """Print /net/PROTO/stats (every protocol's, each under a
     "==> PROTO/stats <==" header, when no PROTO is given)."""
     net = opennet(srv, user, netdir)
@@ -730,7 +645,8 @@ def stats(srv, user, netdir, protos):
 @click.option("-c", "count", default=None, type=click.IntRange(1), metavar="COUNT",
               help="stop after COUNT packets")
 @client_command("snoop")
-def snoop(srv, user, netdir, ifc, out, count):
+def snoop(srv: Optional[str], user: Optional[str], netdir: Optional[str], ifc: int, out: str,
+          count: Optional[int]) -> None:
     """Copy the packets in and out of interface N, as /net/ipifc/N/snoop
     gives them, to a pcap stream (LINKTYPE_RAW), for tshark -r - or
     Wireshark.  Runs until SIGINT or SIGTERM, COUNT packets, or the
@@ -773,7 +689,8 @@ def snoop(srv, user, netdir, ifc, out, count):
         net.close()
 
 
-def _query(file, srv, user, netdir, query):
+def _query(file: str, srv: Optional[str], user: Optional[str], netdir: Optional[str],
+           query: str) -> None:
     net = opennet(srv, user, netdir)
     try:
         from net9.client import NinepError
@@ -791,7 +708,7 @@ def _query(file, srv, user, netdir, query):
 @srv_options()
 @click.argument("query")
 @client_command("cs")
-def cs_(srv, user, netdir, query):
+def cs_(srv: Optional[str], user: Optional[str], netdir: Optional[str], query: str) -> None:
     """Ask the served /net/cs to translate QUERY ([net!]host!service, e.g.
     'tcp!example.com!http') and print its answers, one per line, like
     Plan 9's ndb/csquery."""
@@ -802,7 +719,8 @@ def cs_(srv, user, netdir, query):
 @srv_options()
 @click.argument("query", nargs=-1, required=True)
 @client_command("dns")
-def dns_(srv, user, netdir, query):
+def dns_(srv: Optional[str], user: Optional[str], netdir: Optional[str],
+         query: tuple[str, ...]) -> None:
     """Ask the served /net/dns about QUERY (name type, e.g. example.com ip,
     example.com ipv6, 10.9.0.1 ptr) and print the records, like Plan 9's
     ndb/dnsquery."""
@@ -811,7 +729,7 @@ def dns_(srv, user, netdir, query):
 
 # -- a minimal 9P client, like plan9port's 9p ---------------------------------
 
-def ninepath(path):
+def ninepath(path: str) -> str:
     """A path under the served /net: leading / and /net/ dropped."""
     p = path.strip()
     if p == "/net" or p.startswith("/net/"):
@@ -819,12 +737,12 @@ def ninepath(path):
     return p.strip("/")
 
 
-def ninep_client(srv, user):
+def ninep_client(srv: Optional[str], user: Optional[str]) -> Any:
     from net9.dial import Net
     return Net(srv=srv, user=user).client
 
 
-def modestr(mode):
+def modestr(mode: int) -> str:
     perm = ""
     for shift in (6, 3, 0):
         b = (mode >> shift) & 7
@@ -834,7 +752,7 @@ def modestr(mode):
     return first + second + perm
 
 
-def lsline(st, long):
+def lsline(st: tuple, long: bool) -> str:
     name = st[7]
     if not long:
         return name
@@ -852,7 +770,7 @@ def lsline(st, long):
                                                  "length, time, name")
 @click.argument("paths", nargs=-1, metavar="[PATH]...")
 @client_command("ls")
-def ls_(srv, user, long, paths):
+def ls_(srv: Optional[str], user: Optional[str], long: bool, paths: tuple[str, ...]) -> None:
     """List directories under the served /net (default its root) over 9P,
     like plan9port's 9p ls."""
     from net9.client import NinepError, OREAD
@@ -880,33 +798,42 @@ def ls_(srv, user, long, paths):
         cl.close()
 
 
+@contextlib.contextmanager
+def opened(cl: Any, path: str, mode: int) -> Iterator[int]:
+    """The fid of path opened with mode on client cl, clunked after; a 9P
+    error, in the open or in the body, fails the command as "path: error"."""
+    from net9.client import NinepError
+    try:
+        fid = cl.walkopen(ninepath(path), mode)
+        try:
+            yield fid
+        finally:
+            cl.clunk(fid)
+    except NinepError as e:
+        raise Fail("%s: %s" % (path, e))
+
+
 @main.command("cat")
 @srv_options(netdir=False)
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
 @client_command("cat")
-def cat_(srv, user, paths):
+def cat_(srv: Optional[str], user: Optional[str], paths: tuple[str, ...]) -> None:
     """Print files under the served /net over 9P (a data file: what
     arrives, until end of file), like plan9port's 9p read."""
-    from net9.client import NinepError, OREAD
+    from net9.client import OREAD
     cl = ninep_client(srv, user)
     out = binstream(sys.stdout)
     try:
         for path in paths:
-            try:
-                fid = cl.walkopen(ninepath(path), OREAD)
-                try:
-                    off = 0
-                    while True:
-                        d = cl.read(fid, cl.iounit(), off, timeout=None)
-                        if not d:
-                            break
-                        off += len(d)
-                        out.write(d)
-                        out.flush()
-                finally:
-                    cl.clunk(fid)
-            except NinepError as e:
-                raise Fail("%s: %s" % (path, e))
+            with opened(cl, path, OREAD) as fid:
+                off = 0
+                while True:
+                    d = cl.read(fid, cl.iounit(), off, timeout=None)
+                    if not d:
+                        break
+                    off += len(d)
+                    out.write(d)
+                    out.flush()
     finally:
         cl.close()
 
@@ -915,27 +842,21 @@ def cat_(srv, user, paths):
 @srv_options(netdir=False)
 @click.argument("path")
 @client_command("write")
-def write_(srv, user, path):
+def write_(srv: Optional[str], user: Optional[str], path: str) -> None:
     """Write standard input to a file under the served /net over 9P, one
     write per read of standard input (a ctl message per line typed), like
     plan9port's 9p write.  The file is open only while net9 write runs."""
-    from net9.client import NinepError, OWRITE, OTRUNC
+    from net9.client import OTRUNC, OWRITE
     cl = ninep_client(srv, user)
     try:
-        try:
-            fid = cl.walkopen(ninepath(path), OWRITE | OTRUNC)
-            try:
-                off = 0
-                wrote = False
-                for d in stdin_chunks(cl.iounit()):
-                    off += cl.write(fid, d, off, timeout=None)
-                    wrote = True
-                if not wrote:
-                    cl.write(fid, b"", 0)
-            finally:
-                cl.clunk(fid)
-        except NinepError as e:
-            raise Fail("%s: %s" % (path, e))
+        with opened(cl, path, OWRITE | OTRUNC) as fid:
+            off = 0
+            wrote = False
+            for d in stdin_chunks(cl.iounit()):
+                off += cl.write(fid, d, off, timeout=None)
+                wrote = True
+            if not wrote:
+                cl.write(fid, b"", 0)
     finally:
         cl.close()
 
@@ -944,7 +865,7 @@ def write_(srv, user, path):
 @srv_options(netdir=False)
 @click.argument("path")
 @client_command("rdwr")
-def rdwr_(srv, user, path):
+def rdwr_(srv: Optional[str], user: Optional[str], path: str) -> None:
     """Open a file under the served /net for reading and writing and hold
     it: print what a read at offset 0 gives, then for each line of
     standard input write the line (without its newline) and print the file
@@ -986,7 +907,7 @@ PROC_FILESYSTEMS = "/proc/filesystems"
 PROC_MOUNTS = "/proc/self/mounts"
 
 
-def have_v9fs():
+def have_v9fs() -> bool:
     """The kernel's 9p file system: registered, or a module to load."""
     try:
         with open(PROC_FILESYSTEMS) as f:
@@ -1001,12 +922,12 @@ def have_v9fs():
     return False
 
 
-def shq(argv):
+def shq(argv: list[str]) -> str:
     import shlex
     return " ".join(shlex.quote(a) for a in argv)
 
 
-def mounted(d):
+def mounted(d: str) -> Optional[str]:
     """The file system type mounted on directory d, or None."""
     d = os.path.realpath(d)
     try:
@@ -1024,7 +945,7 @@ def mounted(d):
     return fstype
 
 
-def run_shown(argv):
+def run_shown(argv: list[str]) -> int:
     """Run argv after printing it; its output is passed on once it exits.
     (9pfuse leaves a daemon behind, which must not keep our standard
     output or error open: a caller reading them would wait for ever.  It
@@ -1064,7 +985,8 @@ def run_shown(argv):
               help="net9's FUSE client: log each FUSE request on standard error (with -f)")
 @click.argument("dir", type=click.Path(file_okay=False))
 @client_command("mount")
-def mount(srv, user, how, fuse_, options, foreground, debug, dir):
+def mount(srv: Optional[str], user: Optional[str], how: Optional[str], fuse_: bool,
+          options: Optional[str], foreground: bool, debug: bool, dir: str) -> None:
     """Mount the served /net on DIR: with plan9port's 9pfuse when it is on
     PATH, else with net9's own FUSE client, else with the kernel's 9p file
     system (v9fs, as root).  Prints the command it runs (or, for net9's
@@ -1144,7 +1066,8 @@ def mount(srv, user, how, fuse_, options, foreground, debug, dir):
         raise Fail("%s failed (exit status %d)" % (os.path.basename(argv[0]), rc))
 
 
-def mount_fuse(srv, user, dir, foreground, debug):
+def mount_fuse(srv: Optional[str], user: Optional[str], dir: str, foreground: bool,
+               debug: bool) -> None:
     """net9's FUSE client: a process of its own (this one with -f) that
     mounts DIR and serves it until it is unmounted."""
     from net9 import fuse as nfuse
@@ -1201,7 +1124,7 @@ def mount_fuse(srv, user, dir, foreground, debug):
 @main.command()
 @click.argument("dir", type=click.Path(file_okay=False))
 @client_command("umount")
-def umount(dir):
+def umount(dir: str) -> None:
     """Unmount what net9 mount mounted on DIR (fusermount -u for 9pfuse,
     umount for v9fs and, as root, net9's FUSE client, fusermount3 -u
     otherwise; the client then exits)."""

@@ -31,6 +31,8 @@ cannot be made raises OSError; one the server closes raises EOFError.
 
 from __future__ import annotations
 
+from typing import Any, Optional
+
 import socket
 import struct
 import threading
@@ -55,7 +57,7 @@ DMDIR = ninep.DMDIR
 class NinepError(Exception):
     """An Rerror from the server: its text."""
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.args[0] if self.args else ""
 
 
@@ -288,7 +290,7 @@ class Client:
             raise EOFError(str(d))
         raise EOFError("the 9P server connection failed: %s" % d)
 
-    def close(self):
+    def close(self) -> None:
         """Close the connection (the server clunks every fid, which ends
         every conversation held only by this connection)."""
         with self.lock:
@@ -317,10 +319,10 @@ class Client:
         except OSError:
             pass
 
-    def __enter__(self):
+    def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> None:
         self.close()
 
     # -- requests ----------------------------------------------------------
@@ -340,7 +342,7 @@ class Client:
         t = self.tag()
         return self._send(ninep.pack(type, t, *args), t)
 
-    def wait(self, tag, timeout=-1):
+    def wait(self, tag: int, timeout: Optional[float] = -1) -> tuple:
         """The reply for tag.  timeout: seconds, None for ever, -1 (the
         default) the client's timeout.  On a timeout or an interrupt the
         request is flushed and TimeoutError (or the interrupt) raised; a
@@ -382,7 +384,7 @@ class Client:
             return r
         raise TimeoutError("timed out")
 
-    def flush(self, oldtag, timeout=None):
+    def flush(self, oldtag: int, timeout: Optional[float] = None) -> Optional[tuple]:
         """Tflush oldtag and wait for the Rflush.  The reply to oldtag if it
         came first (the request was done), else None (it never will)."""
         if timeout is None:
@@ -409,7 +411,7 @@ class Client:
             self.inflight.discard(oldtag)
             return self.replies.pop(oldtag, None)
 
-    def done(self, tag):
+    def done(self, tag: int) -> Optional[tuple]:
         """The reply for tag if it came, else None (never blocks)."""
         with self.lock:
             if tag not in self.replies and not self.reading and self.dead is None:
@@ -438,7 +440,7 @@ class Client:
                     self._follow(left)
             return True
 
-    def rpc(self, type, *args, timeout=-1):
+    def rpc(self, type: int, *args: Any, timeout: Optional[float] = -1) -> tuple:
         t = self.tag()
         return self._call(t, ninep.pack(type, t, *args), timeout)
 
@@ -453,7 +455,7 @@ class Client:
             raise
 
     @staticmethod
-    def check(r):
+    def check(r: tuple) -> tuple:
         if r[0] == ninep.Rerror:
             raise NinepError(r[2])
         return r
@@ -500,7 +502,7 @@ class Client:
             raise
         return newfid
 
-    def open(self, fid, mode, timeout=-1):
+    def open(self, fid: int, mode: int, timeout: Optional[float] = -1) -> tuple:
         """Open fid; (qid, iounit).  An open of listen blocks: pass
         timeout=None to wait for ever."""
         r = self.check(self.rpc(ninep.Topen, fid, mode, timeout=timeout))
@@ -609,7 +611,7 @@ class Client:
             n += w
         return n
 
-    def stat(self, fid):
+    def stat(self, fid: int) -> tuple:
         """(type, dev, qid, mode, atime, mtime, length, name, uid, gid, muid)."""
         r = self.check(self.rpc(ninep.Tstat, fid))
         return ninep.unpackstat(r[2])
@@ -625,7 +627,7 @@ class Client:
             off += len(d)
             out.extend(ninep.unpackstats(d))
 
-    def clunk(self, fid, wait=True):
+    def clunk(self, fid: int, wait: bool = True) -> None:
         """Clunk fid; errors (and a dead connection) are ignored.  With
         wait=False the Tclunk is sent and its reply dropped (for finalizers,
         which may run in any thread)."""

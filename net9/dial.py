@@ -1,6 +1,6 @@
 """dial(2) for Python, over net9's /net: dial, announce, listen, accept,
-reject and hangup with Plan 9's semantics (../shared/spec/devip.md section
-13), returning objects that behave like Python files and sockets.
+reject and hangup with Plan 9's semantics (dial(2), and the /net files of
+net9(4)), returning objects that behave like Python files and sockets.
 
     import net9
     with net9.dial("tcp!10.9.0.1!80") as c:          # Conn
@@ -55,6 +55,8 @@ denied" PermissionError...) and the file as filename.
 """
 
 from __future__ import annotations
+
+from typing import Any, Optional
 
 import errno as _errno
 import io
@@ -145,7 +147,7 @@ def port_name(port: str, net: str) -> str:
     return port
 
 
-def _literal(host: str):
+def _literal(host: str) -> Optional[str]:
     h = host
     if h.startswith("[") and h.endswith("]"):
         h = h[1:-1]
@@ -178,7 +180,7 @@ def resolve(host: str, net: str = "tcp") -> list:
     return out
 
 
-def parseaddr(addr: str, defnet: str = "tcp", announcing: bool = False):
+def parseaddr(addr: str, defnet: str = "tcp", announcing: bool = False) -> tuple[str, str, str, str]:
     """Split a Plan 9 address: (net, host, port, rest).  port is decimal
     (or * when announcing), rest the fields after it ("!r"...)."""
     if not isinstance(addr, str) or not addr or any(c.isspace() for c in addr):
@@ -206,7 +208,7 @@ def parseaddr(addr: str, defnet: str = "tcp", announcing: bool = False):
 
 def oserror(text: str, path: str = None) -> OSError:
     """An OSError for devip's error text (subclass by errno)."""
-    from net9.server import errno_of
+    from net9.errors import errno_of
     e = errno_of(text)
     if text in ("i/o on hungup channel", "Hangup"):
         e = _errno.EPIPE
@@ -396,7 +398,7 @@ class _Files9p:
             return tags
         tags = []
         try:
-            for r in reqs:
+            for _r in reqs:
                 tags.append(cl.tag())
             send(b"".join([ninep.pack(r[0], t, *r[1:]) for r, t in zip(reqs, tags)]), tags[0])
         except BaseException:
@@ -708,10 +710,10 @@ class Net:
         self.files = _Files9p(cl)
 
     @property
-    def client(self):
+    def client(self) -> Client:
         return getattr(self.files, "cl", None)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Net(%s)" % (("srv=%r" % self.srv) if self.srv else ("netdir=%r" % self.netdir))
 
     # reference counting for the Nets the module functions make
@@ -726,15 +728,15 @@ class Net:
         if last:
             self.close()
 
-    def close(self):
+    def close(self) -> None:
         if not self.closed:
             self.closed = True
             self.files.shutdown()
 
-    def __enter__(self):
+    def __enter__(self) -> Net:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> None:
         self.close()
 
     # -- dial(2) --
@@ -753,9 +755,9 @@ class Net:
         if local:
             lmsg = _localpart(local, net)
         err = None
-        for net, dest in self._translate(net, host, port, rest):
+        for tnet, dest in self._translate(net, host, port, rest):
             try:
-                return self._call(net, dest, lmsg, timeout)
+                return self._call(tnet, dest, lmsg, timeout)
             except (OSError, TimeoutError) as e:
                 err = e
                 if isinstance(e, (ServerUnreachable, ConnectionResetError)) or \
@@ -799,16 +801,26 @@ class Net:
             raise socket.gaierror(socket.EAI_NONAME, "%s: cs: no answer" % (host or query))
         return out
 
-    def _call(self, net, raddr, local, timeout):
+    def _clone(self, net: str) -> tuple[Any, Any]:
+        """A new conversation of net: (its ctl, opened, and its number).
+        Raises FileNotFoundError for a network this /net does not have."""
         f = self.files
         try:
             ctl, qid = f.openq(net + "/clone", ORDWR)
         except FileNotFoundError:
             raise FileNotFoundError(_errno.ENOENT, "unknown network %s" % net,
                                     f.path(net)) from None
+        try:
+            return ctl, f.convnumber(qid) or f.readnum(ctl, net + "/clone")
+        except BaseException:
+            f.close(ctl)
+            raise
+
+    def _call(self, net, raddr, local, timeout):
+        f = self.files
+        ctl, n = self._clone(net)
         ok = False
         try:
-            n = f.convnumber(qid) or f.readnum(ctl, net + "/clone")
             d = "%s/%s" % (net, n)
             msg = ("connect " + raddr + (" " + local if local else "")).encode()
             if isinstance(f, _Files9p):
@@ -845,14 +857,9 @@ class Net:
             lit = resolve(host, net)
             local = "%s!%s%s" % (lit[0], port, rest)
         f = self.files
-        try:
-            ctl, qid = f.openq(net + "/clone", ORDWR)
-        except FileNotFoundError:
-            raise FileNotFoundError(_errno.ENOENT, "unknown network %s" % net,
-                                    f.path(net)) from None
+        ctl, n = self._clone(net)
         ok = False
         try:
-            n = f.convnumber(qid) or f.readnum(ctl, net + "/clone")
             f.write(ctl, ("announce " + local).encode(), "%s/%s/ctl" % (net, n))
             ok = True
         finally:
@@ -990,12 +997,12 @@ class Conn(_Conversation, io.RawIOBase):
         self._rlock = threading.Lock()
         self.stream = proto not in ("udp", "icmp", "icmpv6")
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<net9.Conn %s%s>" % (self.dir, " closed" if self.closed else "")
 
     # -- socket-like --
 
-    def settimeout(self, t):
+    def settimeout(self, t: Optional[float]) -> None:
         """Seconds a recv/send may block (None: no limit) before
         TimeoutError; the request is flushed, nothing is lost."""
         if t is not None:
@@ -1005,7 +1012,7 @@ class Conn(_Conversation, io.RawIOBase):
                 raise io.UnsupportedOperation("timeouts need the 9P transport (srv=)")
         self._timeout = t
 
-    def gettimeout(self):
+    def gettimeout(self) -> Optional[float]:
         return self._timeout
 
     def _check(self):
@@ -1066,10 +1073,10 @@ class Conn(_Conversation, io.RawIOBase):
         self.sendall(data)
         return len(data)
 
-    def getsockname(self):
+    def getsockname(self) -> tuple:
         return _hostport(self.local)
 
-    def getpeername(self):
+    def getpeername(self) -> tuple:
         return _hostport(self.remote)
 
     def fileno(self) -> int:
@@ -1080,10 +1087,10 @@ class Conn(_Conversation, io.RawIOBase):
 
     # -- io.RawIOBase --
 
-    def readable(self):
+    def readable(self) -> bool:
         return True
 
-    def writable(self):
+    def writable(self) -> bool:
         return True
 
     def readinto(self, b) -> int:
@@ -1140,7 +1147,7 @@ class Conn(_Conversation, io.RawIOBase):
         t.mode = mode
         return t
 
-    def close(self):
+    def close(self) -> None:
         """Close data and ctl: the last reference goes, so TCP closes
         gracefully (FIN after what was written)."""
         self._close(wait=True)
@@ -1190,16 +1197,16 @@ class _ConnIO(io.RawIOBase):
         self._r = reading
         self._w = writing
 
-    def readable(self):
+    def readable(self) -> bool:
         return self._r
 
-    def writable(self):
+    def writable(self) -> bool:
         return self._w
 
-    def readinto(self, b):
+    def readinto(self, b: Any) -> int:
         return self.conn.readinto(b)
 
-    def write(self, b):
+    def write(self, b: Any) -> int:
         return self.conn.write(b)
 
 
@@ -1207,11 +1214,11 @@ class Announcement(_Conversation):
     """An announced conversation (announce(2)): listen() for calls;
     close() (or hangup()) ends the announcement."""
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<net9.Announcement %s%s>" % (self.dir, " closed" if self._gone else "")
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         return self._gone
 
     def listen(self, timeout: float = None) -> "Call":
@@ -1238,13 +1245,13 @@ class Announcement(_Conversation):
         """listen() then accept(): the next call's Conn."""
         return self.listen(timeout).accept()
 
-    def close(self):
+    def close(self) -> None:
         self._closectl()
 
-    def __enter__(self):
+    def __enter__(self) -> Announcement:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> None:
         self.close()
 
 
@@ -1252,11 +1259,11 @@ class Call(_Conversation):
     """An incoming call from Announcement.listen(): accept() it for a Conn,
     or reject() it (close it: TCP sends FIN)."""
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<net9.Call %s%s>" % (self.dir, " closed" if self._gone else "")
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         return self._gone
 
     def accept(self) -> Conn:
@@ -1297,13 +1304,13 @@ class Call(_Conversation):
             pass
         self.close()
 
-    def close(self):
+    def close(self) -> None:
         self._closectl()
 
-    def __enter__(self):
+    def __enter__(self) -> Call:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> None:
         self.close()
 
 

@@ -1,6 +1,10 @@
-"""devip's error strings (../shared/spec/devip.md section 12) and the
+"""devip's error strings (the texts of 9front's sys/src/9/ip; net9(4)
+ERRORS lists them) and the
 exception that carries them.  The text is the contract: 9P replies carry it
-verbatim in Rerror."""
+verbatim in Rerror; errno_of gives the errno a client that speaks numbers
+gets for one (9P2000.L's Rlerror)."""
+
+import errno
 
 
 class Net9Error(Exception):
@@ -57,3 +61,69 @@ Ehangup = "Hangup"
 Ekanotestab = "connection must be in Establised state"
 Eporthog = "unknown value for tcpporthogdefense"
 Estatelesshog = "stateless hog"
+
+
+# -- the 9P server's own texts, and the errno of every text ------------------------
+
+Eunknownfid = "unknown fid"
+Efidinuse = "fid in use"
+Enotopen = "file not open"
+Etoomany = "too many names in walk"
+Enoauth = "authentication not required"
+Enotsupp = "not supported"
+Eversion = "version not negotiated"
+Eisdir = "is a directory"
+Etagused = "tag in use"
+Eattach = "permission denied"       # the start of every refused attach's text
+
+# Linux errno for devip's texts (9P2000.L answers with numbers)
+ERRNO = {
+    Enonexist: errno.ENOENT, Enotdir: errno.ENOTDIR,
+    Eperm: errno.EACCES, Eshort: errno.EINVAL,
+    Eshortstat: errno.EINVAL, Eintr: errno.EINTR,
+    Ebadusefd: errno.EBADF, Enodev: errno.ENODEV,
+    Ehungup: errno.EPIPE, Eio: errno.EIO, Enomem: errno.ENOMEM,
+    Ebadarg: errno.EINVAL, Ebadctl: errno.EINVAL, Ebadip: errno.EINVAL,
+    Econinuse: errno.EBUSY, Econrefused: errno.ECONNREFUSED,
+    Etimedout: errno.ETIMEDOUT, Enoport: errno.EADDRNOTAVAIL,
+    Eshortctl: errno.EINVAL, Eunknownctl: errno.EINVAL,
+    Ebadconnect: errno.EINVAL, Ebadannounce: errno.EINVAL,
+    Ebadbind: errno.EINVAL, Emalformed: errno.EINVAL,
+    Ebadport: errno.EINVAL, Enotlocal: errno.EADDRNOTAVAIL,
+    Eaddrinuse: errno.EADDRINUSE, Enoports: errno.EADDRNOTAVAIL,
+    Enotannounced: errno.EINVAL, Elistenhungup: errno.ECONNABORTED,
+    Econnectns: errno.EOPNOTSUPP, Eannouncens: errno.EOPNOTSUPP,
+    Estatsns: errno.EOPNOTSUPP, Enoroute: errno.EHOSTUNREACH,
+    Ehangup: errno.EPIPE, Ekanotestab: errno.EINVAL,
+    Eporthog: errno.EINVAL, Estatelesshog: errno.ECONNRESET,
+    "net unreachable": errno.ENETUNREACH, "host unreachable": errno.EHOSTUNREACH,
+    "protocol unreachable": errno.ECONNREFUSED, "port unreachable": errno.ECONNREFUSED,
+    "destination network unknown": errno.ENETUNREACH,
+    "destination host unknown": errno.EHOSTUNREACH,
+    "fragmentation needed and DF set": errno.EMSGSIZE,
+    "file already open": errno.EBUSY,
+    Eunknownfid: errno.EBADF, Efidinuse: errno.EBADF, Enotopen: errno.EBADF,
+    Etoomany: errno.E2BIG, Enotsupp: errno.EOPNOTSUPP, Eisdir: errno.EISDIR,
+    Etagused: errno.EINVAL, Eversion: errno.EPROTO,
+    "bad arp": errno.EINVAL, "no interface": errno.ENODEV,
+    "interface not found": errno.ENODEV, "interface not bound": errno.ENODEV,
+    "interface already bound": errno.EBUSY, "unknown interface type": errno.EINVAL,
+    "unsupported ctl": errno.EINVAL, "address not on this interface": errno.EADDRNOTAVAIL,
+    "destination unreachable": errno.EHOSTUNREACH,
+    "too few arguments for netlog control message": errno.EINVAL,
+}
+
+
+def errno_of(text: str) -> int:
+    """The errno a 9P2000.L client (and net9's FUSE client, and dial's
+    OSError) gets for one of devip's error texts."""
+    e = ERRNO.get(text)
+    if e is not None:
+        return e
+    if text.startswith("unknown control message"):
+        return errno.EINVAL
+    if "unreachable" in text or text.startswith("ttl exceeded"):
+        return errno.EHOSTUNREACH
+    if "prohibited" in text or text.startswith(Eattach):
+        return errno.EACCES
+    return errno.EIO

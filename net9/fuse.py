@@ -17,7 +17,7 @@ What the kernel sees:
     write to ctl does not wait for another write to finish); entries and
     attributes are valid for 0 seconds (nothing cached);
   * errors as errno from devip's texts, with net9 serve's own 9P2000.L table
-    (net9.server.errno_of): "connection refused" is ECONNREFUSED...;
+    (net9.errors.errno_of): "connection refused" is ECONNREFUSED...;
   * FUSE_INTERRUPT cancels the request's task: its 9P request is flushed,
     the syscall gets EINTR, or, when the reply beat the Rflush, that reply
     (nothing is lost);
@@ -51,7 +51,7 @@ import time
 from net9 import ninep
 from net9.aio import Client
 from net9.client import NinepError, OTRUNC, myname
-from net9.server import errno_of
+from net9.errors import errno_of
 
 # ---- the kernel's FUSE protocol (linux/fuse.h) -------------------------------
 

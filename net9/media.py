@@ -15,7 +15,7 @@ Every medium has
                whether receive() has something)
   .receive()   every datagram waiting, as a list of bytes (possibly empty)
   .deadline()  monotonic time (s) by which receive() must be called again
-               (only the Faults wrapper has one), or None
+               (only the FaultyMedium wrapper has one), or None
   .close()
   .stats()     a dict of counters (inpackets, outpackets, outdrops, ...)
   .gso         the largest TCP datagram transmit_gso() takes (0: none)
@@ -41,15 +41,17 @@ Media:
   Loopback()   devip's loopback medium: what is sent comes back in
   PktMedium(ifc)  devip's pkt medium: what is sent is read from the
                interface's data file, what is written there comes in
-  Pair()       two ends (a, b) joining two stacks in one process
+  Link()       two ends (a, b) joining two stacks in one process (medium
+               type "pair")
 
 Wrappers any medium can wear (they pass everything else through):
 
   Capture(medium, path)   writes a pcap file (LINKTYPE_RAW) of both
                directions, readable by tshark and Wireshark; read_pcap()
                parses one back
-  Faults(medium, loss=, reorder=, dup=, corrupt=, delay=, seed=)
-               drops, reorders, duplicates, corrupts and delays datagrams
+  FaultyMedium(medium, loss=, reorder=, dup=, corrupt=, delay=, seed=)
+               or FaultyMedium(medium, net9.faults.Faults(...)): drops,
+               reorders, duplicates, corrupts and delays datagrams
                in either or both directions, deterministically for a seed
 """
 
@@ -68,13 +70,15 @@ import struct
 import time
 from typing import Callable, Iterable, Optional
 
+from net9.faults import Faults
+
 try:
     from net9 import tun as _tun          # Cython read/write loop
 except ImportError:                        # pragma: no cover - unbuilt tree
     _tun = None
 
-__all__ = ["Medium", "Tun", "Loopback", "PktMedium", "Pair", "PairEnd", "Capture",
-           "Faults", "read_pcap", "innetns", "TUN_MINMTU", "TUN_MAXMTU",
+__all__ = ["Medium", "Tun", "Loopback", "PktMedium", "Link", "LinkEnd", "Capture",
+           "FaultyMedium", "read_pcap", "innetns", "TUN_MINMTU", "TUN_MAXMTU",
            "LINKTYPE_RAW", "p9error"]
 
 # linux/if_tun.h
@@ -338,13 +342,7 @@ class Tun(Medium):
 
     def setmtu(self, mtu: int) -> None:
         """Change the MTU on both sides (576..65535)."""
-        if not TUN_MINMTU <= mtu <= TUN_MAXMTU:
-            raise ValueError("tun mtu %d not in %d..%d" % (mtu, TUN_MINMTU, TUN_MAXMTU))
-        ipr = _iproute(self.netns)
-        try:
-            ipr.link("set", index=self.ifindex, mtu=mtu)
-        finally:
-            ipr.close()
+        self.setlinkmtu(mtu)
         self.maxtu = mtu
 
     def setlinkmtu(self, mtu: int) -> None:
@@ -550,10 +548,10 @@ def p9error(e: BaseException) -> str:
     return s[:1].lower() + s[1:]
 
 
-# ---------------------------------------------------------------- pair
+# ---------------------------------------------------------------- link
 
-class PairEnd(Medium):
-    """One end of a Pair: transmit() queues for the other end's receive()."""
+class LinkEnd(Medium):
+    """One end of a Link: transmit() queues for the other end's receive()."""
 
     name = "pair"
     hsize = 0
@@ -565,7 +563,7 @@ class PairEnd(Medium):
         self.maxtu = mtu
         self.qlimit = qlimit
         self.q = collections.deque()
-        self.peer: Optional[PairEnd] = None
+        self.peer: Optional[LinkEnd] = None
 
     def transmit(self, pkt) -> None:
         peer = self.peer
@@ -594,18 +592,19 @@ class PairEnd(Medium):
         self.q.clear()
 
     def __repr__(self):
-        return "<PairEnd %s maxtu %d>" % (self.label, self.maxtu)
+        return "<LinkEnd %s maxtu %d>" % (self.label, self.maxtu)
 
 
-class Pair:
-    """Two media joined back to back in one process: what .a transmits .b
-    receives and the other way round.  a, b = Pair(mtu=1500).  Each end
+class Link:
+    """Two media joined back to back in one process, a cable with its two
+    ends: what .a transmits .b receives and the other way round.
+    a, b = Link(mtu=1500).  (Its medium type stays "pair".)  Each end
     holds at most qlimit datagrams (drop-tail beyond, counted as the
     sender's outdrops); datagrams larger than mtu are refused (outerrs)."""
 
     def __init__(self, mtu: int = 1500, qlimit: int = 4096, label: str = "pair"):
-        self.a = PairEnd(label + ".a", mtu, qlimit)
-        self.b = PairEnd(label + ".b", mtu, qlimit)
+        self.a = LinkEnd(label + ".a", mtu, qlimit)
+        self.b = LinkEnd(label + ".b", mtu, qlimit)
         self.a.peer = self.b
         self.b.peer = self.a
 
@@ -769,37 +768,48 @@ class _Dir:
                 "delayed": self.delayed}
 
 
-class Faults(Wrapper):
-    """Faults(medium, loss=0, reorder=0, dup=0, corrupt=0, delay=0,
-    reorder_delay=10, seed=0, direction="both", clock=time.monotonic)
+class FaultyMedium(Wrapper):
+    """FaultyMedium(medium, faults=None, *, seed=0, direction="both",
+    clock=time.monotonic, loss=0, reorder=0, dup=0, corrupt=0, delay=0,
+    reorder_delay=10)
 
-    Per datagram and direction ("in": what the medium received, "out":
-    what is transmitted, "both"), with probabilities in 0..1: loss drops it;
-    corrupt flips one random bit; reorder holds it reorder_delay ms longer
-    than the others so later ones overtake it; dup delivers it twice; delay
-    (ms) holds every datagram that long.  Each direction draws from its own
-    random.Random seeded from seed, the same number of draws for every
-    datagram, so a seed and the same sequence of datagrams give the same
-    faults.  Held datagrams leave when receive() is called at or after
-    deadline() (the event loop does that)."""
+    A medium under a fault model (net9.faults.Faults: given whole, or as
+    its fields; here delay defaults to 0 and jitter, bandwidth and
+    queue_limit are not supported).  Per datagram and direction ("in": what
+    the medium received, "out": what is transmitted, "both"): loss drops
+    it; corrupt flips one random bit; reorder holds it reorder_delay ms
+    longer than the others so later ones overtake it; dup delivers it
+    twice; delay (ms) holds every datagram that long.  Each direction draws
+    from its own random.Random seeded from seed, the same number of draws
+    for every datagram, so a seed and the same sequence of datagrams give
+    the same faults.  Held datagrams leave when receive() is called at or
+    after deadline() (the event loop does that)."""
 
     rxgso = None               # receive() drops and reorders: no segment sizes
 
-    def __init__(self, medium, loss: float = 0.0, reorder: float = 0.0, dup: float = 0.0,
-                 corrupt: float = 0.0, delay: float = 0, reorder_delay: float = 10,
-                 seed=0, direction: str = "both", clock: Callable[[], float] = time.monotonic):
+    def __init__(self, medium: Medium, faults: Optional[Faults] = None, *, seed=0,
+                 direction: str = "both", clock: Callable[[], float] = time.monotonic,
+                 **fields):
         super().__init__(medium)
         if direction not in ("both", "in", "out"):
             raise ValueError("direction must be both, in or out")
-        for p in (loss, reorder, dup, corrupt):
-            if not 0.0 <= p <= 1.0:
-                raise ValueError("probability %r not in 0..1" % (p,))
-        self.loss = loss
-        self.reorder = reorder
-        self.dup = dup
-        self.corrupt = corrupt
-        self.delay = delay
-        self.reorder_delay = reorder_delay
+        if faults is None:
+            fields.setdefault("delay", 0)
+            unknown = set(fields) - set(Faults.fieldnames())
+            if unknown:
+                raise TypeError("unknown fault field(s): %s" % ", ".join(sorted(unknown)))
+            faults = Faults(**fields)
+        elif fields:
+            raise TypeError("give a Faults or its fields, not both")
+        if faults.jitter or faults.bandwidth is not None or faults.queue_limit is not None:
+            raise ValueError("FaultyMedium has no jitter, bandwidth or queue_limit")
+        self.faults = faults.check()
+        self.loss = faults.loss
+        self.reorder = faults.reorder
+        self.dup = faults.dup
+        self.corrupt = faults.corrupt
+        self.delay = faults.delay
+        self.reorder_delay = faults.reorder_delay
         self.direction = direction
         self.clock = clock
         self.din = _Dir(seed, "in") if direction in ("both", "in") else None

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import collections
 import ipaddress
-import os
 import queue
 import socket
 import threading
@@ -110,10 +109,25 @@ class HostResolver:
     def addrs(self, name: str):
         """(IPv4 addresses, IPv6 addresses) of name, as text, in the
         resolver's order."""
+        infos = self._getaddrinfo(name, 0)
+        v4, v6 = [], []
+        for fam, _, _, _, sa in infos:
+            a = str(ipaddress.ip_address(sa[0].split("%")[0]))
+            if fam == socket.AF_INET and a not in v4:
+                v4.append(a)
+            elif fam == socket.AF_INET6 and a not in v6:
+                v6.append(a)
+        return v4, v6
+
+    @staticmethod
+    def _getaddrinfo(name: str, flags: int) -> list:
+        """getaddrinfo(name) for stream sockets of either family, its
+        failures as LookupFailure (NXDOMAIN, NODATA or FAILURE)."""
         if not name or len(name) > 253:
             raise LookupFailure(NXDOMAIN)
         try:
-            infos = socket.getaddrinfo(name, None, socket.AF_UNSPEC, socket.SOCK_STREAM)
+            return socket.getaddrinfo(name, None, socket.AF_UNSPEC, socket.SOCK_STREAM,
+                                      0, flags)
         except (UnicodeError, ValueError):
             raise LookupFailure(NXDOMAIN) from None
         except socket.gaierror as e:
@@ -124,14 +138,6 @@ class HostResolver:
             raise LookupFailure(FAILURE) from None
         except OSError:
             raise LookupFailure(FAILURE) from None
-        v4, v6 = [], []
-        for fam, _, _, _, sa in infos:
-            a = str(ipaddress.ip_address(sa[0].split("%")[0]))
-            if fam == socket.AF_INET and a not in v4:
-                v4.append(a)
-            elif fam == socket.AF_INET6 and a not in v6:
-                v6.append(a)
-        return v4, v6
 
     def ptr(self, addr: str) -> str:
         """The name of an address."""
@@ -151,21 +157,7 @@ class HostResolver:
 
     def cname(self, name: str):
         """The canonical name of name, or None when it is its own."""
-        if not name or len(name) > 253:
-            raise LookupFailure(NXDOMAIN)
-        try:
-            infos = socket.getaddrinfo(name, None, socket.AF_UNSPEC, socket.SOCK_STREAM,
-                                       0, socket.AI_CANONNAME)
-        except (UnicodeError, ValueError):
-            raise LookupFailure(NXDOMAIN) from None
-        except socket.gaierror as e:
-            if e.errno == socket.EAI_NONAME:
-                raise LookupFailure(NXDOMAIN) from None
-            if e.errno in _NODATA_EAI:
-                raise LookupFailure(NODATA) from None
-            raise LookupFailure(FAILURE) from None
-        except OSError:
-            raise LookupFailure(FAILURE) from None
+        infos = self._getaddrinfo(name, socket.AI_CANONNAME)
         for i in infos:
             c = i[3]
             if c and c.rstrip(".").lower() != name.rstrip(".").lower():

@@ -1,5 +1,5 @@
 """devip's /net tree over net9's conversation layer, as the 9P server sees
-it (../shared/spec/devip.md sections 1-11, 14).
+it (the files, their formats and permissions as net9(4) describes them).
 
 Files are named by their devip qid path, (proto << 17) | (conv << 5) |
 type.  A Fid records where it points, who attached (the uname), how it was
@@ -23,12 +23,15 @@ also has cs and dns, after devip's files, as Plan 9 unions them into
 
 from __future__ import annotations
 
+from typing import Any, Callable, Iterable, Optional, Union
+
 import pwd
 import time
 import weakref
 
 from net9 import errors
 from net9.errors import Net9Error
+from net9.conv import ConvState
 from net9.ipaux import parsecmd
 
 # qid types (devip.c)
@@ -86,28 +89,28 @@ Ebadarp = "bad arp"
 Enointerface = "no interface"
 
 
-def QID(p, c, t):
+def QID(p: int, c: int, t: int) -> int:
     return (p << 17) | (c << 5) | t
 
 
-def TYPE(path):
+def TYPE(path: int) -> int:
     return path & 0x1F
 
 
-def CONV(path):
+def CONV(path: int) -> int:
     return (path >> 5) & 0xFFF
 
 
-def PROTO(path):
+def PROTO(path: int) -> int:
     return (path >> 17) & 0xFF
 
 
-def qidtype(path):
+def qidtype(path: int) -> int:
     t = path & 0x1F
     return QTDIR if t in (Qtopdir, Qprotodir, Qconvdir) else QTFILE
 
 
-def readstr(offset, count, text):
+def readstr(offset: int, count: int, text: Union[str, bytes]) -> bytes:
     """readstr: the part of text at offset (bytes)."""
     if isinstance(text, str):
         text = text.encode()
@@ -123,7 +126,7 @@ class Fid:
                  "snappos", "text", "parked", "routetag", "islog", "xattr", "trunc",
                  "nsf", "snoop")
 
-    def __init__(self, fid, path, uname, nuid=None):
+    def __init__(self, fid: int, path: int, uname: str, nuid: Optional[int] = None) -> None:
         self.fid = fid
         self.path = path
         self.uname = uname
@@ -141,7 +144,7 @@ class Fid:
         self.nsf = None           # an open cs or dns file's state (net9.ndb)
         self.snoop = None         # (Proto, Conv) of an open snoop file
 
-    def clone(self, newfid):
+    def clone(self, newfid: int) -> Fid:
         f = Fid(newfid, self.path, self.uname, self.nuid)
         f.xattr = self.xattr
         return f
@@ -158,7 +161,8 @@ class Wait:
     __slots__ = ("kind", "fid", "conv", "proto", "count", "result", "rest", "done",
                  "active", "user")
 
-    def __init__(self, kind, fid, conv, proto, count=0):
+    def __init__(self, kind: str, fid: Optional[Fid], conv: Any, proto: Any,
+                 count: int = 0) -> None:
         self.kind = kind
         self.fid = fid
         self.conv = conv
@@ -174,7 +178,9 @@ class Wait:
 class NetFs:
     """The /net tree of one stack (its Fs), with a host owner (eve)."""
 
-    def __init__(self, fs, eve=None, protos=None, start=None, ns=None):
+    def __init__(self, fs: Any, eve: Optional[str] = None,
+                 protos: Optional[Iterable[str]] = None, start: Optional[float] = None,
+                 ns: Any = None) -> None:
         self.fs = fs
         if eve is not None:
             fs.eve = eve
@@ -198,7 +204,7 @@ class NetFs:
             ns.nets = tuple(n for n, p in fs.protos.items() if getattr(p, "nc", 0) > 0)
             ns.eve = fs.eve
 
-    def localnets(self):
+    def localnets(self) -> list[tuple[bytes, bytes]]:
         """[(address, mask)] of the stack's interfaces (16 bytes each)."""
         ip = getattr(self.fs, "ip", None)
         out = []
@@ -209,18 +215,18 @@ class NetFs:
                 out.append((l.local, l.mask))
         return out
 
-    def topfiles(self):
+    def topfiles(self) -> tuple:
         if self.ns is None:
             return TOPFILES
         return TOPFILES + NSFILES
 
     @property
-    def eve(self):
+    def eve(self) -> str:
         return self.fs.eve
 
     # ---- protocols --------------------------------------------------------
 
-    def protolist(self):
+    def protolist(self) -> list:
         """[(index, name, Proto)] in index order: the protocol directories.
         (Rebuilt only when the stack's protocols change: every walk and
         open asks.)"""
@@ -247,11 +253,11 @@ class NetFs:
         out.sort(key=lambda t: t[0])
         return out
 
-    def protobyindex(self, i):
+    def protobyindex(self, i: int) -> tuple:
         self.protolist()
         return self._protoindex.get(i, (None, None))
 
-    def convof(self, path):
+    def convof(self, path: int) -> tuple:
         """(Proto, Conv) for a conversation path, or (Proto, None)."""
         name, p = self.protobyindex(PROTO(path))
         if p is None:
@@ -263,7 +269,7 @@ class NetFs:
 
     # ---- walk ---------------------------------------------------------------
 
-    def parent(self, path):
+    def parent(self, path: int) -> int:
         t = TYPE(path)
         if t == Qtopdir or t in (Qarp, Qbootp, Qndb, Qiproute, Qipselftab, Qlog, Qprotodir,
                                  Qcs, Qdns):
@@ -272,7 +278,7 @@ class NetFs:
             return QID(PROTO(path), 0, Qprotodir)
         return QID(PROTO(path), CONV(path), Qconvdir)
 
-    def exists(self, path):
+    def exists(self, path: int) -> bool:
         t = TYPE(path)
         if t == Qtopdir or t in TOPPERM:
             return True
@@ -289,7 +295,7 @@ class NetFs:
             return name == "ipifc"
         return True
 
-    def walk1(self, path, name):
+    def walk1(self, path: int, name: str) -> Optional[int]:
         """The qid path of name in directory path; raises Net9Error."""
         t = TYPE(path)
         if t not in (Qtopdir, Qprotodir, Qconvdir):
@@ -299,7 +305,7 @@ class NetFs:
         if name == "..":
             return self.parent(path)
         if t == Qtopdir:
-            for i, pname, p in self.protolist():
+            for i, pname, _p in self.protolist():
                 if pname == name:
                     return QID(i, 0, Qprotodir)
             for q, fname in self.topfiles():
@@ -332,7 +338,7 @@ class NetFs:
 
     # ---- stat ---------------------------------------------------------------
 
-    def dirinfo(self, path):
+    def dirinfo(self, path: int) -> tuple:
         """(qid, mode, length, name, uid) of a file as devip lists it."""
         t = TYPE(path)
         qid = (qidtype(path), self.ndbvers if t == Qndb else 0, path)
@@ -373,12 +379,12 @@ class NetFs:
             return qid, 0o400, 0, "snoop", c.owner
         raise Net9Error(errors.Enonexist)
 
-    def mtime(self, path):
+    def mtime(self, path: int) -> float:
         if TYPE(path) == Qndb:
             return max(self.ndbmtime, self.start)
         return self.start
 
-    def listing(self, path):
+    def listing(self, path: int) -> list[int]:
         """The entries of a directory in devip's order (qid paths)."""
         t = TYPE(path)
         if t == Qtopdir:
@@ -403,11 +409,11 @@ class NetFs:
 
     # ---- users ----------------------------------------------------------------
 
-    def iseve(self, fid):
+    def iseve(self, fid: Fid) -> bool:
         # none (an unauthenticated client) is never eve, whatever eve is
         return fid.uname == self.fs.eve and fid.uname != "none"
 
-    def convperm(self, fid, c, acc):
+    def convperm(self, fid: Fid, c: Any, acc: int) -> None:
         """devip's check for ctl/data/err/listen (spec 1.7)."""
         want = M2P[acc]
         if fid.uname == c.owner:
@@ -415,7 +421,7 @@ class NetFs:
         if (want & c.perm) != want and not self.iseve(fid):
             raise Net9Error(errors.Eperm)
 
-    def maywrite(self, fid):
+    def maywrite(self, fid: Fid) -> bool:
         """Would an OWRITE open of this file be allowed (no side effects)?"""
         t = TYPE(fid.path)
         if t in (Qclone, Qlog, Qcs, Qdns):
@@ -437,7 +443,7 @@ class NetFs:
 
     # ---- open -----------------------------------------------------------------
 
-    def open(self, fid, mode, dotl=False):
+    def open(self, fid: Fid, mode: int, dotl: bool = False) -> Union[int, Wait]:
         """Open fid.  mode: the 9P2000 mode byte, or Linux flags when dotl.
         Returns the qid path the fid now has, or a Wait (listen)."""
         if fid.omode is not None:
@@ -491,7 +497,7 @@ class NetFs:
         elif t == Qlisten:
             p, c = self.convof(path)
             self.convperm(fid, c, acc)
-            if c.state != 2:           # Announced
+            if c.state != ConvState.Announced:
                 raise Net9Error(errors.Enotannounced)
             p.incref(c)                # held while the listen waits
             w = Wait("listen", fid, c, p)
@@ -519,7 +525,7 @@ class NetFs:
         fid.omode = acc
         return fid.path
 
-    def listentry(self, w):
+    def listentry(self, w: Wait) -> Optional[int]:
         """Try to complete a listen: the new ctl path, None to wait; raises
         (dropping the temporary reference) when the announcement is gone."""
         c, p, fid = w.conv, w.proto, w.fid
@@ -539,14 +545,14 @@ class NetFs:
 
     # ---- read -----------------------------------------------------------------
 
-    def text(self, fid, offset, gen):
+    def text(self, fid: Fid, offset: int, gen: Callable[[], str]) -> bytes:
         """Offset-honouring text: generated at offset 0 and kept on the fid
         for the reads that follow (clients read long text in pieces)."""
         if offset == 0 or fid.text is None:
             fid.text = gen().encode()
         return readstr(offset, 1 << 30, fid.text)
 
-    def read(self, fid, offset, count):
+    def read(self, fid: Fid, offset: int, count: int) -> Union[bytes, Wait]:
         """bytes, or a Wait; raises Net9Error."""
         if fid.omode is None or fid.omode == OWRITE:
             raise Net9Error(errors.Ebadusefd)
@@ -612,7 +618,7 @@ class NetFs:
 
     # ---- write ----------------------------------------------------------------
 
-    def write(self, fid, offset, data):
+    def write(self, fid: Fid, offset: int, data: bytes) -> Union[int, Wait]:
         """count, or a Wait (a connect that must wait, a data write under
         flow control); raises Net9Error."""
         if fid.omode is None or fid.omode == OREAD:
@@ -674,7 +680,7 @@ class NetFs:
             return w
         raise Net9Error(errors.Eperm)
 
-    def nsdone(self, w, job):
+    def nsdone(self, w: Wait, job: Any) -> None:
         """A cs or dns request that waited for a lookup finished."""
         w.rest = None
         if not w.active:
@@ -688,7 +694,7 @@ class NetFs:
             else:
                 done(job.value, None)
 
-    def ctlwrite(self, fid, data, w):
+    def ctlwrite(self, fid: Fid, data: Optional[bytes], w: Optional[Wait]) -> Union[int, Wait]:
         """One ctl write; several newline-separated commands run in order
         (9p-clients 7.11).  A connect that has to wait parks the rest."""
         c, p = fid.conv, fid.proto
@@ -705,19 +711,19 @@ class NetFs:
             verb = parsecmd(msg)[:1]
             was = c.state
             p.ctl(c, msg, fid.uname)
-            if was == 3 and verb in (["hangup"], ["close"]) and c.aux:
+            if was == ConvState.Connecting and verb in (["hangup"], ["close"]) and c.aux:
                 # the issue's decision (devip.md 15.3 b, not copied): a
                 # hangup during a blocked connect makes that connect fail
                 for x in c.aux:
                     if x.kind == "connect":
                         x.user = errors.Ehungup
-            if c.state == 3 and parsecmd(msg)[:1] == ["connect"]:   # Connecting
+            if c.state == ConvState.Connecting and verb == ["connect"]:
                 w = Wait("connect", fid, c, p)
                 w.rest, w.result = lines, total
                 return w
         return total
 
-    def connectdone(self, w):
+    def connectdone(self, w: Wait) -> Optional[int]:
         """Try to finish a parked connect: count, None to wait; raises."""
         c, p = w.conv, w.proto
         if p.connectresult(c) is None:
@@ -734,7 +740,7 @@ class NetFs:
 
     # ---- parking ----------------------------------------------------------------
 
-    def park(self, w):
+    def park(self, w: Wait) -> None:
         """Put w on its conversation's wait list (or the log's)."""
         w.fid.parked += 1
         if w.kind == "log":
@@ -748,7 +754,7 @@ class NetFs:
             c.aux = []
         c.aux.append(w)
 
-    def unpark(self, w):
+    def unpark(self, w: Wait) -> None:
         if w.fid.parked > 0:
             w.fid.parked -= 1
         if w.kind == "log":
@@ -762,7 +768,7 @@ class NetFs:
         if c is not None and c.aux and w in c.aux:
             c.aux.remove(w)
 
-    def retry(self, w):
+    def retry(self, w: Wait) -> tuple[bool, Any]:
         """(True, result) when w completed, (False, None) to keep waiting;
         raises Net9Error for an error reply."""
         k = w.kind
@@ -798,7 +804,7 @@ class NetFs:
             return (d is not None), d
         return False, None                       # ns: completed by nsdone
 
-    def cancel(self, w):
+    def cancel(self, w: Wait) -> None:
         """A parked request is flushed or aborted: undo what devip undoes
         (spec 14 point 2): a listen drops its temporary reference and
         consumes no call; a connect keeps connecting; queued write data stays
@@ -811,7 +817,7 @@ class NetFs:
         if w.kind == "listen":
             w.proto.closeconv(w.conv)
 
-    def complete(self, w):
+    def complete(self, w: Wait) -> bool:
         """Retry w; when it finishes, unpark it and call w.done."""
         try:
             ok, r = self.retry(w)
@@ -829,7 +835,7 @@ class NetFs:
         done(r, None)
         return True
 
-    def woken(self, convs):
+    def woken(self, convs: list) -> None:
         """Fs.drain()'s list: re-check every request parked on each."""
         for c in convs:
             ws = c.aux
@@ -839,14 +845,14 @@ class NetFs:
                 if w.active:
                     self.complete(w)
 
-    def logwoken(self):
+    def logwoken(self) -> None:
         for w in list(self.logwaits):
             if w.active and not self.complete(w):
                 break
 
     # ---- clunk, wstat -------------------------------------------------------------
 
-    def clunk(self, fid):
+    def clunk(self, fid: Fid) -> None:
         """Release what an opened fid holds (spec 1.9, 2.3)."""
         if fid.omode is None:
             return
@@ -867,12 +873,12 @@ class NetFs:
             p.snoopclose(c)
         fid.nsf = None
 
-    def ndbtrunc(self):
+    def ndbtrunc(self) -> None:
         del self.ndb[:]
         self.ndbvers += 1
         self.ndbmtime = int(time.time())
 
-    def wstat(self, fid, st):
+    def wstat(self, fid: Fid, st: tuple) -> None:
         """Twstat with a decoded stat (type, dev, qid, mode, atime, mtime,
         length, name, uid, gid, muid)."""
         (typ, dev, qid, mode, atime, mtime, length, name, uid, gid, muid) = st
@@ -890,7 +896,7 @@ class NetFs:
             return
         self.convwstat(fid, mode if mode != NO32 else None, uid or None)
 
-    def convwstat(self, fid, mode, uid):
+    def convwstat(self, fid: Fid, mode: Optional[int], uid: Optional[str]) -> None:
         """devip's ipwstat: ctl and data only, by the owner or eve."""
         t = TYPE(fid.path)
         if t not in (Qctl, Qdata):
@@ -911,7 +917,7 @@ class NetFs:
 
     # ---- 9P2000.L attributes ------------------------------------------------------
 
-    def numeric(self, name, fid):
+    def numeric(self, name: str, fid: Fid) -> int:
         """A numeric id for a devip user name: the attach's own uid for its
         uname, else the host's passwd entry, else nobody (65534)."""
         if fid.nuid is not None and name == fid.uname:
@@ -922,7 +928,7 @@ class NetFs:
             return 65534
 
 
-def linegranular(text, offset, count):
+def linegranular(text: Union[str, bytes], offset: int, count: int) -> bytes:
     """ipselftabread/arpread: a non-zero offset skips whole lines."""
     lines = text.encode().splitlines(keepends=True)
     out = bytearray()

@@ -12,7 +12,7 @@ every turn of the engines.  Tflush cancels a parked request (devip.md
 section 14 point 2); a clunk of its fid, hangup or close of its conversation
 and the client going away end parked requests too.
 
-Protocol rules (../shared/spec/9p-clients.md section 7): Tversion offers
+Protocol rules (net9(4), CLIENT LIMITS, for what each client sends): Tversion offers
 msize up to 128 KiB + IOHDRSZ by default and never replies larger than the
 negotiated msize; "9P2000.L" selects 9P2000.L (Rlerror with errno),
 "9P2000.u" and "9P2000" get 9P2000 (Rerror with devip's text); Tauth says no
@@ -28,11 +28,12 @@ use it: its own, or any for root and the server's own user
 
 from __future__ import annotations
 
+from typing import Any, Callable, Iterable, Optional
+
 import errno
 import os
 import pwd
 import socket
-import stat as _stat
 import struct
 import sys
 import time
@@ -40,10 +41,12 @@ import weakref
 
 from net9 import errors, namespace, ninep
 from net9 import peer as _peer
-from net9.errors import Net9Error
+from net9.errors import (ERRNO, Eattach, Efidinuse, Eisdir, Enoauth, Enotopen,  # noqa: F401
+                         Enotsupp, Etagused, Etoomany, Eunknownfid, Eversion,
+                         Net9Error, errno_of)
 from net9.peer import Peer, TRUSTED, LOCAL, REMOTE, UNKNOWN, NONE
-from net9.netfs import (NetFs, Fid, Wait, QID, TYPE, PROTO, qidtype, QTDIR,
-                        Qtopdir, Qprotodir, Qconvdir, Qndb, Qctl, Qdata)
+from net9.netfs import (NetFs, Fid, Wait, QID, TYPE, qidtype, QTDIR,
+                        Qtopdir, Qprotodir, Qconvdir, Qndb)
 
 _RREADHDR = struct.Struct("<IBHI")          # Rread: size type tag count
 
@@ -54,69 +57,6 @@ FINISHTIME = 10             # seconds a client at end of file has to read the la
 
 NOFID = ninep.NOFID
 NO32 = 0xFFFFFFFF
-
-Eunknownfid = "unknown fid"
-Efidinuse = "fid in use"
-Enotopen = "file not open"
-Etoomany = "too many names in walk"
-Enoauth = "authentication not required"
-Enotsupp = "not supported"
-Eversion = "version not negotiated"
-Eisdir = "is a directory"
-Etagused = "tag in use"
-Eattach = "permission denied"       # the start of every refused attach's text
-
-# Linux errno for devip's texts (9P2000.L answers with numbers)
-ERRNO = {
-    errors.Enonexist: errno.ENOENT, errors.Enotdir: errno.ENOTDIR,
-    errors.Eperm: errno.EACCES, errors.Eshort: errno.EINVAL,
-    errors.Eshortstat: errno.EINVAL, errors.Eintr: errno.EINTR,
-    errors.Ebadusefd: errno.EBADF, errors.Enodev: errno.ENODEV,
-    errors.Ehungup: errno.EPIPE, errors.Eio: errno.EIO, errors.Enomem: errno.ENOMEM,
-    errors.Ebadarg: errno.EINVAL, errors.Ebadctl: errno.EINVAL, errors.Ebadip: errno.EINVAL,
-    errors.Econinuse: errno.EBUSY, errors.Econrefused: errno.ECONNREFUSED,
-    errors.Etimedout: errno.ETIMEDOUT, errors.Enoport: errno.EADDRNOTAVAIL,
-    errors.Eshortctl: errno.EINVAL, errors.Eunknownctl: errno.EINVAL,
-    errors.Ebadconnect: errno.EINVAL, errors.Ebadannounce: errno.EINVAL,
-    errors.Ebadbind: errno.EINVAL, errors.Emalformed: errno.EINVAL,
-    errors.Ebadport: errno.EINVAL, errors.Enotlocal: errno.EADDRNOTAVAIL,
-    errors.Eaddrinuse: errno.EADDRINUSE, errors.Enoports: errno.EADDRNOTAVAIL,
-    errors.Enotannounced: errno.EINVAL, errors.Elistenhungup: errno.ECONNABORTED,
-    errors.Econnectns: errno.EOPNOTSUPP, errors.Eannouncens: errno.EOPNOTSUPP,
-    errors.Estatsns: errno.EOPNOTSUPP, errors.Enoroute: errno.EHOSTUNREACH,
-    errors.Ehangup: errno.EPIPE, errors.Ekanotestab: errno.EINVAL,
-    errors.Eporthog: errno.EINVAL, errors.Estatelesshog: errno.ECONNRESET,
-    "net unreachable": errno.ENETUNREACH, "host unreachable": errno.EHOSTUNREACH,
-    "protocol unreachable": errno.ECONNREFUSED, "port unreachable": errno.ECONNREFUSED,
-    "destination network unknown": errno.ENETUNREACH,
-    "destination host unknown": errno.EHOSTUNREACH,
-    "fragmentation needed and DF set": errno.EMSGSIZE,
-    "file already open": errno.EBUSY,
-    Eunknownfid: errno.EBADF, Efidinuse: errno.EBADF, Enotopen: errno.EBADF,
-    Etoomany: errno.E2BIG, Enotsupp: errno.EOPNOTSUPP, Eisdir: errno.EISDIR,
-    Etagused: errno.EINVAL, Eversion: errno.EPROTO,
-    "bad arp": errno.EINVAL, "no interface": errno.ENODEV,
-    "interface not found": errno.ENODEV, "interface not bound": errno.ENODEV,
-    "interface already bound": errno.EBUSY, "unknown interface type": errno.EINVAL,
-    "unsupported ctl": errno.EINVAL, "address not on this interface": errno.EADDRNOTAVAIL,
-    "destination unreachable": errno.EHOSTUNREACH,
-    "too few arguments for netlog control message": errno.EINVAL,
-}
-
-
-def errno_of(text):
-    """The errno a 9P2000.L client gets for one of devip's error texts."""
-    e = ERRNO.get(text)
-    if e is not None:
-        return e
-    if text.startswith("unknown control message"):
-        return errno.EINVAL
-    if "unreachable" in text or text.startswith("ttl exceeded"):
-        return errno.EHOSTUNREACH
-    if "prohibited" in text or text.startswith(Eattach):
-        return errno.EACCES
-    return errno.EIO
-
 
 # 9P2000.L constants
 S_IFDIR = 0o040000
@@ -129,11 +69,13 @@ LOCK_SUCCESS = 0
 F_UNLCK = 2
 
 
-class Conn:
-    """One 9P connection: its fids, its outstanding parked requests and its
-    buffers."""
+class Session:
+    """One 9P connection (a client's session with the server): its fids,
+    its outstanding parked requests and its buffers."""
 
-    def __init__(self, server, rfd, wfd, peer, sock=None, name="?", owned=()):
+    def __init__(self, server: Server, rfd: int, wfd: int, peer: Peer,
+                 sock: Optional[socket.socket] = None, name: str = "?",
+                 owned: Iterable[Any] = ()) -> None:
         self.server = server
         self.peer = peer               # who the client is (net9.peer.Peer)
         self.rfd = rfd
@@ -156,7 +98,7 @@ class Conn:
 
     # ---- output ---------------------------------------------------------------
 
-    def send(self, msg):
+    def send(self, msg: bytes) -> None:
         if self.closed:
             return
         if len(msg) > self.msize and self.version is not None:
@@ -168,7 +110,7 @@ class Conn:
         self.out += msg
         self.server.dirty.add(self)
 
-    def sendread(self, tag, data):
+    def sendread(self, tag: int, data: bytes) -> None:
         """Rread of data: its header, then data straight into the output
         buffer (one copy less than send(ninep.rread(...)) for the hot path)."""
         if self.closed:
@@ -181,7 +123,7 @@ class Conn:
         self.out += data
         self.server.dirty.add(self)
 
-    def error(self, tag, text):
+    def error(self, tag: int, text: str) -> None:
         if self.dotl:
             self.send(ninep.rlerror(tag, errno_of(text)))
         else:
@@ -190,7 +132,7 @@ class Conn:
                 text = b[:max(0, self.msize - 9)].decode("utf-8", "ignore")
             self.send(ninep.rerror(tag, text))
 
-    def flush(self):
+    def flush(self) -> None:
         """Write what we can; keep the rest for when the fd is writable."""
         if self.closed or not self.out:
             return
@@ -220,12 +162,12 @@ class Conn:
             self.reading = True
             lp.add_reader(self.rfd, self.onreadable)
 
-    def onwritable(self):
+    def onwritable(self) -> None:
         self.flush()
 
     # ---- input ----------------------------------------------------------------
 
-    def onreadable(self):
+    def onreadable(self) -> None:
         srv = self.server
         try:
             data = os.read(self.rfd, 1 << 18)
@@ -273,8 +215,10 @@ class Server:
     net9.ndb.NameService, for /net/cs and /net/dns (none: no such files).
     """
 
-    def __init__(self, fs, loop, eve=None, msize=DEFAULT_MSIZE, protos=None, log=None,
-                 start=None, trust_uname=False, ns=None):
+    def __init__(self, fs: Any, loop: Any, eve: Optional[str] = None,
+                 msize: int = DEFAULT_MSIZE, protos: Optional[Iterable[str]] = None,
+                 log: Optional[Callable[[str], None]] = None, start: Optional[float] = None,
+                 trust_uname: bool = False, ns: Any = None) -> None:
         if (eve if eve is not None else fs.eve) == NONE:
             raise ValueError("eve cannot be %s (the user of unauthenticated clients)" % NONE)
         self.fs = fs
@@ -296,13 +240,13 @@ class Server:
         self._logpending = False
         fs.log.wakecb = self._logwake
 
-    def log(self, msg):
+    def log(self, msg: str) -> None:
         if self.logfn is not None:
             self.logfn(msg)
 
     # ---- transports ---------------------------------------------------------------
 
-    def listen(self, addr, allow_remote=False):
+    def listen(self, addr: str, allow_remote: bool = False) -> str:
         """Serve on addr: "unix!PATH", "tcp!HOST!PORT" (loopback only unless
         allow_remote), or "-" (standard input/output).  Returns a
         description of what it listens on."""
@@ -319,7 +263,7 @@ class Server:
             return self.listen_tcp(parts[1], int(parts[2]), allow_remote)
         raise ValueError("bad address %r: want unix!PATH, tcp!HOST!PORT or -" % addr)
 
-    def listen_unix(self, path):
+    def listen_unix(self, path: str) -> str:
         d = os.path.dirname(path)
         if d and not os.path.isdir(d):
             os.makedirs(d, mode=0o700, exist_ok=True)
@@ -348,7 +292,7 @@ class Server:
         self.loop.add_reader(s.fileno(), self._accept, s)
         return "unix!" + path
 
-    def listen_tcp(self, host, port, allow_remote=False):
+    def listen_tcp(self, host: str, port: int, allow_remote: bool = False) -> str:
         import ipaddress
         if host in ("*", ""):
             host = "::" if allow_remote else "127.0.0.1"
@@ -369,7 +313,7 @@ class Server:
         self.loop.add_reader(s.fileno(), self._accept, s)
         return "tcp!%s!%d" % (host, s.getsockname()[1])
 
-    def _accept(self, ls):
+    def _accept(self, ls: socket.socket) -> None:
         while True:
             try:
                 s, peer = ls.accept()
@@ -390,7 +334,8 @@ class Server:
                                   self.trust_uname)
             self.adopt(s.fileno(), s.fileno(), who, sock=s, name=name)
 
-    def adopt(self, rfd, wfd, peer, sock=None, name="?", owned=()):
+    def adopt(self, rfd: int, wfd: int, peer: Any, sock: Optional[socket.socket] = None,
+              name: str = "?", owned: Iterable[Any] = ()) -> Session:
         """Serve 9P on an already connected descriptor pair.  peer says
         who the client is: a net9.peer.Peer; an int, a local uid;
         "trusted" (the uname as sent, as on standard input/output); "none"
@@ -418,7 +363,7 @@ class Server:
         os.set_blocking(rfd, False)
         if wfd != rfd:
             os.set_blocking(wfd, False)
-        c = Conn(self, rfd, wfd, peer, sock=sock, name=name, owned=owned)
+        c = Session(self, rfd, wfd, peer, sock=sock, name=name, owned=owned)
         self.nconn += 1
         self.conns.add(c)
         c.reading = True
@@ -426,7 +371,7 @@ class Server:
         self.log("%s: connected, %s" % (name, peer))
         return c
 
-    def drop(self, c):
+    def drop(self, c: Session) -> None:
         """The connection is gone: abort its parked requests (no replies),
         clunk its fids, release its conversations."""
         if c.closed:
@@ -452,7 +397,7 @@ class Server:
                 pass
         self.log("%s: gone" % c.name)
 
-    def finish(self, c):
+    def finish(self, c: Session) -> None:
         """The client has sent all it will (end of file, or a message the
         connection cannot go on after): stop reading, abort its parked
         requests and clunk its fids as drop does, but let the replies
@@ -473,16 +418,16 @@ class Server:
         if later is not None:
             later(FINISHTIME, self.drop, c)
 
-    def reset(self, c):
+    def reset(self, c: Session) -> None:
         """Abort every parked request and clunk every fid (Tversion, drop)."""
-        for tag, w in list(c.pending.items()):
+        for _tag, w in list(c.pending.items()):
             self.netfs.cancel(w)
         c.pending.clear()
         for f in list(c.fids.values()):
             self.netfs.clunk(f)
         c.fids.clear()
 
-    def close(self):
+    def close(self) -> None:
         """Stop serving: close every connection and listener (removing the
         unix sockets this server created)."""
         for c in list(self.conns):
@@ -503,14 +448,14 @@ class Server:
         if ns is not None:
             ns.close()
 
-    def flushall(self):
+    def flushall(self) -> None:
         while self.dirty:
             c = self.dirty.pop()
             c.flush()
 
     # ---- wake-ups -----------------------------------------------------------------
 
-    def woken(self, convs):
+    def woken(self, convs: list) -> None:
         """Re-check the requests parked on the woken conversations."""
         try:
             self.netfs.woken(convs)
@@ -519,31 +464,31 @@ class Server:
             self.log("wake-up: %s" % traceback.format_exc())
         self.flushall()
 
-    def _logwake(self):
+    def _logwake(self) -> None:
         if not self._logpending and self.netfs.logwaits:
             self._logpending = True
             self.loop.call_soon(self._logrun)
 
-    def _logrun(self):
+    def _logrun(self) -> None:
         self._logpending = False
         self.netfs.logwoken()
         self.flushall()
 
     # ---- dispatch -----------------------------------------------------------------
 
-    def handle(self, c, it):
-        typ = it[0]
-        tag = it[1]
+    def handle(self, c: Session, it: Any) -> None:
+        typ = it.type
+        tag = it.tag
         c.nreq += 1
         if typ == ninep.BAD:
-            self.log("%s: malformed message type %d: %s" % (c.name, it[2], it[3]))
-            c.error(tag, "malformed message: %s" % it[3] if not c.dotl else errors.Ebadarg)
+            self.log("%s: malformed message type %d: %s" % (c.name, it.msgtype, it.reason))
+            c.error(tag, "malformed message: %s" % it.reason if not c.dotl else errors.Ebadarg)
             return
         if typ == ninep.UNKNOWN:
             c.error(tag, Enotsupp)
             return
         if typ == ninep.Tversion:
-            self.version(c, tag, it[2], it[3])
+            self.version(c, tag, it.msize, it.version)
             return
         if c.version is None:
             c.error(tag, Eversion)
@@ -559,13 +504,13 @@ class Server:
             fn(self, c, tag, it)
         except Net9Error as e:
             c.error(tag, str(e))
-        except Exception as e:          # a bug: answer, log, keep serving
+        except Exception:          # a bug: answer, log, keep serving
             import traceback
             self.log("%s: internal error on type %d: %s" % (c.name, typ, traceback.format_exc()))
             c.pending.pop(tag, None)
             c.error(tag, errors.Eio)
 
-    def version(self, c, tag, msize, version):
+    def version(self, c: Session, tag: int, msize: int, version: str) -> None:
         self.reset(c)
         if version.startswith("9P2000.L"):
             v, dotl = "9P2000.L", True
@@ -582,16 +527,16 @@ class Server:
         c.out += ninep.pack(ninep.Rversion, tag, m, v)
         self.dirty.add(c)
 
-    def getfid(self, c, fid):
+    def getfid(self, c: Session, fid: int) -> Fid:
         f = c.fids.get(fid)
         if f is None:
             raise Net9Error(Eunknownfid)
         return f
 
-    def qid(self, path):
+    def qid(self, path: int) -> tuple[int, int, int]:
         return (qidtype(path), self.netfs.ndbvers if TYPE(path) == Qndb else 0, path)
 
-    def uname_of(self, c, uname, nuname):
+    def uname_of(self, c: Session, uname: str, nuname: Optional[int]) -> str:
         """The user an attach names: its uname; in 9P2000.L an empty uname
         with an n_uname is that uid's passwd name (else the number)."""
         if c.dotl and not uname and nuname is not None and nuname != NO32:
@@ -601,12 +546,12 @@ class Server:
                 return str(nuname)
         return uname
 
-    def privileged(self, peer):
+    def privileged(self, peer: Peer) -> bool:
         """May this peer attach as anyone?  Trusted ones, root and the
         server's own user."""
         return peer.kind == TRUSTED or (peer.kind == LOCAL and peer.uid in (0, self.uid))
 
-    def attacher(self, c, uname, nuname):
+    def attacher(self, c: Session, uname: str, nuname: Optional[int]) -> tuple[str, Optional[int]]:
         """(user, numeric uid or None) of a Tattach from connection c, or
         Net9Error "permission denied: ..." when its peer may not be that
         user (net9(4), "Who a client is")."""
@@ -634,14 +579,14 @@ class Server:
 
     # -- session --
 
-    def t_auth(self, c, tag, it):
+    def t_auth(self, c: Session, tag: int, it: Any) -> None:
         if c.dotl:
             c.send(ninep.rlerror(tag, errno.ENOENT))
         else:
             c.send(ninep.rerror(tag, Enoauth))
 
-    def t_attach(self, c, tag, it):
-        fid, afid, uname, aname, nuname = it[2:7]
+    def t_attach(self, c: Session, tag: int, it: Any) -> None:
+        fid, afid, uname, nuname = it.fid, it.afid, it.uname, it.n_uname
         if fid in c.fids:
             raise Net9Error(Efidinuse)
         if afid != NOFID:
@@ -656,8 +601,8 @@ class Server:
         c.fids[fid] = f
         c.send(ninep.pack(ninep.Rattach, tag, self.qid(f.path)))
 
-    def t_flush(self, c, tag, it):
-        oldtag = it[2]
+    def t_flush(self, c: Session, tag: int, it: Any) -> None:
+        oldtag = it.oldtag
         w = c.pending.pop(oldtag, None)
         if w is not None:
             self.netfs.cancel(w)
@@ -665,8 +610,8 @@ class Server:
 
     # -- walk --
 
-    def t_walk(self, c, tag, it):
-        fid, newfid, names = it[2], it[3], it[4]
+    def t_walk(self, c: Session, tag: int, it: Any) -> None:
+        fid, newfid, names = it.fid, it.newfid, it.wname
         f = self.getfid(c, fid)
         if len(names) > ninep.MAXWELEM:
             raise Net9Error(Etoomany)
@@ -700,11 +645,11 @@ class Server:
 
     # -- open --
 
-    def t_open(self, c, tag, it):
-        f = self.getfid(c, it[2])
+    def t_open(self, c: Session, tag: int, it: Any) -> None:
+        f = self.getfid(c, it.fid)
         if f.xattr:
             raise Net9Error(errors.Eperm)
-        r = self.netfs.open(f, it[3], c.dotl)
+        r = self.netfs.open(f, it.flags if it.type == ninep.Tlopen else it.mode, c.dotl)
         f.snap = None
         f.text = None
         rtype = ninep.Rlopen if c.dotl else ninep.Ropen
@@ -713,23 +658,23 @@ class Server:
             return
         c.send(ninep.pack(rtype, tag, self.qid(r), 0))
 
-    def t_create(self, c, tag, it):
-        self.getfid(c, it[2])
+    def t_create(self, c: Session, tag: int, it: Any) -> None:
+        self.getfid(c, it.fid)
         raise Net9Error(errors.Eperm)
 
-    def t_refuse(self, c, tag, it):
+    def t_refuse(self, c: Session, tag: int, it: Any) -> None:
         raise Net9Error(errors.Eperm)
 
-    def t_readlink(self, c, tag, it):
-        self.getfid(c, it[2])
+    def t_readlink(self, c: Session, tag: int, it: Any) -> None:
+        self.getfid(c, it.fid)
         c.send(ninep.rlerror(tag, errno.EINVAL))
 
-    def t_xattrcreate(self, c, tag, it):
-        self.getfid(c, it[2])
+    def t_xattrcreate(self, c: Session, tag: int, it: Any) -> None:
+        self.getfid(c, it.fid)
         c.send(ninep.rlerror(tag, errno.EOPNOTSUPP))
 
-    def t_xattrwalk(self, c, tag, it):
-        fid, newfid, name = it[2], it[3], it[4]
+    def t_xattrwalk(self, c: Session, tag: int, it: Any) -> None:
+        fid, newfid, name = it.fid, it.newfid, it.name
         f = self.getfid(c, fid)
         if name:
             c.send(ninep.rlerror(tag, errno.ENODATA))
@@ -745,10 +690,11 @@ class Server:
 
     # -- read, write --
 
-    def park(self, c, tag, w, build):
+    def park(self, c: Session, tag: int, w: Wait,
+             build: Optional[Callable[[Any], bytes]]) -> None:
         """Park w for tag; build(result) makes the reply when it completes
         (None: an Rread of the bytes it returns)."""
-        def done(result, err):
+        def done(result: Any, err: Optional[str]) -> None:
             if c.closed or c.pending.get(tag) is not w:
                 return
             del c.pending[tag]
@@ -762,8 +708,8 @@ class Server:
         c.pending[tag] = w
         self.netfs.park(w)
 
-    def t_read(self, c, tag, it):
-        fid, offset, count = it[2], it[3], it[4]
+    def t_read(self, c: Session, tag: int, it: Any) -> None:
+        fid, offset, count = it.fid, it.offset, it.count
         f = self.getfid(c, fid)
         lim = c.msize - 11
         if count > lim:
@@ -785,8 +731,8 @@ class Server:
             return
         c.sendread(tag, r)
 
-    def t_write(self, c, tag, it):
-        fid, offset, data = it[2], it[3], it[4]
+    def t_write(self, c: Session, tag: int, it: Any) -> None:
+        fid, offset, data = it.fid, it.offset, it.data
         f = self.getfid(c, fid)
         if f.xattr:
             raise Net9Error(errors.Eperm)
@@ -796,7 +742,7 @@ class Server:
             return
         c.send(ninep.pack(ninep.Rwrite, tag, r))
 
-    def abortfid(self, c, f):
+    def abortfid(self, c: Session, f: Fid) -> None:
         """A clunk of a fid with parked requests: end them ("interrupted")."""
         if not f.parked:
             return
@@ -806,15 +752,15 @@ class Server:
                 self.netfs.cancel(w)
                 c.error(tag, errors.Eintr)
 
-    def t_clunk(self, c, tag, it):
-        f = self.getfid(c, it[2])
+    def t_clunk(self, c: Session, tag: int, it: Any) -> None:
+        f = self.getfid(c, it.fid)
         self.abortfid(c, f)
         del c.fids[f.fid]
         self.netfs.clunk(f)
         c.send(ninep.pack(ninep.Rclunk, tag))
 
-    def t_remove(self, c, tag, it):
-        f = self.getfid(c, it[2])
+    def t_remove(self, c: Session, tag: int, it: Any) -> None:
+        f = self.getfid(c, it.fid)
         self.abortfid(c, f)
         del c.fids[f.fid]
         self.netfs.clunk(f)
@@ -822,26 +768,26 @@ class Server:
 
     # -- stat --
 
-    def statbytes(self, path, uname=None):
+    def statbytes(self, path: int, uname: Optional[str] = None) -> bytes:
         qid, mode, length, name, uid = self.netfs.dirinfo(path)
         q = (qid[0], qid[1], qid[2])
         return ninep.packstat(0, 0, q, mode, int(time.time()), self.netfs.mtime(path),
                               length, name, uid, self.fs.eve, uid)
 
-    def t_stat(self, c, tag, it):
-        f = self.getfid(c, it[2])
+    def t_stat(self, c: Session, tag: int, it: Any) -> None:
+        f = self.getfid(c, it.fid)
         c.send(ninep.pack(ninep.Rstat, tag, self.statbytes(f.path)))
 
-    def t_wstat(self, c, tag, it):
-        f = self.getfid(c, it[2])
+    def t_wstat(self, c: Session, tag: int, it: Any) -> None:
+        f = self.getfid(c, it.fid)
         try:
-            st = ninep.unpackstat(it[3])
+            st = ninep.unpackstat(it.stat)
         except ninep.Malformed:
             raise Net9Error(errors.Eshortstat)
         self.netfs.wstat(f, st)
         c.send(ninep.pack(ninep.Rwstat, tag))
 
-    def dirread(self, f, offset, count):
+    def dirread(self, f: Fid, offset: int, count: int) -> bytes:
         """9P2000 directory read: whole stat entries; offset 0 restarts."""
         if offset == 0 or f.snap is None:
             f.snap = [self.statbytes(p) for p in self.netfs.listing(f.path)]
@@ -861,8 +807,8 @@ class Server:
 
     # -- 9P2000.L --
 
-    def t_getattr(self, c, tag, it):
-        f = self.getfid(c, it[2])
+    def t_getattr(self, c: Session, tag: int, it: Any) -> None:
+        f = self.getfid(c, it.fid)
         qid, mode, length, name, uid = self.netfs.dirinfo(f.path)
         m = (S_IFDIR if mode & 0x80000000 else S_IFREG) | (mode & 0o777)
         now = int(time.time())
@@ -873,9 +819,9 @@ class Server:
         c.send(ninep.pack(ninep.Rgetattr, tag, GETATTR_BASIC, qid, m, nuid, ngid, nlink,
                           0, length, 4096, 0, now, 0, mt, 0, mt, 0, 0, 0, 0, 0))
 
-    def t_setattr(self, c, tag, it):
-        f = self.getfid(c, it[2])
-        valid, mode, uid, gid, size = it[3], it[4], it[5], it[6], it[7]
+    def t_setattr(self, c: Session, tag: int, it: Any) -> None:
+        f = self.getfid(c, it.fid)
+        valid, mode, size = it.valid, it.mode, it.size
         nfs = self.netfs
         if valid & (SETATTR_UID | SETATTR_GID):
             raise Net9Error(errors.Eperm)
@@ -890,8 +836,8 @@ class Server:
                 nfs.ndbtrunc()
         c.send(ninep.pack(ninep.Rsetattr, tag))
 
-    def t_readdir(self, c, tag, it):
-        fid, offset, count = it[2], it[3], it[4]
+    def t_readdir(self, c: Session, tag: int, it: Any) -> None:
+        fid, offset, count = it.fid, it.offset, it.count
         f = self.getfid(c, fid)
         if f.omode is None:
             raise Net9Error(errors.Ebadusefd)
@@ -919,21 +865,21 @@ class Server:
             i += 1
         c.send(ninep.pack(ninep.Rreaddir, tag, bytes(out)))
 
-    def t_statfs(self, c, tag, it):
-        self.getfid(c, it[2])
+    def t_statfs(self, c: Session, tag: int, it: Any) -> None:
+        self.getfid(c, it.fid)
         c.send(ninep.pack(ninep.Rstatfs, tag, V9FS_MAGIC, 4096, 0, 0, 0, 0, 0, 0, 255))
 
-    def t_fsync(self, c, tag, it):
-        self.getfid(c, it[2])
+    def t_fsync(self, c: Session, tag: int, it: Any) -> None:
+        self.getfid(c, it.fid)
         c.send(ninep.pack(ninep.Rfsync, tag))
 
-    def t_lock(self, c, tag, it):
-        self.getfid(c, it[2])
+    def t_lock(self, c: Session, tag: int, it: Any) -> None:
+        self.getfid(c, it.fid)
         c.send(ninep.pack(ninep.Rlock, tag, LOCK_SUCCESS))
 
-    def t_getlock(self, c, tag, it):
-        self.getfid(c, it[2])
-        fid, typ, start, length, procid, client = it[2:8]
+    def t_getlock(self, c: Session, tag: int, it: Any) -> None:
+        self.getfid(c, it.fid)
+        start, length, procid, client = it.start, it.length, it.proc_id, it.client_id
         c.send(ninep.pack(ninep.Rgetlock, tag, F_UNLCK, start, length, procid, client))
 
 
@@ -972,7 +918,7 @@ DISPATCH = {
 }
 
 
-def default_socket_path():
+def default_socket_path() -> str:
     """plan9port's namespace directory /tmp/ns.$USER.$DISPLAY (DISPLAY
     defaulting to :0, as plan9port's getns does), or $NAMESPACE, + /net9.
     Only the path: net9.namespace checks the directory and the socket."""

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from typing import Any, Callable, Iterable, Optional
 
+from net9.faults import Faults
+
 try:
     from net9.conv import IpLayer  # the real base class once net9.conv is built
     HAVE_CONV = True
@@ -149,29 +151,7 @@ def _transport_ok(version: int, pkt, hl: int, end: int) -> Optional[bool]:
     return cksum(seg, _psum(srcb, dstb, proto, len(seg))) == 0
 
 
-# ---------------------------------------------------------------- fault model
-
-@dataclass
-class Faults:
-    """Fault model of one direction of the wire.
-
-    Probabilities are per packet.  Times are integer ms.  bandwidth is in
-    bytes per ms (None: infinite); with it, packets of a direction serialize
-    one after another: a packet of n bytes occupies the link for
-    n/bandwidth ms (exact fractions) starting when the link frees, and is
-    delivered at ceil(end of serialization) + delay + jitter + reorder.
-    queue_limit bounds the packets waiting for or in serialization
-    (drop-tail; only meaningful with bandwidth)."""
-    loss: float = 0.0            # probability a packet is lost
-    dup: float = 0.0             # probability a packet is delivered twice
-    reorder: float = 0.0         # probability a packet gets reorder_delay extra ms
-    reorder_delay: int = 10
-    delay: int = 1               # base one-way latency, ms
-    jitter: int = 0              # uniform extra 0..jitter ms (integer)
-    bandwidth: Optional[float] = None   # bytes per ms, None = infinite
-    corrupt: float = 0.0         # probability one random bit of the packet flips
-    queue_limit: Optional[int] = None   # packets; drop-tail when full
-
+# ------------------------------------ counters (the fault model is net9.faults)
 
 @dataclass
 class Counters:
@@ -618,7 +598,7 @@ class Wire:
         an = self._host(a).name if a is not None else None
         bn = self._host(b).name if b is not None else None
         out = []
-        for t, s, kind, d in sorted(self._heap):
+        for t, _s, kind, d in sorted(self._heap):
             if kind == _DELIVER and (an is None or d[0].name == an) and (bn is None or d[1].name == bn):
                 out.append((t, d[0].name, d[1].name, d[2]))
         return out

@@ -7,21 +7,21 @@ and, later, the 9P server.
               run(until=, timeout=), run_once(), stop().  Sources (stacks)
               plug into every iteration.
   Stack       Fs + Ip + TCP + ICMP and the media: a TUN (optionally in a
-              network namespace, optionally wearing Capture and Faults), the
+              network namespace, optionally wearing Capture and FaultyMedium), the
               loopback medium, or any medium given.  Received datagrams go
               to ip.input; fs timers run from fs.nextdeadline() with fs.now
               = ms since the stack started (time.monotonic); woken
               conversations are dispatched to watchers and wake hooks;
               memory goes back (fs.trim() about once a second while
               queues move data, then glibc's malloc_trim).
-  Conn, Listener  blocking-style helpers for tests and tools: they drive
+  StackConn, Listener  blocking-style helpers for tests and tools: they drive
               the loop (in the calling thread) until their condition holds
               or a timeout passes; nothing ever blocks in a system call.
 
 Example::
 
     st = Stack(tun="net9", addrs=["10.9.0.2/24"], host_addrs=["10.9.0.1/24"])
-    c = st.dial("10.9.0.1!80")            # Conn, connected
+    c = st.dial("10.9.0.1!80")            # StackConn, connected
     c.write(b"GET / HTTP/1.0\\r\\n\\r\\n")
     body = c.readall(timeout=30)
     st.close()
@@ -46,7 +46,7 @@ from typing import Callable, Iterable, Optional
 from net9 import media as _media
 from net9.errors import Net9Error
 
-__all__ = ["Loop", "Handle", "Stack", "Conn", "Listener", "parse_addr"]
+__all__ = ["Loop", "Handle", "Stack", "StackConn", "Conn", "Listener", "parse_addr"]
 
 _MASK32 = 0xFFFFFFFF
 _LOGIP = 1 << 1                  # netlog's Logip
@@ -336,7 +336,7 @@ class Stack:
     network namespace (name or path).  routes: net9 routes, each
     (dst/prefix, gateway) or "dst/prefix" (through the TUN interface);
     host_routes: Linux routes through the TUN.  pcap: write a capture of the
-    TUN there.  faults: dict of net9.media.Faults arguments applied to the
+    TUN there.  faults: dict of net9.media.FaultyMedium arguments applied to the
     TUN.  medium: use this medium (e.g. a Pair end) instead of a TUN.
     offload: open the TUN with Linux's offloads (checksums, TCP segmentation
     both ways: super-packets of up to 64 KiB cross it) where the kernel has
@@ -420,7 +420,7 @@ class Stack:
                                                netns=netns, offload=offload)
             if medium is not None:
                 if faults:
-                    medium = _media.Faults(medium, **faults)
+                    medium = _media.FaultyMedium(medium, **faults)
                 if pcap is not None:
                     medium = _media.Capture(medium, pcap)
                 self.medium = medium
@@ -585,7 +585,7 @@ class Stack:
     def _prepare(self, now: float):
         """Seconds until this stack needs service, or None."""
         timeout = None
-        for m, ifc in self._polled:
+        for m, _ifc in self._polled:
             if m.pending():
                 return 0
             d = m.deadline()
@@ -703,7 +703,7 @@ class Stack:
             return
         self.closed = True
         self.loop.remove_source(self)
-        for m, ifc in self.media:
+        for m, _ifc in self.media:
             fd = m.fileno()
             if fd is not None and fd >= 0:
                 self.loop.remove_reader(fd)
@@ -730,7 +730,7 @@ class Stack:
         return self.fs.protos[name]
 
     def dial(self, addr: str, proto: str = "tcp", timeout: float = 10.0,
-             local: Optional[str] = None) -> "Conn":
+             local: Optional[str] = None) -> "StackConn":
         """Connect a conversation to addr ("10.9.0.1!80") and drive the loop
         until it is connected.  Raises Net9Error (devip's text: "connection
         refused", "no route", ...) or TimeoutError."""
@@ -744,7 +744,7 @@ class Stack:
         except BaseException:
             p.closeconv(c)
             raise
-        return Conn(self, p, c)
+        return StackConn(self, p, c)
 
     def announce(self, addr: str, proto: str = "tcp") -> "Listener":
         """Announce addr ("8000" or "*!8000"): a Listener."""
@@ -768,11 +768,11 @@ class Listener:
     def port(self) -> int:
         return self.c.lport
 
-    def accept(self, timeout: float = 10.0) -> "Conn":
+    def accept(self, timeout: float = 10.0) -> "StackConn":
         c = self.c
         if not self.stack.run(until=lambda: bool(c.incall), timeout=timeout):
             raise TimeoutError("no call within %gs" % timeout)
-        return Conn(self.stack, self.p, self.p.takecall(c))
+        return StackConn(self.stack, self.p, self.p.takecall(c))
 
     def close(self) -> None:
         if self.c is not None:
@@ -780,8 +780,9 @@ class Listener:
             self.c = None
 
 
-class Conn:
-    """A connected conversation with loop-driving helpers."""
+class StackConn:
+    """A connected conversation with loop-driving helpers (net9.stack.Conn is
+    the same class)."""
 
     def __init__(self, stack: Stack, p, c):
         self.stack, self.p, self.c = stack, p, c
@@ -861,3 +862,6 @@ class Conn:
         if self.c is not None:
             self.p.closeconv(self.c)
             self.c = None
+
+
+Conn = StackConn          # the name before it had its own

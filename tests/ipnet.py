@@ -224,7 +224,7 @@ def frags4(pkt, sizes):
     data = pkt[20:]
     out = []
     off = 0
-    for i, n in enumerate(sizes):
+    for _i, n in enumerate(sizes):
         last = off + n >= len(data)
         piece = data[off:off + n]
         f = bytearray(h)

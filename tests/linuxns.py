@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import uuid
 
@@ -27,9 +28,30 @@ def missing() -> str | None:
     return None
 
 
+class _KernelMarks(list):
+    """The marks of a test that needs the kernel (root, TUN devices,
+    network namespaces): the `kernel` marker, and a skip with the reason
+    when something is missing.  As a decorator it marks a test; as a
+    module's pytestmark (a list of marks) every test of the module."""
+
+    def __init__(self, reason: str | None):
+        super().__init__([pytest.mark.kernel,
+                          pytest.mark.skipif(reason is not None, reason=reason or "")])
+
+    def __call__(self, fn):
+        for m in self:
+            fn = m(fn)
+        return fn
+
+
 def skip_unless_linux():
-    r = missing()
-    return pytest.mark.skipif(r is not None, reason=r or "")
+    """kernel marks for what missing() names (see _KernelMarks)."""
+    return _KernelMarks(missing())
+
+
+def needs_kernel(reason: str | None):
+    """kernel marks with a test's own reason to skip (None: it can run)."""
+    return _KernelMarks(reason)
 
 
 class Netns:
@@ -78,3 +100,16 @@ class Netns:
 
     def close(self) -> None:
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+
+
+def linux_calls(ns, family, addr, port, ln, timeout=10):
+    """Linux, in namespace ns, connects to net9's listener ln (a
+    net9.stack Listener) at addr!port: (Linux's socket, left non-blocking,
+    and the net9 connection ln accepted)."""
+    c = ns.socket(family, socket.SOCK_STREAM)
+    c.setblocking(False)
+    try:
+        c.connect((addr, port))
+    except BlockingIOError:
+        pass
+    return c, ln.accept(timeout=timeout)

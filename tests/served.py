@@ -1,24 +1,37 @@
-"""A net9 stack served over 9P inside the test process: the loopback
+"""net9 served for tests, two ways.
+
+Served: a net9 stack served over 9P inside the test process: the loopback
 medium (127.0.0.1, ::1) and a black hole (10.77.0.2/24 on one end of a
-media.Pair nobody reads, so a SYN to 10.77.0.1 is never answered), the
+media.Link nobody reads, so a SYN to 10.77.0.1 is never answered), the
 server on a unix socket, the loop in a thread.  No root needed.
 Served(ns=NameService-or-True) also serves /net/cs and /net/dns (True: on
-the host's resolver; resolver=: a stand-in for it)."""
+the host's resolver; resolver=: a stand-in for it).
+
+Serve: `net9 serve ARGS` as a user runs it, in its own process (CMD), with
+its stderr lines; net9env(): the environment for it."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CMD = os.path.join(os.path.dirname(HERE), "cmd", "net9")
 
 
 class Served:
     def __init__(self, eve="glenda", ns=None, resolver=None, **nsopts):
-        from net9.media import Pair
+        from net9.media import Link
         from net9.server import Server
         from net9.stack import Stack
-        self.pair = Pair()
+        self.pair = Link()
         self.st = Stack(tun=None, medium=self.pair.a, addrs=["10.77.0.2/24"], loopback=True)
         self.dir = tempfile.mkdtemp(prefix="net9served.")
         os.chmod(self.dir, 0o755)
@@ -64,3 +77,75 @@ class Served:
         self.srv.close()
         self.st.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def linux_www(d: str) -> str:
+    """d/www with the index.html the tests fetch from Linux's HTTP server
+    ("hello from linux\n"): its path."""
+    www = os.path.join(d, "www")
+    os.makedirs(www, exist_ok=True)
+    with open(os.path.join(www, "index.html"), "w") as f:
+        f.write("hello from linux\n")
+    return www
+
+
+def net9env(**kw):
+    """The environment for a net9 command: the net9 these tests imported
+    (installed package or in-place build) first on PYTHONPATH, no NET9_SRV
+    from the caller's environment, then kw."""
+    import net9
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(net9.__file__))
+    env.pop("NET9_SRV", None)
+    env.update(kw)
+    return env
+
+
+class Serve:
+    """A running `net9 serve ARGS`; .lines: its stderr lines so far."""
+
+    def __init__(self, *args, netns=None, stdio=False, wait=r"serving 9P on"):
+        argv = [sys.executable, CMD, "serve"] + list(args)
+        if netns is not None:
+            argv = netns.cmd(*argv)
+        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE if stdio else subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE if stdio else subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, env=net9env())
+        self.lines = []
+        self.cv = threading.Condition()
+        threading.Thread(target=self._reader, daemon=True).start()
+        if wait:
+            self.expect(wait)
+
+    def _reader(self):
+        for ln in self.p.stderr:
+            with self.cv:
+                self.lines.append(ln.decode(errors="replace").rstrip("\n"))
+                self.cv.notify_all()
+        with self.cv:
+            self.lines.append(None)
+            self.cv.notify_all()
+
+    def expect(self, pattern, timeout=20):
+        end = time.time() + timeout
+        with self.cv:
+            while True:
+                for ln in self.lines:
+                    if ln is not None and re.search(pattern, ln):
+                        return ln
+                if None in self.lines:
+                    raise AssertionError("net9 serve exited; stderr: %s" % self.lines)
+                left = end - time.time()
+                if left <= 0:
+                    raise AssertionError("no %r in %s" % (pattern, self.lines))
+                self.cv.wait(left)
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+        rc = self.p.wait(timeout)
+        with self.cv:
+            end = time.time() + 5
+            while None not in self.lines and time.time() < end:
+                self.cv.wait(0.1)
+        return rc

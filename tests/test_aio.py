@@ -7,9 +7,6 @@ curl calling a start_server)."""
 
 import asyncio
 import os
-import shutil
-import sys
-import tempfile
 import threading
 
 import pytest
@@ -19,17 +16,11 @@ pytest.importorskip("pytest_asyncio", reason="pytest-asyncio not installed")
 
 import net9.aio as aio  # noqa: E402
 from net9.dial import AddrError, ServerUnreachable  # noqa: E402
-from served import Served  # noqa: E402
-from linuxns import Netns, missing  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def served():
-    s = Served()
-    try:
-        yield s
-    finally:
-        s.close()
+def served(served_module):
+    return served_module           # one server for the module (conftest)
 
 
 async def _connect(s):
@@ -252,34 +243,11 @@ async def test_many_conversations_on_one_connection(served):
 
 # ---- against Linux --------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def linux():
-    if missing() is not None:
-        pytest.skip(missing())
-    from test_serve import Serve
-    ns = Netns()
-    d = tempfile.mkdtemp()
-    www = os.path.join(d, "www")
-    os.makedirs(www)
-    with open(os.path.join(www, "index.html"), "w") as f:
-        f.write("hello from linux\n")
-    sock = os.path.join(d, "net9")
-    s = Serve("--netns", ns.name, "--srv", "unix!" + sock)
-    http = ns.popen(sys.executable, "-m", "http.server", "8080", "--bind", "::", cwd=www)
-    try:
-        yield ns, "unix!" + sock
-    finally:
-        http.kill()
-        http.wait()
-        s.stop()
-        ns.close()
-        shutil.rmtree(d, ignore_errors=True)
-
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("addr", ["tcp!10.9.0.1!8080", "tcp!fd09::1!http-alt"])
-async def test_fetch_from_linux(linux, addr):
-    ns, srv = linux
+async def test_fetch_from_linux(linuxhttp, addr):
+    ns, srv = linuxhttp
     for _ in range(100):
         try:
             r, w = await aio.open_connection(addr, srv=srv)
@@ -296,8 +264,8 @@ async def test_fetch_from_linux(linux, addr):
 
 
 @pytest.mark.asyncio
-async def test_linux_calls_a_start_server(linux):
-    ns, srv = linux
+async def test_linux_calls_a_start_server(linuxhttp):
+    ns, srv = linuxhttp
     seen = []
 
     async def hello(reader, writer):
@@ -321,7 +289,7 @@ async def test_linux_calls_a_start_server(linux):
 
 
 @pytest.mark.asyncio
-async def test_refused_by_linux(linux):
-    ns, srv = linux
+async def test_refused_by_linux(linuxhttp):
+    ns, srv = linuxhttp
     with pytest.raises(ConnectionRefusedError):
         await aio.dial("tcp!10.9.0.1!9", srv=srv)

@@ -43,15 +43,16 @@ from net9 import ninep, namespace, peer as npeer  # noqa: E402
 from net9.namespace import NamespaceError  # noqa: E402
 from net9.peer import Peer  # noqa: E402
 
-from linuxns import Netns, missing  # noqa: E402
+import linuxns  # noqa: E402
+from linuxns import Netns  # noqa: E402
 from ninepenv import Env, Raw  # noqa: E402
 from test_cli_linux import as_user, collect, run, run_net9, one_error  # noqa: E402
-from test_serve import Serve  # noqa: E402
+from served import Serve  # noqa: E402
 
 ROOT = os.geteuid() == 0
-needroot = pytest.mark.skipif(not ROOT, reason="needs root (to run clients as nobody, "
+needroot = linuxns.needs_kernel(None if ROOT else "needs root (to run clients as nobody, "
                               "chown files to nobody)")
-linux = pytest.mark.skipif(missing() is not None, reason=missing() or "")
+linux = linuxns.skip_unless_linux()
 NOBODY = pwd.getpwnam("nobody").pw_uid if ROOT else 65534
 OREAD, OWRITE, ORDWR = 0, 1, 2
 

@@ -24,38 +24,16 @@ pytest.importorskip("net9.stack", reason="net9.stack not built")
 import net9  # noqa: E402
 from net9 import cli  # noqa: E402
 from net9.cli import main  # noqa: E402
-from net9.dial import Net  # noqa: E402
 
-from served import Served  # noqa: E402
+from served import Served, net9env  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CMD = os.path.join(os.path.dirname(HERE), "cmd", "net9")
 
 
-def net9env(**kw):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(net9.__file__))
-    env.pop("NET9_SRV", None)
-    env.update(kw)
-    return env
-
-
 @pytest.fixture(scope="module")
-def served():
-    s = Served()
-    try:
-        yield s
-    finally:
-        s.close()
-
-
-@pytest.fixture
-def net(served):
-    n = Net(srv=served.addr, user="glenda")
-    try:
-        yield n
-    finally:
-        n.close()
+def served(served_module):
+    return served_module           # one server for the module (conftest)
 
 
 def run(served, *args, input=None, user="glenda", env=None):

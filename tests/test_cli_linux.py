@@ -28,19 +28,12 @@ import net9.server  # noqa: E402,F401
 import net9.stack  # noqa: E402,F401
 from net9.dial import Net  # noqa: E402
 
-from linuxns import Netns, missing  # noqa: E402
-from test_serve import Serve  # noqa: E402
+import linuxns  # noqa: E402
+from linuxns import Netns  # noqa: E402
+from served import net9env  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CMD = os.path.join(os.path.dirname(HERE), "cmd", "net9")
-
-
-def net9env(**kw):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(net9.__file__))
-    env.pop("NET9_SRV", None)
-    env.update(kw)
-    return env
 
 
 def run(*args, input=None, timeout=60, **env):
@@ -143,7 +136,7 @@ def read_until(r, pattern, timeout=30):
     raise AssertionError("no %r in %r" % (pattern, out))
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
+@linuxns.needs_kernel("needs root to become another user" if os.geteuid() != 0 else None)
 def test_serve_without_root():
     d = tempfile.mkdtemp()
     nsdir = os.path.join(d, "ns.nobody")
@@ -194,7 +187,7 @@ def test_serve_without_root():
 
 # ---- serve as root with its defaults, in a namespace ---------------------------------
 
-linux = pytest.mark.skipif(missing() is not None, reason=missing() or "")
+linux = linuxns.skip_unless_linux()
 
 
 @linux
@@ -234,29 +227,6 @@ def test_serve_defaults_as_root_in_a_namespace():
 
 # ---- dial and listen against Linux ---------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def linuxenv():
-    if missing() is not None:
-        pytest.skip(missing())
-    ns = Netns()
-    d = tempfile.mkdtemp()
-    www = os.path.join(d, "www")
-    os.makedirs(www)
-    with open(os.path.join(www, "index.html"), "w") as f:
-        f.write("hello from linux\n")
-    sock = os.path.join(d, "net9")
-    s = Serve("--netns", ns.name, "--srv", "unix!" + sock)
-    # dual-stack: 10.9.0.1 and fd09::1, port 8080 ("http-alt")
-    http = ns.popen(sys.executable, "-m", "http.server", "8080", "--bind", "::", cwd=www)
-    try:
-        yield ns, "unix!" + sock
-    finally:
-        http.kill()
-        http.wait()
-        s.stop()
-        ns.close()
-        shutil.rmtree(d, ignore_errors=True)
-
 
 def fetch(srv, addr, path="/index.html", tries=50):
     req = b"GET %s HTTP/1.0\r\n\r\n" % path.encode()
@@ -270,8 +240,8 @@ def fetch(srv, addr, path="/index.html", tries=50):
 
 @pytest.mark.parametrize("addr", ["tcp!10.9.0.1!8080", "10.9.0.1!http-alt",
                                   "tcp!fd09::1!8080", "tcp![fd09::1]!http-alt"])
-def test_dial_http_to_linux(linuxenv, addr):
-    ns, srv = linuxenv
+def test_dial_http_to_linux(linuxhttp, addr):
+    ns, srv = linuxhttp
     r = fetch(srv, addr)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(b"HTTP/1.0 200 ")
@@ -279,8 +249,8 @@ def test_dial_http_to_linux(linuxenv, addr):
     assert r.stderr == b""
 
 
-def test_dial_errors_against_linux(linuxenv):
-    ns, srv = linuxenv
+def test_dial_errors_against_linux(linuxhttp):
+    ns, srv = linuxhttp
     one_error(run("dial", "--srv", srv, "tcp!10.9.0.1!9"),            # Linux answers RST
               r"net9 dial: tcp!10\.9\.0\.1!9: connection refused")
     t0 = time.monotonic()
@@ -290,8 +260,8 @@ def test_dial_errors_against_linux(linuxenv):
 
 
 @pytest.mark.parametrize("v6", [False, True])
-def test_listen_answers_curl(linuxenv, v6):
-    ns, srv = linuxenv
+def test_listen_answers_curl(linuxhttp, v6):
+    ns, srv = linuxhttp
     port = 9001 + v6
     p = subprocess.Popen([sys.executable, CMD, "listen", "--srv", srv, "-v", "-n", "1",
                           "tcp!*!%d" % port, "sh", "-c",
@@ -318,8 +288,8 @@ def test_listen_answers_curl(linuxenv, v6):
             p.wait()
 
 
-def test_netstat_sees_a_linux_connection(linuxenv):
-    ns, srv = linuxenv
+def test_netstat_sees_a_linux_connection(linuxhttp):
+    ns, srv = linuxhttp
     n = Net(srv=srv)
     try:
         for _ in range(50):

@@ -21,20 +21,10 @@ pytest.importorskip("net9.stack", reason="net9.stack not built")
 
 from net9.client import OREAD, Client, NinepError  # noqa: E402
 
-from served import Served  # noqa: E402
 
 
 class Tick(Exception):
     pass
-
-
-@pytest.fixture
-def served():
-    s = Served()
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def listing(cl, path):

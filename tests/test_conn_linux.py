@@ -9,80 +9,33 @@ reset by peer"), and a port Linux used again within those 10 s got the
 old connection's ACK and its SYN went again a second later."""
 
 import os
-import re
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 
-import pytest
 
 import linuxns
 
 pytestmark = linuxns.skip_unless_linux()
 
-import net9  # noqa: E402
 from net9.dial import Net  # noqa: E402
+from served import Serve  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CMD = os.path.join(os.path.dirname(HERE), "cmd", "net9")
 NCONV = 4096                    # devip's Nchans
 PORT = 5301
-
-
-class Serve:
-    """`net9 serve ARGS` in its own process; its stderr lines in .lines."""
-
-    def __init__(self, *args):
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.path.dirname(os.path.dirname(net9.__file__))
-        self.p = subprocess.Popen([sys.executable, CMD, "serve"] + list(args),
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, env=env)
-        self.lines = []
-        self.cv = threading.Condition()
-        threading.Thread(target=self._reader, daemon=True).start()
-
-    def _reader(self):
-        for ln in self.p.stderr:
-            with self.cv:
-                self.lines.append(ln.decode(errors="replace").rstrip("\n"))
-                self.cv.notify_all()
-        with self.cv:
-            self.lines.append(None)
-            self.cv.notify_all()
-
-    def expect(self, pattern, timeout=30):
-        end = time.monotonic() + timeout
-        with self.cv:
-            while True:
-                if any(ln is not None and re.search(pattern, ln) for ln in self.lines):
-                    return
-                if None in self.lines:
-                    raise AssertionError("net9 serve exited: %s" % self.lines)
-                left = end - time.monotonic()
-                if left <= 0:
-                    raise AssertionError("no %r in %s" % (pattern, self.lines))
-                self.cv.wait(left)
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.p.poll() is None:
-            self.p.send_signal(sig)
-        return self.p.wait(30)
 
 
 def test_more_calls_than_conversations():
     ns = linuxns.Netns()
     d = tempfile.mkdtemp()
     sock = os.path.join(d, "net9")
-    s = Serve("--netns", ns.name, "--srv", "unix!" + sock)
+    s = Serve("--netns", ns.name, "--srv", "unix!" + sock, wait=None)
     stop = threading.Event()
     try:
-        s.expect(r"serving 9P on unix!")
+        s.expect(r"serving 9P on unix!", timeout=30)
         net = Net(srv="unix!" + sock)
         ann = net.announce("tcp!*!%d" % PORT)
         taken = []
@@ -105,7 +58,7 @@ def test_more_calls_than_conversations():
         n = NCONV + 600
         failed = {}
         t0 = time.monotonic()
-        for i in range(n):
+        for _i in range(n):
             c = ns.socket(socket.AF_INET, socket.SOCK_STREAM)
             c.settimeout(30)
             try:
@@ -129,9 +82,9 @@ def test_more_calls_than_conversations():
         assert len(convs) <= NCONV
         ann.close()
         net.close()
-        assert s.stop() == 0
+        assert s.stop(timeout=30) == 0
     finally:
         stop.set()
-        s.stop(signal.SIGKILL)
+        s.stop(signal.SIGKILL, timeout=30)
         ns.close()
         shutil.rmtree(d, ignore_errors=True)

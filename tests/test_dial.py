@@ -20,25 +20,6 @@ import net9  # noqa: E402
 from net9.dial import (AddrError, Net, ServerUnreachable, parseaddr, port_name,  # noqa: E402
                        resolve)
 
-from served import Served  # noqa: E402
-
-
-@pytest.fixture
-def served():
-    s = Served()
-    try:
-        yield s
-    finally:
-        s.close()
-
-
-@pytest.fixture
-def net(served):
-    n = Net(srv=served.addr, user="glenda")
-    try:
-        yield n
-    finally:
-        n.close()
 
 
 def serve_once(ann, fn):

@@ -30,13 +30,14 @@ import pytest
 pytest.importorskip("net9.stack", reason="net9.stack not built")
 
 import net9  # noqa: E402
-from net9.client import NinepError, ORDWR  # noqa: E402
+from net9.client import ORDWR  # noqa: E402
 from net9.dial import Net  # noqa: E402
 
-from linuxns import Netns, missing  # noqa: E402
-from test_serve import Serve  # noqa: E402
+import linuxns  # noqa: E402
+from linuxns import Netns  # noqa: E402
+from served import Serve  # noqa: E402
 
-pytestmark = pytest.mark.skipif(missing() is not None, reason=missing() or "")
+pytestmark = linuxns.skip_unless_linux()
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CMD = os.path.join(os.path.dirname(HERE), "cmd", "net9")
@@ -132,7 +133,7 @@ def router():
 def wait_listen(net, port):
     """Until a conversation of net's tcp is announced on port."""
     for _ in range(400):
-        for name, uid, isdir in net.ls("tcp"):
+        for name, _uid, _isdir in net.ls("tcp"):
             if not name.isdigit():
                 continue
             try:

@@ -35,6 +35,7 @@ import net9.fuse  # noqa: E402
 from served import Served  # noqa: E402
 from net9.cli import main as net9main  # noqa: E402
 from test_cli_linux import CMD, as_user, collect, net9env, run_net9  # noqa: E402
+import linuxns  # noqa: E402
 from linuxns import Netns, missing  # noqa: E402
 
 
@@ -47,7 +48,7 @@ def _nofuse():
     return None
 
 
-pytestmark = pytest.mark.skipif(_nofuse() is not None, reason=_nofuse() or "")
+pytestmark = linuxns.needs_kernel(_nofuse())
 
 
 def _no9pfuse():
@@ -566,13 +567,10 @@ def test_unprivileged_mount():
 @pytest.mark.skipif(missing() is not None, reason=missing() or "")
 @pytest.mark.parametrize("client", CLIENTS)
 def test_readme_recipe_against_linux(client):
-    from test_serve import Serve
+    from served import Serve, linux_www
     ns = Netns()
     d = tempfile.mkdtemp(prefix="net9fuse.")
-    www = os.path.join(d, "www")
-    os.mkdir(www)
-    with open(os.path.join(www, "index.html"), "w") as f:
-        f.write("hello from linux\n")
+    www = linux_www(d)
     sock = os.path.join(d, "net9")
     s = Serve("--netns", ns.name, "--srv", "unix!" + sock)
     http = ns.popen(sys.executable, "-m", "http.server", "8000", "--bind", "10.9.0.1", cwd=www)

@@ -8,14 +8,15 @@ import struct
 
 import pytest
 
-from ipnet import (Net, Rec, a16, icmp4msg, icmp6msg, icmp6ok, ip4, ip6)
-from net9.conv import Fs
+from ipnet import (Net, Rec, icmp4msg, icmp6msg, icmp6ok, ip4, ip6)
+from net9.conv import ConvState, Fs
 from net9.csum import cksum
 from net9.errors import Net9Error
 from net9.icmp import Icmp, Icmp6, unreachcode
 from net9.ipaux import parseip
 
 P = 253
+Connecting = ConvState.Connecting
 
 
 def is_syn(pkt):
@@ -193,7 +194,7 @@ def test_unreachable_fails_a_connecting_tcp_conversation(code):
     net = Net()
     answer_syn_with(net, lambda syn: icmp_about(syn, 3, code))
     c = start_connect(net)
-    assert net.run(lambda: c.state != 3, 5000)
+    assert net.run(lambda: c.state != Connecting, 5000)
     expect = unreachcode[code] if code < 16 else "unreachable 10.0.0.2 -> 10.0.0.1 code 16"
     with pytest.raises(Net9Error) as e:
         net.a.tcp.connectresult(c)
@@ -219,14 +220,14 @@ def test_time_exceeded():
     net = Net()
     answer_syn_with(net, lambda syn: icmp_about(syn, 11, 0, src="10.0.0.254"))
     c = start_connect(net)
-    assert net.run(lambda: c.state != 3, 5000)
+    assert net.run(lambda: c.state != Connecting, 5000)
     with pytest.raises(Net9Error, match=r"^ttl exceeded at 10\.0\.0\.254$"):
         net.a.tcp.connectresult(c)
     net = Net()
     answer_syn_with(net, lambda syn: icmp_about(syn, 11, 1))
     c = start_connect(net)
-    assert not net.run(lambda: c.state != 3, 500)
-    assert c.state == 3
+    assert not net.run(lambda: c.state != Connecting, 500)
+    assert c.state == Connecting
     assert net.a.icmp.typecounts(11)[0] >= 1
 
 
@@ -245,7 +246,7 @@ def test_v6_errors_fail_a_connecting_tcp_conversation(type, code, word, text):
     src = "fd00::2" if type == 1 else "fd00::fe"
     answer_syn_with(net, lambda syn: icmp6_about(syn, type, code, src=src, word=word))
     c = start_connect(net, v6=True)
-    assert net.run(lambda: c.state != 3, 5000)
+    assert net.run(lambda: c.state != Connecting, 5000)
     with pytest.raises(Net9Error) as e:
         net.a.tcp.connectresult(c)
     assert str(e.value) == text
@@ -264,7 +265,7 @@ def test_v6_error_quoting_a_first_fragment():
         return icmp6_about(bytes(inner), 1, 4)
     answer_syn_with(net, make)
     c = start_connect(net, v6=True)
-    assert net.run(lambda: c.state != 3, 5000)
+    assert net.run(lambda: c.state != Connecting, 5000)
     with pytest.raises(Net9Error, match="^port unreachable$"):
         net.a.tcp.connectresult(c)
 
@@ -299,7 +300,7 @@ def test_ignoreadvice_and_unusable_quotes():
         lc = net.b.tcp.clone("u")
         net.b.tcp.ctl(lc, "announce 80")
         c = start_connect(net, ignoreadvice=ignore)
-        assert net.run(lambda: c.state != 3, 5000)
+        assert net.run(lambda: c.state != Connecting, 5000)
         assert net.a.tcp.connectresult(c) is True
         # the errors did arrive and were counted
         assert net.a.icmp.typecounts(3)[0] == (1 if ignore else 3)
@@ -311,7 +312,7 @@ def test_established_conversation_ignores_unreachable():
     lc = net.b.tcp.clone("u")
     net.b.tcp.ctl(lc, "announce 80")
     c = start_connect(net)
-    assert net.run(lambda: c.state != 3, 5000)
+    assert net.run(lambda: c.state != Connecting, 5000)
     syn = [p for t, s, p in net.log if s == "a" and is_syn(p)][0]
     net.a.input(icmp_about(syn, 3, 3))
     net.run(max_ms=100)

@@ -12,10 +12,9 @@ import struct
 import pytest
 from hypothesis import given, settings, HealthCheck, strategies as st
 
-from ipnet import End, Net, a16, a4, ip4, ip6, icmp4msg, icmp6msg, icmp6ok
+from ipnet import End, Net, a4, ip4, ip6, icmp4msg, icmp6msg, icmp6ok
 from net9.csum import cksum
 from net9.errors import Net9Error
-from net9.icmp import icmpnames
 from net9.ipaux import parseip
 
 
@@ -352,7 +351,7 @@ def test_v6_advice_hangs_up():
     I.ctl(c, "connect fd00::1!1")
     I.write(c, echo6(1, b"z" * 8))
     q = net.q.pop()[1]
-    for type, code, word, text in ((1, 3, 0, "address unreachable"),):
+    for type, code, word, _text in ((1, 3, 0, "address unreachable"),):
         net.b.input(ip6("fd00::1", "fd00::2", 58, icmp6msg("fd00::1", "fd00::2", type, code,
                                                             data=q, word=word)))
     with pytest.raises(Net9Error, match="^address unreachable$"):

@@ -13,8 +13,8 @@ import struct
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from ipnet import (Host, Net, Rec, a16, ext, frag4, frag6, frags4, icmp4msg, ip4, ip6)
-from net9.conv import Fs
+from ipnet import (Host, Net, Rec, ext, frag4, frag6, frags4, ip4, ip6)
+from net9.conv import ConvState, Fs
 from net9.csum import cksum
 from net9.errors import Net9Error
 from net9.ip import Ip, statnames
@@ -425,7 +425,8 @@ def test_findlocalip_v4():
     i0.add("10.0.0.1", 24)
     i0.add("10.0.1.1", 24)
     i1.add("172.16.5.1", 16)
-    L = lambda a: fmtip(ip.findlocalip(parseip(a)))
+    def L(a):
+        return fmtip(ip.findlocalip(parseip(a)))
     assert L("10.0.0.9") == "10.0.0.1"
     assert L("10.0.1.9") == "10.0.1.1"
     assert L("172.16.9.9") == "172.16.5.1"
@@ -459,7 +460,8 @@ def test_findlocalip_v6():
     assert ip.findlocalip(parseip("2001:db8::9")) == bytes(16)
     ifc = ip.addifc(Sink())
     ifc.add("fe80::1", 64)
-    L = lambda a: fmtip(ip.findlocalip(parseip(a)))
+    def L(a):
+        return fmtip(ip.findlocalip(parseip(a)))
     assert L("2600::1") == "fe80::1"
     ifc.add("fd00::1", 64)
     assert L("2600::1") == "fd00::1"
@@ -873,7 +875,7 @@ def connect(net, v6, port=80):
     B.tcp.ctl(lc, "announce %d" % port)
     c = A.tcp.clone("u")
     A.tcp.ctl(c, "connect %s!%d" % ("fd00::2" if v6 else "10.0.0.2", port))
-    assert net.run(lambda: c.state != 3, 10_000)
+    assert net.run(lambda: c.state != ConvState.Connecting, 10_000)
     assert A.tcp.connectresult(c) is True
     calls = []
     assert net.run(lambda: calls.append(B.tcp.takecall(lc)) or calls[-1] is not None, 1000)

@@ -39,15 +39,6 @@ def env():
     return e
 
 
-@pytest.fixture
-def served():
-    s = Served()
-    try:
-        yield s
-    finally:
-        s.close()
-
-
 def ctlerr(cl, fid, msg):
     with pytest.raises(NinepError) as e:
         cl.write(fid, msg.encode())
@@ -469,6 +460,7 @@ def _bind_tun_as_this_user():
         st.close()
 
 
+@pytest.mark.kernel
 @pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"),
                     reason="needs root to become nobody, and /dev/net/tun")
 def test_bind_tun_needs_root():

@@ -9,7 +9,7 @@ other side of the TUN, driven by its event loop in the test's thread.
  2/6  curl downloads 20 MB from a net9 listener over IPv4 and IPv6
  3    both under loss 5%, reordering 10%, duplication 1% of what Linux
       sends (netem on the TUN where the kernel has it, else the same done
-      by net9.media.Faults): still byte-identical, and RetransSegs moved
+      by net9.media.FaultyMedium): still byte-identical, and RetransSegs moved
       (Linux's, the sender's, for the download); and 2 MB each way with
       the faults on both directions, so that net9's data is lost too: both
       senders' RetransSegs moved
@@ -49,6 +49,7 @@ pytestmark = linuxns.skip_unless_linux()
 
 from net9.errors import Net9Error  # noqa: E402
 from net9.media import read_pcap  # noqa: E402
+from net9.sim import cksum  # noqa: E402  (the Python RFC 1071 sum: an oracle apart from net9.csum)
 
 SIZE = 20 * 1024 * 1024
 HOST4, NET4 = "10.9.0.1", "10.9.0.2"
@@ -58,23 +59,6 @@ WATCHDOG = 150                  # seconds any one test may take
 
 
 # ---------------------------------------------------------------- fixtures
-
-@pytest.fixture(autouse=True)
-def watchdog():
-    def expired(signum, frame):
-        raise TimeoutError("test exceeded its %d s watchdog" % WATCHDOG)
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(WATCHDOG)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
-
-
-@pytest.fixture(scope="module")
-def ns():
-    n = linuxns.Netns()
-    yield n
-    n.close()
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +237,7 @@ def lossy_stack(ns, both=False):
     what Linux sends (the issue's `tc qdisc add dev <tun> root netem loss 5%
     reorder 10% duplicate 1%`, with 1 ms of delay so that reordering
     happens; where the kernel has no netem, as this one built without
-    CONFIG_NET_SCH_NETEM, net9.media.Faults does the same to the datagrams
+    CONFIG_NET_SCH_NETEM, net9.media.FaultyMedium does the same to the datagrams
     net9 reads from the TUN).  both: what net9 sends suffers the same.
     Returns (stack, how)."""
     st = make_stack(ns, faults=dict(FAULTS, direction="out") if both else None)
@@ -263,7 +247,7 @@ def lossy_stack(ns, both=False):
         return st, "netem"
     st.close()
     st = make_stack(ns, faults=dict(FAULTS, direction="both" if both else "in"))
-    return st, "net9.media.Faults (no netem: %s)" % r.stderr.strip()
+    return st, "net9.media.FaultyMedium (no netem: %s)" % r.stderr.strip()
 
 
 @pytest.fixture
@@ -330,9 +314,10 @@ def test_offload_transfers(ns, httpd, payload, addr, laddr, tmp_path):
         assert m and int(m.group(1)) == len(recs), r.stdout
 
 
+@pytest.mark.slow
 def test_offload_lossy_both_directions(ns, httpd, payload, reno, tmp_path):
     """Loss, reordering and duplication of whole super-packets both ways
-    (net9.media.Faults wraps the offloading TUN): still byte-identical."""
+    (net9.media.FaultyMedium wraps the offloading TUN): still byte-identical."""
     signal.alarm(300)
     _, data, digest = payload
     st = make_stack(ns, offload=True, faults=dict(loss=0.02, reorder=0.05, dup=0.01, seed=3))
@@ -359,6 +344,7 @@ def faultcount(st, direction, what):
     return st.medium.counters().get(direction, {}).get(what, 0)
 
 
+@pytest.mark.slow
 def test_lossy_download(ns, httpd, payload, reno):
     signal.alarm(300)                                 # ~60 s here: RTO-bound
     _, data, digest = payload
@@ -403,6 +389,7 @@ def test_lossy_curl(ns, payload, tmp_path):
 LOSSY_BOTH = 2 * 1024 * 1024
 
 
+@pytest.mark.slow
 def test_lossy_both_directions(ns, httpd, payload, reno, tmp_path):
     """The same faults on both directions, so that net9's data is lost too
     (2 MB each way: tcp.c's 300 ms minimum time-out and no SACK make a
@@ -504,14 +491,6 @@ def test_mtu(ns, httpd, payload, mtu, tmp_path):
 
 # ---------------------------------------------------------------- 8
 
-def cksum(b: bytes) -> int:
-    if len(b) & 1:
-        b += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
 
 def tcpseg(src, dst, sport, dport, seq, ack, flags, payload=b"", v6=False, opts=b""):
     hl = 20 + len(opts)
@@ -568,7 +547,7 @@ def fuzz_packets(rng, live4, other4, live6, other6, n):
     lengths or checksums) so that it cannot reset it; other*: a 4-tuple with
     no conversation, which may also get well-formed nonsense."""
     out = []
-    for i in range(n):
+    for _i in range(n):
         v6 = rng.random() < 0.4
         live = rng.random() < 0.6
         t = (live6 if live else other6) if v6 else (live4 if live else other4)
@@ -634,20 +613,8 @@ def test_fuzz(ns):
     st = make_stack(ns)
     try:
         ln = st.announce("7070")
-        cli = ns.socket(socket.AF_INET, socket.SOCK_STREAM)
-        cli.setblocking(False)
-        try:
-            cli.connect((NET4, 7070))
-        except BlockingIOError:
-            pass
-        srv = ln.accept(timeout=10)
-        cli6 = ns.socket(socket.AF_INET6, socket.SOCK_STREAM)
-        cli6.setblocking(False)
-        try:
-            cli6.connect((NET6, 7070))
-        except BlockingIOError:
-            pass
-        srv6 = ln.accept(timeout=10)
+        cli, srv = linuxns.linux_calls(ns, socket.AF_INET, NET4, 7070, ln)
+        cli6, srv6 = linuxns.linux_calls(ns, socket.AF_INET6, NET6, 7070, ln)
         tcb, tcb6 = st.tcp.tcb(srv.c), st.tcp.tcb(srv6.c)
         l4 = cli.getsockname()
         l6 = cli6.getsockname()

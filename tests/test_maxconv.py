@@ -9,7 +9,7 @@ import pytest
 from net9 import sim
 from net9.errors import Net9Error
 
-from test_tcp_states import announce, dial, crafted
+from tcphelp import announce, dial
 
 ENODEV = "no free devices"
 
@@ -40,7 +40,7 @@ def test_clone_limit_per_owner_and_protocol():
         U.clone("alice")
     # 0 is devip's: no limit
     A.maxperuser = 0
-    extra = [A.clone("alice") for _ in range(20)]
+    _extra = [A.clone("alice") for _ in range(20)]
     assert A.owned("alice") == 23
 
 
@@ -49,8 +49,8 @@ def test_calls_on_a_listener_count_for_its_owner():
     A, B = P.tcpa, P.tcpb
     B.maxperuser = 3
     l = announce(B, 80, user="alice")         # 1
-    c1 = dial(A, "10.0.0.2!80")
-    c2 = dial(A, "10.0.0.2!80")
+    _c1 = dial(A, "10.0.0.2!80")
+    _c2 = dial(A, "10.0.0.2!80")
     assert P.wire.run(until=lambda: len(l.incall) == 2, max_ms=5000)   # 3
     assert B.owned("alice") == 3
     # a third call finds no conversation for alice: limbo's SYN-ACK gets

@@ -1,32 +1,22 @@
-"""net9.media: Loopback, Pair, Capture (pcap written and parsed back, and
-read by tshark when it is installed), Faults (determinism and each fault),
+"""net9.media: Loopback, Link, Capture (pcap written and parsed back, and
+read by tshark when it is installed), FaultyMedium (determinism and each fault),
 and the TUN device against the Linux kernel (root only)."""
 
-import errno
 import os
 import select
 import shutil
 import socket
 import struct
 import subprocess
-import time
 
 import pytest
 
 from net9 import media
-from net9.media import (Capture, Faults, Loopback, Pair, Tun, read_pcap,
+from net9.sim import cksum  # the Python RFC 1071 sum: an oracle apart from net9.csum
+from net9.media import (Capture, FaultyMedium, Link, Loopback, Tun, read_pcap,
                         LINKTYPE_RAW, TUN_MAXMTU, TUN_MINMTU)
 
 import linuxns
-
-
-def cksum(b: bytes) -> int:
-    if len(b) & 1:
-        b += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
 
 
 def v4udp(src, dst, sport, dport, payload: bytes) -> bytes:
@@ -104,7 +94,7 @@ def test_loopback_queue_limit_counts_outerr():
 # ---------------------------------------------------------------- pair
 
 def test_pair_joins_two_ends_both_ways():
-    a, b = Pair(mtu=1500)
+    a, b = Link(mtu=1500)
     assert a.name == b.name == "pair" and a.maxtu == b.maxtu == 1500
     a.transmit(PKTS[1])
     a.transmit(PKTS[2])
@@ -117,7 +107,7 @@ def test_pair_joins_two_ends_both_ways():
 
 
 def test_pair_limits():
-    p = Pair(mtu=600, qlimit=5)
+    p = Link(mtu=600, qlimit=5)
     a, b = p
     a.transmit(bytes(601))                 # larger than the MTU: refused
     assert a.outerrs == 1 and not b.pending()
@@ -201,8 +191,8 @@ def test_capture_read_by_tshark(tmp_path):
 
 def _run_faults(seed, n=2000, **kw):
     clk = FakeClock()
-    a, b = Pair(qlimit=100000)
-    f = Faults(a, seed=seed, clock=clk, direction="out", **kw)
+    a, b = Link(qlimit=100000)
+    f = FaultyMedium(a, seed=seed, clock=clk, direction="out", **kw)
     sent = [struct.pack("!I", i) * 6 for i in range(n)]
     got = []
     for p in sent:
@@ -253,8 +243,8 @@ def test_faults_dup_delivers_twice():
 
 def test_faults_reorder_overtakes_and_delay_holds():
     clk = FakeClock()
-    a, b = Pair()
-    f = Faults(a, reorder=1.0, reorder_delay=5, seed=0, clock=clk, direction="out")
+    a, b = Link()
+    f = FaultyMedium(a, reorder=1.0, reorder_delay=5, seed=0, clock=clk, direction="out")
     f.transmit(PKTS[0])                    # held 5 ms
     assert b.receive() == [] and f.deadline() == pytest.approx(clk.t + 0.005)
     f.reorder = 0.0
@@ -269,7 +259,7 @@ def test_faults_reorder_overtakes_and_delay_holds():
     assert b.receive() == [PKTS[0]] and f.deadline() is None
 
     clk2 = FakeClock()
-    lo = Faults(Loopback(), delay=20, seed=0, clock=clk2, direction="in")
+    lo = FaultyMedium(Loopback(), delay=20, seed=0, clock=clk2, direction="in")
     lo.transmit(PKTS[2])                   # out: untouched
     assert lo.receive() == []              # in: held 20 ms
     assert lo.deadline() == pytest.approx(clk2.t + 0.020)
@@ -281,8 +271,8 @@ def test_faults_reorder_overtakes_and_delay_holds():
 
 def test_faults_both_directions_independent_streams():
     clk = FakeClock()
-    a, b = Pair()
-    f = Faults(a, loss=0.5, seed=9, clock=clk)
+    a, b = Link()
+    f = FaultyMedium(a, loss=0.5, seed=9, clock=clk)
     for i in range(200):
         f.transmit(PKTS[i % 10])
         b.transmit(PKTS[i % 10])
@@ -295,9 +285,9 @@ def test_faults_both_directions_independent_streams():
 
 def test_faults_bad_arguments():
     with pytest.raises(ValueError):
-        Faults(Loopback(), loss=1.5)
+        FaultyMedium(Loopback(), loss=1.5)
     with pytest.raises(ValueError):
-        Faults(Loopback(), direction="sideways")
+        FaultyMedium(Loopback(), direction="sideways")
 
 
 # ---------------------------------------------------------------- TUN (root)
@@ -313,15 +303,6 @@ def test_tun_mtu_bounds_checked_before_opening():
 
 
 linux = linuxns.skip_unless_linux()
-
-
-@pytest.fixture(scope="module")
-def ns():
-    if linuxns.missing():
-        pytest.skip(linuxns.missing())
-    n = linuxns.Netns()
-    yield n
-    n.close()
 
 
 def _link(ns, name):

@@ -13,6 +13,7 @@ import weakref
 import pytest
 
 from net9 import qio, sim
+from net9.conv import ConvState
 from net9.tcp import tcpstates
 
 Closed = tcpstates.index("Closed")
@@ -36,7 +37,7 @@ def round_trip(P, lis, n, nbytes, close=True):
     then (close) closed by both and run until every one is Closed.
     Returns the (client, server) conversation pairs."""
     cs = []
-    for i in range(n):
+    for _i in range(n):
         c = P.tcpa.clone("u")
         P.tcpa.ctl(c, "connect %s!80" % P.baddr)
         cs.append(c)
@@ -48,7 +49,7 @@ def round_trip(P, lis, n, nbytes, close=True):
             if x is None:
                 break
             ss.append(x)
-        return len(ss) == n and all(c.state != 3 for c in cs)
+        return len(ss) == n and all(c.state != ConvState.Connecting for c in cs)
     assert P.run(until=accepted, max_ms=20_000)
     pairs = list(zip(cs, ss))
     chunk = b"m" * 16384
@@ -113,12 +114,12 @@ def test_idle_conversations_give_buffers_back_through_trim():
     assert P.fsa.trimmer.busy == 0
     # the conversations still work, and a steady stream keeps its buffers
     c, s = pairs[0]
-    for i in range(5):
+    for _i in range(5):
         P.tcpa.write(c, b"q" * 20000)
         assert P.run(until=lambda: len(s.rq) == 20000, max_ms=5_000)
         assert P.fsb.trim() >= 1 and s.rq.cap > 0      # moved since the last sweep
         assert P.tcpb.read(s, 1 << 20) == b"q" * 20000
-    for c, s in pairs:
+    for c, _s in pairs:
         assert P.tcpa.tcb(c).state == Established
 
 

@@ -28,7 +28,7 @@ import pytest
 pytest.importorskip("net9.stack", reason="net9.stack not built")
 
 import net9  # noqa: E402
-from net9.client import NinepError, ORDWR, OREAD  # noqa: E402
+from net9.client import NinepError, ORDWR  # noqa: E402
 from net9.dial import Net  # noqa: E402
 from net9.ndb import FAILURE, HostResolver, LookupFailure, NODATA, NXDOMAIN  # noqa: E402
 
@@ -465,6 +465,7 @@ fd00:200::8 v6only.fixture
 """
 
 
+@pytest.mark.kernel
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
                     reason="needs root and unshare(1) (a mount namespace with its own /etc/hosts)")
 def test_host_resolver_with_fixture_hosts():

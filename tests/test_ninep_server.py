@@ -14,6 +14,7 @@ import time
 import pytest
 
 from net9 import ninep as n
+from net9.conv import ConvState
 from ninepenv import Env, Raw, errtext
 
 DMDIR = 0x80000000
@@ -131,7 +132,7 @@ def test_walk_rules(env):
 
 def test_ctl_read_and_text_offsets(env):
     r = session(env)
-    num = clone(r, 1)
+    _num = clone(r, 1)
     # ctl read: the number without newline, offsets honoured (spec 3.1)
     assert r.read(1, 100, 0)[2] == b"0" and r.read(1, 100, 1)[2] == b""
     r.walk(0, 2, "tcp/0/local")
@@ -243,7 +244,7 @@ def test_parked_listen_flushed_keeps_the_call(env):
     assert env.call(lambda: env.tcp.conv[lnum].inuse) == 1
     # a call arrives while nobody listens; it is queued, not lost
     cli = session(env)
-    cnum = clone(cli, 1)
+    _cnum = clone(cli, 1)
     assert cli.write(1, b"connect 127.0.0.1!7001")[0] == n.Rwrite
     # the call is queued when the final ACK arrives (one loop turn later)
     deadline = time.time() + 5
@@ -257,7 +258,7 @@ def test_parked_listen_flushed_keeps_the_call(env):
 
 def test_hangup_ends_parked_reads(env):
     r = session(env)
-    other = session(env)
+    _other = session(env)
     num = clone(r, 1)
     opendata(r, 2, num)
     tags = [r.tag() for _ in range(3)]
@@ -440,7 +441,7 @@ def test_ctl_errors(env):
     clone(r, fid)
     assert errtext(r.write(fid, b"announce *")) == "permission denied"
     # address in use
-    a = announce(r, 40, 7003)
+    _a = announce(r, 40, 7003)
     clone(r, 41)
     assert errtext(r.write(41, b"announce 7003")) == "address in use"
     # zero-length write: a no-op (9p write with empty stdin)
@@ -485,7 +486,7 @@ def test_hangup_during_blocked_connect_fails_it(env):
 
 def test_flushed_connect_keeps_connecting(env):
     r = session(env)
-    lnum = announce(r, 1, 7004)
+    _lnum = announce(r, 1, 7004)
     num = clone(r, 2)
     t = r.tag()
     # flush it before the loop can run the handshake: in one send
@@ -496,9 +497,9 @@ def test_flushed_connect_keeps_connecting(env):
     assert f[0] == n.Rflush
     # either the write was answered before the Rflush or not at all
     deadline = time.time() + 5
-    while env.call(lambda: env.tcp.conv[num].state) != 4 and time.time() < deadline:
+    while env.call(lambda: env.tcp.conv[num].state) != ConvState.Connected and time.time() < deadline:
         time.sleep(0.02)
-    assert env.call(lambda: env.tcp.conv[num].state) == 4     # Connected in the background
+    assert env.call(lambda: env.tcp.conv[num].state) == ConvState.Connected     # in the background
 
 
 def test_ctl_several_commands_in_one_write(env):
@@ -517,7 +518,7 @@ def test_200_blocked_reads_on_one_connection(env):
     opendata(r, 2, num)
     tags = []
     batch = b""
-    for i in range(200):
+    for _i in range(200):
         t = r.tag()
         tags.append(t)
         batch += n.pack(n.Tread, t, 2, 0, 10)
@@ -615,7 +616,7 @@ def test_msize_and_versions(env):
     # never a reply larger than msize: data clamped to msize - 11
     assert len(d[2]) == 256 - 11
     # a Twrite larger than msize (py9p does it) is accepted
-    num = clone(r, 2)
+    _num = clone(r, 2)
     assert r.write(2, b"keepalive" + b" " * 5000)[0] == n.Rerror   # Establised error, parsed
     assert r.rpc(n.Tstat, 2)[0] == n.Rstat
 

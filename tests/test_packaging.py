@@ -25,7 +25,7 @@ def test_net9_dial_is_the_module_and_callable():
     from net9 import dial
     assert isinstance(d, types.ModuleType) and d is dial is net9.dial
     assert d.Net is net9.Net and callable(d) and callable(d.dial)
-    with pytest.raises(Exception):
+    with pytest.raises(OSError):
         net9.dial("tcp!127.0.0.1!9", srv="unix!/nonexistent/net9", timeout=1)
 
 
@@ -33,6 +33,7 @@ def run(argv, **kw):
     return subprocess.run(argv, capture_output=True, text=True, timeout=900, **kw)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(2400)
 def test_sdist_to_wheel_to_import(tmp_path):
     assert MODULES and "tcp" in MODULES

@@ -150,6 +150,7 @@ def run(inst, ns, cmd, timeout=60):
     return subprocess.run(argv, env=inst.env, capture_output=True, timeout=timeout, cwd="/")
 
 
+@pytest.mark.slow
 def test_install_and_serve_as_written():
     if shutil.which("curl") is None and missing() is None:
         pytest.skip("no curl")

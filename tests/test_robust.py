@@ -27,7 +27,6 @@ from __future__ import annotations
 import os
 import random
 import resource
-import select
 import signal
 import socket
 import struct
@@ -43,21 +42,10 @@ import pytest
 import linuxns
 from net9 import ninep, sim
 
-from test_serve import Serve, net9env, CMD
+from served import Serve, net9env
 
 NOFID = ninep.NOFID
 WATCHDOG = 240
-
-
-@pytest.fixture(autouse=True)
-def watchdog():
-    def expired(signum, frame):
-        raise TimeoutError("test exceeded its %d s watchdog" % WATCHDOG)
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(WATCHDOG)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
 
 
 # ---------------------------------------------------------------- 1: 9P
@@ -323,15 +311,6 @@ HOST6, NET6 = "fd09::1", "fd09::2"
 kernel = linuxns.skip_unless_linux()
 
 
-@pytest.fixture(scope="module")
-def ns():
-    if linuxns.missing():
-        pytest.skip(linuxns.missing())
-    n = linuxns.Netns()
-    yield n
-    n.close()
-
-
 def make_stack(ns, tap=False, **kw):
     """A stack on a new TUN in ns; with tap, st.tap counts the SYN-ACKs it
     transmits (a Wrapper between the stack and the TUN)."""
@@ -379,13 +358,7 @@ def test_mutated_packets_during_transfers(ns):
         ln = st.announce("7171")
         conns = []
         for fam, addr in ((socket.AF_INET, NET4), (socket.AF_INET6, NET6)):
-            cli = ns.socket(fam, socket.SOCK_STREAM)
-            cli.setblocking(False)
-            try:
-                cli.connect((addr, 7171))
-            except BlockingIOError:
-                pass
-            srv = ln.accept(timeout=10)
+            cli, srv = linuxns.linux_calls(ns, fam, addr, 7171, ln)
             conns.append((cli, srv))
         size = 6 << 20
         rng = random.Random(77)
@@ -489,13 +462,7 @@ def test_syn_flood_with_legitimate_connects(ns):
                 st.run(timeout=0)
             if i % 200 == 199:
                 # a legitimate client, now
-                c = ns.socket(socket.AF_INET, socket.SOCK_STREAM)
-                c.setblocking(False)
-                try:
-                    c.connect((NET4, 8181))
-                except BlockingIOError:
-                    pass
-                s = ln.accept(timeout=10)
+                c, s = linuxns.linux_calls(ns, socket.AF_INET, NET4, 8181, ln)
                 c.setblocking(True)
                 c.settimeout(5)
                 msg = b"hello %d\n" % i
@@ -534,7 +501,7 @@ def test_2000_idle_connections_held_and_released(ns):
         ln = st.announce("9191")
         # devip queues at most 10 calls for listen (Maxincall): more at once
         # would be refused, so Linux calls 10 at a time
-        for batch in range(n // 10):
+        for _batch in range(n // 10):
             for _ in range(10):
                 c = ns.socket(socket.AF_INET, socket.SOCK_STREAM)
                 c.setblocking(False)

@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,74 +15,15 @@ import time
 
 import pytest
 
-import net9
 from net9 import ninep
 
 pytest.importorskip("net9.stack", reason="net9.stack (the event loop) not built yet")
 py9p = pytest.importorskip("py9p", reason="python-9p not installed")
 
 from linuxns import Netns, missing  # noqa: E402
+from served import CMD, Serve, linux_www, net9env  # noqa: E402,F401  (test_robust imports them from here too)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CMD = os.path.join(os.path.dirname(HERE), "cmd", "net9")
 ORDWR = 2
-
-
-def net9env():
-    env = dict(os.environ)
-    # the net9 that this test imported (installed package or in-place build)
-    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(net9.__file__))
-    return env
-
-
-class Serve:
-    """A running `net9 serve ARGS`; .lines: its stderr lines so far."""
-
-    def __init__(self, *args, netns=None, stdio=False, wait=r"serving 9P on"):
-        argv = [sys.executable, CMD, "serve"] + list(args)
-        if netns is not None:
-            argv = netns.cmd(*argv)
-        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE if stdio else subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE if stdio else subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, env=net9env())
-        self.lines = []
-        self.cv = threading.Condition()
-        threading.Thread(target=self._reader, daemon=True).start()
-        if wait:
-            self.expect(wait)
-
-    def _reader(self):
-        for ln in self.p.stderr:
-            with self.cv:
-                self.lines.append(ln.decode(errors="replace").rstrip("\n"))
-                self.cv.notify_all()
-        with self.cv:
-            self.lines.append(None)
-            self.cv.notify_all()
-
-    def expect(self, pattern, timeout=20):
-        end = time.time() + timeout
-        with self.cv:
-            while True:
-                for ln in self.lines:
-                    if ln is not None and re.search(pattern, ln):
-                        return ln
-                if None in self.lines:
-                    raise AssertionError("net9 serve exited; stderr: %s" % self.lines)
-                left = end - time.time()
-                if left <= 0:
-                    raise AssertionError("no %r in %s" % (pattern, self.lines))
-                self.cv.wait(left)
-
-    def stop(self, sig=signal.SIGTERM, timeout=15):
-        if self.p.poll() is None:
-            self.p.send_signal(sig)
-        rc = self.p.wait(timeout)
-        with self.cv:
-            end = time.time() + 5
-            while None not in self.lines and time.time() < end:
-                self.cv.wait(0.1)
-        return rc
 
 
 def attach(sock, uname="root"):
@@ -165,6 +105,7 @@ def test_serve_refuses_non_loopback_tcp():
     s.expect(r"refusing to serve 9P on non-loopback address 10\.1\.2\.3")
 
 
+@pytest.mark.kernel
 @pytest.mark.skipif(missing() is not None, reason=missing() or "")
 def test_serve_tun_in_netns_http_and_listen():
     """The recipes of devip.md 13.7 against Linux: connect to an HTTP server
@@ -172,10 +113,7 @@ def test_serve_tun_in_netns_http_and_listen():
     the TUN and the socket."""
     ns = Netns()
     d = tempfile.mkdtemp()
-    www = os.path.join(d, "www")
-    os.makedirs(www)
-    with open(os.path.join(www, "index.html"), "w") as f:
-        f.write("hello from linux\n")
+    www = linux_www(d)
     sock = os.path.join(d, "net9")
     http = None
     s = Serve("--netns", ns.name, "--srv", "unix!" + sock)
@@ -328,3 +266,34 @@ def test_serve_maxconv_per_user():
     finally:
         s.stop(signal.SIGKILL)
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_serve_as_a_library(tmp_path):
+    """net9.serve.Serving: what `net9 serve` runs, without the command: a
+    loopback-only stack served on a unix socket, a client dials through
+    it, stop() ends run(), which takes the socket away."""
+    from net9.dial import Net
+    from net9.serve import Serving
+    said = []
+    path = str(tmp_path / "net9.sock")
+    s = Serving(tun=None, srvs=["unix!" + path], eve="glenda", cs=False, say=said.append)
+    assert os.path.exists(path) and s.stack.tun is None
+    got = []
+
+    def client():
+        try:
+            net = Net(srv="unix!" + path, user="glenda")
+            ann = net.announce("tcp!127.0.0.1!7007")
+            c = net.dial("tcp!127.0.0.1!7007")
+            got.append(c.dir)
+            c.close()
+            ann.close()
+        finally:
+            s.stop()                  # any thread
+    t = threading.Thread(target=client)
+    t.start()
+    s.run(signals=())
+    t.join()
+    assert got and got[0].startswith("/net/tcp/")
+    assert not os.path.exists(path)
+    assert "serving 9P on unix!%s" % path in said and "removed %s" % path in said

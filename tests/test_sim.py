@@ -9,7 +9,7 @@ import struct
 import pytest
 
 from net9 import sim
-from net9.sim import (Faults, Host, SimError, SimTimeout, Wire, build, cksum, ip16, ipstr,
+from net9.sim import (Host, SimError, SimTimeout, Wire, build, cksum, ip16, ipstr,
                       parse)
 
 

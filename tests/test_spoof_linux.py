@@ -15,7 +15,6 @@ pyroute2.
 
 import os
 import random
-import signal
 import socket
 import time
 
@@ -31,24 +30,6 @@ from net9.media import Tun, Wrapper  # noqa: E402
 HOST4, NET4 = "10.9.0.1", "10.9.0.2"
 HOST6, NET6 = "fd09::1", "fd09::2"
 WATCHDOG = 120
-
-
-@pytest.fixture(autouse=True)
-def watchdog():
-    def expired(signum, frame):
-        raise TimeoutError("test exceeded its %d s watchdog" % WATCHDOG)
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(WATCHDOG)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
-
-
-@pytest.fixture(scope="module")
-def ns():
-    n = linuxns.Netns()
-    yield n
-    n.close()
 
 
 class Tap(Wrapper):

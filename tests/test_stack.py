@@ -1,6 +1,6 @@
 """net9.stack: the event loop (callbacks, timers, descriptors, threads) and
-stacks on in-process media: two stacks joined by a Pair on one loop (also
-under Faults and Capture), the loopback medium, and the dial helper's
+stacks on in-process media: two stacks joined by a Link on one loop (also
+under FaultyMedium and Capture), the loopback medium, and the dial helper's
 errors.  No root needed; real time, each test bounded to a few seconds."""
 
 import hashlib
@@ -11,8 +11,8 @@ import time
 import pytest
 
 from net9.errors import Net9Error
-from net9.media import Faults, Loopback, Pair, read_pcap
-from net9.stack import Conn, Loop, Stack, parse_addr
+from net9.media import FaultyMedium, Link, read_pcap
+from net9.stack import Loop, Stack, parse_addr
 
 
 # ---------------------------------------------------------------- the loop
@@ -104,11 +104,11 @@ def test_parse_addr():
 
 def two_stacks(mtu=1500, faults=None, pcap=None, seed=1):
     """Stacks a (10.0.0.1, fd00::1) and b (10.0.0.2, fd00::2) joined by a
-    Pair on one loop."""
+    Link on one loop."""
     lp = Loop()
-    ea, eb = Pair(mtu=mtu)
+    ea, eb = Link(mtu=mtu)
     if faults:
-        ea = Faults(ea, seed=seed, **faults)
+        ea = FaultyMedium(ea, seed=seed, **faults)
     a = Stack(tun=None, medium=ea, addrs=["10.0.0.1/24", "fd00::1/64"], loop=lp,
               strict=True, seed=seed, pcap=pcap)
     b = Stack(tun=None, medium=eb, addrs=["10.0.0.2/24", "fd00::2/64"], loop=lp,
@@ -247,7 +247,7 @@ def test_dial_errors():
 def test_stack_timers_run_from_the_monotonic_clock():
     # a connection to a host that never answers: the SYN is retransmitted by
     # the engine's timers, which only run if the loop advances fs
-    a_end, b_end = Pair()
+    a_end, b_end = Link()
     st = Stack(tun=None, medium=a_end, addrs=["10.0.0.1/24"], loopback=False, strict=True)
     try:
         c = st.tcp.clone("none")

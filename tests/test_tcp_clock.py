@@ -6,7 +6,8 @@ when fs.nextdeadline() is due, so while only a far-off timer runs (the
 armed then must still run `start` ticks after it was armed, not at once."""
 
 from net9 import sim
-from net9.tcp import CONST
+from net9.conv import ConvState
+from net9.tcp import CONST, TcptimerState
 
 MSPTICK = CONST["MSPTICK"]
 
@@ -17,7 +18,7 @@ def established():
     P.tcpb.ctl(lc, "announce 9")
     c = P.tcpa.clone("a")
     P.tcpa.ctl(c, "connect 10.0.0.2!9")
-    P.wire.run(until=lambda: c.state != 3, max_ms=5000)
+    P.wire.run(until=lambda: c.state != ConvState.Connecting, max_ms=5000)
     assert P.tcpa.connectresult(c) is True
     P.wire.run(max_ms=2000)             # let ACK timers run out
     return P, c
@@ -26,14 +27,14 @@ def established():
 def test_timer_armed_after_a_silent_clock_jump_runs_its_full_length():
     P, c = established()
     tcb = P.tcpa.tcb(c)
-    assert tcb.timer.state != 1 and tcb.acktimer.state != 1
-    assert tcb.katimer.state == 1       # only the keepalive runs: 2400 ticks
+    assert tcb.timer.state != TcptimerState.TcptimerON and tcb.acktimer.state != TcptimerState.TcptimerON
+    assert tcb.katimer.state == TcptimerState.TcptimerON       # only the keepalive runs: 2400 ticks
     # the clock moves 30 s without fs.advance, as net9.stack does while
     # nothing is due
     P.fsa.now = P.fsa.now + 30000
     before = P.tcpa.stat("RetransTimeouts")
     P.tcpa.write(c, b"x" * 100)         # arms the retransmit timer
-    assert tcb.timer.state == 1
+    assert tcb.timer.state == TcptimerState.TcptimerON
     start = tcb.timer.start
     assert P.tcpa.timercount_of(tcb.timer) == start
     # its deadline is start ticks after the tick fs.now falls in: at least

@@ -22,7 +22,10 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from net9 import errors, sim
 from net9.errors import Net9Error
-from net9.tcp import CONST, statnames, tcpstates
+from net9.conv import ConvState
+from net9.tcp import CONST, TcpState, TcptimerState, statnames, tcpstates
+
+from tcphelp import seq_ge, seq_gt, seq_le, seq_lt, u32
 
 MSPTICK = CONST["MSPTICK"]          # 50
 MAXBACKMS = CONST["MAXBACKMS"]      # 9*60*1000
@@ -31,34 +34,14 @@ TCP_ACK = CONST["TCP_ACK"]          # 50
 DEF_KAT = CONST["DEF_KAT"]          # 120000
 MSL2 = CONST["MSL2"]                # 10 (seconds)
 
-ST = {n: i for i, n in enumerate(tcpstates)}
 Established, Finwait1, Finwait2, Close_wait, Time_wait, Closed = (
-    ST["Established"], ST["Finwait1"], ST["Finwait2"], ST["Close_wait"], ST["Time_wait"],
-    ST["Closed"])
-Connecting = 3          # devip state
+    TcpState.Established, TcpState.Finwait1, TcpState.Finwait2, TcpState.Close_wait,
+    TcpState.Time_wait, TcpState.Closed)
+Connecting = ConvState.Connecting
+TcptimerON = TcptimerState.TcptimerON
 
 
 # ---------------------------------------------------------------- helpers
-
-def u32(x):
-    return x & 0xFFFFFFFF
-
-
-def seq_lt(x, y):
-    return ((x - y) & 0xFFFFFFFF) >= 0x80000000
-
-
-def seq_le(x, y):
-    return x == y or seq_lt(x, y)
-
-
-def seq_gt(x, y):
-    return seq_lt(y, x)
-
-
-def seq_ge(x, y):
-    return seq_le(y, x)
-
 
 class Snap(dict):
     """A snapshot of a Tcpctl (and the protocol counters), by attribute."""
@@ -613,7 +596,7 @@ def test_rto_backoff_until_timeout():
     assert 6 in starts[1:3] and starts[-1] == 1280 and max(starts) == 1280
     assert starts == sorted(starts)
     for i, e in enumerate(fired[:-1]):
-        pre, post, sent = e[2], e[3], e[4]
+        _pre, post, sent = e[2], e[3], e[4]
         assert post.backoff == i + 1 and post.backedoff == sum(starts[:i + 1]) * MSPTICK
         assert post.state == Established
         assert len(sent) == 1 and sent[0].seq == una and len(sent[0].payload) == ta.mss
@@ -639,7 +622,7 @@ def test_rto_backoff_until_timeout():
     with pytest.raises(Net9Error, match="^i/o on hungup channel$"):
         P.tcpa.write(c, b"x")
     for t in (ta.timer, ta.acktimer, ta.katimer, ta.rtt_timer):
-        assert t.state != 1
+        assert t.state != TcptimerON
     assert P.tcpa.ntimers == 0
 
 
@@ -775,7 +758,7 @@ def test_delayed_ack_single_segment(phase):
     # the ack timer on the next tick boundary (<= 50 ms later), not at once
     P = sim.pair(seed=6)
     lis, c, s = establish(P)
-    ta, tb = P.tcpa.tcb(c), P.tcpb.tcb(s)
+    _ta, tb = P.tcpa.tcb(c), P.tcpb.tcb(s)
     assert tb.acktimer.start == TCP_ACK // MSPTICK == 1
     # ticks fall on multiples of 50 ms (the stacks were made at time 0);
     # the segment takes 1 ms: arrive `phase` ms after a tick
@@ -908,7 +891,7 @@ def test_keepalive_silent_peer(ms, kacounter):
     interval = ms if ms >= MSPTICK else DEF_KAT
     assert ta.katimer.start == interval // MSPTICK
     assert ta.kacounter == kacounter == max(3, 12 * 60 * 1000 // interval)
-    assert ta.katimer.state == 1
+    assert ta.katimer.state == TcptimerON
     una, nxt = ta.snd_una, ta.rcv_nxt
     P.wire.filter = lambda src, dst, pkt: None       # the peer goes silent
     reasons = park_reader(c)
@@ -920,7 +903,7 @@ def test_keepalive_silent_peer(ms, kacounter):
     first = first_tick_after(P, t0, interval // MSPTICK)
     assert [t for t, g in probes] == [first + i * interval for i in range(kacounter - 1)]
     assert P.wire.now == first + (kacounter - 1) * interval
-    for t, g in probes:
+    for _t, g in probes:
         # the BSD keepalive: the last byte acked again (seq = una-1)
         assert g.seq == u32(una - 1) and g.ack == nxt and len(g.payload) == 1
         assert g.flags == "PA"
@@ -939,7 +922,7 @@ def test_keepalive_answered_stays_up():
     assert len(probes) == 1200 and len(answers) >= len(probes)
     # every probe is answered by a (forced, duplicate) ACK from b: tcptrim
     # rejects the old byte; each input resets a's kacounter
-    for t, g in probes:
+    for _t, g in probes:
         assert g.seq == u32(ta.snd_una - 1)
     assert {t + 1 for t, g in probes} <= {t for t, g in answers}
     assert all(g.ack == ta.snd_una and not g.payload for t, g in answers)
@@ -987,7 +970,7 @@ def test_default_keepalive_dead_peer():
     # 12 minutes after the last segment a sent
     P, lis, c, s, ta, tb = exchanged()
     (tlast, _) = sent_by(P, "a")[-1]
-    assert ta.kacounter == 6 and ta.katimer.state == 1
+    assert ta.kacounter == 6 and ta.katimer.state == TcptimerON
     t0 = P.wire.now
     P.wire.filter = lambda src, dst, pkt: None
     reasons = park_reader(c)
@@ -1006,7 +989,7 @@ def test_finwait2_keepalive(silent):
     P, lis, c, s, ta, tb = exchanged()
     x = c.x
     P.tcpa.closeconv(c)                 # last reference: FIN, -> Finwait1
-    assert ta.state == Finwait1 and c.state == 0
+    assert ta.state == Finwait1 and c.state == ConvState.Idle
     assert P.wire.run(until=lambda: ta.state == Finwait2, max_ms=10_000)
     t2 = P.wire.now
     assert tb.state == Close_wait
@@ -1014,7 +997,7 @@ def test_finwait2_keepalive(silent):
     # is still 2400 (kacounter 720000/120000 = 6), then katimer.start =
     # MSL2*(1000/MSPTICK) = 200 ticks, 10 s
     assert ta.katimer.start == MSL2 * 1000 // MSPTICK == 200
-    assert ta.kacounter == 6 and ta.katimer.state == 1
+    assert ta.kacounter == 6 and ta.katimer.state == TcptimerON
     una, nxt = ta.snd_una, ta.rcv_nxt
     if silent:
         P.wire.filter = lambda src, dst, pkt: None
@@ -1025,7 +1008,7 @@ def test_finwait2_keepalive(silent):
         first = first_tick_after(P, t2, 200)
         assert [t for t, g in probes] == [first + i * 10_000 for i in range(5)]
         assert P.wire.now == first + 50_000
-        for t, g in probes:
+        for _t, g in probes:
             assert g.flags == "FPA" and g.seq == u32(una - 1) and g.ack == nxt
             assert not g.payload
         # the conversation is gone: its slot is free again
@@ -1215,7 +1198,7 @@ def test_reseq_bytelim():
     s, tb = peer.s, peer.tcb
     assert tb.window // tb.mss == 44
     data = random.Random(11).randbytes(5000)
-    for i in range(44):
+    for _i in range(44):
         peer.send(1000, data[1000:2460])
     assert (tb.nreseq, tb.reseqlen) == (44, 44 * 1460)
     assert P.tcpb.stat("ReseqBytelim") == 0 and P.tcpb.stat("ReseqPktlim") == 0
@@ -1457,7 +1440,7 @@ def test_20mb_lossy_reordering_duplicating():
     assert P.tcpb.stat("Resequenced") > 0
     for k in MODEL_STATS:
         assert totals[k] == P.tcpa.stat(k), k
-    ab, ba = P.wire.counters("a", "b"), P.wire.counters("b", "a")
+    ab, _ba = P.wire.counters("a", "b"), P.wire.counters("b", "a")
     assert ab.lost > 0 and ab.reordered > 0 and ab.duplicated > 0
     assert ta.state == Established
     assert time.monotonic() - t_start < 60          # ~2 s here; the brief's bound is 20 s
@@ -1496,7 +1479,7 @@ def test_pbatch_acknowledges_a_burst_once(batch):
     # burst are acknowledged once, at the burst's end; without pbatch
     # tcp.c's "force ack every 2*mss" acknowledges every second segment
     P, peer = crafted()
-    s, tb = peer.s, peer.tcb
+    s, _tb = peer.s, peer.tcb
     mss = 1460
     base = peer.iss + 1
     data = random.Random(11).randbytes(8 * mss)

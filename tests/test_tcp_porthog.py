@@ -12,7 +12,7 @@ import pytest
 
 from net9.errors import Net9Error
 
-from test_tcp_states import established, crafted, state
+from tcphelp import established, crafted, state
 
 
 def hogpair(low):

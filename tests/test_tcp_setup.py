@@ -12,11 +12,11 @@ on the wire owns the address) and then dropped on arrival ("nostack").
 """
 
 import collections
-import struct
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from net9.conv import ConvState
 from net9 import sim
 from net9.errors import Net9Error
 from net9.sim import build, ip16, parse
@@ -35,7 +35,7 @@ DEF_MSS6 = 1220
 DEF_RTT = 500
 MAXBACKMS = 9 * 60 * 1000
 
-Connecting = 3
+Connecting = ConvState.Connecting
 C_ADDR = "10.0.0.3"
 C_ADDR6 = "fd00::3"
 
@@ -542,7 +542,7 @@ def test_mss_v6_indirect_route(mtu, expect):
     real = P.a.route
     P.a.route = lambda version, raddr, laddr: (lambda r: r and (r[0], False))(
         real(version, raddr, laddr))
-    L = listen(P.tcpb)
+    _L = listen(P.tcpb)
     ca = P.tcpa.clone("user")
     P.tcpa.ctl(ca, "connect fd00::2!80")
     syn = [s for t, s in segs(P, "a", "b")][0]

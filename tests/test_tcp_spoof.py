@@ -13,7 +13,7 @@ import random
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
-from test_tcp_states import established, crafted, segs, state, drop
+from tcphelp import established, crafted, segs, state, drop
 
 # tcp.pxd CHALLENGEMAX: challenge ACKs per conversation per second
 CHALLENGEMAX = 10
@@ -70,7 +70,8 @@ SYNCHRONIZED = ["Established", "Finwait1", "Finwait2", "Close_wait", "Closing",
 def spoofed_syns(tcb, rng):
     """The SYNs of the test: random and in-window sequence numbers, with and
     without ACK, random and plausible acknowledgments."""
-    r32 = lambda: rng.getrandbits(32)
+    def r32():
+        return rng.getrandbits(32)
     return [
         ("S", r32(), r32()),
         ("S", tcb.rcv_nxt, 0),

@@ -10,14 +10,16 @@ is a 1 ms one-way delay and nothing else, so every run is deterministic.
 import pytest
 
 from net9 import sim
-from net9.sim import build, parse, ipstr, ip16
-from net9.conv import Fs
+from net9.sim import build, parse, ip16
+from net9.conv import ConvState, Fs
 from net9.errors import Net9Error
 from net9.ipaux import parseip
-from net9.tcp import TcpProto, tcpstates, CONST
+from net9.tcp import CONST, TcpProto, TcpState, tcpstates
+
+from tcphelp import announce, crafted, dial, drop, established, segs, state
 
 # devip states (ip.h)
-Idle, Announcing, Announced, Connecting, Connected = range(5)
+Idle, Announcing, Announced, Connecting, Connected = ConvState
 
 MSPTICK = 50                  # tcp.c MSPTICK
 MSL2 = 10                     # tcp.c MSL2: Time_wait lasts MSL2 s
@@ -26,56 +28,6 @@ EHUNGUP = "i/o on hungup channel"
 
 
 # ---------------------------------------------------------------- helpers
-
-def state(tcp, c):
-    """TCP state name of c, read both from the tcb and from the first word
-    of the status line (they must agree)."""
-    s = tcpstates[tcp.tcb(c).state]
-    assert tcp.status(c).split(" ", 1)[0] == s
-    return s
-
-
-def announce(tcp, port=80, user="bob"):
-    l = tcp.clone(user)
-    tcp.ctl(l, "announce %s" % port)
-    return l
-
-
-def dial(tcp, dest, local=None, user="alice"):
-    c = tcp.clone(user)
-    tcp.ctl(c, "connect %s" % dest + (" " + local if local else ""))
-    return c
-
-
-def established(seed=1, v6=False, port=80):
-    """A pair with one connection a -> b!port accepted: (P, listener,
-    client conv on a, call on b).  The wire is left quiet."""
-    P = sim.pair(seed=seed, v6=v6)
-    l = announce(P.tcpb, port)
-    c = dial(P.tcpa, "%s!%d" % (P.baddr, port))
-    assert P.wire.run(until=lambda: c.state != Connecting and l.incall, max_ms=5000)
-    assert P.tcpa.connectresult(c) is True
-    call = P.tcpb.takecall(l)
-    P.wire.advance(10)
-    return P, l, c, call
-
-
-def segs(P, start=0, src=None):
-    """Parsed captured packets (from index start), optionally only those
-    sent by host src ("a"/"b")."""
-    return [parse(p) for (t, s, d, p) in P.wire.capture[start:] if src is None or s == src]
-
-
-def crafted(c, flags, seq, ack=0, payload=b"", window=65535, options=None):
-    """A segment from c's remote end to c (remote -> local)."""
-    return build(ipstr(c.remoteaddr), ipstr(c.localaddr), c.rport, c.lport, seq=seq,
-                 ack=ack, flags=flags, window=window, payload=payload, options=options)
-
-
-def drop(P, src_name):
-    """Drop every packet sent by host src_name from now on."""
-    P.wire.filter = lambda s, d, pkt: None if s.name == src_name else pkt
-
 
 def expect_eof_then_hungup(tcp, c):
     """devip.md 4.4: a queue hung up with the Ehungup reason reads as EOF
@@ -203,14 +155,14 @@ def test_active_close_finwait1_finwait2_timewait_closed():
     fin = segs(P, n0, "a")
     assert len(fin) == 1 and fin[0].flags == "FA"
     assert fin[0].seq == A.tcb(c).snd_nxt - 1
-    tr.run(lambda: A.tcb(c).state != 5, max_ms=1000)      # until not Finwait1
+    tr.run(lambda: A.tcb(c).state != TcpState.Finwait1, max_ms=1000)
     assert state(A, c) == "Finwait2"
     assert state(B, call) == "Close_wait"
     # Finwait2: the keepalive timer probes every MSL2 s (katimer.start = 200)
     assert A.tcb(c).katimer.start == MSL2 * 1000 // MSPTICK
     B.closeconv(call)
     assert state(B, call) == "Last_ack"
-    tr.run(lambda: A.tcb(c).state == 10, max_ms=1000)     # Time_wait
+    tr.run(lambda: A.tcb(c).state == TcpState.Time_wait, max_ms=1000)
     t0 = P.wire.now
     assert state(A, c) == "Time_wait"
     assert (CONST["MSL2"], CONST["MSPTICK"]) == (MSL2, MSPTICK)
@@ -223,7 +175,7 @@ def test_active_close_finwait1_finwait2_timewait_closed():
     other = A.clone("x")
     assert other.x != c.x
     A.closeconv(other)
-    tr.run(lambda: B.tcb(call).state == 0, max_ms=1000)
+    tr.run(lambda: B.tcb(call).state == TcpState.Closed, max_ms=1000)
     P.wire.run_until_time(tend - 1)
     assert state(A, c) == "Time_wait"
     P.wire.run_until_time(tend)
@@ -242,7 +194,7 @@ def test_passive_close_closewait_lastack_closed():
     P.wire.advance(10)
     A.closeconv(c)
     tr = Trace(P, b=(B, call))
-    tr.run(lambda: B.tcb(call).state == 7, max_ms=1000)
+    tr.run(lambda: B.tcb(call).state == TcpState.Close_wait, max_ms=1000)
     assert state(B, call) == "Close_wait"
     # remote FIN hangs up the read queue: EOF x3, then the error
     expect_eof_then_hungup(B, call)
@@ -254,7 +206,7 @@ def test_passive_close_closewait_lastack_closed():
     assert state(B, call) == "Last_ack"
     f = [g for g in segs(P, n0, "b") if "F" in g.flags]
     assert len(f) == 1
-    tr.run(lambda: B.tcb(call).state == 0, max_ms=1000)
+    tr.run(lambda: B.tcb(call).state == TcpState.Closed, max_ms=1000)
     assert tr.seen["b"] == ["Established", "Close_wait", "Last_ack", "Closed"]
     # Last_ack ends on the ACK of our FIN (1 ms there, 1 ms back), with no
     # Time_wait
@@ -271,12 +223,12 @@ def test_simultaneous_close_closing_timewait():
     B.closeconv(call)
     tr.sample()
     assert state(A, c) == "Finwait1" and state(B, call) == "Finwait1"
-    tr.run(lambda: A.tcb(c).state == 10 and B.tcb(call).state == 10, max_ms=1000)
+    tr.run(lambda: A.tcb(c).state == TcpState.Time_wait == B.tcb(call).state, max_ms=1000)
     # each FIN arrives in Finwait1 without acking our FIN: Closing; then
     # the ACK of our FIN in Closing: Time_wait
     assert tr.seen["a"] == ["Established", "Finwait1", "Closing", "Time_wait"]
     assert tr.seen["b"] == ["Established", "Finwait1", "Closing", "Time_wait"]
-    tr.run(lambda: A.tcb(c).state == 0 and B.tcb(call).state == 0, max_ms=11000)
+    tr.run(lambda: A.tcb(c).state == TcpState.Closed and B.tcb(call).state == TcpState.Closed, max_ms=11000)
     assert tr.seen["a"][-1] == "Closed" and tr.seen["b"][-1] == "Closed"
 
 
@@ -287,7 +239,7 @@ def test_simultaneous_open():
     b = dial(B, "10.0.0.1!5001", "5000")
     assert a.lport == 5001 and b.lport == 5000
     tr = Trace(P, a=(A, a), b=(B, b))
-    tr.run(lambda: A.tcb(a).state == 4 and B.tcb(b).state == 4, max_ms=5000)
+    tr.run(lambda: A.tcb(a).state == TcpState.Established == B.tcb(b).state, max_ms=5000)
     assert tr.seen["a"] == ["Syn_sent", "Syn_received", "Established"]
     assert tr.seen["b"] == ["Syn_sent", "Syn_received", "Established"]
     # leaving Syn_sent for Syn_received completes the devip connect
@@ -912,7 +864,7 @@ def test_no_free_devices_and_stats_maxconn():
     P = small_pair(4)
     A = P.tcpa
     assert "MaxConn: 4\n" in A.stats()
-    l = announce(P.tcpb)
+    _l = announce(P.tcpb)
     cs = [dial(A, "10.0.0.2!80") for _ in range(4)]
     P.wire.advance(20)
     assert [state(A, c) for c in cs] == ["Established"] * 4
@@ -924,7 +876,7 @@ def test_no_free_devices_and_stats_maxconn():
 def test_tcpgc_reclaims_finwait2_after_5_minutes():
     P = small_pair(4)
     A, B = P.tcpa, P.tcpb
-    l = announce(B)
+    _l = announce(B)
     cs = [dial(A, "10.0.0.2!80") for _ in range(4)]
     P.wire.advance(20)
     for c in cs:
@@ -1040,11 +992,11 @@ def test_ctl_generic_errors():
 def test_ctl_connection_in_use_and_address_in_use():
     P = sim.pair(seed=7)
     A, B = P.tcpa, P.tcpb
-    l = announce(B, 80)
+    _l = announce(B, 80)
     l2 = B.clone("bob")
     assert ctlerr(B, l2, "announce 80") == "address in use"
     # same port on a specific address does not collide with the wildcard
-    l3 = announce(B, "10.0.0.2!80")
+    _l3 = announce(B, "10.0.0.2!80")
     l4 = B.clone("bob")
     assert ctlerr(B, l4, "announce 10.0.0.2!80") == "address in use"
     c = dial(A, "10.0.0.2!80", "5555")
@@ -1339,7 +1291,7 @@ def test_stats_text_format_and_counters():
     c = dial(A, "10.0.0.2!80")
     assert stats_dict(A)["ActiveOpens"] == 1
     P.wire.advance(10)
-    call = B.takecall(l)
+    _call = B.takecall(l)
     sa, sb = stats_dict(A), stats_dict(B)
     assert sa["CurrEstab"] == 1 and sb["CurrEstab"] == 1
     assert sb["PassiveOpens"] == 1                   # accepting does not count
@@ -1357,7 +1309,7 @@ def test_stats_text_format_and_counters():
     assert sa["OutSegs"] == len(sent_a)
     assert sb["OutSegs"] == len([g for g in sent_b if g.flags != "SA"])
     # a second connection, then close one: CurrEstab follows
-    c2 = dial(A, "10.0.0.2!80")
+    _c2 = dial(A, "10.0.0.2!80")
     P.wire.advance(10)
     assert stats_dict(A)["CurrEstab"] == 2 and stats_dict(B)["CurrEstab"] == 2
     A.closeconv(c)
@@ -1382,7 +1334,7 @@ def test_ephemeral_ports_random_and_unique(seed):
     P = sim.pair(seed=seed)
     A = P.tcpa
     ports = []
-    for i in range(150):
+    for _i in range(150):
         c = dial(A, "10.0.0.2!9")               # refused; the conversation keeps its port
         ports.append(c.lport)
     P.wire.advance(10)
@@ -1468,7 +1420,7 @@ def test_at_most_ten_queued_calls():
     A, B = P.tcpa, P.tcpb
     l = announce(B)
     cs = []
-    for i in range(10):
+    for _i in range(10):
         cs.append(dial(A, "10.0.0.2!80"))
         P.wire.advance(10)
     assert len(l.incall) == 10
@@ -1584,11 +1536,11 @@ def test_ipv6_open_transfer_close():
     assert max(len(g.payload) for g in segs(P, src="a")) == 1440
     # active close by a, passive by b
     A.closeconv(c)
-    tr.run(lambda: B.tcb(call).state == 7, max_ms=1000)
+    tr.run(lambda: B.tcb(call).state == TcpState.Close_wait, max_ms=1000)
     assert B.read(call, 10) == b""
     B.closeconv(call)
-    tr.run(lambda: A.tcb(c).state == 10, max_ms=1000)
-    tr.run(lambda: A.tcb(c).state == 0, max_ms=11000)
+    tr.run(lambda: A.tcb(c).state == TcpState.Time_wait, max_ms=1000)
+    tr.run(lambda: A.tcb(c).state == TcpState.Closed, max_ms=11000)
     assert tr.seen["a"] == ["Syn_sent", "Established", "Finwait1", "Finwait2",
                             "Time_wait", "Closed"]
     assert state(B, call) == "Closed"
@@ -1596,7 +1548,7 @@ def test_ipv6_open_transfer_close():
 
 def test_ipv6_closed_port_rst_and_refused():
     P = sim.pair(seed=20, v6=True)
-    A, B = P.tcpa, P.tcpb
+    A, _B = P.tcpa, P.tcpb
     c = dial(A, "fd00::2!81")
     P.wire.run(until=lambda: c.state != Connecting, max_ms=1000)
     with pytest.raises(Net9Error, match="^connection refused$"):

@@ -11,11 +11,12 @@ through tests/packetdrill.
 
 import pytest
 
+from net9.conv import ConvState
 from net9.sim import build, parse
 
 from test_tcp_setup import mkpair, C_ADDR
 
-Connecting = 3
+Connecting = ConvState.Connecting
 
 
 def active(P):

@@ -12,22 +12,15 @@ import random
 
 import pytest
 
+from net9.conv import ConvState
 from net9 import sim
 from net9.errors import Net9Error
-from net9.tcp import CONST, tcpstates
+from net9.tcp import CONST
 
-from test_tcp_states import announce, dial, state, segs, crafted, drop
+from tcphelp import announce, crafted, dial, drop, segs, seq_gt, state, tcpstate
 
-Connecting = 3
+Connecting = ConvState.Connecting
 MSL2 = CONST["MSL2"]
-
-
-def tcpstate(tcp, c):
-    return tcpstates[tcp.tcb(c).state]
-
-
-def seq_gt(a, b):
-    return 0 < ((a - b) & 0xFFFFFFFF) < (1 << 31)
 
 
 def call_closed_by_b(P, l):
@@ -75,7 +68,7 @@ def test_clone_takes_the_lowest_free_slot(seed):
 
 def test_a_conversation_in_time_wait_is_not_cloned_until_it_expires():
     P = sim.pair(nc=16)
-    A, B = P.tcpa, P.tcpb
+    _A, B = P.tcpa, P.tcpb
     l = announce(B)                                       # b's slot 0
     c, call = call_closed_by_b(P, l)
     assert call.x == 1 and call.inuse == 0

@@ -12,7 +12,7 @@ import struct
 import pytest
 from hypothesis import given, settings, HealthCheck, strategies as st
 
-from ipnet import Net, a16, a4, ip4, ip6, icmp4msg, icmp6msg, icmp6ok
+from ipnet import Net, a16, a4, ip4, ip6, icmp4msg, icmp6ok
 from net9.conv import Fs
 from net9.csum import cksum
 from net9.errors import Net9Error
@@ -354,7 +354,7 @@ def test_checksums_in():
     net.b.udp.ctl(s, "headers")
     net.b.udp.ctl(s, "announce 7")
     b = net.b.udp
-    b.rcv  # the IP layer hands datagrams to rcv
+    assert b.rcv is not None  # the IP layer hands datagrams to rcv
     net.b.input(udp4("10.0.0.1", "10.0.0.2", 5, 7, b"good"))
     net.b.input(udp4("10.0.0.1", "10.0.0.2", 5, 7, b"none", csum="zero"))   # v4: none
     net.b.input(udp4("10.0.0.1", "10.0.0.2", 5, 7, b"bad", csum="bad"))
@@ -386,7 +386,7 @@ def test_headers_mode_serves_three_peers():
     net.b.udp.ctl(s, "headers")
     net.b.udp.ctl(s, "announce 53")
     peers = []
-    for i, dst in enumerate(["10.0.0.2", "10.0.0.2", "fd00::2"]):
+    for _i, dst in enumerate(["10.0.0.2", "10.0.0.2", "fd00::2"]):
         c = net.a.udp.clone("u")
         net.a.udp.ctl(c, "connect %s!53" % dst)
         peers.append(c)
@@ -550,7 +550,7 @@ def test_port_unreachable_both_ways(v6):
     net = mknet()
     for src, dst in ((net.a, net.b), (net.b, net.a)):
         c = src.udp.clone("u")
-        other = net.a if src is net.b else net.b
+        _other = net.a if src is net.b else net.b
         addr = ("fd00::%d" if v6 else "10.0.0.%d") % (2 if dst is net.b else 1)
         # a datagram from the peer first, so something is queued
         src.udp.ctl(c, "connect %s!4242" % addr)

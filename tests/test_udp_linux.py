@@ -9,14 +9,12 @@ root, /dev/net/tun, ip or pyroute2."""
 import json
 import os
 import re
-import signal
 import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 import pytest
 
@@ -24,9 +22,10 @@ import net9
 from net9.csum import cksum
 from net9.errors import Net9Error
 
-from linuxns import Netns, missing
+import linuxns
+from linuxns import Netns
 
-pytestmark = pytest.mark.skipif(missing() is not None, reason=missing() or "")
+pytestmark = linuxns.skip_unless_linux()
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CMD = os.path.join(os.path.dirname(HERE), "cmd", "net9")

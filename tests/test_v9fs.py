@@ -5,14 +5,13 @@ tcp!127.0.0.1!PORT) and runs a shell script in the mount, for 9p2000.L and
 devip.md 13.7 (hold clone open on a descriptor, echo connect > ctl, write
 and read data) with the other end a listener announced through the same
 mount, then the same with a name, through cs (echo the name to cs on a
-descriptor, read the answer back as a line, clone and connect it).  Needs the harness prepared (setup.sh, run by .ci/run as root)."""
+descriptor, read the answer back as a line, clone and connect it).  Needs
+the harness prepared (setup.sh, run by .ci/run as root)."""
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 
 import pytest
 
@@ -32,10 +31,10 @@ def _missing():
     return None
 
 
-pytestmark = pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
+pytestmark = [pytest.mark.kernel, pytest.mark.skipif(_missing() is not None, reason=_missing() or "")]
 pytest.importorskip("net9.stack", reason="net9.stack (the event loop) not built yet")
 
-from test_serve import Serve  # noqa: E402
+from served import Serve  # noqa: E402
 
 SCRIPT = r"""
 set -e

@@ -20,7 +20,6 @@ import socket
 import tempfile
 import threading
 
-import pytest
 
 import linuxns
 
@@ -29,7 +28,7 @@ pytestmark = linuxns.skip_unless_linux()
 from net9 import sim  # noqa: E402
 from net9.media import read_pcap  # noqa: E402
 
-from test_serve import Serve  # noqa: E402
+from served import Serve  # noqa: E402
 
 SIZE = 64 << 20
 READ = 128 << 10

@@ -53,7 +53,8 @@ import sys
 import threading
 import traceback
 
-from net9.conv import Fs
+from net9.conv import ConvState, Fs
+from net9.tcp import TcpState
 from net9.errors import Net9Error
 import net9.errors as E
 
@@ -95,16 +96,15 @@ SEND_FLAGS = MSG_DONTWAIT | MSG_NOSIGNAL
 RECV_FLAGS = MSG_DONTWAIT
 
 # tcp.c states (tcpstates[]) and Linux's TCP_* for tcp_info
-Closed, Listen, Syn_sent, Syn_received, Established = 0, 1, 2, 3, 4
-Finwait1, Finwait2, Close_wait, Closing, Last_ack, Time_wait = 5, 6, 7, 8, 9, 10
+(Closed, Listen, Syn_sent, Syn_received, Established,
+ Finwait1, Finwait2, Close_wait, Closing, Last_ack, Time_wait) = TcpState
 LINUX_STATE = {Closed: 7, Listen: 10, Syn_sent: 2, Syn_received: 3,
                Established: 1, Finwait1: 4, Finwait2: 5, Close_wait: 8,
                Closing: 11, Last_ack: 9, Time_wait: 6}
 SYNCHRONIZED = (Syn_received, Established, Finwait1, Finwait2, Close_wait,
                 Closing, Last_ack)
 
-# devip state (conv.pxd)
-Connecting = 3
+Connecting = ConvState.Connecting
 
 # How long the main thread lets virtual time run for a call that would
 # block with nothing else to wake it (a blocking call the script did not
