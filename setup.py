@@ -75,6 +75,6 @@ setup(
     data_files=manpages(),
     python_requires=">=3.9",
     install_requires=["click>=8", "pyroute2"],
-    extras_require={"test": ["pytest", "pytest-asyncio", "pytest-timeout", "hypothesis", "python-9p"]},
+    extras_require={"test": ["pytest", "pytest-asyncio", "pytest-timeout", "hypothesis", "python-9p", "ruff"]},
     zip_safe=False,
 )

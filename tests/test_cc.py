@@ -213,7 +213,7 @@ def test_hystart_css_rounds_then_congestion_avoidance():
     _, snd = round_(h, snd, [50000] * 10)
     _, snd = round_(h, snd, [60000] * 10)
     assert h.state == "css"
-    for i in range(cc.CSS_ROUNDS - 1):
+    for _ in range(cc.CSS_ROUNDS - 1):
         g, snd = round_(h, snd, [60000] * 10)
         assert h.state == "css" and g == 10 * (MSS // 4)
         assert not h.exit()
