@@ -419,10 +419,18 @@ def wait_parked(s, n, timeout=30):
     return False
 
 
-def _interrupted(argv):
+def _interrupted(s, argv):
+    """The child of argv, sent SIGUSR1 once its read, open or write waits
+    at the server.  (Waiting in FUSE is not enough: its os.open of the
+    file waits there too, briefly, and Python retries an open that a
+    caught signal interrupted, so the signal would be spent before the
+    call meant to wait, which then waits for the server: under load a
+    connect to the black hole timed out, ETIMEDOUT instead of EINTR.)"""
+    before = parked(s)
     p = subprocess.Popen([sys.executable, "-c", EINTR_CHILD] + argv, stdout=subprocess.PIPE,
                          text=True)
     assert blocked(p.pid)
+    assert wait_parked(s, before + 1)
     p.send_signal(signal.SIGUSR1)
     return p
 
@@ -431,7 +439,7 @@ def test_interrupt_returns_eintr_and_loses_nothing(mnt):
     client, d, s = mnt
     fds, cdata, sdata = _pair(d, 7611)
     try:
-        p = _interrupted(["read", cdata])
+        p = _interrupted(s, ["read", cdata])
         if client == "9pfuse":
             # real 9pfuse answers the kernel's FUSE_INTERRUPT with ENOSYS:
             # the caught signal does not end the read, which returns what
@@ -459,7 +467,7 @@ def test_interrupt_a_waiting_listen_and_connect(mnt):
     try:
         an = os.read(a, 64).decode()
         os.write(a, b"announce 7612")
-        p = _interrupted(["open", "%s/tcp/%s/listen" % (d, an)])
+        p = _interrupted(s, ["open", "%s/tcp/%s/listen" % (d, an)])
         if client == "9pfuse":
             # real 9pfuse: not interrupted (see above); the open of listen
             # goes on waiting, and a call ends it
@@ -479,9 +487,7 @@ def test_interrupt_a_waiting_listen_and_connect(mnt):
             c = os.open(d + "/tcp/clone", os.O_RDWR)
             cn = os.read(c, 64).decode()
             ctl = "%s/tcp/%s/ctl" % (d, cn)
-            before = parked(s)
-            p = _interrupted(["write", ctl, "connect 10.77.0.1!80"])
-            assert wait_parked(s, before + 1)     # the connect waits at the server
+            p = _interrupted(s, ["write", ctl, "connect 10.77.0.1!80"])
             time.sleep(1.5)                       # past 9pfuse's entry timeout
             h = subprocess.Popen(["bash", "-c", "echo hangup >" + ctl],
                                  stderr=subprocess.PIPE, text=True)
@@ -510,7 +516,7 @@ def test_interrupt_a_waiting_listen_and_connect(mnt):
         # a connect nobody answers (10.77.0.1: served.py's black hole)
         c = os.open(d + "/tcp/clone", os.O_RDWR)
         cn = os.read(c, 64).decode()
-        p = _interrupted(["write", "%s/tcp/%s/ctl" % (d, cn), "connect 10.77.0.1!80"])
+        p = _interrupted(s, ["write", "%s/tcp/%s/ctl" % (d, cn), "connect 10.77.0.1!80"])
         assert p.stdout.readline() == "-1 %d\n" % errno.EINTR
         assert p.wait(30) == 0
         os.close(c)
