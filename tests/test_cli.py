@@ -652,7 +652,7 @@ def _no9pfuse():
     if shutil.which("9pfuse") is None:
         return "no 9pfuse on PATH (plan9port)"
     if shutil.which("fusermount") is None:
-        return "no fusermount (Debian package fuse)"
+        return "no fusermount (Debian 12's fuse3 links it to fusermount3)"
     if not os.path.exists("/dev/fuse"):
         return "no /dev/fuse"
     return None
