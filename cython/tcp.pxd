@@ -55,6 +55,23 @@ cdef enum:
     # (RFC 5961 section 7 asks for a throttle)
     CHALLENGEMAX = 10
 
+    # beyond tcp.c (the modern profile): options of RFC 2018 and RFC 7323
+    SACKPERMOPT = 4
+    SACKPERM_LENGTH = 2
+    SACKOPT = 5
+    TSOPT = 8
+    TS_LENGTH = 10
+    TSOPTALIGNED = 12        # NOP NOP TS
+    MAXSACK = 4              # SACK blocks parsed from one segment
+    NSCORE = 32              # SACKed ranges kept in the scoreboard
+    DEF_RTOMIN = 200         # ms, the modern profile's RTO floor (Linux's)
+    TCP9_RTOMIN = 300        # ms, tcp.c's floor
+    # profiles
+    Prof9front = 0
+    Profmodern = 1
+    # congestion controllers
+    CCnewreno = 0
+
     FORCE = 1
     CLONE = 2
     RETRAN = 4
@@ -129,6 +146,23 @@ cdef enum:
     RecoveryPA
     Nstats
 
+cdef enum:
+    # beyond tcp.c: counters of the modern profile, appended to /net/tcp/stats
+    # after tcp.c's 28 (order of xstatnames in tcp.pyx)
+    SackRecovery = 0
+    SackRecoveryDone
+    SackRetransSegs
+    SackBlocksIn
+    SackBlocksOut
+    DsackIn
+    DsackOut
+    TsRttSamples
+    PawsDrops
+    ChallengeAcks
+    RstChallenged
+    AckOutOfRange
+    Nxstats
+
 cdef struct Tcp:
     unsigned short source
     unsigned short dest
@@ -141,6 +175,14 @@ cdef struct Tcp:
     unsigned short urg
     unsigned short mss
     unsigned short len
+    # beyond tcp.c: RFC 2018 / RFC 7323 options of a received segment
+    unsigned char sackok           # SACK-permitted seen
+    unsigned char hasts            # timestamps option seen
+    unsigned char nsack            # SACK blocks in sack[]
+    unsigned char optout           # (sending) 1: put TS/SACK options on it
+    unsigned int tsval
+    unsigned int tsecr
+    unsigned int sack[8]           # left, right edge pairs
 
 cdef class Tcptimer:
     cdef Tcptimer next
@@ -173,6 +215,12 @@ cdef class Limbo:
     cdef unsigned char version
     cdef unsigned char rexmits
     cdef int h
+    # beyond tcp.c: what the SYN offered (modern listener)
+    cdef unsigned char sackok
+    cdef unsigned char hasts
+    cdef unsigned char profile
+    cdef unsigned int tsval
+    cdef unsigned int tsoff
     cdef Tcptimer timer
 
 cdef class Tcpctl:
@@ -231,6 +279,33 @@ cdef class Tcpctl:
     cdef Conv twnext
     cdef Conv twprev
     cdef bint ontw
+    # beyond tcp.c: the profile and per-conversation switches (set by
+    # ctl before connect/announce; not cleared by inittcpctl)
+    cdef public unsigned char profile       # Prof9front or Profmodern
+    cdef public bint sackok                 # offer/accept SACK (RFC 2018)
+    cdef public bint tsok                   # offer/accept timestamps (RFC 7323)
+    cdef public int rtomin                  # ms
+    cdef public int cc                      # CCnewreno
+    # negotiated state (cleared by inittcpctl)
+    cdef public bint sack                   # SACK in use on this connection
+    cdef public bint ts                     # timestamps in use
+    cdef public unsigned int ts_recent      # TS.Recent
+    cdef public unsigned int tsoff          # TSval = now + tsoff
+    cdef public unsigned int max_snd_wnd    # RFC 5961 section 5
+    # receiver side: most recently received out-of-order segment, a
+    # pending D-SACK block (RFC 2883)
+    cdef public unsigned int rcv_lastoo
+    cdef public bint dsack
+    cdef public unsigned int dsack_l, dsack_r
+    # sender side: the RFC 6675 scoreboard (sorted, disjoint SACKed ranges
+    # above snd.una), HighRxt, RecoveryPoint
+    cdef unsigned int sb_l[NSCORE]
+    cdef unsigned int sb_r[NSCORE]
+    cdef public int nsb
+    cdef public bint sackrecovery
+    cdef public bint sacksending
+    cdef public unsigned int highrxt
+    cdef public unsigned int recoverypt
     cdef void zero(self)
     cdef void copyfrom(self, Tcpctl o)
 
@@ -258,6 +333,12 @@ cdef class TcpProto(Proto):
     # conversations reused by pgc, and reopened by a new SYN
     cdef public unsigned long long twreused
     cdef public unsigned long long twreopened
+    # beyond tcp.c: the profile new conversations get (Prof9front is tcp.c),
+    # its counters, the RFC 6528 secret
+    cdef public unsigned char profile
+    cdef unsigned long long xstats_[Nxstats]
+    cdef bytes isnkey
+    cdef public unsigned int tsadjust       # tests: added to every TSval offset
     # the buffer of the input segment being processed
     cdef const unsigned char *inp
     cdef object inobj
@@ -266,6 +347,7 @@ cdef class TcpProto(Proto):
     cdef public bint batching
     cdef dict deferred
     cpdef pbatch(self, bint on)
+    cpdef Conv clone(self, str owner)
 
     cdef unsigned long long curtick(self) noexcept
     cdef void tcpgo(self, Tcptimer t)
@@ -334,3 +416,18 @@ cdef class TcpProto(Proto):
     cdef object tcpsetchecksum(self, Conv s, list f)
     cdef void logreseq(self, Reseq r, unsigned int n)
     cdef int tcptrim(self, Tcpctl tcb, Tcp *seg, const unsigned char **dp, int *length)
+    # beyond tcp.c: the modern profile
+    cdef void setprofile(self, Tcpctl tcb, int profile)
+    cdef unsigned int isn(self, const unsigned char *laddr, unsigned short lport,
+                          const unsigned char *raddr, unsigned short rport)
+    cdef unsigned int tsoffset(self, const unsigned char *laddr, unsigned short lport,
+                               const unsigned char *raddr, unsigned short rport)
+    cdef object tcpoptctl(self, Conv s, list f)
+    cdef int tcppaws(self, Conv s, Tcp *seg, int length) except -1
+    cdef void tcprttsample(self, Tcpctl tcb, int rtt)
+    cdef void sackupdate(self, Tcpctl tcb, Tcp *seg)
+    cdef bint sacklost(self, Tcpctl tcb, unsigned int seq)
+    cdef unsigned int sackpipe(self, Tcpctl tcb)
+    cdef void sacksend(self, Conv s)
+    cdef void tcpsendat(self, Conv s, unsigned int seq, unsigned int maxlen)
+    cdef int sackblocks(self, Tcpctl tcb, unsigned int *out)

@@ -18,6 +18,9 @@ with the reason.  The structural changes are:
   - Locks disappear: the engine is driven by one thread.
 """
 
+import hashlib
+import struct as _struct
+
 from libc.string cimport memcpy, memcmp, memset
 from libc.stdlib cimport abs as c_abs
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
@@ -50,13 +53,23 @@ statnames = ("MaxConn", "MaxSegment", "ActiveOpens", "PassiveOpens",
              "Recovery", "RecoveryDone", "RecoveryRTO", "RecoveryNoSeq",
              "RecoveryCwind", "RecoveryPA")
 
+# beyond tcp.c: the modern profile's counters, appended to /net/tcp/stats
+# after tcp.c's 28 (indexed by the Nxstats enum)
+xstatnames = ("SackRecovery", "SackRecoveryDone", "SackRetransSegs",
+              "SackBlocksIn", "SackBlocksOut", "DsackIn", "DsackOut",
+              "TsRttSamples", "PawsDrops", "ChallengeAcks", "RstChallenged",
+              "AckOutOfRange")
+
+profiles = ("9front", "modern")
+
 # constants for tests and tools
 CONST = dict(QMAX=QMAX, MAX_TIME=MAX_TIME, TCP_ACK=TCP_ACK, MAXBACKMS=MAXBACKMS,
              MSL2=MSL2, MSPTICK=MSPTICK, DEF_MSS=DEF_MSS, DEF_MSS6=DEF_MSS6,
              DEF_RTT=DEF_RTT, DEF_KAT=DEF_KAT, SYNACK_RXTIMER=SYNACK_RXTIMER,
              TCPREXMTTHRESH=TCPREXMTTHRESH, Maxlimbo=Maxlimbo, NLHT=NLHT,
              Maxqscale=Maxqscale, Defadvscale=Defadvscale, NWHEEL=NWHEEL,
-             URG=URG, ACK=ACK, PSH=PSH, RST=RST, SYN=SYN, FIN=FIN)
+             URG=URG, ACK=ACK, PSH=PSH, RST=RST, SYN=SYN, FIN=FIN,
+             DEF_RTOMIN=DEF_RTOMIN, TCP9_RTOMIN=TCP9_RTOMIN, NSCORE=NSCORE)
 
 cdef bytes IPnoaddr = b"\0" * 16
 cdef bytes v4prefix = b"\0" * 10 + b"\xff\xff"
@@ -154,6 +167,22 @@ cdef class Tcpctl:
         self.chacktime = 0
         self.chackcnt = 0
         self.gsolen = 0
+        # beyond tcp.c: negotiated state of the modern profile (the
+        # switches -- profile, sackok, tsok, rtomin, cc -- stay: they are
+        # set before connect/announce)
+        self.sack = 0
+        self.ts = 0
+        self.ts_recent = 0
+        self.tsoff = 0
+        self.max_snd_wnd = 0
+        self.rcv_lastoo = 0
+        self.dsack = 0
+        self.dsack_l = self.dsack_r = 0
+        self.nsb = 0
+        self.sackrecovery = 0
+        self.sacksending = 0
+        self.highrxt = 0
+        self.recoverypt = 0
         for t in (self.timer, self.acktimer, self.rtt_timer, self.katimer):
             (<Tcptimer>t).start = 0
             (<Tcptimer>t).count = 0
@@ -186,6 +215,13 @@ cdef class Tcpctl:
         self.nochecksum = o.nochecksum; self.flgcnt = o.flgcnt
         self.chacktime = o.chacktime; self.chackcnt = o.chackcnt
         self.gsolen = o.gsolen
+        self.profile = o.profile; self.sackok = o.sackok; self.tsok = o.tsok
+        self.rtomin = o.rtomin; self.cc = o.cc
+        self.sack = o.sack; self.ts = o.ts; self.ts_recent = o.ts_recent
+        self.tsoff = o.tsoff; self.max_snd_wnd = o.max_snd_wnd
+        self.rcv_lastoo = 0; self.dsack = 0
+        self.nsb = 0; self.sackrecovery = 0; self.sacksending = 0
+        self.highrxt = 0; self.recoverypt = 0
         self.timer.start = o.timer.start; self.timer.count = o.timer.count
         self.acktimer.start = o.acktimer.start; self.acktimer.count = o.acktimer.count
         self.rtt_timer.start = o.rtt_timer.start; self.rtt_timer.count = o.rtt_timer.count
@@ -199,8 +235,18 @@ cdef class Tcpctl:
 cdef class TcpProto(Proto):
     """tcpinit: the TCP protocol of one Fs."""
 
-    def __init__(self, Fs f, int nc=Nchans):
+    def __init__(self, Fs f, int nc=Nchans, str profile="9front"):
+        """profile: "9front" (tcp.c exactly, the engine's default) or
+        "modern" (tcp.c plus the RFCs beyond it: SACK, timestamps, RFC
+        5961, RFC 6528, RFC 6298's RTO floor; net9 serve's default); the
+        profile of every new conversation."""
         Proto.__init__(self, f, "tcp", IP_TCPPROTO, nc)
+        if profile not in profiles:
+            raise ValueError("unknown tcp profile %r (9front or modern)" % profile)
+        self.profile = profiles.index(profile)
+        memset(self.xstats_, 0, sizeof(self.xstats_))
+        self.isnkey = None
+        self.tsadjust = 0
         memset(self.stats_, 0, sizeof(self.stats_))
         self.stats_[MaxConn] = nc
         self.tcpporthogdefense = 0
@@ -392,7 +438,67 @@ cdef class TcpProto(Proto):
         tcb.katimer.arg = c
         tcb.rtt_timer.func = Tfnone
         tcb.rtt_timer.arg = c
+        self.setprofile(tcb, self.profile)
         c.ptcl = tcb
+
+    cpdef Conv clone(self, str owner):
+        """Fsprotoclone; beyond tcp.c: a conversation starts with the
+        stack's profile, whatever the last user of its slot set."""
+        cdef Conv c = Proto.clone(self, owner)
+        self.setprofile(<Tcpctl>c.ptcl, self.profile)
+        return c
+
+    cdef void setprofile(self, Tcpctl tcb, int profile):
+        """Beyond tcp.c: set the switches of a conversation to a profile's
+        defaults."""
+        tcb.profile = profile
+        if profile == Profmodern:
+            tcb.sackok = 1
+            tcb.tsok = 1
+            tcb.rtomin = DEF_RTOMIN
+        else:
+            tcb.sackok = 0
+            tcb.tsok = 0
+            tcb.rtomin = TCP9_RTOMIN
+        tcb.cc = CCnewreno
+
+    property defaultprofile:
+        """The profile new conversations get: "modern" or "9front"."""
+        def __get__(self):
+            return profiles[self.profile]
+        def __set__(self, str v):
+            if v not in profiles:
+                raise ValueError("unknown tcp profile %r (9front or modern)" % v)
+            self.profile = profiles.index(v)
+
+    cdef unsigned int isn(self, const unsigned char *laddr, unsigned short lport,
+                          const unsigned char *raddr, unsigned short rport):
+        """Beyond tcp.c: RFC 6528's initial sequence number, ISN = M +
+        F(localip, localport, remoteip, remoteport, secretkey): M a clock
+        of 4 microsecond ticks (the engine's millisecond clock times 250),
+        F a keyed hash (BLAKE2s with a key drawn once per stack)."""
+        cdef bytes d
+        if self.isnkey is None:
+            self.isnkey = self.f.rand.getrandbits(256).to_bytes(32, "little")
+        d = hashlib.blake2s(PyBytes_FromStringAndSize(<const char*>laddr, 16)
+                            + PyBytes_FromStringAndSize(<const char*>raddr, 16)
+                            + _struct.pack("!HHB", lport, rport, 0),
+                            key=self.isnkey, digest_size=4).digest()
+        return <unsigned int>(<unsigned int>self.f.now * 250u + <unsigned int>nhgetl(<const unsigned char*><char*>d))
+
+    cdef unsigned int tsoffset(self, const unsigned char *laddr, unsigned short lport,
+                               const unsigned char *raddr, unsigned short rport):
+        """Beyond tcp.c: RFC 7323 section 5.4's per-connection offset of
+        TSval, a keyed hash of the 4-tuple (the RFC 6528 key) so that the
+        clock tells nothing across connections."""
+        cdef bytes d
+        if self.isnkey is None:
+            self.isnkey = self.f.rand.getrandbits(256).to_bytes(32, "little")
+        d = hashlib.blake2s(PyBytes_FromStringAndSize(<const char*>laddr, 16)
+                            + PyBytes_FromStringAndSize(<const char*>raddr, 16)
+                            + _struct.pack("!HHB", lport, rport, 1),
+                            key=self.isnkey, digest_size=4).digest()
+        return <unsigned int>(nhgetl(<const unsigned char*><char*>d) + self.tsadjust)
 
     cdef void tcpsetstate(self, Conv s, unsigned char newstate):
         cdef Tcpctl tcb = <Tcpctl>s.ptcl
@@ -716,6 +822,7 @@ cdef class TcpProto(Proto):
         cdef unsigned long long acc
         cdef unsigned int wnd
         cdef bint wsopt = 0
+        cdef int i, nsack = 0
         if tcph.flags & SYN:
             if tcph.mss:
                 hdrlen += MSS_LENGTH
@@ -723,10 +830,25 @@ cdef class TcpProto(Proto):
             wsopt = version == V4 or tcph.ws != 0
             if wsopt:
                 hdrlen += WS_LENGTH
+            if tcph.optout:
+                # beyond tcp.c: SACK-permitted, timestamps
+                if tcph.sackok:
+                    hdrlen += SACKPERM_LENGTH
+                if tcph.hasts:
+                    hdrlen += TS_LENGTH
             optpad = hdrlen & 3
             if optpad:
                 optpad = 4 - optpad
             hdrlen += optpad
+        elif tcph.optout:
+            # beyond tcp.c: NOP NOP TS, NOP NOP SACK blocks
+            if tcph.hasts:
+                hdrlen += TSOPTALIGNED
+            nsack = tcph.nsack
+            if nsack > (3 if tcph.hasts else 4):
+                nsack = 3 if tcph.hasts else 4
+            if nsack > 0:
+                hdrlen += 4 + 8 * nsack
         total = iphl + hdrlen + dlen
         pkt = PyByteArray_FromStringAndSize(NULL, total)
         p = <unsigned char*>PyByteArray_AS_STRING(pkt)
@@ -775,10 +897,40 @@ cdef class TcpProto(Proto):
                 opt[1] = WS_LENGTH
                 opt[2] = tcph.ws
                 opt += 3
+            if tcph.optout and tcph.sackok:
+                opt[0] = SACKPERMOPT
+                opt[1] = SACKPERM_LENGTH
+                opt += 2
+            if tcph.optout and tcph.hasts:
+                opt[0] = TSOPT
+                opt[1] = TS_LENGTH
+                hnputl(opt + 2, tcph.tsval)
+                hnputl(opt + 6, tcph.tsecr)
+                opt += 10
             while optpad > 0:
                 opt[0] = NOOPOPT
                 opt += 1
                 optpad -= 1
+        elif tcph.optout:
+            opt = h + TCP4_HDRSIZE
+            if tcph.hasts:
+                opt[0] = NOOPOPT
+                opt[1] = NOOPOPT
+                opt[2] = TSOPT
+                opt[3] = TS_LENGTH
+                hnputl(opt + 4, tcph.tsval)
+                hnputl(opt + 8, tcph.tsecr)
+                opt += TSOPTALIGNED
+            if nsack > 0:
+                opt[0] = NOOPOPT
+                opt[1] = NOOPOPT
+                opt[2] = SACKOPT
+                opt[3] = 2 + 8 * nsack
+                opt += 4
+                for i in range(nsack):
+                    hnputl(opt, tcph.sack[2 * i])
+                    hnputl(opt + 4, tcph.sack[2 * i + 1])
+                    opt += 8
         if dlen > 0:
             if extra != NULL:
                 memcpy(h + hdrlen, extra, dlen)
@@ -820,7 +972,7 @@ cdef class TcpProto(Proto):
     cdef int ntohtcp(self, Tcp *tcph, const unsigned char *h, Py_ssize_t avail) noexcept:
         """ntohtcp4/6 after the IP header: h is the TCP header, avail the
         bytes of TCP segment present.  Returns the header length or -1."""
-        cdef int hdrlen, n, optlen
+        cdef int hdrlen, n, optlen, i
         cdef const unsigned char *optr
         if avail < TCP4_HDRSIZE:
             return -1
@@ -837,6 +989,12 @@ cdef class TcpProto(Proto):
         tcph.mss = 0
         tcph.ws = 0
         tcph.update = 0
+        tcph.sackok = 0
+        tcph.hasts = 0
+        tcph.nsack = 0
+        tcph.optout = 0
+        tcph.tsval = 0
+        tcph.tsecr = 0
         if hdrlen > avail:
             return -1            # the pullupblock of the options fails
         optr = h + TCP4_HDRSIZE
@@ -859,6 +1017,24 @@ cdef class TcpProto(Proto):
             elif optr[0] == WSOPT:
                 if optlen == WS_LENGTH and optr[2] <= 14:
                     tcph.ws = optr[2]
+            # beyond tcp.c: RFC 2018 and RFC 7323 options (used only by
+            # conversations of the modern profile)
+            elif optr[0] == SACKPERMOPT:
+                if optlen == SACKPERM_LENGTH:
+                    tcph.sackok = 1
+            elif optr[0] == SACKOPT:
+                if optlen >= 10 and (optlen - 2) % 8 == 0:
+                    i = 0
+                    while i < (optlen - 2) // 8 and tcph.nsack < MAXSACK:
+                        tcph.sack[2 * tcph.nsack] = nhgetl(optr + 2 + 8 * i)
+                        tcph.sack[2 * tcph.nsack + 1] = nhgetl(optr + 6 + 8 * i)
+                        tcph.nsack += 1
+                        i += 1
+            elif optr[0] == TSOPT:
+                if optlen == TS_LENGTH:
+                    tcph.hasts = 1
+                    tcph.tsval = nhgetl(optr + 2)
+                    tcph.tsecr = nhgetl(optr + 6)
             n -= optlen
             optr += optlen
         return hdrlen
@@ -872,7 +1048,11 @@ cdef class TcpProto(Proto):
     cdef void tcpsndsyn(self, Conv s, Tcpctl tcb):
         """For outgoing calls, generate an initial sequence number and put
         a SYN on the send queue."""
-        tcb.iss = (self.f.nrand(1 << 16) << 16) | self.f.nrand(1 << 16)
+        if tcb.profile == Profmodern:
+            # beyond tcp.c: RFC 6528
+            tcb.iss = self.isn(s.laddr, s.lport, s.raddr, s.rport)
+        else:
+            tcb.iss = (self.f.nrand(1 << 16) << 16) | self.f.nrand(1 << 16)
         tcb.rttseq = tcb.iss
         tcb.snd_wl2 = tcb.iss
         tcb.snd_una = tcb.iss
@@ -887,6 +1067,8 @@ cdef class TcpProto(Proto):
                               s.ipversion, &tcb.scale)
         self.stats_[Mss] = tcb.mss
         tcb.gsolen = self.f.ip.gso(s.ipversion, s.remoteaddr, s.localaddr)
+        if tcb.profile == Profmodern and tcb.tsok:
+            tcb.tsoff = self.tsoffset(s.laddr, s.lport, s.raddr, s.rport)
 
     cdef int sndrst(self, const unsigned char *source, const unsigned char *dest, unsigned short length,
                     Tcp *seg, int version, str reason, object rh) except? -2:
@@ -966,6 +1148,13 @@ cdef class TcpProto(Proto):
             seg.ws = 0
             lp.sndscale = 0
         lp.lastsend = self.f.now
+        if lp.profile == Profmodern:
+            # beyond tcp.c: answer SACK-permitted and timestamps in kind
+            seg.optout = 1
+            seg.sackok = lp.sackok
+            seg.hasts = lp.hasts
+            seg.tsval = self.f.now + lp.tsoff
+            seg.tsecr = lp.tsval
         pkt = self.buildseg(lp.version, lp.laddr, lp.raddr, MAXTTL, DFLTTOS, &seg, None, 0, 0, NULL, None)
         return self.f.ip.ipoput(lp.version, pkt, MAXTTL, DFLTTOS, None)
 
@@ -1022,10 +1211,25 @@ cdef class TcpProto(Proto):
             lp.rcvscale = seg.ws
             lp.irs = seg.seq
             lp.rexmits = 0
+            lp.profile = (<Tcpctl>s.ptcl).profile
             if setiss:
                 lp.iss = iss
+            elif lp.profile == Profmodern:
+                # beyond tcp.c: RFC 6528
+                lp.iss = self.isn(dest, seg.dest, source, seg.source)
             else:
                 lp.iss = (self.f.nrand(1 << 16) << 16) | self.f.nrand(1 << 16)
+        # beyond tcp.c: what the (latest) SYN offers, for the SYN-ACK of a
+        # modern listener
+        if (<Tcpctl>s.ptcl).profile == Profmodern:
+            lp.sackok = seg.sackok and (<Tcpctl>s.ptcl).sackok
+            lp.hasts = seg.hasts and (<Tcpctl>s.ptcl).tsok
+            lp.tsval = seg.tsval
+            if lp.hasts:
+                lp.tsoff = self.tsoffset(dest, seg.dest, source, seg.source)
+        else:
+            lp.sackok = 0
+            lp.hasts = 0
         if self.sndsynack(lp) < 0:
             self.limbofree(lp)
         else:
@@ -1160,12 +1364,21 @@ cdef class TcpProto(Proto):
         self.stats_[Mss] = tcb.mss
         tcb.gsolen = self.f.ip.gso(version, new.remoteaddr, new.localaddr)
 
+        # beyond tcp.c: SACK and timestamps as the SYN-ACK answered them
+        tcb.sack = lp.sackok
+        tcb.ts = lp.hasts
+        if tcb.ts:
+            tcb.ts_recent = lp.tsval
+            tcb.tsoff = lp.tsoff
+            tcb.mss -= TSOPTALIGNED    # every segment carries the option
+
         # window scaling
         self.tcpsetscale(new, tcb, lp.rcvscale, lp.sndscale)
 
         # congestion window
         tcb.snd_wnd = segp.wnd
         initialwindow(tcb)
+        tcb.max_snd_wnd = tcb.snd_wnd
 
         # set initial round trip time
         tcb.sndsyntime = lp.lastsend + lp.rexmits * SYNACK_RXTIMER
@@ -1217,6 +1430,10 @@ cdef class TcpProto(Proto):
         cdef int delta = <int>(self.f.now - tcb.sndsyntime)
         tcb.srtt = delta << LOGAGAIN
         tcb.mdev = delta << LOGDGAIN
+        if tcb.profile == Profmodern:
+            # beyond tcp.c: RFC 6298 section 2.2, RTTVAR = R/2
+            tcb.mdev = delta << 1
+            self.tcpsettimer(tcb)
         # halt round trip timer
         self.tcphalt(tcb.rtt_timer)
 
@@ -1228,6 +1445,10 @@ cdef class TcpProto(Proto):
         if seg.update:
             return
         seg.update = 1
+
+        # beyond tcp.c (modern, SACK in use): the scoreboard
+        if tcb.sack:
+            self.sackupdate(tcb, seg)
 
         # catch zero-window updates, update window & recover
         if tcb.snd_wnd == 0 and seg.wnd > 0 and seq_lt(seg.ack, tcb.snd_ptr):
@@ -1241,13 +1462,40 @@ cdef class TcpProto(Proto):
             tcb.snd_dupacks += 1
             if tcb.snd_dupacks == 3:
                 recovery = 1
+            elif tcb.sack:
+                # beyond tcp.c: RFC 6675 section 5, IsLost(HighACK + 1)
+                # also starts recovery; no window inflation (pipe)
+                if not tcb.sackrecovery and self.sacklost(tcb, tcb.snd_una):
+                    recovery = 1
             elif tcb.snd_recovery:
                 # tcp.c's "else if(tcb->snd.recovery)" binds to the
                 # innermost if: a duplicate ACK other than the third
                 self.stats_[RecoveryCwind] += 1
                 tcb.cwind += tcb.mss
 
-        if recovery:
+        if recovery and tcb.sack:
+            # beyond tcp.c: RFC 6675 section 5 loss recovery
+            if not tcb.sackrecovery and seq_le(tcb.snd_rxt, seg.ack):
+                self.stats_[Recovery] += 1
+                self.xstats_[SackRecovery] += 1
+                tcb.abcbytes = 0
+                tcb.sackrecovery = 1
+                tcb.recoverypt = tcb.snd_nxt
+                tcb.snd_rxt = tcb.snd_nxt
+                tcb.highrxt = tcb.snd_una
+                self.tcpcongestion(tcb)
+                tcb.cwind = tcb.ssthresh
+                if self.f.log.mask & Logtcpwin:
+                    self.f.log.log(Logtcpwin, "sack recovery cwind %d @%d\n" % (tcb.cwind, tcb.recoverypt))
+                # the first retransmission goes regardless of pipe (step 4.3)
+                self.tcpsendat(s, tcb.snd_una, tcb.mss)
+                tcb.highrxt = tcb.snd_una + tcb.mss
+                self.sacksend(s)
+            elif tcb.sackrecovery:
+                self.sacksend(s)
+            elif not tcb.sackrecovery:
+                self.stats_[RecoveryNoSeq] += 1
+        elif recovery:
             if tcb.snd_recovery:
                 self.stats_[RecoveryCwind] += 1
                 tcb.cwind += tcb.mss
@@ -1278,12 +1526,18 @@ cdef class TcpProto(Proto):
                 tcb.snd_dupacks = 0
             tcb.snd_wnd = seg.wnd
             tcb.snd_wl2 = seg.ack
+            if tcb.snd_wnd > tcb.max_snd_wnd:
+                tcb.max_snd_wnd = tcb.snd_wnd
 
         if not seq_gt(seg.ack, tcb.snd_una):
             # don't let us hangup if sending into a closed window and
             # we're still getting acks
             if (tcb.flags & RETRAN) and tcb.snd_wnd == 0:
                 tcb.backedoff = MAXBACKMS // 4
+            # beyond tcp.c: in SACK recovery a duplicate ACK that SACKs
+            # more frees pipe (RFC 6675 step 4.3)
+            if tcb.sackrecovery and not recovery:
+                self.sacksend(s)
             return
 
         # Compute the new send window size
@@ -1296,7 +1550,18 @@ cdef class TcpProto(Proto):
             tcb.flgcnt -= 1
         else:
             # congestion control
-            if tcb.snd_recovery:
+            if tcb.sackrecovery:
+                # beyond tcp.c: RFC 6675 section 5, recovery ends when
+                # RecoveryPoint is acknowledged; cwnd is ssthresh
+                if seq_ge(seg.ack, tcb.recoverypt):
+                    self.stats_[RecoveryDone] += 1
+                    self.xstats_[SackRecoveryDone] += 1
+                    tcb.sackrecovery = 0
+                    tcb.snd_dupacks = 0
+                    tcb.cwind = tcb.ssthresh
+                else:
+                    self.stats_[RecoveryPA] += 1
+            elif tcb.snd_recovery:
                 if seq_ge(seg.ack, tcb.snd_rxt):
                     # recovery finished; deflate window
                     self.stats_[RecoveryDone] += 1
@@ -1326,7 +1591,14 @@ cdef class TcpProto(Proto):
                 self.tcpabcincr(tcb, acked)
 
             # Adjust the timers according to the round trip time
-            if tcb.rtt_timer.state == TcptimerON and seq_ge(seg.ack, tcb.rttseq):
+            if tcb.ts and seg.hasts and seg.tsecr != 0:
+                # beyond tcp.c: RFC 7323 section 4, a sample from every ACK
+                # of new data, retransmitted or not, in recovery or not
+                self.tcphalt(tcb.rtt_timer)
+                rtt = <int>(self.f.now + tcb.tsoff - seg.tsecr)
+                if rtt >= 0 and rtt < 3600000:
+                    self.tcprttsample(tcb, rtt)
+            elif tcb.rtt_timer.state == TcptimerON and seq_ge(seg.ack, tcb.rttseq):
                 self.tcphalt(tcb.rtt_timer)
                 if (tcb.flags & RETRAN) == 0:
                     tcb.backoff = 0
@@ -1357,6 +1629,8 @@ cdef class TcpProto(Proto):
         # newreno fast recovery
         if tcb.snd_recovery:
             self.tcprxmit(s)
+        elif tcb.sackrecovery:
+            self.sacksend(s)
 
         if seq_gt(seg.ack, tcb.snd_urg):
             tcb.snd_urg = seg.ack
@@ -1373,7 +1647,7 @@ cdef class TcpProto(Proto):
         if seq_lt(tcb.snd_ptr, tcb.snd_una):
             tcb.snd_ptr = tcb.snd_una
 
-        if not tcb.snd_recovery:
+        if not tcb.snd_recovery and not tcb.sackrecovery:
             tcb.flags &= ~RETRAN
         tcb.backoff = 0
         tcb.backedoff = 0
@@ -1577,6 +1851,8 @@ cdef class TcpProto(Proto):
         cdef Reseq rp
         cdef int skip
         cdef bint synsent = 0       # the SYN-ACK (or SYN) taken in Syn_sent
+        cdef unsigned int origseq = seg.seq
+        cdef int origlen = length
 
         # fix up window
         seg.wnd <<= tcb.rcv_scale
@@ -1653,9 +1929,22 @@ cdef class TcpProto(Proto):
                         tcb.snd_una - (1u << 29)))
                 self.localclose(s, errors.Estatelesshog)
 
+        # beyond tcp.c (modern): PAWS, RFC 7323 section 5.3
+        if tcb.ts and not synsent and self.tcppaws(s, &seg, length):
+            tcb.flags |= FORCE
+            return A_OUTPUT
+
         # Cut the data to fit the receive window
         self.tcprcvwin(s)
         if self.tcptrim(tcb, &seg, &dp, &length) == -1:
+            # beyond tcp.c (modern): a duplicate, all of it below rcv.nxt,
+            # is reported in a D-SACK block (RFC 2883)
+            if (tcb.sack and origlen > 0 and (seg.flags & RST) == 0
+                    and seq_le(origseq + <unsigned int>origlen, tcb.rcv_nxt)
+                    and seq_gt(origseq + <unsigned int>origlen, tcb.rcv_nxt - <unsigned int>0x40000000)):
+                tcb.dsack = 1
+                tcb.dsack_l = origseq
+                tcb.dsack_r = origseq + <unsigned int>origlen
             if seg.seq + 1 != tcb.rcv_nxt or length != 1:
                 if self.f.log.mask & Logtcp:
                     self.f.log.log(Logtcp, "tcp: trim: !inwind: seq %d-%d win %d-%d l %d from %s\n" % (
@@ -1685,6 +1974,28 @@ cdef class TcpProto(Proto):
         if length and tcb.state == Closed:
             return self.reset2(s, &seg, length, source, dest, version, "sending to Closed")
 
+        if tcb.profile == Profmodern and not synsent:
+            # beyond tcp.c: RFC 5961 section 3.2, a RST in the window but
+            # not exactly at RCV.NXT gets a challenge ACK and is dropped
+            if (seg.flags & RST) and origseq != tcb.rcv_nxt and tcb.state >= Syn_received:
+                if self.f.log.mask & Logtcp:
+                    self.f.log.log(Logtcp, "tcp: rst seq %d != rcv.nxt %d from %s!%d: challenge ack\n" % (
+                        origseq, tcb.rcv_nxt, fmtip(s.remoteaddr), s.rport))
+                self.xstats_[RstChallenged] += 1
+                self.tcpchallengeack(s)
+                return A_DONE
+            # RFC 5961 section 5: an ACK older than SND.UNA - MAX.SND.WND
+            if ((seg.flags & (ACK | RST)) == ACK and tcb.state > Syn_received
+                    and seq_lt(seg.ack, tcb.snd_una - tcb.max_snd_wnd)):
+                self.xstats_[AckOutOfRange] += 1
+                self.tcpchallengeack(s)
+                return A_DONE
+            # RFC 7323 section 4.3: TS.Recent from the segment that covers
+            # Last.ACK.sent
+            if (tcb.ts and seg.hasts and seq_le(origseq, tcb.rcv_ackptr)
+                    and seq_ge(seg.tsval, tcb.ts_recent)):
+                tcb.ts_recent = seg.tsval
+
         # The segment is beyond the current receive pointer so
         # queue the data in the resequence queue
         if seg.seq != tcb.rcv_nxt:
@@ -1700,6 +2011,7 @@ cdef class TcpProto(Proto):
                 elif seg.flags & ACK:
                     tcb.flags |= FORCE
                     return A_OUTPUT
+                tcb.rcv_lastoo = seg.seq
                 if self.addreseq(tcb, &seg, dp, length) < 0:
                     if self.f.log.mask & Logtcp:
                         self.f.log.log(Logtcp, "reseq %s.%d -> %s.%d\n" % (
@@ -1858,6 +2170,8 @@ cdef class TcpProto(Proto):
         cdef unsigned int ssize, dsize, sent, maxseg, nseg
         cdef Py_ssize_t avail
         cdef int version = s.ipversion
+        cdef unsigned int cw
+        cdef int nsack = 0, sackolen = 0
 
         # force ack every 2*mss
         if (tcb.flags & FORCE) == 0:
@@ -1895,6 +2209,22 @@ cdef class TcpProto(Proto):
                                         else TCP6_PKT + TCP6_HDRSIZE)) // tcb.mss * tcb.mss
                 if maxseg < tcb.mss:
                     maxseg = tcb.mss
+            # beyond tcp.c: SACK blocks to send, and the room they take
+            # from the segment's data (RFC 6691)
+            if tcb.sack and (tcb.reseq is not None or tcb.dsack):
+                nsack = self.sackblocks(tcb, seg.sack)
+                if nsack > (3 if tcb.ts else 4):
+                    nsack = 3 if tcb.ts else 4
+                sackolen = 4 + 8 * nsack if nsack > 0 else 0
+                if sackolen:
+                    maxseg = tcb.mss - sackolen
+            else:
+                nsack = 0
+                sackolen = 0
+            cw = tcb.cwind
+            if tcb.sackrecovery and not tcb.sacksending:
+                # beyond tcp.c: in SACK recovery only sacksend sends data
+                cw = sent
             if tcb.snd_wnd == 0:
                 # zero window probe
                 if sent > 0 and not (tcb.flags & FORCE):
@@ -1907,8 +2237,8 @@ cdef class TcpProto(Proto):
                         ssize = 1
             else:
                 # calculate usable segment size
-                if ssize > tcb.cwind:
-                    ssize = tcb.cwind
+                if ssize > cw:
+                    ssize = cw
                 if ssize > tcb.snd_wnd:
                     ssize = tcb.snd_wnd
                 if ssize < sent:
@@ -1924,7 +2254,7 @@ cdef class TcpProto(Proto):
             if not (tcb.flags & FORCE):
                 if ssize == 0:
                     break
-                if ssize < tcb.mss and tcb.snd_nxt == tcb.snd_ptr and sent > TCPREXMTTHRESH * tcb.mss:
+                if ssize < tcb.mss - <unsigned int>sackolen and tcb.snd_nxt == tcb.snd_ptr and sent > TCPREXMTTHRESH * tcb.mss:
                     break
 
             tcb.flags &= ~FORCE
@@ -1937,6 +2267,21 @@ cdef class TcpProto(Proto):
             seg.mss = 0
             seg.ws = 0
             seg.update = 0
+            # beyond tcp.c: options of the modern profile
+            seg.optout = 0
+            seg.sackok = 0
+            seg.hasts = 0
+            seg.nsack = nsack
+            if tcb.ts or nsack:
+                seg.optout = 1
+                seg.hasts = tcb.ts
+                seg.tsval = self.f.now + tcb.tsoff
+                seg.tsecr = tcb.ts_recent
+                if nsack:
+                    self.xstats_[SackBlocksOut] += nsack
+                    if tcb.dsack:
+                        self.xstats_[DsackOut] += 1
+                        tcb.dsack = 0
             if tcb.state == Syn_sent:
                 seg.flags = 0
                 if tcb.snd_ptr == tcb.iss:
@@ -1944,6 +2289,13 @@ cdef class TcpProto(Proto):
                     dsize -= 1
                     seg.mss = tcb.mss
                     seg.ws = tcb.scale
+                    if tcb.profile == Profmodern and (tcb.sackok or tcb.tsok):
+                        # beyond tcp.c: offer SACK and timestamps
+                        seg.optout = 1
+                        seg.sackok = tcb.sackok
+                        seg.hasts = tcb.tsok
+                        seg.tsval = self.f.now + tcb.tsoff
+                        seg.tsecr = 0
             elif tcb.state == Syn_received:
                 # don't send any data with a SYN/ACK packet because Linux
                 # rejects the packet in its attempt to solve the SYN attack
@@ -1954,6 +2306,8 @@ cdef class TcpProto(Proto):
                     ssize = 1
                     seg.mss = tcb.mss
                     seg.ws = tcb.scale
+                    if tcb.sack or tcb.ts:
+                        seg.sackok = tcb.sack
             seg.seq = tcb.snd_ptr
             seg.ack = tcb.rcv_nxt
             seg.wnd = tcb.rcv_wnd
@@ -2041,6 +2395,7 @@ cdef class TcpProto(Proto):
             seg.flags |= FIN
         else:
             dlen = 1        # one garbage byte in tcp.c; a zero here
+        settsopt(tcb, &seg, self.f.now)
         if isv4(s.raddr):
             hbp = self.htontcp4(&seg, s, None, 0, dlen, zerobyte, tcb)
             return self.f.ip.ipoput(V4, hbp, s.ttl, s.tos, s)
@@ -2072,6 +2427,9 @@ cdef class TcpProto(Proto):
         self.tcprcvwin(s)
         seg.wnd = tcb.rcv_wnd
         tcb.rcv_ackptr = seg.ack
+        settsopt(tcb, &seg, self.f.now)
+        if tcb.profile == Profmodern:
+            self.xstats_[ChallengeAcks] += 1
         # (not counted in OutSegs: tcp.c counts only tcpoutput's segments,
         # not tcpsendka's or sndsynack's)
         if isv4(s.raddr):
@@ -2167,6 +2525,16 @@ cdef class TcpProto(Proto):
         self.tcpsettimer(tcb)
         if tcb.snd_rto == 0:
             self.tcpcongestion(tcb)
+        if tcb.sack:
+            # beyond tcp.c: after a timeout the SACKed bits are forgotten
+            # (RFC 2018 section 8) and SACK recovery ends
+            if tcb.sackrecovery:
+                tcb.sackrecovery = 0
+                tcb.snd_dupacks = 0
+                self.stats_[RecoveryRTO] += 1
+            tcb.snd_rxt = tcb.snd_nxt
+            tcb.nsb = 0
+            tcb.highrxt = tcb.snd_una
         self.tcprxmit(s)
         tcb.snd_ptr = tcb.snd_una
         tcb.cwind = tcb.mss
@@ -2201,6 +2569,14 @@ cdef class TcpProto(Proto):
             tcb.snd_scale = 0
         tcb.snd_wnd = seg.wnd
         initialwindow(tcb)
+        # beyond tcp.c: SACK and timestamps when both sides offered them
+        if tcb.profile == Profmodern:
+            tcb.max_snd_wnd = tcb.snd_wnd
+            tcb.sack = tcb.sackok and seg.sackok
+            if tcb.tsok and seg.hasts and not tcb.ts:
+                tcb.ts = 1
+                tcb.ts_recent = seg.tsval
+                tcb.mss -= TSOPTALIGNED
 
     cdef int dumpreseq(self, Tcpctl tcb):
         tcb.reseq = None
@@ -2291,6 +2667,15 @@ cdef class TcpProto(Proto):
         dupcnt = <int>(tcb.rcv_nxt - seg.seq)
         if dupcnt > 0:
             tcb.rerecv += dupcnt
+            if tcb.sack and length[0] > 0 and seq_lt(seg.seq, seg.seq + <unsigned int>length[0]):
+                # beyond tcp.c: RFC 2883 D-SACK of the duplicate part
+                tcb.dsack = 1
+                tcb.dsack_l = seg.seq + (1 if seg.flags & SYN else 0)
+                tcb.dsack_r = tcb.rcv_nxt
+                if seq_gt(tcb.dsack_r, seg.seq + <unsigned int>length[0]):
+                    tcb.dsack_r = seg.seq + <unsigned int>length[0]
+                if not seq_lt(tcb.dsack_l, tcb.dsack_r):
+                    tcb.dsack = 0
             if seg.flags & SYN:
                 seg.flags &= ~SYN
                 seg.seq += 1
@@ -2358,7 +2743,62 @@ cdef class TcpProto(Proto):
                 # DEVIATION: 9front dereferences the missing argument
                 return errors.Eporthog
             return self.tcpporthogdefensectl(f[1])
+        if n >= 1 and f[0] in ("sack", "timestamps", "rtomin", "congestion", "rack", "profile"):
+            return self.tcpoptctl(c, f)
         return errors.Eunknownctl
+
+    cdef object tcpoptctl(self, Conv s, list f):
+        """Beyond tcp.c: the switches of one conversation, in the manner of
+        FreeBSD's tcp(4) socket options, before connect or announce:
+        "sack on|off", "timestamps on|off", "rtomin MS", "congestion
+        newreno", "profile 9front|modern".  Errors in devip's style:
+        "unknown value for sack"."""
+        cdef Tcpctl tcb = <Tcpctl>s.ptcl
+        cdef str what = f[0]
+        cdef str v = f[1] if len(f) >= 2 else ""
+        cdef long x
+        if len(f) != 2:
+            return "unknown value for " + what
+        if tcb.state != Closed:
+            return errors.Econinuse
+        if what == "profile":
+            if v not in profiles:
+                return "unknown value for profile"
+            self.setprofile(tcb, profiles.index(v))
+            return None
+        if what == "sack" or what == "timestamps":
+            if v != "on" and v != "off":
+                return "unknown value for " + what
+            if v == "on" and tcb.profile != Profmodern:
+                return what + " needs the modern profile"
+            if what == "sack":
+                tcb.sackok = v == "on"
+            else:
+                tcb.tsok = v == "on"
+            return None
+        if what == "rtomin":
+            if not v.isdigit():
+                return "unknown value for rtomin"
+            x = int(v) if len(v) < 9 else 100000000
+            if x < MSPTICK or x > 60000:
+                return "unknown value for rtomin"
+            if tcb.profile != Profmodern and x != TCP9_RTOMIN:
+                return "rtomin needs the modern profile"
+            tcb.rtomin = <int>x
+            return None
+        if what == "congestion":
+            if v == "newreno":
+                tcb.cc = CCnewreno
+                return None
+            if v == "cubic":
+                return "congestion cubic not implemented"
+            return "unknown value for congestion"
+        # rack
+        if v == "off":
+            return None
+        if v == "on":
+            return "rack not implemented"
+        return "unknown value for rack"
 
     def tcpporthogdefensectl(self, str val):
         if val == "on":
@@ -2370,9 +2810,17 @@ cdef class TcpProto(Proto):
         return None
 
     cpdef str pstats(self):
-        """tcpstats."""
+        """tcpstats.  Beyond tcp.c: in the modern profile the counters of
+        the additions follow tcp.c's 28."""
         cdef int i
-        return "".join(["%s: %d\n" % (statnames[i], self.stats_[i]) for i in range(Nstats)])
+        out = "".join(["%s: %d\n" % (statnames[i], self.stats_[i]) for i in range(Nstats)])
+        if self.profile == Profmodern:
+            out += "".join(["%s: %d\n" % (xstatnames[i], self.xstats_[i]) for i in range(Nxstats)])
+        return out
+
+    def xstat(self, str name):
+        """One counter of the modern profile by name."""
+        return self.xstats_[xstatnames.index(name)]
 
     property stats_list:
         """The 28 counters in order, as a list of ints."""
@@ -2434,7 +2882,21 @@ cdef class TcpProto(Proto):
         return out
 
     cdef void tcpsettimer(self, Tcpctl tcb):
-        cdef long long x
+        cdef long long x, v
+        if tcb.profile == Profmodern:
+            # beyond tcp.c: RFC 6298 section 2, RTO = SRTT + max(G, 4 *
+            # RTTVAR) (mdev holds 4 * RTTVAR), at least rtomin, backed off
+            # by doubling, at most 64 s as in tcp.c
+            v = tcb.mdev
+            if v < MSPTICK:
+                v = MSPTICK
+            x = backoff(tcb.backoff) * (((tcb.srtt >> LOGAGAIN) + v + MSPTICK - 1) // MSPTICK)
+            if x < (tcb.rtomin + MSPTICK - 1) // MSPTICK:
+                x = (tcb.rtomin + MSPTICK - 1) // MSPTICK
+            if x > 64000 // MSPTICK:
+                x = 64000 // MSPTICK
+            tcb.timer.start = <int>x
+            return
         # round trip dependency
         # DEVIATION: computed in 64 bits with the shift bounded; tcp.c's
         # int overflows once backoff passes ~20 (possible while a zero
@@ -2468,6 +2930,293 @@ cdef class TcpProto(Proto):
         s.rq.setlimit(QMAX << tcb.qscale)
         s.wq.setlimit(QMAX << tcb.qscale)
         self.tcprcvwin(s)
+
+    # ---------------------------------------------------------------
+    # beyond tcp.c: the modern profile's timestamps and SACK
+
+    cdef int tcppaws(self, Conv s, Tcp *seg, int length) except -1:
+        """RFC 7323 section 5.3: a segment whose TSval is older than
+        TS.Recent is a duplicate from an earlier wrap of the sequence
+        space: drop it (the caller ACKs).  Resets are exempt.  Returns 1
+        when dropped."""
+        cdef Tcpctl tcb = <Tcpctl>s.ptcl
+        if not seg.hasts or (seg.flags & RST):
+            return 0
+        if seq_lt(seg.tsval, tcb.ts_recent):
+            self.xstats_[PawsDrops] += 1
+            if self.f.log.mask & Logtcp:
+                self.f.log.log(Logtcp, "tcp: paws: tsval %u < ts.recent %u from %s!%d\n" % (
+                    seg.tsval, tcb.ts_recent, fmtip(s.remoteaddr), s.rport))
+            return 1
+        return 0
+
+    cdef void tcprttsample(self, Tcpctl tcb, int rtt):
+        """One RTT sample in ms (RFC 6298 section 2.3 with tcp.c's gains
+        and fixed point: srtt is 8 * SRTT, mdev 4 * RTTVAR)."""
+        cdef int delta
+        self.xstats_[TsRttSamples] += 1
+        if rtt == 0:
+            rtt = 1
+        if tcb.srtt == 0:
+            tcb.srtt = rtt << LOGAGAIN
+            tcb.mdev = rtt << 1
+        else:
+            delta = rtt - (tcb.srtt >> LOGAGAIN)
+            tcb.srtt += delta
+            if tcb.srtt <= 0:
+                tcb.srtt = 1
+            delta = c_abs(delta) - (tcb.mdev >> LOGDGAIN)
+            tcb.mdev += delta
+            if tcb.mdev <= 0:
+                tcb.mdev = 1
+        tcb.backoff = 0
+        tcb.backedoff = 0
+        self.tcpsettimer(tcb)
+
+    cdef void sackupdate(self, Tcpctl tcb, Tcp *seg):
+        """The scoreboard (RFC 6675 section 3): forget what seg's ACK
+        covers, add its SACK blocks (sorted, merged).  A first block below
+        the ACK or inside the second is a D-SACK (RFC 2883 section 4) and
+        only counted."""
+        cdef unsigned int ack = seg.ack
+        cdef unsigned int l, r
+        cdef int i, j, k, m
+        if (seg.flags & ACK) == 0:
+            return
+        if seq_gt(ack, tcb.snd_una) and seq_le(ack, tcb.snd_nxt):
+            j = 0
+            for i in range(tcb.nsb):
+                if seq_le(tcb.sb_r[i], ack):
+                    continue
+                tcb.sb_l[j] = tcb.sb_l[i] if seq_gt(tcb.sb_l[i], ack) else ack
+                tcb.sb_r[j] = tcb.sb_r[i]
+                j += 1
+            tcb.nsb = j
+        else:
+            ack = tcb.snd_una
+        for i in range(seg.nsack):
+            l = seg.sack[2 * i]
+            r = seg.sack[2 * i + 1]
+            if i == 0 and (seq_le(r, seg.ack) or (seg.nsack > 1 and seq_ge(l, seg.sack[2])
+                                                   and seq_le(r, seg.sack[3]))):
+                self.xstats_[DsackIn] += 1
+                continue
+            if not seq_lt(l, r) or seq_gt(r, tcb.snd_nxt) or seq_le(r, ack):
+                continue
+            if seq_lt(l, ack):
+                l = ack
+            self.xstats_[SackBlocksIn] += 1
+            # insert [l, r) merging with neighbours
+            k = 0
+            while k < tcb.nsb and seq_lt(tcb.sb_r[k], l):
+                k += 1
+            # ranges k.. that touch [l, r) merge into it
+            j = k
+            while j < tcb.nsb and seq_le(tcb.sb_l[j], r):
+                if seq_lt(tcb.sb_l[j], l):
+                    l = tcb.sb_l[j]
+                if seq_gt(tcb.sb_r[j], r):
+                    r = tcb.sb_r[j]
+                j += 1
+            if j > k:
+                # replace ranges k..j-1 with one
+                tcb.sb_l[k] = l
+                tcb.sb_r[k] = r
+                for m in range(j, tcb.nsb):
+                    tcb.sb_l[k + 1 + m - j] = tcb.sb_l[m]
+                    tcb.sb_r[k + 1 + m - j] = tcb.sb_r[m]
+                tcb.nsb -= j - k - 1
+            else:
+                if tcb.nsb == NSCORE:
+                    if k == NSCORE:
+                        continue       # full: the highest ranges are lost
+                    tcb.nsb -= 1
+                m = tcb.nsb
+                while m > k:
+                    tcb.sb_l[m] = tcb.sb_l[m - 1]
+                    tcb.sb_r[m] = tcb.sb_r[m - 1]
+                    m -= 1
+                tcb.sb_l[k] = l
+                tcb.sb_r[k] = r
+                tcb.nsb += 1
+
+    cdef bint sacklost(self, Tcpctl tcb, unsigned int seq):
+        """RFC 6675 IsLost(seq): DupThresh discontiguous SACKed ranges
+        above seq, or more than (DupThresh - 1) * SMSS bytes SACKed above
+        it."""
+        cdef int i, n = 0
+        cdef unsigned int b = 0
+        for i in range(tcb.nsb - 1, -1, -1):
+            if seq_le(tcb.sb_l[i], seq):
+                break
+            n += 1
+            b += tcb.sb_r[i] - tcb.sb_l[i]
+        return n >= TCPREXMTTHRESH or b > (TCPREXMTTHRESH - 1) * <unsigned int>tcb.mss
+
+    cdef unsigned int sackpipe(self, Tcpctl tcb):
+        """RFC 6675 SetPipe: the octets thought in flight.  A hole below
+        the highest SACKed octet counts unless IsLost, and again for what
+        of it was retransmitted (below HighRxt); above the highest SACKed
+        octet everything counts."""
+        cdef unsigned int pipe = 0, a, b, hr
+        cdef unsigned int highrxt = tcb.highrxt if tcb.sackrecovery else tcb.snd_una
+        cdef int i
+        if tcb.nsb == 0:
+            return tcb.snd_nxt - tcb.snd_una
+        a = tcb.snd_una
+        for i in range(tcb.nsb):
+            b = tcb.sb_l[i]
+            if seq_lt(a, b):
+                if not self.sacklost(tcb, a):
+                    pipe += b - a
+                if seq_gt(highrxt, a):
+                    hr = highrxt if seq_lt(highrxt, b) else b
+                    pipe += hr - a
+            a = tcb.sb_r[i]
+        if seq_lt(a, tcb.snd_nxt):
+            pipe += tcb.snd_nxt - a
+        return pipe
+
+    cdef void tcpsendat(self, Conv s, unsigned int seq, unsigned int maxlen):
+        """Send at most maxlen octets from seq through tcpoutput (as
+        tcprxmit does for snd.una), keeping snd.ptr and cwind."""
+        cdef Tcpctl tcb = <Tcpctl>s.ptcl
+        cdef unsigned int tptr = tcb.snd_ptr
+        cdef unsigned int tcwind = tcb.cwind
+        cdef bint rexmit = seq_lt(seq, tcb.snd_nxt)
+        if rexmit:
+            tcb.flags |= RETRAN
+            tcb.snd_retransmit = 1
+        tcb.snd_ptr = seq
+        tcb.cwind = (seq - tcb.snd_una) + maxlen
+        tcb.sacksending = 1
+        self.tcpoutput(s)
+        tcb.sacksending = 0
+        tcb.snd_retransmit = 0
+        tcb.cwind = tcwind
+        if rexmit:
+            if seq_gt(tptr, tcb.snd_ptr):
+                tcb.snd_ptr = tptr
+            self.stats_[RetransSegs] += 1
+            self.xstats_[SackRetransSegs] += 1
+
+    cdef void sacksend(self, Conv s):
+        """RFC 6675 step (C): while cwnd - pipe >= 1 SMSS, send NextSeg():
+        (1) the first octet above HighRxt in a hole that IsLost, (2) new
+        data, (3) the first octet above HighRxt in any hole below the
+        highest SACKed octet."""
+        cdef Tcpctl tcb = <Tcpctl>s.ptcl
+        cdef unsigned int pipe, a, b, start, n, before
+        cdef int i, rule, guard = 0
+        if not tcb.sackrecovery or tcb.state == Closed:
+            return
+        while guard < 200:
+            guard += 1
+            pipe = self.sackpipe(tcb)
+            if pipe + tcb.mss > tcb.cwind:
+                return
+            if seq_lt(tcb.highrxt, tcb.snd_una):
+                tcb.highrxt = tcb.snd_una
+            start = 0
+            n = 0
+            for rule in (1, 3):
+                a = tcb.snd_una
+                for i in range(tcb.nsb):
+                    b = tcb.sb_l[i]
+                    if seq_lt(tcb.highrxt, b) and seq_lt(a, b):
+                        start = a if seq_gt(a, tcb.highrxt) else tcb.highrxt
+                        if rule == 3 or self.sacklost(tcb, start):
+                            n = b - start
+                            break
+                    a = tcb.sb_r[i]
+                if n:
+                    break
+                if rule == 1:
+                    # (2) new data, if the window lets it go
+                    before = tcb.snd_nxt
+                    if (<unsigned int>s.wq.len + <unsigned int>tcb.flgcnt > tcb.snd_nxt - tcb.snd_una
+                            and tcb.snd_nxt == tcb.snd_ptr):
+                        self.tcpsendat(s, tcb.snd_nxt, tcb.mss)
+                        if tcb.state == Closed:
+                            return
+                        if tcb.snd_nxt != before:
+                            break
+            else:
+                return
+            if n == 0:
+                continue        # new data went
+            if n > tcb.mss:
+                n = tcb.mss
+            self.tcpsendat(s, start, n)
+            if tcb.state == Closed:
+                return
+            tcb.highrxt = start + n
+
+    cdef int sackblocks(self, Tcpctl tcb, unsigned int *out):
+        """The SACK blocks for the next ACK (RFC 2018 section 4): a
+        pending D-SACK first (RFC 2883), then the block holding the most
+        recently received out-of-order segment, then the others in order
+        of sequence.  Returns the number of blocks (at most 4) in out."""
+        cdef Reseq r = tcb.reseq
+        cdef unsigned int l, e, re
+        cdef int n = 0, first = -1, k
+        cdef unsigned int bl[MAXSACK + 32]
+        cdef unsigned int br[MAXSACK + 32]
+        cdef int nb = 0
+        while r is not None and nb < 32:
+            l = r.seg.seq
+            e = l + r.length + (1 if r.seg.flags & FIN else 0)
+            if seq_le(e, tcb.rcv_nxt):
+                r = r.next
+                continue
+            if seq_lt(l, tcb.rcv_nxt):
+                l = tcb.rcv_nxt
+            if nb > 0 and seq_le(l, br[nb - 1]):
+                if seq_gt(e, br[nb - 1]):
+                    br[nb - 1] = e
+            else:
+                bl[nb] = l
+                br[nb] = e
+                nb += 1
+            r = r.next
+        if tcb.dsack:
+            out[0] = tcb.dsack_l
+            out[1] = tcb.dsack_r
+            n = 1
+        for k in range(nb):
+            if seq_ge(tcb.rcv_lastoo, bl[k]) and seq_lt(tcb.rcv_lastoo, br[k]):
+                first = k
+                out[2 * n] = bl[k]
+                out[2 * n + 1] = br[k]
+                n += 1
+                break
+        for k in range(nb):
+            if n >= MAXSACK:
+                break
+            if k == first:
+                continue
+            out[2 * n] = bl[k]
+            out[2 * n + 1] = br[k]
+            n += 1
+        return n
+
+    def scoreboard(self, Conv c not None):
+        """The SACKed ranges the sender knows of, [(left, right), ...]."""
+        cdef Tcpctl tcb = <Tcpctl>c.ptcl
+        return [(tcb.sb_l[i], tcb.sb_r[i]) for i in range(tcb.nsb)]
+
+    def pipe(self, Conv c not None):
+        """RFC 6675's pipe for c."""
+        return self.sackpipe(<Tcpctl>c.ptcl)
+
+    def islost(self, Conv c not None, unsigned int seq):
+        return self.sacklost(<Tcpctl>c.ptcl, seq)
+
+    def sackblocks_of(self, Conv c not None):
+        """The SACK blocks c's next ACK would carry, [(left, right), ...]."""
+        cdef unsigned int out[8]
+        cdef int n = self.sackblocks(<Tcpctl>c.ptcl, out)
+        return [(out[2 * i], out[2 * i + 1]) for i in range(n)]
 
     # ---------------------------------------------------------------
     # for tests and tools
@@ -2506,7 +3255,24 @@ cdef inline bint ackable(Tcpctl tcb, Tcp *seg) noexcept:
     """Beyond tcp.c: may update() take this segment's acknowledgment?
     It must carry ACK and acknowledge nothing beyond snd.nxt (RFC 9293
     section 3.10.7.4)."""
-    return (seg.flags & ACK) != 0 and seq_le(seg.ack, tcb.snd_nxt)
+    if (seg.flags & ACK) == 0 or not seq_le(seg.ack, tcb.snd_nxt):
+        return 0
+    # beyond tcp.c (modern): RFC 5961 section 5, SND.UNA - MAX.SND.WND <= SEG.ACK
+    if tcb.profile == Profmodern and seq_lt(seg.ack, tcb.snd_una - tcb.max_snd_wnd):
+        return 0
+    return 1
+
+
+cdef inline void settsopt(Tcpctl tcb, Tcp *seg, unsigned int now) noexcept:
+    """Beyond tcp.c: once timestamps are in use every segment but a reset
+    carries one (RFC 7323 section 3.2): TSval the engine's clock plus the
+    connection's offset, TSecr TS.Recent."""
+    if tcb.ts:
+        seg.optout = 1
+        seg.hasts = 1
+        seg.tsval = now + tcb.tsoff
+        seg.tsecr = tcb.ts_recent
+        seg.nsack = 0
 
 
 cdef inline bint inwindow(Tcpctl tcb, unsigned int seq) noexcept:

@@ -55,11 +55,11 @@ def _tunusable():
     return True, None
 
 
-def make_stack(tun, addrs, host_addrs, mtu, pcap, netns, eve, offload=True):
+def make_stack(tun, addrs, host_addrs, mtu, pcap, netns, eve, offload=True, tcp="modern"):
     """A net9.stack.Stack (TUN + loopback, or loopback only)."""
     from net9.stack import Stack
     return Stack(tun=tun, addrs=addrs, host_addrs=host_addrs, mtu=mtu, pcap=pcap,
-                 loopback=True, netns=netns, user=eve, offload=offload)
+                 loopback=True, netns=netns, user=eve, offload=offload, tcp=tcp)
 
 
 def reset_conversations(fs):
@@ -115,9 +115,12 @@ def main():
               help="open the TUN without Linux's checksum and segmentation offloads")
 @click.option("--no-cs", "no_cs", is_flag=True,
               help="serve no /net/cs and /net/dns (devip's files only)")
+@click.option("--tcp", "tcpprofile", type=click.Choice(["modern", "9front"]), default="modern",
+              show_default=True,
+              help="TCP profile: modern (SACK, timestamps, RFC 5961/6528/6298) or 9front (tcp.c exactly)")
 @click.option("-v", "--verbose", count=True, help="log 9P connections (-vv: more)")
 def serve(tun, addrs, host_addrs, mtu, srvs, pcap, eve, netns, allow_remote, trust_uname,
-          msize, verbose, maxconv_per_user, no_offload, no_cs):
+          msize, verbose, maxconv_per_user, no_offload, no_cs, tcpprofile):
     """Start a stack and serve its /net over 9P until SIGINT or SIGTERM."""
     from net9 import namespace
     if trust_uname and not allow_remote:
@@ -154,7 +157,7 @@ def serve(tun, addrs, host_addrs, mtu, srvs, pcap, eve, netns, allow_remote, tru
                 raise click.BadParameter("not an address/prefix: %r" % a)
     try:
         st = make_stack(tun, list(addrs), list(host_addrs), mtu, pcap, netns, eve,
-                        offload=not no_offload)
+                        offload=not no_offload, tcp=tcpprofile)
     except Exception as e:
         say("cannot start the stack: %s" % e)
         sys.exit(1)
@@ -174,6 +177,7 @@ def serve(tun, addrs, host_addrs, mtu, srvs, pcap, eve, netns, allow_remote, tru
         else:
             say("TUN offloads unavailable: the kernel refused IFF_VNET_HDR/TUNSETOFFLOAD")
     say("loopback medium: 127.0.0.1/8 ::1")
+    say("tcp profile: %s" % tcpprofile)
     if pcap:
         say("capturing the TUN to %s" % pcap)
 

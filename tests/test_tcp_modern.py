@@ -1,0 +1,610 @@
+"""The modern TCP profile (beyond tcp.c; issue 12): the profile switch and
+the per-conversation switches, RFC 6528 initial sequence numbers, RFC 5961
+(exact RST, ACK acceptance), RFC 7323 timestamps and PAWS, RFC 2018 SACK
+with RFC 2883 D-SACK and RFC 6675 loss recovery, RFC 6298's RTO floor.
+
+All on net9.sim's virtual wire.  The 9front profile is tcp.c: the tests
+of test_tcp_*.py run against it (sim.pair's default); here, besides the
+modern profile, only that 9front stays tcp.c on the wire when the other
+side is modern (negotiation falls back).
+"""
+
+import random
+import struct
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from net9 import errors, sim
+from net9.errors import Net9Error
+from net9.tcp import CONST, TcpProto, statnames, xstatnames, tcpstates
+
+MSPTICK = CONST["MSPTICK"]
+Established = tcpstates.index("Established")
+Closed = tcpstates.index("Closed")
+Connecting = 3
+
+
+def u32(x):
+    return x & 0xFFFFFFFF
+
+
+def establish(P, port=80):
+    lis = P.tcpb.clone("u")
+    P.tcpb.ctl(lis, "announce %d" % port)
+    c = P.tcpa.clone("u")
+    P.tcpa.ctl(c, "connect %s!%d" % (P.baddr, port))
+    assert P.wire.run(until=lambda: c.state != Connecting and bool(lis.incall), max_ms=10_000)
+    s = P.tcpb.takecall(lis)
+    assert P.tcpa.tcb(c).state == Established and P.tcpb.tcb(s).state == Established
+    return lis, c, s
+
+
+def segs(P, since=0, src=None):
+    return [sim.parse(p) for (_, s, _, p) in P.wire.capture[since:] if src is None or s == src]
+
+
+def tsopt(g):
+    """(TSval, TSecr) of a parsed segment, or None."""
+    o = g.options.get(8)
+    return None if o is None else struct.unpack("!II", o)
+
+
+def sackopt(g):
+    o = g.options.get(5)
+    if o is None:
+        return []
+    return [struct.unpack_from("!II", o, i) for i in range(0, len(o), 8)]
+
+
+def drain(proto, conv, sink):
+    while True:
+        x = proto.read(conv, 1 << 22)
+        if not x:
+            return
+        sink.extend(x)
+
+
+def inject_from_a(P, c, s, seq, payload=b"", flags="A", ack=None, options=None):
+    """Hand b a segment as if from a's conversation c (to b's s)."""
+    tb = P.tcpb.tcb(s)
+    opts = options
+    return P.b.inject(sim.build(P.aaddr, P.baddr, c.lport, s.lport, seq=u32(seq),
+                                ack=tb.snd_nxt if ack is None else ack, flags=flags,
+                                window=65535, options=opts, payload=payload))
+
+
+# ---------------------------------------------------------------- the switch
+
+def test_engine_default_is_9front_and_stats_keep_tcp_c():
+    from net9.conv import Fs
+    t9 = TcpProto(Fs())
+    assert t9.defaultprofile == "9front"
+    lines = t9.stats().splitlines()
+    assert [l.split(":")[0] for l in lines] == list(statnames) and len(lines) == 28
+    tm = TcpProto(Fs(), profile="modern")
+    lines = tm.stats().splitlines()
+    assert [l.split(":")[0] for l in lines] == list(statnames) + list(xstatnames)
+    with pytest.raises(ValueError):
+        TcpProto(Fs(), profile="linux")
+
+
+def test_9front_syn_is_tcp_c_and_modern_syn_offers_sack_and_timestamps():
+    P = sim.pair(seed=5)
+    establish(P)
+    syn = segs(P)[0]
+    assert syn.flags == "S" and set(syn.options) == {"mss", "ws"}
+    assert len(syn.raw) - 20 == 28       # mss 4 + ws 3 + NOP: tcp.c's header
+
+    P = sim.pair(seed=5, profile="modern")
+    lis, c, s = establish(P)
+    g = segs(P)
+    assert g[0].flags == "S" and 4 in g[0].options and 8 in g[0].options
+    assert tsopt(g[0])[1] == 0
+    assert g[1].flags == "SA" and 4 in g[1].options and tsopt(g[1])[1] == tsopt(g[0])[0]
+    ta, tb = P.tcpa.tcb(c), P.tcpb.tcb(s)
+    assert ta.sack and ta.ts and tb.sack and tb.ts
+    # every later segment carries a timestamp; mss leaves room for it
+    assert all(tsopt(x) is not None for x in g[2:])
+    assert ta.mss == tb.mss == 1460 - 12
+
+
+@pytest.mark.parametrize("pa,pb", [("modern", "9front"), ("9front", "modern")])
+def test_modern_and_9front_fall_back_to_tcp_c(pa, pb):
+    P = sim.pair(seed=6, profile=pa, bprofile=pb)
+    lis, c, s = establish(P)
+    ta, tb = P.tcpa.tcb(c), P.tcpb.tcb(s)
+    assert not (ta.sack or ta.ts or tb.sack or tb.ts)
+    P.tcpa.write(c, b"x" * 5000)
+    k = len(P.wire.capture)
+    assert P.wire.run(until=lambda: len(s.rq) == 5000, max_ms=5000)
+    for g in segs(P, k):
+        assert 8 not in g.options and 5 not in g.options
+    # the 9front side's SYN or SYN-ACK had tcp.c's options only
+    nine = segs(P)[0] if pa == "9front" else segs(P)[1]
+    assert set(nine.options) == {"mss", "ws"}
+
+
+def test_per_conversation_switches():
+    P = sim.pair(seed=7, profile="modern")
+    c = P.tcpa.clone("u")
+    P.tcpa.ctl(c, "sack off")
+    P.tcpa.ctl(c, "timestamps off")
+    P.tcpa.ctl(c, "rtomin 1000")
+    P.tcpa.ctl(c, "congestion newreno")
+    P.tcpa.ctl(c, "rack off")
+    t = P.tcpa.tcb(c)
+    assert (t.sackok, t.tsok, t.rtomin) == (0, 0, 1000)
+    for msg, err in (("sack maybe", "unknown value for sack"),
+                     ("timestamps", "unknown value for timestamps"),
+                     ("rtomin x", "unknown value for rtomin"),
+                     ("rtomin 10", "unknown value for rtomin"),
+                     ("congestion vegas", "unknown value for congestion"),
+                     ("congestion cubic", "congestion cubic not implemented"),
+                     ("rack on", "rack not implemented"),
+                     ("rack 2", "unknown value for rack"),
+                     ("profile bsd", "unknown value for profile"),
+                     ("nosuchthing", errors.Eunknownctl)):
+        with pytest.raises(Net9Error) as ei:
+            P.tcpa.ctl(c, msg)
+        assert str(ei.value) == err
+    lis = P.tcpb.clone("u")
+    P.tcpb.ctl(lis, "announce 80")
+    P.tcpa.ctl(c, "connect %s!80" % P.baddr)
+    assert P.wire.run(until=lambda: bool(lis.incall), max_ms=5000)
+    syn = segs(P)[0]
+    assert 4 not in syn.options and 8 not in syn.options
+    s = P.tcpb.takecall(lis)
+    assert not P.tcpb.tcb(s).sack and not P.tcpb.tcb(s).ts
+    # after connect: in use
+    with pytest.raises(Net9Error) as ei:
+        P.tcpa.ctl(c, "sack on")
+    assert str(ei.value) == errors.Econinuse
+    # a new clone of the slot starts from the stack's profile again
+    P.tcpa.ctl(c, "hangup")
+    P.tcpa.closeconv(c)
+    c2 = P.tcpa.clone("u")
+    t2 = P.tcpa.tcb(c2)
+    assert (t2.profile, t2.sackok, t2.tsok, t2.rtomin) == (1, 1, 1, CONST["DEF_RTOMIN"])
+    # a 9front conversation refuses modern switches; "profile" changes it
+    P9 = sim.pair(seed=7)
+    c9 = P9.tcpa.clone("u")
+    with pytest.raises(Net9Error) as ei:
+        P9.tcpa.ctl(c9, "sack on")
+    assert str(ei.value) == "sack needs the modern profile"
+    P9.tcpa.ctl(c9, "sack off")
+    P9.tcpa.ctl(c9, "profile modern")
+    assert P9.tcpa.tcb(c9).sackok
+    P9.tcpa.ctl(c9, "profile 9front")
+    assert not P9.tcpa.tcb(c9).sackok
+
+
+def test_status_line_unchanged_in_modern():
+    P = sim.pair(seed=8, profile="modern")
+    lis, c, s = establish(P)
+    st_ = P.tcpa.status(c)
+    assert st_.startswith("Established qin 0 qout 0 rq 0.0 srtt ")
+    assert st_.split()[-2:][0] == "katimer.count" and st_.endswith("\n")
+
+
+# ---------------------------------------------------------------- RFC 6528
+
+def synack_seq(P, sport, at):
+    P.wire.run_until_time(at)
+    k = len(P.wire.capture)
+    P.b.inject(sim.build(P.aaddr, P.baddr, sport, 80, seq=1000, flags="S",
+                         options={"mss": 1460}))
+    P.wire.run(until=lambda: any(g.flags == "SA" for g in segs(P, k)), max_ms=100)
+    return [g for g in segs(P, k) if g.flags == "SA"][0].seq
+
+
+def test_isn_is_a_keyed_hash_plus_a_clock():
+    P = sim.pair(seed=9, profile="modern")
+    lis = P.tcpb.clone("u")
+    P.tcpb.ctl(lis, "announce 80")
+    t0 = P.wire.now
+    a = synack_seq(P, 5000, t0 + 10)
+    # the same 4-tuple later: the clock part, 250 per ms (4 us ticks)
+    b = synack_seq(P, 5000, t0 + 1010)
+    assert u32(b - a) == 250 * 1000
+    # other ports: unrelated offsets
+    others = [u32(synack_seq(P, 5001 + i, t0 + 2000 + i) - 250 * (2000 + i - 10) - a)
+              for i in range(8)]
+    assert len(set(others)) == 8
+    assert all(o != 0 for o in others)
+    # another stack (another key) gives another ISN for the same tuple
+    Q = sim.pair(seed=10, profile="modern")
+    lis = Q.tcpb.clone("u")
+    Q.tcpb.ctl(lis, "announce 80")
+    assert synack_seq(Q, 5000, Q.wire.now + 10) != a
+
+
+# ---------------------------------------------------------------- RFC 5961
+
+def test_in_window_rst_gets_a_challenge_ack_and_exact_rst_resets():
+    P = sim.pair(seed=11, profile="modern")
+    lis, c, s = establish(P)
+    tb = P.tcpb.tcb(s)
+    k = len(P.wire.capture)
+    inject_from_a(P, c, s, tb.rcv_nxt + 1000, flags="R")
+    assert tb.state == Established
+    out = segs(P, k, "b")
+    assert len(out) == 1 and out[0].flags == "A" and out[0].seq == tb.snd_nxt
+    assert out[0].ack == tb.rcv_nxt
+    assert P.tcpb.xstat("RstChallenged") == 1 and P.tcpb.xstat("ChallengeAcks") == 1
+    # rate limit: CHALLENGEMAX a second
+    for i in range(30):
+        inject_from_a(P, c, s, tb.rcv_nxt + 2000 + i, flags="R")
+    assert P.tcpb.xstat("RstChallenged") == 31
+    assert P.tcpb.xstat("ChallengeAcks") == 10
+    assert tb.state == Established
+    # data still flows
+    P.tcpa.write(c, b"hello")
+    assert P.wire.run(until=lambda: len(s.rq) == 5, max_ms=2000)
+    inject_from_a(P, c, s, tb.rcv_nxt, flags="R")
+    assert tb.state == Closed
+
+
+def test_9front_in_window_rst_resets_as_tcp_c():
+    P = sim.pair(seed=11)
+    lis, c, s = establish(P)
+    tb = P.tcpb.tcb(s)
+    inject_from_a(P, c, s, tb.rcv_nxt + 1000, flags="R")
+    assert tb.state == Closed
+
+
+def test_old_ack_beyond_max_snd_wnd_is_dropped():
+    P = sim.pair(seed=12, profile="modern")
+    lis, c, s = establish(P)
+    tb = P.tcpb.tcb(s)
+    k = len(P.wire.capture)
+    inject_from_a(P, c, s, tb.rcv_nxt, payload=b"zz", ack=u32(tb.snd_una - tb.max_snd_wnd - 10))
+    assert P.tcpb.xstat("AckOutOfRange") == 1
+    assert len(s.rq) == 0                 # the segment was dropped
+    assert [g.flags for g in segs(P, k, "b")] == ["A"]
+    inject_from_a(P, c, s, tb.rcv_nxt, payload=b"zz", ack=u32(tb.snd_una - 10))
+    assert len(s.rq) == 2                 # within MAX.SND.WND: taken
+
+
+# ---------------------------------------------------------------- RFC 7323
+
+def test_timestamps_echo_and_rtt_from_every_ack():
+    P = sim.pair(seed=13, profile="modern")
+    P.wire.faults(P.a, P.b, both=True, delay=40)
+    lis, c, s = establish(P)
+    k = len(P.wire.capture)
+    P.tcpa.write(c, bytes(200_000))
+    got = bytearray()
+    assert P.wire.run(until=lambda: (drain(P.tcpb, s, got), len(got) == 200_000)[1], max_ms=20_000)
+    last = {"a": None, "b": None}
+    for (t, src, dst, pkt) in P.wire.capture[k:]:
+        g = sim.parse(pkt)
+        val, ecr = tsopt(g)
+        other = "b" if src == "a" else "a"
+        # TSecr echoes a TSval the other side sent
+        if last[other] is not None:
+            assert ecr in last[other]
+        last.setdefault(src + "vals", []).append(val)
+        last[src] = set(last.get(src + "vals"))
+    for h in "ab":
+        vals = last[h + "vals"]
+        assert all(u32(y - x) < 0x80000000 for x, y in zip(vals, vals[1:]))
+    ta = P.tcpa.tcb(c)
+    assert P.tcpa.xstat("TsRttSamples") > 20
+    assert 70 <= ta.srtt >> 3 <= 130          # 80 ms round trip
+
+
+def test_paws_drops_an_old_timestamp():
+    P = sim.pair(seed=14, profile="modern")
+    lis, c, s = establish(P)
+    P.tcpa.write(c, b"a" * 100)
+    assert P.wire.run(until=lambda: len(s.rq) == 100, max_ms=2000)
+    tb = P.tcpb.tcb(s)
+    recent = tb.ts_recent
+    k = len(P.wire.capture)
+    old = b"\x01\x01\x08\x0a" + struct.pack("!II", u32(recent - 5), 0)
+    inject_from_a(P, c, s, tb.rcv_nxt, payload=b"OLD", options=old)
+    assert len(s.rq) == 100 and P.tcpb.xstat("PawsDrops") == 1
+    assert [g.flags for g in segs(P, k, "b")] == ["A"]
+    new = b"\x01\x01\x08\x0a" + struct.pack("!II", u32(recent + 5), 0)
+    inject_from_a(P, c, s, tb.rcv_nxt, payload=b"NEW", options=new)
+    assert len(s.rq) == 103 and tb.ts_recent == u32(recent + 5)
+    # a reset is not subject to PAWS
+    inject_from_a(P, c, s, tb.rcv_nxt, flags="R", options=old)
+    assert tb.state == Closed
+
+
+@pytest.mark.parametrize("before", [10, 200])
+def test_timestamp_clock_wrap(before):
+    # TSvals that cross 2**32 in mid-transfer: PAWS must compare in
+    # sequence space (no drops) and the RTT stays right
+    P = sim.pair(seed=15, profile="modern")
+    P.wire.faults(P.a, P.b, both=True, delay=10, loss=0.02)
+    # make both offsets put TSval `before` ms short of the wrap
+    lis = P.tcpb.clone("u")
+    P.tcpb.ctl(lis, "announce 80")
+    c = P.tcpa.clone("u")
+    P.tcpa.ctl(c, "connect %s!80" % P.baddr)
+    assert P.wire.run(until=lambda: bool(lis.incall), max_ms=5000)
+    s = P.tcpb.takecall(lis)
+    ta, tb = P.tcpa.tcb(c), P.tcpb.tcb(s)
+    P.wire.advance(100)                         # nothing in flight
+    assert not P.wire.in_flight()
+    shift_a = u32(-before - (P.wire.now + ta.tsoff))
+    shift_b = u32(-before - (P.wire.now + tb.tsoff))
+    ta.tsoff = u32(ta.tsoff + shift_a)
+    tb.tsoff = u32(tb.tsoff + shift_b)
+    ta.ts_recent = u32(ta.ts_recent + shift_b)
+    tb.ts_recent = u32(tb.ts_recent + shift_a)
+    data = random.Random(3).randbytes(300_000)
+    P.tcpa.write(c, data)
+    got = bytearray()
+    assert P.wire.run(until=lambda: (drain(P.tcpb, s, got), len(got) == len(data))[1],
+                      max_ms=60_000)
+    assert bytes(got) == data
+    vals = [tsopt(g)[0] for g in segs(P, src="a") if tsopt(g)]
+    assert any(v > 0xFFFF0000 for v in vals) and any(v < 0x10000 for v in vals)
+    assert P.tcpa.xstat("PawsDrops") == P.tcpb.xstat("PawsDrops") == 0
+    assert 15 <= ta.srtt >> 3 <= 60
+
+
+# ---------------------------------------------------------------- SACK: receiver
+
+def test_sack_blocks_for_reassembly_shapes():
+    P = sim.pair(seed=16, profile="modern")
+    lis, c, s = establish(P)
+    tb = P.tcpb.tcb(s)
+    n = tb.rcv_nxt
+    blocks = lambda: P.tcpb.sackblocks_of(s)
+    assert blocks() == []
+
+    def put(off, ln):
+        k = len(P.wire.capture)
+        tsv = u32(tb.ts_recent + 1)
+        inject_from_a(P, c, s, n + off, payload=b"x" * ln,
+                      options=b"\x01\x01\x08\x0a" + struct.pack("!II", tsv, 0))
+        out = [g for g in segs(P, k, "b") if g.flags == "A"]
+        assert out, "an out-of-order segment is acknowledged at once"
+        return [(u32(l - n), u32(r - n)) for l, r in sackopt(out[-1])]
+    assert put(1000, 100) == [(1000, 1100)]                    # one hole
+    assert put(1100, 100) == [(1000, 1200)]                    # adjacent: merged
+    assert put(2000, 100) == [(2000, 2100), (1000, 1200)]      # newest first
+    assert put(3000, 100) == [(3000, 3100), (1000, 1200), (2000, 2100)]
+    assert put(1050, 100) == [(1000, 1200), (2000, 2100), (3000, 3100)]   # overlap
+    assert put(4000, 10) == [(4000, 4010), (1000, 1200), (2000, 2100)]    # three fit with TS
+    assert put(1500, 600) == [(1500, 2100), (1000, 1200), (3000, 3100)]   # bridges 2000
+    # fill the first hole: the blocks move with rcv.nxt
+    put(0, 1000)
+    assert tb.rcv_nxt == u32(n + 1200)
+    assert blocks() == [(u32(n + 1500), u32(n + 2100)), (u32(n + 3000), u32(n + 3100)),
+                        (u32(n + 4000), u32(n + 4010))]
+
+
+def test_dsack_for_a_duplicate():
+    P = sim.pair(seed=17, profile="modern")
+    lis, c, s = establish(P)
+    P.tcpa.write(c, b"y" * 3000)
+    assert P.wire.run(until=lambda: len(s.rq) == 3000, max_ms=2000)
+    tb = P.tcpb.tcb(s)
+    n = tb.rcv_nxt
+    k = len(P.wire.capture)
+    inject_from_a(P, c, s, n - 1000, payload=b"y" * 500,
+                  options=b"\x01\x01\x08\x0a" + struct.pack("!II", tb.ts_recent, 0))
+    out = segs(P, k, "b")
+    assert sackopt(out[-1])[0] == (u32(n - 1000), u32(n - 500))
+    assert P.tcpb.xstat("DsackOut") == 1
+
+
+# ---------------------------------------------------------------- SACK: sender
+
+def acks_to(P, c, ack, blocks, tsecr=0):
+    """Hand a an ACK from b with SACK blocks."""
+    ta = P.tcpa.tcb(c)
+    opt = b"\x01\x01\x08\x0a" + struct.pack("!II", u32(ta.ts_recent + 1), tsecr)
+    if blocks:
+        opt += b"\x01\x01\x05" + bytes([2 + 8 * len(blocks)])
+        for l, r in blocks:
+            opt += struct.pack("!II", u32(l), u32(r))
+    return P.a.inject(sim.build(P.baddr, P.aaddr, 80, c.lport, seq=P.tcpa.tcb(c).rcv_nxt,
+                                ack=u32(ack), flags="A", window=65535, options=opt))
+
+
+def blackhole_b(P):
+    """Nothing from a reaches b from now on (a's segments stay captured)."""
+    P.wire.filter = lambda src, dst, pkt: None if src is P.a else pkt
+
+
+def test_scoreboard_pipe_and_islost_rfc6675():
+    P = sim.pair(seed=18, profile="modern")
+    lis, c, s = establish(P)
+    ta = P.tcpa.tcb(c)
+    mss = ta.mss
+    P.wire.advance(500)                 # the handshake's last ACKs are in
+    ta.cwind = 20 * mss
+    blackhole_b(P)
+    una = ta.snd_una
+    P.tcpa.write(c, bytes(10 * mss))
+    P.wire.run(max_ms=5)
+    assert u32(ta.snd_nxt - una) == 10 * mss
+    seg = lambda i: u32(una + i * mss)
+    # segment 0 lost, 1 SACKed: nothing lost yet (RFC 6675 section 4)
+    acks_to(P, c, una, [(seg(1), seg(2))])
+    assert P.tcpa.scoreboard(c) == [(seg(1), seg(2))]
+    assert not P.tcpa.islost(c, una)
+    assert P.tcpa.pipe(c) == 9 * mss
+    # 1 and 2 SACKed: 2 * mss SACKed above, still not lost
+    acks_to(P, c, una, [(seg(1), seg(3))])
+    assert not P.tcpa.islost(c, una) and ta.sackrecovery == 0
+    # three discontiguous ranges above: lost; recovery starts, seg 0 resent
+    k = len(P.wire.capture)
+    acks_to(P, c, una, [(seg(5), seg(6)), (seg(1), seg(3))])
+    assert P.tcpa.scoreboard(c) == [(seg(1), seg(3)), (seg(5), seg(6))]
+    assert P.tcpa.islost(c, una) and not P.tcpa.islost(c, seg(3))
+    assert ta.sackrecovery == 1 and P.tcpa.xstat("SackRecovery") == 1
+    resent = [g.seq for g in segs(P, k, "a") if g.payload]
+    assert resent[0] == una
+    # pipe: hole 0 lost but retransmitted (1), hole 3-4 not lost (2), the
+    # tail 6-9 (4), plus whatever else went
+    assert ta.highrxt == seg(1)
+    assert P.tcpa.pipe(c) == (1 + 2 + 4) * mss + (len(resent) - 1) * mss
+    # cwnd = ssthresh = FlightSize / 2 = 5 segments < pipe: only the
+    # retransmission of step 4.3 went
+    assert ta.cwind == 5 * mss and len(resent) == 1
+    # 5-7 SACKed: hole 3-4 now IsLost (3 segments above), so not in pipe;
+    # pipe = 1 (retransmitted 0) + 2 (tail 8-9) = 3 < cwnd 5: NextSeg
+    # rule 1 resends 3 and 4, and pipe is 5 again
+    k = len(P.wire.capture)
+    acks_to(P, c, una, [(seg(5), seg(8)), (seg(1), seg(3))])
+    assert [g.seq for g in segs(P, k, "a") if g.payload] == [seg(3), seg(4)]
+    assert ta.highrxt == seg(5) and P.tcpa.pipe(c) == 5 * mss
+    # cumulative ACK of 0..2: the scoreboard shrinks
+    acks_to(P, c, seg(3), [(seg(5), seg(8))])
+    assert P.tcpa.scoreboard(c) == [(seg(5), seg(8))]
+    # D-SACK (first block below the ACK) is only counted
+    acks_to(P, c, seg(3), [(seg(0), seg(1)), (seg(5), seg(8))])
+    assert P.tcpa.xstat("DsackIn") == 1
+    assert P.tcpa.scoreboard(c) == [(seg(5), seg(8))]
+
+
+def test_several_holes_recovered_in_one_round_trip():
+    # segments 2, 5 and 8 of a flight are lost; with SACK all three go
+    # again within one round trip of the start of recovery, no RTO
+    P = sim.pair(seed=19, profile="modern")
+    P.wire.faults(P.a, P.b, both=True, delay=50)
+    lis, c, s = establish(P)
+    ta = P.tcpa.tcb(c)
+    mss = ta.mss
+    una = ta.snd_una
+    ta.cwind = 16 * mss
+    lost = {u32(una + i * mss) for i in (2, 5, 8)}
+    dropped = set()
+
+    def filt(src, dst, pkt):
+        g = sim.parse(pkt)
+        if src is P.a and g.payload and g.seq in lost and g.seq not in dropped:
+            dropped.add(g.seq)
+            return None
+        return pkt
+    P.wire.filter = filt
+    data = bytes(16 * mss)
+    P.tcpa.write(c, data)
+    got = bytearray()
+    assert P.wire.run(until=lambda: (drain(P.tcpb, s, got), len(got) == len(data))[1],
+                      max_ms=5000)
+    assert P.tcpa.stat("RetransTimeouts") == 0
+    rex = [(t, sim.parse(p).seq) for (t, src, _, p) in P.wire.capture
+           if src == "a" and sim.parse(p).seq in lost and sim.parse(p).payload]
+    times = {}
+    for t, q in rex:
+        times.setdefault(q, []).append(t)
+    assert all(len(v) == 2 for v in times.values())
+    firsts = sorted(v[1] for v in times.values())
+    assert firsts[-1] - firsts[0] < 100          # within one round trip (100 ms)
+    assert P.wire.run(until=lambda: ta.snd_una == ta.snd_nxt, max_ms=1000)
+    assert P.tcpa.xstat("SackRecovery") == 1 and P.tcpa.xstat("SackRecoveryDone") == 1
+    assert P.tcpa.xstat("SackRetransSegs") == 3
+
+
+def test_9front_newreno_takes_a_round_trip_per_hole():
+    # the same losses with tcp.c: one hole per round trip (or an RTO)
+    P = sim.pair(seed=19)
+    P.wire.faults(P.a, P.b, both=True, delay=50)
+    lis, c, s = establish(P)
+    ta = P.tcpa.tcb(c)
+    mss = ta.mss
+    una = ta.snd_una
+    ta.cwind = 16 * mss
+    lost = {u32(una + i * mss) for i in (2, 5, 8)}
+    dropped = set()
+
+    def filt(src, dst, pkt):
+        g = sim.parse(pkt)
+        if src is P.a and g.payload and g.seq in lost and g.seq not in dropped:
+            dropped.add(g.seq)
+            return None
+        return pkt
+    P.wire.filter = filt
+    P.tcpa.write(c, bytes(16 * mss))
+    got = bytearray()
+    assert P.wire.run(until=lambda: (drain(P.tcpb, s, got), len(got) == 16 * mss)[1],
+                      max_ms=10000)
+    rex = sorted(t for (t, src, _, p) in P.wire.capture
+                 if src == "a" and sim.parse(p).payload and sim.parse(p).seq in lost
+                 and t > 0)
+    assert rex[-1] - rex[0] >= 200           # a round trip (100 ms) per hole at least
+
+
+# ---------------------------------------------------------------- RFC 6298
+
+def rto_ticks(profile, rtomin=None):
+    P = sim.pair(seed=20, profile=profile)
+    lis = P.tcpb.clone("u")
+    P.tcpb.ctl(lis, "announce 80")
+    c = P.tcpa.clone("u")
+    if rtomin is not None:
+        P.tcpa.ctl(c, "rtomin %d" % rtomin)
+    P.tcpa.ctl(c, "connect %s!80" % P.baddr)
+    assert P.wire.run(until=lambda: bool(lis.incall), max_ms=5000)
+    s = P.tcpb.takecall(lis)
+    for _ in range(5):
+        P.tcpa.write(c, bytes(3000))
+        n = len(s.rq)
+        assert P.wire.run(until=lambda: len(s.rq) == n + 3000, max_ms=5000)
+        P.tcpb.read(s, 1 << 20)
+        P.wire.advance(100)
+    return P.tcpa.tcb(c).timer.start
+
+
+def test_rto_floor():
+    # a 2 ms round trip: the floor decides
+    assert rto_ticks("9front") == 300 // MSPTICK
+    assert rto_ticks("modern") == CONST["DEF_RTOMIN"] // MSPTICK
+    assert rto_ticks("modern", 1000) == 1000 // MSPTICK
+    assert rto_ticks("modern", 120) == 3          # rounded up to ticks
+
+
+# ---------------------------------------------------------------- transfers
+
+def transfer(seed, profile, bprofile, wa, wb, faults, v6=False):
+    P = sim.pair(seed=seed, profile=profile, bprofile=bprofile, v6=v6)
+    lis, c, s = establish(P)
+    P.wire.faults(P.a, P.b, both=True, **faults)
+    rnd = random.Random(seed)
+    da, db = rnd.randbytes(wa), rnd.randbytes(wb)
+    state = {"a": 0, "b": 0}
+    ra, rb = bytearray(), bytearray()
+
+    def pump():
+        for name, proto, conv, data in (("a", P.tcpa, c, da), ("b", P.tcpb, s, db)):
+            while state[name] < len(data) and len(conv.wq) < 100_000:
+                state[name] += proto.write(conv, data[state[name]:state[name] + 30_000])
+        drain(P.tcpa, c, ra)
+        drain(P.tcpb, s, rb)
+        return len(ra) == len(db) and len(rb) == len(da)
+    assert P.wire.run(until=pump, max_ms=4 * 3600_000), P.wire.stop_reason
+    assert bytes(rb) == da and bytes(ra) == db
+    P.tcpa.closeconv(c)
+    P.tcpb.closeconv(s)
+    P.tcpb.closeconv(lis)
+    ta, tb = P.tcpa.tcb(c), P.tcpb.tcb(s)
+    assert P.wire.run(until=lambda: ta.state == tb.state == Closed, max_ms=3600_000)
+    return P
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 1 << 16),
+       profiles=st.sampled_from([("modern", "modern"), ("modern", "9front"),
+                                 ("9front", "modern"), ("9front", "9front")]),
+       wa=st.integers(1, 200_000), wb=st.integers(0, 100_000),
+       loss=st.floats(0, 0.2), reorder=st.floats(0, 0.2), dup=st.floats(0, 0.05),
+       delay=st.integers(1, 30), v6=st.booleans())
+def test_property_transfers_under_loss_and_reordering(seed, profiles, wa, wb, loss, reorder,
+                                                      dup, delay, v6):
+    P = transfer(seed, profiles[0], profiles[1], wa, wb,
+                 dict(loss=loss, reorder=reorder, dup=dup, delay=delay), v6)
+    for t in (P.tcpa, P.tcpb):
+        assert t.stat("InErrs") == 0
+    negotiated = profiles == ("modern", "modern")
+    for t in (P.tcpa, P.tcpb):
+        if t.defaultprofile == "modern" and not negotiated:
+            assert t.xstat("SackBlocksIn") == t.xstat("TsRttSamples") == 0
