@@ -1467,6 +1467,11 @@ cdef class TcpProto(Proto):
                 # also starts recovery; no window inflation (pipe)
                 if not tcb.sackrecovery and self.sacklost(tcb, tcb.snd_una):
                     recovery = 1
+                elif (not tcb.sackrecovery and tcb.snd_dupacks <= 2 and tcb.snd_ptr == tcb.snd_nxt
+                        and <unsigned int>s.wq.len > tcb.snd_nxt - tcb.snd_una):
+                    # RFC 3042 limited transmit: a new segment for each
+                    # of the first two duplicate ACKs
+                    self.tcpsendat(s, tcb.snd_nxt, tcb.mss)
             elif tcb.snd_recovery:
                 # tcp.c's "else if(tcb->snd.recovery)" binds to the
                 # innermost if: a duplicate ACK other than the third
@@ -2170,8 +2175,8 @@ cdef class TcpProto(Proto):
         cdef unsigned int ssize, dsize, sent, maxseg, nseg
         cdef Py_ssize_t avail
         cdef int version = s.ipversion
-        cdef unsigned int cw
-        cdef int nsack = 0, sackolen = 0
+        cdef unsigned int cw, sackgap, sackedbelow
+        cdef int nsack = 0, sackolen = 0, i
 
         # force ack every 2*mss
         if (tcb.flags & FORCE) == 0:
@@ -2197,6 +2202,25 @@ cdef class TcpProto(Proto):
                 tcb.flags |= FORCE
 
             sndcnt = <int>s.wq.len + tcb.flgcnt
+            # beyond tcp.c: going back after a timeout, skip what the
+            # scoreboard says arrived, and stop short of the next SACKed
+            # range (RFC 6675 section 5.1 keeps SACK information useful
+            # after an RTO)
+            sackgap = 0xFFFFFFFF
+            sackedbelow = 0
+            if tcb.nsb > 0 and not tcb.sacksending and seq_lt(tcb.snd_ptr, tcb.snd_nxt):
+                for i in range(tcb.nsb):
+                    if seq_le(tcb.sb_r[i], tcb.snd_ptr):
+                        sackedbelow += tcb.sb_r[i] - tcb.sb_l[i]
+                        continue
+                    if seq_le(tcb.sb_l[i], tcb.snd_ptr):
+                        tcb.snd_ptr = tcb.sb_r[i]
+                        sackedbelow += tcb.sb_r[i] - tcb.sb_l[i]
+                        continue
+                    sackgap = tcb.sb_l[i] - tcb.snd_ptr
+                    break
+                if seq_gt(tcb.snd_ptr, tcb.snd_nxt):
+                    tcb.snd_ptr = tcb.snd_nxt
             sent = tcb.snd_ptr - tcb.snd_una
             ssize = <unsigned int>sndcnt
             # beyond tcp.c: with segmentation offload on the route one
@@ -2221,7 +2245,8 @@ cdef class TcpProto(Proto):
             else:
                 nsack = 0
                 sackolen = 0
-            cw = tcb.cwind
+            # (what arrived, by the scoreboard, is not in flight)
+            cw = tcb.cwind + sackedbelow
             if tcb.sackrecovery and not tcb.sacksending:
                 # beyond tcp.c: in SACK recovery only sacksend sends data
                 cw = sent
@@ -2247,6 +2272,8 @@ cdef class TcpProto(Proto):
                     ssize -= sent
                     if ssize > maxseg:
                         ssize = maxseg
+                    if ssize > sackgap:
+                        ssize = sackgap
 
             dsize = ssize
             seg.urg = 0
@@ -2533,7 +2560,11 @@ cdef class TcpProto(Proto):
                 tcb.snd_dupacks = 0
                 self.stats_[RecoveryRTO] += 1
             tcb.snd_rxt = tcb.snd_nxt
-            tcb.nsb = 0
+            # the SACKed ranges are skipped while going back after this
+            # timeout; a second one in a row forgets them (the receiver
+            # may have reneged: RFC 2018 section 8)
+            if tcb.backoff > 1:
+                tcb.nsb = 0
             tcb.highrxt = tcb.snd_una
         self.tcprxmit(s)
         tcb.snd_ptr = tcb.snd_una

@@ -608,3 +608,45 @@ def test_property_transfers_under_loss_and_reordering(seed, profiles, wa, wb, lo
     for t in (P.tcpa, P.tcpb):
         if t.defaultprofile == "modern" and not negotiated:
             assert t.xstat("SackBlocksIn") == t.xstat("TsRttSamples") == 0
+
+
+def flight(P, c, nseg, cwind=20):
+    """a sends nseg full segments that never reach b; returns seg(i)."""
+    ta = P.tcpa.tcb(c)
+    P.wire.advance(500)
+    ta.cwind = cwind * ta.mss
+    blackhole_b(P)
+    una = ta.snd_una
+    P.tcpa.write(c, bytes(nseg * ta.mss))
+    P.wire.run(max_ms=5)
+    return lambda i: u32(una + i * ta.mss)
+
+
+def test_limited_transmit():
+    # RFC 3042: the first two duplicate ACKs each let one new segment go
+    P = sim.pair(seed=21, profile="modern")
+    lis, c, s = establish(P)
+    ta = P.tcpa.tcb(c)
+    seg = flight(P, c, 10, cwind=4)
+    assert ta.snd_nxt == seg(4)
+    for i, want in ((1, [seg(4)]), (2, [seg(5)]), (3, [seg(0)])):
+        k = len(P.wire.capture)
+        acks_to(P, c, seg(0), [(seg(1), seg(1 + i))])
+        assert [g.seq for g in segs(P, k, "a") if g.payload][:1] == want
+    assert ta.sackrecovery
+
+
+def test_going_back_after_a_timeout_skips_sacked_data():
+    P = sim.pair(seed=22, profile="modern")
+    lis, c, s = establish(P)
+    ta = P.tcpa.tcb(c)
+    seg = flight(P, c, 10)
+    acks_to(P, c, seg(0), [(seg(2), seg(4))])
+    assert not ta.sackrecovery
+    k = len(P.wire.capture)
+    assert P.wire.run(until=lambda: P.tcpa.stat("RetransTimeouts") == 1, max_ms=5000)
+    assert [g.seq for g in segs(P, k, "a") if g.payload] == [seg(0)]
+    k = len(P.wire.capture)
+    acks_to(P, c, seg(1), [(seg(2), seg(4))])
+    # cwind 2 segments: 1, then 4 (2 and 3 arrived)
+    assert [g.seq for g in segs(P, k, "a") if g.payload] == [seg(1), seg(4)]
