@@ -64,6 +64,11 @@ cdef enum:
     TSOPTALIGNED = 12        # NOP NOP TS
     MAXSACK = 4              # SACK blocks parsed from one segment
     NSCORE = 32              # SACKed ranges kept in the scoreboard
+    NXL = 512                # RACK: segments in flight logged
+    XDELIV = 1               # RACK log flags: delivered (ACKed or SACKed)
+    XLOST = 2                #   marked lost, not resent since
+    XRETX = 4                #   resent at least once
+    WCDELACKT = 200          # RFC 8985: worst-case delayed ACK, ms
     DEF_RTOMIN = 200         # ms, the modern profile's RTO floor (Linux's)
     TCP9_RTOMIN = 300        # ms, tcp.c's floor
     # profiles
@@ -108,6 +113,7 @@ cdef enum:
     Tfacktimer = 2
     Tfkeepalive = 3
     Tflimbo = 4
+    Tftlp = 5            # beyond tcp.c: RACK-TLP's probe and reorder timer
 
     # timing wheel: a tick visits one slot, so its cost follows the timers
     # in that slot, not the number of connections (tcp.c walks every
@@ -161,6 +167,8 @@ cdef enum:
     ChallengeAcks
     RstChallenged
     AckOutOfRange
+    RackLost
+    TlpProbes
     Nxstats
 
 cdef struct Tcp:
@@ -286,6 +294,7 @@ cdef class Tcpctl:
     cdef public bint tsok                   # offer/accept timestamps (RFC 7323)
     cdef public int rtomin                  # ms
     cdef public int cc                      # CCnewreno
+    cdef public bint rackok                 # RACK-TLP (RFC 8985) with SACK
     # negotiated state (cleared by inittcpctl)
     cdef public bint sack                   # SACK in use on this connection
     cdef public bint ts                     # timestamps in use
@@ -306,6 +315,19 @@ cdef class Tcpctl:
     cdef public bint sacksending
     cdef public unsigned int highrxt
     cdef public unsigned int recoverypt
+    # RACK-TLP (RFC 8985): the segments in flight in sequence order (a
+    # ring), with their last transmission time and flags
+    cdef public bint rack                   # in use on this connection
+    cdef unsigned int xl_s[NXL]
+    cdef unsigned int xl_e[NXL]
+    cdef unsigned int xl_t[NXL]
+    cdef unsigned char xl_f[NXL]
+    cdef public int xl_head, xl_n
+    cdef public unsigned int rack_ts, rack_end, rack_rtt, minrtt
+    cdef public bint rack_valid
+    cdef public bint tlpout                 # a probe is out
+    cdef public int tlpmode                 # 1: the timer is a PTO, 2: reorder
+    cdef public Tcptimer tlptimer
     cdef void zero(self)
     cdef void copyfrom(self, Tcpctl o)
 
@@ -431,3 +453,11 @@ cdef class TcpProto(Proto):
     cdef void sacksend(self, Conv s)
     cdef void tcpsendat(self, Conv s, unsigned int seq, unsigned int maxlen)
     cdef int sackblocks(self, Tcpctl tcb, unsigned int *out)
+    cdef void sackenter(self, Conv s)
+    cdef void xlog(self, Tcpctl tcb, unsigned int seq, unsigned int end, bint rexmit)
+    cdef void rackupdate(self, Tcpctl tcb, unsigned int ack)
+    cdef int rackdetect(self, Conv s)
+    cdef void tlparm(self, Conv s)
+    cdef void tcptlp(self, Conv s)
+    cdef unsigned int rackpipe(self, Tcpctl tcb)
+    cdef int racknext(self, Tcpctl tcb, unsigned int *seq, unsigned int *n)

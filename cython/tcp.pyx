@@ -58,7 +58,7 @@ statnames = ("MaxConn", "MaxSegment", "ActiveOpens", "PassiveOpens",
 xstatnames = ("SackRecovery", "SackRecoveryDone", "SackRetransSegs",
               "SackBlocksIn", "SackBlocksOut", "DsackIn", "DsackOut",
               "TsRttSamples", "PawsDrops", "ChallengeAcks", "RstChallenged",
-              "AckOutOfRange")
+              "AckOutOfRange", "RackLost", "TlpProbes")
 
 profiles = ("9front", "modern")
 
@@ -134,6 +134,7 @@ cdef class Tcpctl:
         self.acktimer = Tcptimer()
         self.rtt_timer = Tcptimer()
         self.katimer = Tcptimer()
+        self.tlptimer = Tcptimer()
 
     cdef void zero(self):
         # the memset of inittcpctl, timers kept (they must be halted)
@@ -183,7 +184,14 @@ cdef class Tcpctl:
         self.sacksending = 0
         self.highrxt = 0
         self.recoverypt = 0
-        for t in (self.timer, self.acktimer, self.rtt_timer, self.katimer):
+        self.rack = 0
+        self.xl_head = self.xl_n = 0
+        self.rack_ts = self.rack_end = self.rack_rtt = 0
+        self.minrtt = 0xFFFFFFFF
+        self.rack_valid = 0
+        self.tlpout = 0
+        self.tlpmode = 0
+        for t in (self.timer, self.acktimer, self.rtt_timer, self.katimer, self.tlptimer):
             (<Tcptimer>t).start = 0
             (<Tcptimer>t).count = 0
 
@@ -222,6 +230,12 @@ cdef class Tcpctl:
         self.rcv_lastoo = 0; self.dsack = 0
         self.nsb = 0; self.sackrecovery = 0; self.sacksending = 0
         self.highrxt = 0; self.recoverypt = 0
+        self.rackok = o.rackok; self.rack = o.rack
+        self.xl_head = self.xl_n = 0
+        self.rack_ts = self.rack_end = self.rack_rtt = 0
+        self.minrtt = 0xFFFFFFFF
+        self.rack_valid = 0; self.tlpout = 0; self.tlpmode = 0
+        self.tlptimer.start = 0; self.tlptimer.count = 0
         self.timer.start = o.timer.start; self.timer.count = o.timer.count
         self.acktimer.start = o.acktimer.start; self.acktimer.count = o.acktimer.count
         self.rtt_timer.start = o.rtt_timer.start; self.rtt_timer.count = o.rtt_timer.count
@@ -375,6 +389,8 @@ cdef class TcpProto(Proto):
             self.tcpkeepalive(<Conv>t.arg)
         elif t.func == Tflimbo:
             self.limborexmit(<Limbo>t.arg)
+        elif t.func == Tftlp:
+            self.tcptlp(<Conv>t.arg)
 
     cpdef padvance(self):
         cdef unsigned int target = self.f.now
@@ -438,6 +454,8 @@ cdef class TcpProto(Proto):
         tcb.katimer.arg = c
         tcb.rtt_timer.func = Tfnone
         tcb.rtt_timer.arg = c
+        tcb.tlptimer.func = Tftlp
+        tcb.tlptimer.arg = c
         self.setprofile(tcb, self.profile)
         c.ptcl = tcb
 
@@ -455,10 +473,12 @@ cdef class TcpProto(Proto):
         if profile == Profmodern:
             tcb.sackok = 1
             tcb.tsok = 1
+            tcb.rackok = 1
             tcb.rtomin = DEF_RTOMIN
         else:
             tcb.sackok = 0
             tcb.tsok = 0
+            tcb.rackok = 0
             tcb.rtomin = TCP9_RTOMIN
         tcb.cc = CCnewreno
 
@@ -730,6 +750,7 @@ cdef class TcpProto(Proto):
         self.tcphalt(tcb.rtt_timer)
         self.tcphalt(tcb.acktimer)
         self.tcphalt(tcb.katimer)
+        self.tcphalt(tcb.tlptimer)
         # Flush reassembly queue; nothing more can arrive
         self.dumpreseq(tcb)
         if tcb.state == Syn_sent:
@@ -762,6 +783,7 @@ cdef class TcpProto(Proto):
         self.tcphalt(tcb.acktimer)
         self.tcphalt(tcb.rtt_timer)
         self.tcphalt(tcb.katimer)
+        self.tcphalt(tcb.tlptimer)
         self.twunlink(s)               # (zero() leaves Time_wait behind the list's back)
         tcb.zero()
         tcb.ssthresh = QMAX                # reset by tcpsetscale()
@@ -1366,6 +1388,7 @@ cdef class TcpProto(Proto):
 
         # beyond tcp.c: SACK and timestamps as the SYN-ACK answered them
         tcb.sack = lp.sackok
+        tcb.rack = tcb.sack and tcb.rackok
         tcb.ts = lp.hasts
         if tcb.ts:
             tcb.ts_recent = lp.tsval
@@ -1446,9 +1469,13 @@ cdef class TcpProto(Proto):
             return
         seg.update = 1
 
-        # beyond tcp.c (modern, SACK in use): the scoreboard
+        # beyond tcp.c (modern, SACK in use): the scoreboard, RACK
         if tcb.sack:
             self.sackupdate(tcb, seg)
+            if tcb.rack and (seg.flags & ACK):
+                self.rackupdate(tcb, seg.ack if seq_gt(seg.ack, tcb.snd_una) else tcb.snd_una)
+                if self.rackdetect(s) > 0 and not tcb.sackrecovery:
+                    recovery = 1
 
         # catch zero-window updates, update window & recover
         if tcb.snd_wnd == 0 and seg.wnd > 0 and seq_lt(seg.ack, tcb.snd_ptr):
@@ -1481,21 +1508,7 @@ cdef class TcpProto(Proto):
         if recovery and tcb.sack:
             # beyond tcp.c: RFC 6675 section 5 loss recovery
             if not tcb.sackrecovery and seq_le(tcb.snd_rxt, seg.ack):
-                self.stats_[Recovery] += 1
-                self.xstats_[SackRecovery] += 1
-                tcb.abcbytes = 0
-                tcb.sackrecovery = 1
-                tcb.recoverypt = tcb.snd_nxt
-                tcb.snd_rxt = tcb.snd_nxt
-                tcb.highrxt = tcb.snd_una
-                self.tcpcongestion(tcb)
-                tcb.cwind = tcb.ssthresh
-                if self.f.log.mask & Logtcpwin:
-                    self.f.log.log(Logtcpwin, "sack recovery cwind %d @%d\n" % (tcb.cwind, tcb.recoverypt))
-                # the first retransmission goes regardless of pipe (step 4.3)
-                self.tcpsendat(s, tcb.snd_una, tcb.mss)
-                tcb.highrxt = tcb.snd_una + tcb.mss
-                self.sacksend(s)
+                self.sackenter(s)
             elif tcb.sackrecovery:
                 self.sacksend(s)
             elif not tcb.sackrecovery:
@@ -1547,6 +1560,7 @@ cdef class TcpProto(Proto):
 
         # Compute the new send window size
         acked = seg.ack - tcb.snd_una
+        tcb.tlpout = 0
 
         # avoid slow start and timers for SYN acks
         if (tcb.flags & SYNACK) == 0:
@@ -1646,6 +1660,8 @@ cdef class TcpProto(Proto):
                 tcb.time = self.f.now
                 tcb.timeuna = tcb.snd_una
                 self.tcpgo(tcb.timer)
+            if tcb.rack and not tcb.sackrecovery:
+                self.tlparm(s)
         else:
             self.tcphalt(tcb.timer)
 
@@ -2230,7 +2246,8 @@ cdef class TcpProto(Proto):
             maxseg = tcb.mss
             if tcb.gsolen > 0 and (tcb.flags & SYNACK):
                 maxseg = (tcb.gsolen - (TCP4_PKT + TCP4_HDRSIZE if version == V4
-                                        else TCP6_PKT + TCP6_HDRSIZE)) // tcb.mss * tcb.mss
+                                        else TCP6_PKT + TCP6_HDRSIZE)
+                          - (TSOPTALIGNED if tcb.ts else 0)) // tcb.mss * tcb.mss
                 if maxseg < tcb.mss:
                     maxseg = tcb.mss
             # beyond tcp.c: SACK blocks to send, and the room they take
@@ -2355,6 +2372,10 @@ cdef class TcpProto(Proto):
 
             tcb.snd_ptr += ssize
 
+            # beyond tcp.c: RACK's log of what went when
+            if tcb.rack and ssize != 0 and not (seg.flags & SYN):
+                self.xlog(tcb, seg.seq, tcb.snd_ptr, seq_lt(seg.seq, tcb.snd_nxt))
+
             # Pull up the send pointer so we can accept acks for this window
             if seq_gt(tcb.snd_ptr, tcb.snd_nxt):
                 tcb.snd_nxt = tcb.snd_ptr
@@ -2378,6 +2399,8 @@ cdef class TcpProto(Proto):
                 if tcb.snd_retransmit == 0 and tcb.rtt_timer.state != TcptimerON and ssize >= tcb.mss:
                     self.tcpgo(tcb.rtt_timer)
                     tcb.rttseq = tcb.snd_ptr
+                if tcb.rack and not tcb.sackrecovery and not tcb.sacksending:
+                    self.tlparm(s)
 
             # a super-packet counts as the segments it becomes
             nseg = 1
@@ -2552,6 +2575,10 @@ cdef class TcpProto(Proto):
         self.tcpsettimer(tcb)
         if tcb.snd_rto == 0:
             self.tcpcongestion(tcb)
+        if tcb.rack:
+            self.tcphalt(tcb.tlptimer)
+            tcb.tlpmode = 0
+            tcb.tlpout = 0
         if tcb.sack:
             # beyond tcp.c: after a timeout the SACKed bits are forgotten
             # (RFC 2018 section 8) and SACK recovery ends
@@ -2604,6 +2631,7 @@ cdef class TcpProto(Proto):
         if tcb.profile == Profmodern:
             tcb.max_snd_wnd = tcb.snd_wnd
             tcb.sack = tcb.sackok and seg.sackok
+            tcb.rack = tcb.sack and tcb.rackok
             if tcb.tsok and seg.hasts and not tcb.ts:
                 tcb.ts = 1
                 tcb.ts_recent = seg.tsval
@@ -2825,11 +2853,12 @@ cdef class TcpProto(Proto):
                 return "congestion cubic not implemented"
             return "unknown value for congestion"
         # rack
-        if v == "off":
-            return None
-        if v == "on":
-            return "rack not implemented"
-        return "unknown value for rack"
+        if v != "on" and v != "off":
+            return "unknown value for rack"
+        if v == "on" and tcb.profile != Profmodern:
+            return "rack needs the modern profile"
+        tcb.rackok = v == "on"
+        return None
 
     def tcpporthogdefensectl(self, str val):
         if val == "on":
@@ -2988,6 +3017,8 @@ cdef class TcpProto(Proto):
         self.xstats_[TsRttSamples] += 1
         if rtt == 0:
             rtt = 1
+        if <unsigned int>rtt < tcb.minrtt:
+            tcb.minrtt = rtt
         if tcb.srtt == 0:
             tcb.srtt = rtt << LOGAGAIN
             tcb.mdev = rtt << 1
@@ -3137,10 +3168,35 @@ cdef class TcpProto(Proto):
         data, (3) the first octet above HighRxt in any hole below the
         highest SACKed octet."""
         cdef Tcpctl tcb = <Tcpctl>s.ptcl
-        cdef unsigned int pipe, a, b, start, n, before
+        cdef unsigned int pipe, a, b, start = 0, n = 0, before
         cdef int i, rule, guard = 0
         if not tcb.sackrecovery or tcb.state == Closed:
             return
+        a = tcb.snd_una - 1        # (no sequence number NextSeg gives)
+        while tcb.rack and guard < 200:
+            guard += 1
+            if self.rackpipe(tcb) + tcb.mss > tcb.cwind:
+                return
+            rule = self.racknext(tcb, &start, &n)
+            if rule == 1:
+                if start == a:
+                    return          # it did not go (the peer's window)
+                a = start
+                self.tcpsendat(s, start, n)
+            else:
+                before = tcb.snd_nxt
+                if (<unsigned int>s.wq.len + <unsigned int>tcb.flgcnt > tcb.snd_nxt - tcb.snd_una
+                        and tcb.snd_nxt == tcb.snd_ptr):
+                    self.tcpsendat(s, tcb.snd_nxt, tcb.mss)
+                if tcb.state == Closed:
+                    return
+                if tcb.snd_nxt == before:
+                    if rule != 3 or start == a:
+                        return
+                    a = start
+                    self.tcpsendat(s, start, n)
+            if tcb.state == Closed:
+                return
         while guard < 200:
             guard += 1
             pipe = self.sackpipe(tcb)
@@ -3182,6 +3238,314 @@ cdef class TcpProto(Proto):
             if tcb.state == Closed:
                 return
             tcb.highrxt = start + n
+
+    cdef void sackenter(self, Conv s):
+        """RFC 6675 section 5: enter loss recovery (RecoveryPoint =
+        HighData, cwnd = ssthresh = FlightSize / 2) and resend the first
+        lost segment whatever pipe says (step 4.3)."""
+        cdef Tcpctl tcb = <Tcpctl>s.ptcl
+        cdef unsigned int seq, n
+        self.stats_[Recovery] += 1
+        self.xstats_[SackRecovery] += 1
+        tcb.abcbytes = 0
+        tcb.sackrecovery = 1
+        tcb.recoverypt = tcb.snd_nxt
+        tcb.snd_rxt = tcb.snd_nxt
+        tcb.highrxt = tcb.snd_una
+        self.tcpcongestion(tcb)
+        tcb.cwind = tcb.ssthresh
+        if tcb.rack:
+            self.tcphalt(tcb.tlptimer)
+            tcb.tlpmode = 0
+        if self.f.log.mask & Logtcpwin:
+            self.f.log.log(Logtcpwin, "sack recovery cwind %d @%d\n" % (tcb.cwind, tcb.recoverypt))
+        if tcb.rack:
+            if self.racknext(tcb, &seq, &n) == 1:
+                self.tcpsendat(s, seq, n)
+        else:
+            self.tcpsendat(s, tcb.snd_una, tcb.mss)
+            tcb.highrxt = tcb.snd_una + tcb.mss
+        if tcb.state != Closed:
+            self.sacksend(s)
+
+    # -- RACK-TLP (RFC 8985)
+
+    cdef void xlog(self, Tcpctl tcb, unsigned int seq, unsigned int end, bint rexmit):
+        """Log a transmission of [seq, end): new data is appended in pieces
+        of at most one MSS (when the log is full the last piece grows);
+        a retransmission stamps the pieces it covers, split at its edges."""
+        cdef unsigned int now = self.f.now, e
+        cdef int i, j, k, k2, idx, nidx, last
+        if not rexmit or tcb.xl_n == 0 or seq_ge(seq, tcb.xl_e[(tcb.xl_head + tcb.xl_n - 1) % NXL]):
+            while seq_lt(seq, end):
+                e = seq + tcb.mss
+                if seq_gt(e, end):
+                    e = end
+                if tcb.xl_n == NXL:
+                    last = (tcb.xl_head + tcb.xl_n - 1) % NXL
+                    tcb.xl_e[last] = end
+                    tcb.xl_t[last] = now
+                    break
+                idx = (tcb.xl_head + tcb.xl_n) % NXL
+                tcb.xl_s[idx] = seq
+                tcb.xl_e[idx] = e
+                tcb.xl_t[idx] = now
+                tcb.xl_f[idx] = 0
+                tcb.xl_n += 1
+                seq = e
+            return
+        i = 0
+        while i < tcb.xl_n:
+            idx = (tcb.xl_head + i) % NXL
+            if seq_le(tcb.xl_e[idx], seq):
+                i += 1
+                continue
+            if seq_ge(tcb.xl_s[idx], end):
+                break
+            # split so that the piece stamped lies within [seq, end)
+            for k in range(2):
+                if k == 0 and seq_lt(tcb.xl_s[idx], seq):
+                    e = seq
+                elif k == 1 and seq_gt(tcb.xl_e[idx], end):
+                    e = end
+                else:
+                    continue
+                if tcb.xl_n == NXL:
+                    continue
+                # insert a copy of idx after it; idx keeps [s, e), the copy [e, old e)
+                j = tcb.xl_n
+                while j > i + 1:
+                    nidx = (tcb.xl_head + j) % NXL
+                    k2 = (tcb.xl_head + j - 1) % NXL
+                    tcb.xl_s[nidx] = tcb.xl_s[k2]
+                    tcb.xl_e[nidx] = tcb.xl_e[k2]
+                    tcb.xl_t[nidx] = tcb.xl_t[k2]
+                    tcb.xl_f[nidx] = tcb.xl_f[k2]
+                    j -= 1
+                nidx = (tcb.xl_head + i + 1) % NXL
+                tcb.xl_s[nidx] = e
+                tcb.xl_e[nidx] = tcb.xl_e[idx]
+                tcb.xl_t[nidx] = tcb.xl_t[idx]
+                tcb.xl_f[nidx] = tcb.xl_f[idx]
+                tcb.xl_e[idx] = e
+                tcb.xl_n += 1
+                if k == 0:
+                    # the part before seq stays as it was: move on to the copy
+                    i += 1
+                    idx = nidx
+            tcb.xl_t[idx] = now
+            tcb.xl_f[idx] = (tcb.xl_f[idx] | XRETX) & ~XLOST
+            i += 1
+
+    cdef void rackupdate(self, Tcpctl tcb, unsigned int ack):
+        """RFC 8985 section 6.2 steps 1-2: for each segment newly delivered
+        (acknowledged or SACKed) note the most recently sent one (RACK.ts,
+        RACK.end_seq, RACK.rtt); then forget what the ACK covers."""
+        cdef unsigned int now = self.f.now, rtt
+        cdef int i, j = 0, idx
+        cdef bint deliv
+        for i in range(tcb.xl_n):
+            idx = (tcb.xl_head + i) % NXL
+            if tcb.xl_f[idx] & XDELIV:
+                continue
+            deliv = seq_le(tcb.xl_e[idx], ack)
+            if not deliv:
+                while j < tcb.nsb and seq_le(tcb.sb_r[j], tcb.xl_s[idx]):
+                    j += 1
+                deliv = (j < tcb.nsb and seq_le(tcb.sb_l[j], tcb.xl_s[idx])
+                         and seq_le(tcb.xl_e[idx], tcb.sb_r[j]))
+            if not deliv:
+                continue
+            tcb.xl_f[idx] |= XDELIV
+            rtt = now - tcb.xl_t[idx]
+            if (tcb.xl_f[idx] & XRETX) and rtt < tcb.minrtt:
+                continue        # perhaps the original that arrived
+            if rtt < tcb.minrtt:
+                tcb.minrtt = rtt
+            if (not tcb.rack_valid or <int>(tcb.xl_t[idx] - tcb.rack_ts) > 0
+                    or (tcb.xl_t[idx] == tcb.rack_ts and seq_gt(tcb.xl_e[idx], tcb.rack_end))):
+                tcb.rack_ts = tcb.xl_t[idx]
+                tcb.rack_end = tcb.xl_e[idx]
+                tcb.rack_rtt = rtt
+                tcb.rack_valid = 1
+        while tcb.xl_n > 0 and seq_le(tcb.xl_e[tcb.xl_head], ack):
+            tcb.xl_head = (tcb.xl_head + 1) % NXL
+            tcb.xl_n -= 1
+        if tcb.xl_n > 0 and seq_lt(tcb.xl_s[tcb.xl_head], ack):
+            tcb.xl_s[tcb.xl_head] = ack
+
+    cdef int rackdetect(self, Conv s):
+        """RFC 8985 section 6.2 step 5: a segment sent before the most
+        recently delivered one and not delivered for RACK.rtt + reo_wnd
+        is lost.  Arms the reorder timer for the earliest one not yet due.
+        Returns how many were newly marked lost."""
+        cdef Tcpctl tcb = <Tcpctl>s.ptcl
+        cdef unsigned int now = self.f.now, reo
+        cdef int i, idx, lost = 0, remaining, timeout = 0x7FFFFFFF
+        if not tcb.rack_valid:
+            return 0
+        reo = tcb.minrtt // 4 if tcb.minrtt != 0xFFFFFFFF else 0
+        if tcb.srtt > 0 and reo > <unsigned int>(tcb.srtt >> LOGAGAIN):
+            reo = tcb.srtt >> LOGAGAIN
+        for i in range(tcb.xl_n):
+            idx = (tcb.xl_head + i) % NXL
+            if tcb.xl_f[idx] & (XDELIV | XLOST):
+                continue
+            if not (<int>(tcb.xl_t[idx] - tcb.rack_ts) < 0
+                    or (tcb.xl_t[idx] == tcb.rack_ts and seq_lt(tcb.xl_e[idx], tcb.rack_end))):
+                continue
+            remaining = <int>(tcb.xl_t[idx] + tcb.rack_rtt + reo - now)
+            if remaining <= 0:
+                tcb.xl_f[idx] |= XLOST
+                lost += 1
+            elif remaining < timeout:
+                timeout = remaining
+        if lost:
+            self.xstats_[RackLost] += lost
+        if timeout != 0x7FFFFFFF:
+            tcb.tlpmode = 2
+            tcb.tlptimer.start = (timeout + MSPTICK - 1) // MSPTICK
+            if tcb.tlptimer.start < 1:
+                tcb.tlptimer.start = 1
+            self.tcpgo(tcb.tlptimer)
+        elif tcb.tlpmode == 2:
+            self.tcphalt(tcb.tlptimer)
+            tcb.tlpmode = 0
+        return lost
+
+    cdef unsigned int rackpipe(self, Tcpctl tcb):
+        """pipe from the log: what is neither delivered nor lost (a
+        retransmission of a lost segment counts again)."""
+        cdef unsigned int pipe = 0, hi
+        cdef int i, idx
+        if tcb.xl_n == 0:
+            return tcb.snd_nxt - tcb.snd_una
+        for i in range(tcb.xl_n):
+            idx = (tcb.xl_head + i) % NXL
+            if tcb.xl_f[idx] & (XDELIV | XLOST):
+                continue
+            pipe += tcb.xl_e[idx] - tcb.xl_s[idx]
+        hi = tcb.xl_e[(tcb.xl_head + tcb.xl_n - 1) % NXL]
+        if seq_lt(hi, tcb.snd_nxt):
+            pipe += tcb.snd_nxt - hi
+        return pipe
+
+    cdef int racknext(self, Tcpctl tcb, unsigned int *seq, unsigned int *n):
+        """NextSeg over the log: first mark lost what RFC 6675's IsLost
+        says (never resent yet); then (1) the first segment marked lost;
+        failing that, (3) the first one never resent below the highest
+        SACKed octet.  Returns 1 or 3 with seq and n set, or 0."""
+        cdef int i, idx, rule3 = -1
+        cdef unsigned int hi
+        if tcb.nsb > 0:
+            hi = tcb.sb_r[tcb.nsb - 1]
+            for i in range(tcb.xl_n):
+                idx = (tcb.xl_head + i) % NXL
+                if seq_ge(tcb.xl_s[idx], hi):
+                    break
+                if tcb.xl_f[idx] & (XDELIV | XLOST | XRETX):
+                    continue
+                if self.sacklost(tcb, tcb.xl_s[idx]):
+                    tcb.xl_f[idx] |= XLOST
+                elif rule3 < 0:
+                    rule3 = idx
+        for i in range(tcb.xl_n):
+            idx = (tcb.xl_head + i) % NXL
+            if (tcb.xl_f[idx] & (XDELIV | XLOST)) == XLOST:
+                seq[0] = tcb.xl_s[idx]
+                n[0] = tcb.xl_e[idx] - tcb.xl_s[idx]
+                if n[0] > tcb.mss:
+                    n[0] = tcb.mss
+                return 1
+        if rule3 >= 0:
+            seq[0] = tcb.xl_s[rule3]
+            n[0] = tcb.xl_e[rule3] - tcb.xl_s[rule3]
+            if n[0] > tcb.mss:
+                n[0] = tcb.mss
+            return 3
+        return 0
+
+    cdef void tlparm(self, Conv s):
+        """RFC 8985 section 7.2: arm the probe timeout, PTO = 2 * SRTT
+        (plus the worst-case delayed ACK when one segment is in flight),
+        unless the RTO would fire first or the reorder timer runs."""
+        cdef Tcpctl tcb = <Tcpctl>s.ptcl
+        cdef int pto, rto
+        if tcb.tlpmode == 2 and tcb.tlptimer.state == TcptimerON:
+            return
+        if (tcb.tlpout or tcb.snd_una == tcb.snd_nxt
+                or (tcb.state != Established and tcb.state != Close_wait)):
+            self.tcphalt(tcb.tlptimer)
+            tcb.tlpmode = 0
+            return
+        if tcb.srtt > 0:
+            pto = 2 * (tcb.srtt >> LOGAGAIN)
+            if tcb.snd_nxt - tcb.snd_una <= tcb.mss:
+                pto += WCDELACKT
+        else:
+            pto = 1000
+        pto = (pto + MSPTICK - 1) // MSPTICK
+        if pto < 1:
+            pto = 1
+        rto = self.timercount(tcb.timer) if tcb.timer.state == TcptimerON else tcb.timer.start
+        if pto >= rto:
+            self.tcphalt(tcb.tlptimer)
+            tcb.tlpmode = 0
+            return
+        tcb.tlpmode = 1
+        tcb.tlptimer.start = pto
+        self.tcpgo(tcb.tlptimer)
+
+    cdef void tcptlp(self, Conv s):
+        """The RACK-TLP timer: in reorder mode, detect losses again; as a
+        probe timeout, send one new segment if there is one, else resend
+        the last, so that the ACK it draws shows what the tail lost."""
+        cdef Tcpctl tcb = <Tcpctl>s.ptcl
+        cdef int mode = tcb.tlpmode
+        cdef unsigned int seq, before
+        tcb.tlpmode = 0
+        if tcb.state == Closed or not tcb.rack or tcb.snd_una == tcb.snd_nxt:
+            return
+        if mode == 2:
+            if self.rackdetect(s) > 0:
+                if not tcb.sackrecovery and seq_le(tcb.snd_rxt, tcb.snd_una):
+                    self.sackenter(s)
+                else:
+                    self.sacksend(s)
+            return
+        if (mode != 1 or tcb.sackrecovery or tcb.tlpout
+                or (tcb.state != Established and tcb.state != Close_wait)):
+            return
+        self.xstats_[TlpProbes] += 1
+        tcb.tlpout = 1
+        before = tcb.snd_nxt
+        if (<unsigned int>s.wq.len + <unsigned int>tcb.flgcnt > tcb.snd_nxt - tcb.snd_una
+                and tcb.snd_nxt == tcb.snd_ptr and tcb.snd_wnd > tcb.snd_nxt - tcb.snd_una):
+            self.tcpsendat(s, tcb.snd_nxt, tcb.mss)
+        if tcb.state != Closed and tcb.snd_nxt == before:
+            seq = tcb.snd_nxt - tcb.mss
+            if tcb.xl_n > 0:
+                seq = tcb.xl_s[(tcb.xl_head + tcb.xl_n - 1) % NXL]
+            if seq_lt(seq, tcb.snd_una):
+                seq = tcb.snd_una
+            self.tcpsendat(s, seq, tcb.snd_nxt - seq)
+        if tcb.state != Closed:
+            tcb.time = self.f.now
+            tcb.timeuna = tcb.snd_una
+            self.tcpgo(tcb.timer)
+
+    def rackpipe_of(self, Conv c not None):
+        return self.rackpipe(<Tcpctl>c.ptcl)
+
+    def racklog(self, Conv c not None):
+        """RACK's log: [(seq, end, time, flags), ...] in sequence order."""
+        cdef Tcpctl tcb = <Tcpctl>c.ptcl
+        cdef int i, idx
+        out = []
+        for i in range(tcb.xl_n):
+            idx = (tcb.xl_head + i) % NXL
+            out.append((tcb.xl_s[idx], tcb.xl_e[idx], tcb.xl_t[idx], tcb.xl_f[idx]))
+        return out
 
     cdef int sackblocks(self, Tcpctl tcb, unsigned int *out):
         """The SACK blocks for the next ACK (RFC 2018 section 4): a

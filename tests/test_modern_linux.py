@@ -235,3 +235,64 @@ def test_blind_in_window_rst_does_not_kill(stack, ns):
         ps.close()
     assert st.run(until=lambda: t.statename == "Closed", timeout=5)
     s.close()
+
+
+@pytest.mark.parametrize("offload", [True, False], ids=["offload", "no-offload"])
+def test_20mb_both_ways_at_5_percent_loss(ns, offload):
+    """net9 serve's setting (modern, offloads on unless told) behind a TUN
+    that loses 5% of the datagrams both ways (net9.media.Faults; with
+    offloads a datagram can be a super-packet of many segments):
+    20 MB each way arrive byte-identical."""
+    signal.alarm(600)
+    from net9.stack import Stack
+    _n[0] += 1
+    st = Stack(tun="n9ml%d" % _n[0], netns=ns.name, mtu=1500, addrs=[NET4 + "/24"],
+               host_addrs=[HOST4 + "/24"], loopback=False, strict=True, offload=offload,
+               tcp="modern", faults=dict(loss=0.05, seed=7))
+    try:
+        c, s = dial_linux(st, ns)
+        assert st.tcp.tcb(c.c).sack and st.tcp.tcb(c.c).ts
+        a = os.urandom(20_000_000)
+        t0 = time.monotonic()
+        off = 0
+        got = bytearray()
+        end = time.monotonic() + 400
+        while len(got) < len(a):
+            assert time.monotonic() < end, "Linux got %d of %d" % (len(got), len(a))
+            if off < len(a):
+                off += st.tcp.write(c.c, a[off:off + 1 << 20]) if len(c.c.wq) < 4 << 20 else 0
+            st.run(timeout=0.002)
+            try:
+                d = s.recv(1 << 20)
+            except BlockingIOError:
+                continue
+            assert d
+            got += d
+        t1 = time.monotonic()
+        assert bytes(got) == a
+        b = os.urandom(20_000_000)
+        got = bytearray()
+        off = 0
+        while len(got) < len(b):
+            assert time.monotonic() < end + 400, "net9 got %d of %d" % (len(got), len(b))
+            if off < len(b):
+                try:
+                    off += s.send(b[off:off + 1 << 20])
+                except BlockingIOError:
+                    pass
+            st.run(timeout=0.002)
+            d = st.tcp.read(c.c, 1 << 22)
+            if d:
+                got += d
+        t2 = time.monotonic()
+        assert bytes(got) == b
+        assert st.medium.counters()["out"]["lost"] > 0 and st.medium.counters()["in"]["lost"] > 0
+        print("20 MB at 5%% loss (%s): net9->Linux %.1f MB/s, Linux->net9 %.1f MB/s; "
+              "SackRecovery %d RackLost %d TlpProbes %d RetransTimeouts %d"
+              % ("offload" if offload else "no offload", 20 / (t1 - t0), 20 / (t2 - t1),
+                 st.tcp.xstat("SackRecovery"), st.tcp.xstat("RackLost"),
+                 st.tcp.xstat("TlpProbes"), st.tcp.stat("RetransTimeouts")))
+        c.close()
+        s.close()
+    finally:
+        st.close()

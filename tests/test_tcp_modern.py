@@ -29,10 +29,14 @@ def u32(x):
     return x & 0xFFFFFFFF
 
 
-def establish(P, port=80):
+def establish(P, port=80, actl=()):
+    """a connects to b!port (a's conversation gets the ctl messages actl
+    first); returns (listener, a's conv, b's conv)."""
     lis = P.tcpb.clone("u")
     P.tcpb.ctl(lis, "announce %d" % port)
     c = P.tcpa.clone("u")
+    for m in actl:
+        P.tcpa.ctl(c, m)
     P.tcpa.ctl(c, "connect %s!%d" % (P.baddr, port))
     assert P.wire.run(until=lambda: c.state != Connecting and bool(lis.incall), max_ms=10_000)
     s = P.tcpb.takecall(lis)
@@ -134,14 +138,13 @@ def test_per_conversation_switches():
     P.tcpa.ctl(c, "congestion newreno")
     P.tcpa.ctl(c, "rack off")
     t = P.tcpa.tcb(c)
-    assert (t.sackok, t.tsok, t.rtomin) == (0, 0, 1000)
+    assert (t.sackok, t.tsok, t.rtomin, t.rackok) == (0, 0, 1000, 0)
     for msg, err in (("sack maybe", "unknown value for sack"),
                      ("timestamps", "unknown value for timestamps"),
                      ("rtomin x", "unknown value for rtomin"),
                      ("rtomin 10", "unknown value for rtomin"),
                      ("congestion vegas", "unknown value for congestion"),
                      ("congestion cubic", "congestion cubic not implemented"),
-                     ("rack on", "rack not implemented"),
                      ("rack 2", "unknown value for rack"),
                      ("profile bsd", "unknown value for profile"),
                      ("nosuchthing", errors.Eunknownctl)):
@@ -172,6 +175,9 @@ def test_per_conversation_switches():
     with pytest.raises(Net9Error) as ei:
         P9.tcpa.ctl(c9, "sack on")
     assert str(ei.value) == "sack needs the modern profile"
+    with pytest.raises(Net9Error) as ei:
+        P9.tcpa.ctl(c9, "rack on")
+    assert str(ei.value) == "rack needs the modern profile"
     P9.tcpa.ctl(c9, "sack off")
     P9.tcpa.ctl(c9, "profile modern")
     assert P9.tcpa.tcb(c9).sackok
@@ -416,7 +422,7 @@ def blackhole_b(P):
 
 def test_scoreboard_pipe_and_islost_rfc6675():
     P = sim.pair(seed=18, profile="modern")
-    lis, c, s = establish(P)
+    lis, c, s = establish(P, actl=["rack off"])
     ta = P.tcpa.tcb(c)
     mss = ta.mss
     P.wire.advance(500)                 # the handshake's last ACKs are in
@@ -471,7 +477,7 @@ def test_several_holes_recovered_in_one_round_trip():
     # again within one round trip of the start of recovery, no RTO
     P = sim.pair(seed=19, profile="modern")
     P.wire.faults(P.a, P.b, both=True, delay=50)
-    lis, c, s = establish(P)
+    lis, c, s = establish(P, actl=["rack off"])
     ta = P.tcpa.tcb(c)
     mss = ta.mss
     una = ta.snd_una
@@ -625,7 +631,7 @@ def flight(P, c, nseg, cwind=20):
 def test_limited_transmit():
     # RFC 3042: the first two duplicate ACKs each let one new segment go
     P = sim.pair(seed=21, profile="modern")
-    lis, c, s = establish(P)
+    lis, c, s = establish(P, actl=["rack off"])
     ta = P.tcpa.tcb(c)
     seg = flight(P, c, 10, cwind=4)
     assert ta.snd_nxt == seg(4)
@@ -638,7 +644,7 @@ def test_limited_transmit():
 
 def test_going_back_after_a_timeout_skips_sacked_data():
     P = sim.pair(seed=22, profile="modern")
-    lis, c, s = establish(P)
+    lis, c, s = establish(P, actl=["rack off"])
     ta = P.tcpa.tcb(c)
     seg = flight(P, c, 10)
     acks_to(P, c, seg(0), [(seg(2), seg(4))])
@@ -650,3 +656,116 @@ def test_going_back_after_a_timeout_skips_sacked_data():
     acks_to(P, c, seg(1), [(seg(2), seg(4))])
     # cwind 2 segments: 1, then 4 (2 and 3 arrived)
     assert [g.seq for g in segs(P, k, "a") if g.payload] == [seg(1), seg(4)]
+
+
+# ---------------------------------------------------------------- RACK-TLP
+
+def test_rack_reordering_window():
+    # one segment SACKed above a hole: too little for RFC 6675 (DupThresh),
+    # but RACK marks the hole lost once RACK.rtt + reo_wnd has passed since
+    # it was sent -- unless it arrives first
+    for arrives in (False, True):
+        P = sim.pair(seed=23, profile="modern")
+        P.wire.faults(P.a, P.b, both=True, delay=20)
+        lis, c, s = establish(P)
+        ta = P.tcpa.tcb(c)
+        seg = flight(P, c, 4)
+        P.wire.advance(40)
+        k = len(P.wire.capture)
+        acks_to(P, c, seg(0), [(seg(1), seg(2))])
+        assert not ta.sackrecovery and ta.tlpmode == 2       # the reorder timer
+        assert [g for g in segs(P, k, "a") if g.payload] == []
+        if arrives:
+            acks_to(P, c, seg(2), [])
+        P.wire.advance(60)
+        resent = [g.seq for g in segs(P, k, "a") if g.payload]
+        if arrives:
+            assert resent == [] and P.tcpa.xstat("RackLost") == 0
+        else:
+            assert resent == [seg(0)] and P.tcpa.xstat("RackLost") == 1
+            assert ta.sackrecovery
+
+
+def lossy_filter(P, drops):
+    """Drop a's data segments: drops maps seq -> how many times."""
+    def filt(src, dst, pkt):
+        g = sim.parse(pkt)
+        if src is P.a and g.payload and drops.get(g.seq, 0) > 0:
+            drops[g.seq] -= 1
+            return None
+        return pkt
+    P.wire.filter = filt
+
+
+def test_rack_detects_a_lost_retransmission():
+    # segment 2 is lost, and so is its first retransmission: RACK sees
+    # later segments delivered and resends it again, no RTO
+    for rack, rtos in (("on", 0), ("off", 1)):
+        P = sim.pair(seed=24, profile="modern")
+        P.wire.faults(P.a, P.b, both=True, delay=20)
+        lis, c, s = establish(P, actl=["rack " + rack])
+        ta = P.tcpa.tcb(c)
+        mss = ta.mss
+        una = ta.snd_una
+        lossy_filter(P, {u32(una + 2 * mss): 2})
+        data = bytes(60 * mss)
+        P.tcpa.write(c, data)
+        got = bytearray()
+        assert P.wire.run(until=lambda: (drain(P.tcpb, s, got), len(got) == len(data))[1],
+                          max_ms=20_000)
+        assert P.tcpa.stat("RetransTimeouts") == rtos, rack
+
+
+def test_tlp_probes_a_lost_tail():
+    # the last two segments of a transfer are lost: the probe after 2 SRTT
+    # brings a SACK, RACK marks the other one lost; no RTO.  Without
+    # RACK-TLP the RTO repairs it.
+    for rack in ("on", "off"):
+        P = sim.pair(seed=25, profile="modern")
+        P.wire.faults(P.a, P.b, both=True, delay=20)
+        lis, c, s = establish(P, actl=["rack " + rack])
+        ta = P.tcpa.tcb(c)
+        P.tcpa.write(c, bytes(20_000))
+        got = bytearray()
+        assert P.wire.run(until=lambda: (drain(P.tcpb, s, got), len(got) == 20_000)[1],
+                          max_ms=5000)
+        mss = ta.mss
+        end = ta.snd_nxt
+        lossy_filter(P, {u32(end + 8 * mss): 1, u32(end + 9 * mss): 1})
+        t0 = P.wire.now
+        P.tcpa.write(c, bytes(10 * mss))
+        got = bytearray()
+        assert P.wire.run(until=lambda: (drain(P.tcpb, s, got), len(got) == 10 * mss)[1],
+                          max_ms=10_000)
+        if rack == "on":
+            assert P.tcpa.stat("RetransTimeouts") == 0
+            assert P.tcpa.xstat("TlpProbes") == 1
+            assert P.tcpa.xstat("RackLost") >= 1
+        else:
+            assert P.tcpa.stat("RetransTimeouts") == 1
+            assert P.tcpa.xstat("TlpProbes") == 0
+
+
+def test_rack_log_splits_a_partial_retransmission():
+    P = sim.pair(seed=26, profile="modern")
+    lis, c, s = establish(P)
+    ta = P.tcpa.tcb(c)
+    seg = flight(P, c, 3)
+    log = P.tcpa.racklog(c)
+    assert [(a, b) for a, b, t, f in log] == [(seg(0), seg(1)), (seg(1), seg(2)), (seg(2), seg(3))]
+    assert all(f == 0 for a, b, t, f in log)
+    # RTO: seg 0 resent; its entry is stamped and flagged as resent
+    assert P.wire.run(until=lambda: P.tcpa.stat("RetransTimeouts") == 1, max_ms=5000)
+    log = P.tcpa.racklog(c)
+    assert log[0][3] == 4 and log[0][2] > log[1][2]
+    # an ACK of half of it: the entry starts at the ACK
+    half = u32(seg(0) + ta.mss // 2)
+    acks_to(P, c, half, [])
+    log = P.tcpa.racklog(c)
+    assert log[0][0] == half
+    # going back resends from there in whole segments: the entries they
+    # cross are split at their edges, and still tile [una, snd.nxt)
+    assert all(b == a2 for (a, b, t, f), (a2, b2, t2, f2) in zip(log, log[1:]))
+    assert log[-1][1] == ta.snd_nxt
+    resent = [(a, b) for a, b, t, f in log if f & 4]
+    assert resent and all(u32(b - a) <= ta.mss for a, b in resent)
