@@ -69,6 +69,7 @@ cdef enum:
     XLOST = 2                #   marked lost, not resent since
     XRETX = 4                #   resent at least once
     WCDELACKT = 200          # RFC 8985: worst-case delayed ACK, ms
+    TLPMIN = 10              # ms, the least probe timeout (Linux's)
     DEF_RTOMIN = 200         # ms, the modern profile's RTO floor (Linux's)
     TCP9_RTOMIN = 300        # ms, tcp.c's floor
     # profiles
@@ -113,7 +114,6 @@ cdef enum:
     Tfacktimer = 2
     Tfkeepalive = 3
     Tflimbo = 4
-    Tftlp = 5            # beyond tcp.c: RACK-TLP's probe and reorder timer
 
     # timing wheel: a tick visits one slot, so its cost follows the timers
     # in that slot, not the number of connections (tcp.c walks every
@@ -327,7 +327,10 @@ cdef class Tcpctl:
     cdef public bint rack_valid
     cdef public bint tlpout                 # a probe is out
     cdef public int tlpmode                 # 1: the timer is a PTO, 2: reorder
-    cdef public Tcptimer tlptimer
+    # the RACK-TLP timer, in milliseconds off the wheel (TcpProto.fine):
+    # the wheel's 50 ms ticks are coarser than the round trips it serves
+    cdef public unsigned int tlp_at
+    cdef public bint tlp_on
     cdef void zero(self)
     cdef void copyfrom(self, Tcpctl o)
 
@@ -360,6 +363,13 @@ cdef class TcpProto(Proto):
     cdef public unsigned char profile
     cdef unsigned long long xstats_[Nxstats]
     cdef bytes isnkey
+    # beyond tcp.c: conversations with a RACK-TLP timer, and the earliest
+    # (valid unless finedirty)
+    cdef set fine
+    cdef bint finedirty
+    cdef bint fineany
+    cdef unsigned int finenext
+    cdef Conv finenextconv
     cdef public unsigned int tsadjust       # tests: added to every TSval offset
     # the buffer of the input segment being processed
     cdef const unsigned char *inp
@@ -370,6 +380,7 @@ cdef class TcpProto(Proto):
     cdef dict deferred
     cpdef pbatch(self, bint on)
     cpdef Conv clone(self, str owner)
+    cpdef object wheeldeadline(self)
 
     cdef unsigned long long curtick(self) noexcept
     cdef void tcpgo(self, Tcptimer t)
@@ -459,5 +470,8 @@ cdef class TcpProto(Proto):
     cdef int rackdetect(self, Conv s)
     cdef void tlparm(self, Conv s)
     cdef void tcptlp(self, Conv s)
+    cdef void finearm(self, Conv s, int ms)
+    cdef void finehalt(self, Conv s)
+    cdef bint finedue(self, unsigned int upto)
     cdef unsigned int rackpipe(self, Tcpctl tcb)
     cdef int racknext(self, Tcpctl tcb, unsigned int *seq, unsigned int *n)

@@ -134,7 +134,6 @@ cdef class Tcpctl:
         self.acktimer = Tcptimer()
         self.rtt_timer = Tcptimer()
         self.katimer = Tcptimer()
-        self.tlptimer = Tcptimer()
 
     cdef void zero(self):
         # the memset of inittcpctl, timers kept (they must be halted)
@@ -191,7 +190,9 @@ cdef class Tcpctl:
         self.rack_valid = 0
         self.tlpout = 0
         self.tlpmode = 0
-        for t in (self.timer, self.acktimer, self.rtt_timer, self.katimer, self.tlptimer):
+        self.tlp_at = 0
+        self.tlp_on = 0
+        for t in (self.timer, self.acktimer, self.rtt_timer, self.katimer):
             (<Tcptimer>t).start = 0
             (<Tcptimer>t).count = 0
 
@@ -235,7 +236,7 @@ cdef class Tcpctl:
         self.rack_ts = self.rack_end = self.rack_rtt = 0
         self.minrtt = 0xFFFFFFFF
         self.rack_valid = 0; self.tlpout = 0; self.tlpmode = 0
-        self.tlptimer.start = 0; self.tlptimer.count = 0
+        self.tlp_on = 0; self.tlp_at = 0
         self.timer.start = o.timer.start; self.timer.count = o.timer.count
         self.acktimer.start = o.acktimer.start; self.acktimer.count = o.acktimer.count
         self.rtt_timer.start = o.rtt_timer.start; self.rtt_timer.count = o.rtt_timer.count
@@ -261,6 +262,10 @@ cdef class TcpProto(Proto):
         memset(self.xstats_, 0, sizeof(self.xstats_))
         self.isnkey = None
         self.tsadjust = 0
+        self.fine = set()
+        self.finedirty = 0
+        self.fineany = 0
+        self.finenextconv = None
         memset(self.stats_, 0, sizeof(self.stats_))
         self.stats_[MaxConn] = nc
         self.tcpporthogdefense = 0
@@ -389,25 +394,64 @@ cdef class TcpProto(Proto):
             self.tcpkeepalive(<Conv>t.arg)
         elif t.func == Tflimbo:
             self.limborexmit(<Limbo>t.arg)
-        elif t.func == Tftlp:
-            self.tcptlp(<Conv>t.arg)
+
 
     cpdef padvance(self):
         cdef unsigned int target = self.f.now
-        if self.ntimers == 0:
-            # nothing to run: let the tick clock follow without work
-            if <int>(target - self.nexttick) >= 0:
-                self.ticks += (target - self.nexttick) // MSPTICK + 1
-                self.nexttick += ((target - self.nexttick) // MSPTICK + 1) * MSPTICK
-                self.nextdirty = 1
+        cdef unsigned int upto
+        cdef Conv c
+        cdef bint due
+        if not self.fine:
+            if self.ntimers == 0:
+                # nothing to run: let the tick clock follow without work
+                if <int>(target - self.nexttick) >= 0:
+                    self.ticks += (target - self.nexttick) // MSPTICK + 1
+                    self.nexttick += ((target - self.nexttick) // MSPTICK + 1) * MSPTICK
+                    self.nextdirty = 1
+                return
+            while <int>(target - self.nexttick) >= 0:
+                self.f.now = self.nexttick
+                self.nexttick += MSPTICK
+                self.tick()
+            self.f.now = target
             return
-        while <int>(target - self.nexttick) >= 0:
-            self.f.now = self.nexttick
-            self.nexttick += MSPTICK
-            self.tick()
+        # beyond tcp.c: RACK-TLP timers between the ticks, in time order
+        while True:
+            due = self.finedue(target)
+            if self.ntimers == 0:
+                upto = self.finenext if due else target
+                if <int>(upto - self.nexttick) >= 0:
+                    self.ticks += (upto - self.nexttick) // MSPTICK + 1
+                    self.nexttick += ((upto - self.nexttick) // MSPTICK + 1) * MSPTICK
+                    self.nextdirty = 1
+                if not due:
+                    break
+            if due and (self.ntimers == 0 or <int>(self.finenext - self.nexttick) < 0):
+                c = self.finenextconv
+                self.f.now = self.finenext
+                (<Tcpctl>c.ptcl).tlp_on = 0
+                self.finedirty = 1
+                self.tcptlp(c)
+                continue
+            if <int>(target - self.nexttick) >= 0:
+                self.f.now = self.nexttick
+                self.nexttick += MSPTICK
+                self.tick()
+                continue
+            break
         self.f.now = target
 
     cpdef object pnextdeadline(self):
+        cdef unsigned long long i, best
+        cdef Tcptimer t
+        cdef bint found
+        d = self.wheeldeadline()
+        if self.fine and (self.finedue(self.f.now) or self.fineany):
+            if d is None or <int>(self.finenext - <unsigned int>d) < 0:
+                return self.finenext
+        return d
+
+    cpdef object wheeldeadline(self):
         cdef unsigned long long i, best
         cdef Tcptimer t
         cdef bint found
@@ -454,8 +498,6 @@ cdef class TcpProto(Proto):
         tcb.katimer.arg = c
         tcb.rtt_timer.func = Tfnone
         tcb.rtt_timer.arg = c
-        tcb.tlptimer.func = Tftlp
-        tcb.tlptimer.arg = c
         self.setprofile(tcb, self.profile)
         c.ptcl = tcb
 
@@ -750,7 +792,7 @@ cdef class TcpProto(Proto):
         self.tcphalt(tcb.rtt_timer)
         self.tcphalt(tcb.acktimer)
         self.tcphalt(tcb.katimer)
-        self.tcphalt(tcb.tlptimer)
+        self.finehalt(s)
         # Flush reassembly queue; nothing more can arrive
         self.dumpreseq(tcb)
         if tcb.state == Syn_sent:
@@ -783,7 +825,7 @@ cdef class TcpProto(Proto):
         self.tcphalt(tcb.acktimer)
         self.tcphalt(tcb.rtt_timer)
         self.tcphalt(tcb.katimer)
-        self.tcphalt(tcb.tlptimer)
+        self.finehalt(s)
         self.twunlink(s)               # (zero() leaves Time_wait behind the list's back)
         tcb.zero()
         tcb.ssthresh = QMAX                # reset by tcpsetscale()
@@ -2576,7 +2618,7 @@ cdef class TcpProto(Proto):
         if tcb.snd_rto == 0:
             self.tcpcongestion(tcb)
         if tcb.rack:
-            self.tcphalt(tcb.tlptimer)
+            self.finehalt(s)
             tcb.tlpmode = 0
             tcb.tlpout = 0
         if tcb.sack:
@@ -3255,7 +3297,7 @@ cdef class TcpProto(Proto):
         self.tcpcongestion(tcb)
         tcb.cwind = tcb.ssthresh
         if tcb.rack:
-            self.tcphalt(tcb.tlptimer)
+            self.finehalt(s)
             tcb.tlpmode = 0
         if self.f.log.mask & Logtcpwin:
             self.f.log.log(Logtcpwin, "sack recovery cwind %d @%d\n" % (tcb.cwind, tcb.recoverypt))
@@ -3404,12 +3446,9 @@ cdef class TcpProto(Proto):
             self.xstats_[RackLost] += lost
         if timeout != 0x7FFFFFFF:
             tcb.tlpmode = 2
-            tcb.tlptimer.start = (timeout + MSPTICK - 1) // MSPTICK
-            if tcb.tlptimer.start < 1:
-                tcb.tlptimer.start = 1
-            self.tcpgo(tcb.tlptimer)
+            self.finearm(s, timeout)
         elif tcb.tlpmode == 2:
-            self.tcphalt(tcb.tlptimer)
+            self.finehalt(s)
             tcb.tlpmode = 0
         return lost
 
@@ -3471,11 +3510,11 @@ cdef class TcpProto(Proto):
         unless the RTO would fire first or the reorder timer runs."""
         cdef Tcpctl tcb = <Tcpctl>s.ptcl
         cdef int pto, rto
-        if tcb.tlpmode == 2 and tcb.tlptimer.state == TcptimerON:
+        if tcb.tlpmode == 2 and tcb.tlp_on:
             return
         if (tcb.tlpout or tcb.snd_una == tcb.snd_nxt
                 or (tcb.state != Established and tcb.state != Close_wait)):
-            self.tcphalt(tcb.tlptimer)
+            self.finehalt(s)
             tcb.tlpmode = 0
             return
         if tcb.srtt > 0:
@@ -3484,17 +3523,82 @@ cdef class TcpProto(Proto):
                 pto += WCDELACKT
         else:
             pto = 1000
-        pto = (pto + MSPTICK - 1) // MSPTICK
-        if pto < 1:
-            pto = 1
-        rto = self.timercount(tcb.timer) if tcb.timer.state == TcptimerON else tcb.timer.start
+        if pto < TLPMIN:
+            pto = TLPMIN
+        # (the retransmission timer, in ms to the tick it fires at)
+        rto = (self.timercount(tcb.timer) if tcb.timer.state == TcptimerON
+               else tcb.timer.start) * MSPTICK
         if pto >= rto:
-            self.tcphalt(tcb.tlptimer)
+            self.finehalt(s)
             tcb.tlpmode = 0
             return
         tcb.tlpmode = 1
-        tcb.tlptimer.start = pto
-        self.tcpgo(tcb.tlptimer)
+        self.finearm(s, pto)
+
+    cdef void finearm(self, Conv s, int ms):
+        """Beyond tcp.c: (re)arm s's RACK-TLP timer ms from now."""
+        cdef Tcpctl tcb = <Tcpctl>s.ptcl
+        cdef unsigned int at
+        if ms < 1:
+            ms = 1
+        at = self.f.now + <unsigned int>ms
+        tcb.tlp_at = at
+        tcb.tlp_on = 1
+        self.fine.add(s)
+        if self.finedirty:
+            return
+        if not self.fineany:
+            self.fineany = 1
+            self.finenext = at
+            self.finenextconv = s
+        elif s is self.finenextconv:
+            if <int>(at - self.finenext) > 0:
+                self.finedirty = 1
+            else:
+                self.finenext = at
+        elif <int>(at - self.finenext) < 0:
+            self.finenext = at
+            self.finenextconv = s
+
+    cdef void finehalt(self, Conv s):
+        cdef Tcpctl tcb = <Tcpctl>s.ptcl
+        if not tcb.tlp_on:
+            return
+        tcb.tlp_on = 0
+        if s is self.finenextconv:
+            self.finedirty = 1
+
+    cdef bint finedue(self, unsigned int upto):
+        """Is a RACK-TLP timer due at or before upto?  (finenext and
+        finenextconv then name the earliest.)"""
+        cdef Conv c
+        cdef Tcpctl tcb
+        cdef list dead
+        if self.finedirty:
+            self.finedirty = 0
+            self.fineany = 0
+            self.finenextconv = None
+            dead = None
+            for c in self.fine:
+                tcb = <Tcpctl>c.ptcl
+                if not tcb.tlp_on:
+                    if dead is None:
+                        dead = []
+                    dead.append(c)
+                    continue
+                if not self.fineany or <int>(tcb.tlp_at - self.finenext) < 0:
+                    self.fineany = 1
+                    self.finenext = tcb.tlp_at
+                    self.finenextconv = c
+            if dead is not None:
+                for c in dead:
+                    self.fine.discard(c)
+        if not self.fineany:
+            return 0
+        if not (<Tcpctl>self.finenextconv.ptcl).tlp_on:
+            self.finedirty = 1
+            return self.finedue(upto)
+        return <int>(self.finenext - upto) <= 0
 
     cdef void tcptlp(self, Conv s):
         """The RACK-TLP timer: in reorder mode, detect losses again; as a

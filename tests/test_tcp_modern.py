@@ -732,6 +732,20 @@ def test_tlp_probes_a_lost_tail():
         mss = ta.mss
         end = ta.snd_nxt
         lossy_filter(P, {u32(end + 8 * mss): 1, u32(end + 9 * mss): 1})
+        seen = {"probe": None, "lastack": None, "sent": set()}
+        inner = P.wire.filter
+
+        def watch(src, dst, pkt):
+            g = sim.parse(pkt)
+            if src is P.a and g.payload:
+                if g.seq in seen["sent"] and seen["probe"] is None:
+                    seen["probe"] = (P.wire.now, ta.srtt)
+                seen["sent"].add(g.seq)
+            if src is P.b and seen["probe"] is None and u32(g.ack - ta.snd_una) < 0x80000000 \
+                    and g.ack != ta.snd_una:
+                seen["lastack"] = P.wire.now + 20         # (its arrival)
+            return inner(src, dst, pkt)
+        P.wire.filter = watch
         t0 = P.wire.now
         P.tcpa.write(c, bytes(10 * mss))
         got = bytearray()
@@ -741,6 +755,11 @@ def test_tlp_probes_a_lost_tail():
             assert P.tcpa.stat("RetransTimeouts") == 0
             assert P.tcpa.xstat("TlpProbes") == 1
             assert P.tcpa.xstat("RackLost") >= 1
+            # the probe goes 2 SRTT after the last ACK that moved snd.una
+            # came in, on a millisecond timer (not the wheel's 50 ms ticks)
+            assert seen["probe"] is not None
+            t_probe, srtt = seen["probe"]
+            assert t_probe - seen["lastack"] == 2 * (srtt >> 3)
         else:
             assert P.tcpa.stat("RetransTimeouts") == 1
             assert P.tcpa.xstat("TlpProbes") == 0
