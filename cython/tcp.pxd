@@ -169,6 +169,9 @@ cdef enum:
     AckOutOfRange
     RackLost
     TlpProbes
+    SynCookiesSent
+    SynCookiesOk
+    SynCookiesBad
     Nxstats
 
 cdef struct Tcp:
@@ -229,6 +232,7 @@ cdef class Limbo:
     cdef unsigned char profile
     cdef unsigned int tsval
     cdef unsigned int tsoff
+    cdef unsigned char cookie       # a SYN cookie's SYN-ACK (not in limbo)
     cdef Tcptimer timer
 
 cdef class Tcpctl:
@@ -366,6 +370,9 @@ cdef class TcpProto(Proto):
     # beyond tcp.c: conversations with a RACK-TLP timer, and the earliest
     # (valid unless finedirty)
     cdef set fine
+    # beyond tcp.c: SYN cookies (RFC 4987) once limbo is full
+    cdef public bint cookiesent
+    cdef public unsigned int cookietime
     cdef bint finedirty
     cdef bint fineany
     cdef unsigned int finenext
@@ -470,6 +477,13 @@ cdef class TcpProto(Proto):
     cdef int rackdetect(self, Conv s)
     cdef void tlparm(self, Conv s)
     cdef void tcptlp(self, Conv s)
+    cdef unsigned int syncookie(self, const unsigned char *laddr, unsigned short lport,
+                                const unsigned char *raddr, unsigned short rport,
+                                unsigned int irs, unsigned int count, int mssidx)
+    cdef void sndcookie(self, Conv s, const unsigned char *source, const unsigned char *dest,
+                        Tcp *seg, int version)
+    cdef Limbo cookiecheck(self, Conv s, Tcp *segp, const unsigned char *src,
+                           const unsigned char *dst, int version)
     cdef void finearm(self, Conv s, int ms)
     cdef void finehalt(self, Conv s)
     cdef bint finedue(self, unsigned int upto)

@@ -58,7 +58,16 @@ statnames = ("MaxConn", "MaxSegment", "ActiveOpens", "PassiveOpens",
 xstatnames = ("SackRecovery", "SackRecoveryDone", "SackRetransSegs",
               "SackBlocksIn", "SackBlocksOut", "DsackIn", "DsackOut",
               "TsRttSamples", "PawsDrops", "ChallengeAcks", "RstChallenged",
-              "AckOutOfRange", "RackLost", "TlpProbes")
+              "AckOutOfRange", "RackLost", "TlpProbes", "SynCookiesSent",
+              "SynCookiesOk", "SynCookiesBad")
+
+# beyond tcp.c: the MSS values a SYN cookie can carry (3 bits)
+cdef unsigned short cookiemss[8]
+cookiemss[:] = [536, 1024, 1220, 1400, 1440, 1460, 4036, 8960]
+cdef enum:
+    COOKIEBITS = 5          # TSval bits of a cookie's SYN-ACK: wscale (4), SACK (1)
+    COOKIEPERIOD = 64000    # ms of one step of a cookie's clock
+    COOKIEAGE = 2           # steps a cookie stays good after the one it was made in
 
 profiles = ("9front", "modern")
 
@@ -263,6 +272,8 @@ cdef class TcpProto(Proto):
         self.isnkey = None
         self.tsadjust = 0
         self.fine = set()
+        self.cookiesent = 0
+        self.cookietime = 0
         self.finedirty = 0
         self.fineany = 0
         self.finenextconv = None
@@ -1189,7 +1200,7 @@ cdef class TcpProto(Proto):
     cdef int sndsynack(self, Limbo lp) except? -2:
         """(Re)send a SYN ACK."""
         cdef Tcp seg
-        cdef unsigned int scale
+        cdef unsigned int scale, t
         la = PyBytes_FromStringAndSize(<const char*>lp.laddr, 16)
         ra = PyBytes_FromStringAndSize(<const char*>lp.raddr, 16)
         rt = self.f.ip.route(lp.version, ra, la)
@@ -1219,6 +1230,13 @@ cdef class TcpProto(Proto):
             seg.hasts = lp.hasts
             seg.tsval = self.f.now + lp.tsoff
             seg.tsecr = lp.tsval
+            if lp.cookie and lp.hasts:
+                # the options a cookie cannot hold go in TSval's low bits,
+                # rounded down so that later TSvals are not older
+                t = (seg.tsval & ~((1u << COOKIEBITS) - 1)) | ((lp.rcvscale & 0xF) << 1) | (lp.sackok & 1)
+                if <int>(t - seg.tsval) > 0:
+                    t -= 1u << COOKIEBITS
+                seg.tsval = t
         pkt = self.buildseg(lp.version, lp.laddr, lp.raddr, MAXTTL, DFLTTOS, &seg, None, 0, 0, NULL, None)
         return self.f.ip.ipoput(lp.version, pkt, MAXTTL, DFLTTOS, None)
 
@@ -1242,6 +1260,11 @@ cdef class TcpProto(Proto):
             prev = lp
             lp = lp.next
         if lp is None:
+            if self.nlimbo >= Maxlimbo and (<Tcpctl>s.ptcl).profile == Profmodern:
+                # beyond tcp.c: limbo is full: answer with a SYN cookie
+                # (RFC 4987) instead of evicting a call that waits
+                self.sndcookie(s, source, dest, seg, version)
+                return
             if self.nlimbo >= Maxlimbo and self.lht[h] is not None:
                 # evict the oldest call of this hash chain and reuse it
                 lp = self.lht[h]
@@ -1390,6 +1413,9 @@ cdef class TcpProto(Proto):
                     self.limbofree(lp)
                 break
             lp = lp.next
+        if lp is None and self.cookiesent and (<Tcpctl>s.ptcl).profile == Profmodern:
+            # beyond tcp.c: perhaps the answer to a SYN cookie
+            lp = self.cookiecheck(s, segp, src, dst, version)
         if lp is None:
             return None
 
@@ -3637,6 +3663,115 @@ cdef class TcpProto(Proto):
             tcb.time = self.f.now
             tcb.timeuna = tcb.snd_una
             self.tcpgo(tcb.timer)
+
+    # -- SYN cookies (RFC 4987)
+
+    cdef unsigned int syncookie(self, const unsigned char *laddr, unsigned short lport,
+                                const unsigned char *raddr, unsigned short rport,
+                                unsigned int irs, unsigned int count, int mssidx):
+        """The initial sequence number of a SYN cookie: 5 bits of a 64 s
+        clock, 3 bits of MSS, 24 bits of a keyed hash of the addresses,
+        ports, the caller's ISN, the clock and the MSS."""
+        cdef bytes d
+        if self.isnkey is None:
+            self.isnkey = self.f.rand.getrandbits(256).to_bytes(32, "little")
+        d = hashlib.blake2s(PyBytes_FromStringAndSize(<const char*>laddr, 16)
+                            + PyBytes_FromStringAndSize(<const char*>raddr, 16)
+                            + _struct.pack("!HHIIBB", lport, rport, irs, count & 31, mssidx, 2),
+                            key=self.isnkey, digest_size=3).digest()
+        return ((count & 31) << 27) | ((<unsigned int>mssidx & 7) << 24) | \
+            (<unsigned int>d[0] << 16) | (<unsigned int>d[1] << 8) | <unsigned int>d[2]
+
+    cdef void sndcookie(self, Conv s, const unsigned char *source, const unsigned char *dest,
+                        Tcp *seg, int version):
+        """Answer a SYN with a SYN cookie: a SYN-ACK whose sequence number
+        is syncookie(), and nothing kept."""
+        cdef Limbo lp = Limbo()
+        cdef Tcpctl l = <Tcpctl>s.ptcl
+        cdef int i, idx = 0
+        for i in range(8):
+            if seg.mss != 0 and cookiemss[i] <= seg.mss:
+                idx = i
+        lp.version = version
+        memcpy(lp.laddr, dest, 16)
+        memcpy(lp.raddr, source, 16)
+        lp.lport = seg.dest
+        lp.rport = seg.source
+        lp.mss = cookiemss[idx]
+        lp.rcvscale = seg.ws
+        lp.irs = seg.seq
+        lp.rexmits = 0
+        lp.profile = Profmodern
+        lp.cookie = 1
+        lp.iss = self.syncookie(dest, seg.dest, source, seg.source, seg.seq,
+                                self.f.now // COOKIEPERIOD, idx)
+        lp.hasts = seg.hasts and l.tsok
+        # without timestamps nothing carries SACK-permitted or the window
+        # scale back (as in Linux)
+        lp.sackok = seg.sackok and l.sackok and lp.hasts
+        if not lp.hasts:
+            lp.rcvscale = 0
+        lp.tsval = seg.tsval
+        if lp.hasts:
+            lp.tsoff = self.tsoffset(dest, seg.dest, source, seg.source)
+        self.cookiesent = 1
+        self.cookietime = self.f.now
+        self.xstats_[SynCookiesSent] += 1
+        self.sndsynack(lp)
+
+    cdef Limbo cookiecheck(self, Conv s, Tcp *segp, const unsigned char *src,
+                           const unsigned char *dst, int version):
+        """An ACK that matches no call in limbo: if it acknowledges a SYN
+        cookie of ours (made in the last COOKIEAGE + 1 steps of its clock,
+        for these addresses, ports and the caller's ISN), the call it
+        stands for, rebuilt (the window scale and SACK from the TSecr)."""
+        cdef Limbo lp
+        cdef Tcpctl l = <Tcpctl>s.ptcl
+        cdef unsigned int iss = segp.ack - 1, irs = segp.seq - 1
+        cdef unsigned int count = self.f.now // COOKIEPERIOD
+        cdef unsigned int t = iss >> 27
+        cdef int idx = (iss >> 24) & 7
+        cdef unsigned int opts
+        if <unsigned int>(self.f.now - self.cookietime) > (COOKIEAGE + 1) * COOKIEPERIOD:
+            self.cookiesent = 0
+            return None
+        if ((count - t) & 31) > COOKIEAGE or \
+                self.syncookie(dst, segp.dest, src, segp.source, irs, t, idx) != iss:
+            self.xstats_[SynCookiesBad] += 1
+            return None
+        self.xstats_[SynCookiesOk] += 1
+        lp = Limbo()
+        lp.version = version
+        memcpy(lp.laddr, dst, 16)
+        memcpy(lp.raddr, src, 16)
+        lp.lport = segp.dest
+        lp.rport = segp.source
+        lp.irs = irs
+        lp.iss = iss
+        lp.mss = cookiemss[idx]
+        lp.profile = Profmodern
+        lp.cookie = 1
+        lp.rexmits = 0
+        lp.lastsend = self.f.now
+        lp.hasts = segp.hasts and l.tsok and segp.tsecr != 0
+        lp.sackok = 0
+        lp.rcvscale = 0
+        lp.sndscale = 0
+        if lp.hasts:
+            opts = segp.tsecr & ((1u << COOKIEBITS) - 1)
+            lp.sackok = (opts & 1) and l.sackok
+            lp.rcvscale = opts >> 1
+            if lp.rcvscale > 14:
+                lp.rcvscale = 14
+            if lp.rcvscale:
+                lp.sndscale = Defadvscale
+            lp.tsval = segp.tsval
+            lp.tsoff = self.tsoffset(dst, segp.dest, src, segp.source)
+            # the SYN-ACK's time, from its timestamp (to a few ms)
+            lp.lastsend = segp.tsecr - lp.tsoff
+            if <int>(self.f.now - lp.lastsend) < 0:
+                lp.lastsend = self.f.now
+        return lp
 
     def rackpipe_of(self, Conv c not None):
         return self.rackpipe(<Tcpctl>c.ptcl)

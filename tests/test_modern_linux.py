@@ -296,3 +296,45 @@ def test_20mb_both_ways_at_5_percent_loss(ns, offload):
         s.close()
     finally:
         st.close()
+
+
+def test_syn_flood_past_limbo_still_lets_linux_in(stack, ns):
+    """1100 spoofed SYNs (addresses on the TUN's subnet that nobody holds:
+    Linux drops the SYN-ACKs) fill limbo; Linux's connect() then gets a
+    SYN cookie, and the connection works, with SACK, timestamps and window
+    scaling brought back through the timestamp."""
+    st = stack
+    ln = st.announce("7102")
+    rng = random.Random(3)
+    ps = ns.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    try:
+        for i in range(1100):
+            src = "10.9.0.%d" % (100 + i % 100)
+            ps.sendto(sim.build(src, NET4, rng.randrange(1024, 65536), 7102,
+                                seq=rng.getrandbits(32), flags="S",
+                                options={"mss": 1460, "ws": 7}), (st.dev, 0x0800))
+            if i % 50 == 0:
+                st.run(timeout=0.001)
+    finally:
+        ps.close()
+    assert st.run(until=lambda: st.tcp.limbocount() >= 1000, timeout=10)
+    cs = ns.socket(socket.AF_INET, socket.SOCK_STREAM)
+    cs.setblocking(False)
+    try:
+        cs.connect((NET4, 7102))
+    except BlockingIOError:
+        pass
+    c = ln.accept(timeout=10)
+    assert st.tcp.xstat("SynCookiesSent") >= 1 and st.tcp.xstat("SynCookiesOk") == 1
+    t = st.tcp.tcb(c.c)
+    assert t.sack and t.ts and t.rcv_scale > 0
+    a = os.urandom(200_000)
+    c.write(a)
+    assert pump(st, cs, len(a)) == a
+    send_all(st, cs, b"ok")
+    got = bytearray()
+    while len(got) < 2:
+        got += c.read(1 << 20, timeout=10)
+    assert bytes(got) == b"ok"
+    c.close()
+    cs.close()

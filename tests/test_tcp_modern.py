@@ -788,3 +788,141 @@ def test_rack_log_splits_a_partial_retransmission():
     assert log[-1][1] == ta.snd_nxt
     resent = [(a, b) for a, b, t, f in log if f & 4]
     assert resent and all(u32(b - a) <= ta.mss for a, b in resent)
+
+
+# ---------------------------------------------------------------- SYN cookies
+
+MAXLIMBO = CONST["Maxlimbo"]
+
+
+FLOODERS = ["10.1.0.%d" % i for i in range(1, 65)]
+
+
+def flood(P, n, base=0, port=80):
+    """n SYNs to b!port from a host x with no stack (its SYN-ACKs go
+    nowhere), from 64 addresses and many ports."""
+    if not any(h.name == "x" for h in P.wire.hosts):
+        P.wire.host("x", FLOODERS)
+    rng = random.Random(base)
+    for i in range(base, base + n):
+        src = FLOODERS[i % 64]
+        P.b.inject(sim.build(src, P.baddr, rng.randrange(1024, 65536), port,
+                             seq=rng.getrandbits(32), flags="S",
+                             options={"mss": 1460, "ws": 7}))
+
+
+def test_syn_cookie_lets_a_client_in_when_limbo_is_full():
+    P = sim.pair(seed=30, profile="modern")
+    lis = P.tcpb.clone("u")
+    P.tcpb.ctl(lis, "announce 80")
+    flood(P, MAXLIMBO + 50)
+    assert P.tcpb.limbocount() == MAXLIMBO
+    assert P.tcpb.xstat("SynCookiesSent") == 50
+    k = len(P.wire.capture)
+    c = P.tcpa.clone("u")
+    P.tcpa.ctl(c, "connect %s!80" % P.baddr)
+    assert P.wire.run(until=lambda: bool(lis.incall), max_ms=5000)
+    s = P.tcpb.takecall(lis)
+    synack = [g for g in segs(P, k, "b") if g.flags == "SA"][0]
+    assert (synack.seq >> 24) & 7 == 5                       # MSS 1460
+    assert P.tcpb.xstat("SynCookiesOk") == 1 and P.tcpb.limbocount() == MAXLIMBO
+    ta, tb = P.tcpa.tcb(c), P.tcpb.tcb(s)
+    # the options came back through the timestamp
+    assert tb.sack and tb.ts and ta.sack and ta.ts
+    assert (tb.rcv_scale, tb.snd_scale) == (4, 4) == (ta.rcv_scale, ta.snd_scale)
+    assert tb.mss == 1460 - 12
+    data = random.Random(1).randbytes(300_000)
+    P.tcpa.write(c, data)
+    got = bytearray()
+    assert P.wire.run(until=lambda: (drain(P.tcpb, s, got), len(got) == len(data))[1],
+                      max_ms=20_000)
+    assert bytes(got) == data
+    P.tcpb.write(s, b"back")
+    assert P.wire.run(until=lambda: len(c.rq) == 4, max_ms=5000)
+
+
+def test_syn_cookie_without_timestamps():
+    # no timestamps: no SACK and no window scaling come back (as Linux)
+    P = sim.pair(seed=31, profile="modern")
+    lis = P.tcpb.clone("u")
+    P.tcpb.ctl(lis, "announce 80")
+    flood(P, MAXLIMBO + 1)
+    c = P.tcpa.clone("u")
+    P.tcpa.ctl(c, "timestamps off")
+    P.tcpa.ctl(c, "connect %s!80" % P.baddr)
+    assert P.wire.run(until=lambda: bool(lis.incall), max_ms=5000)
+    s = P.tcpb.takecall(lis)
+    ta, tb = P.tcpa.tcb(c), P.tcpb.tcb(s)
+    assert not (tb.ts or tb.sack) and tb.rcv_scale == tb.snd_scale == 0
+    assert ta.rcv_scale == ta.snd_scale == 0
+    P.tcpa.write(c, b"z" * 50_000)
+    assert P.wire.run(until=lambda: len(s.rq) == 50_000, max_ms=10_000)
+
+
+@pytest.mark.parametrize("profile", ["modern", "9front"])
+def test_a_flood_does_not_evict_a_waiting_call(profile):
+    # a's call waits in limbo (its last ACK of the handshake held back);
+    # a flood fills limbo.  tcp.c evicts the oldest call of a hash chain
+    # for each new SYN, the waiting one too: a's ACK then meets a reset.
+    # With cookies (modern) nothing waiting is evicted.
+    P = sim.pair(seed=32, profile=profile)
+    lis = P.tcpb.clone("u")
+    P.tcpb.ctl(lis, "announce 80")
+    hold = []
+    P.wire.filter = lambda src, dst, pkt: (hold.append(pkt), None)[1] \
+        if src is P.a and sim.parse(pkt).flags == "A" else pkt
+    c = P.tcpa.clone("u")
+    P.tcpa.ctl(c, "connect %s!80" % P.baddr)
+    assert P.wire.run(until=lambda: len(hold) == 1, max_ms=5000)
+    assert P.tcpb.limbocount() == 1
+    flood(P, 4 * MAXLIMBO)
+    waiting = any(r[1] == c.lport for r in P.tcpb.limbolist())
+    P.wire.filter = None
+    P.b.inject(hold[0])
+    if profile == "modern":
+        assert waiting and lis.incall
+        s = P.tcpb.takecall(lis)
+        P.tcpa.write(c, b"hello")
+        assert P.wire.run(until=lambda: len(s.rq) == 5, max_ms=5000)
+    else:
+        assert not waiting and not lis.incall
+        assert P.tcpb.stat("OutRsts") >= 1
+
+
+def test_forged_and_stale_cookies_are_refused():
+    P = sim.pair(seed=33, profile="modern")
+    lis = P.tcpb.clone("u")
+    P.tcpb.ctl(lis, "announce 80")
+    flood(P, MAXLIMBO + 1)
+    rng = random.Random(5)
+    rsts = P.tcpb.stat("OutRsts")
+    for i in range(50):
+        P.b.inject(sim.build("10.2.0.%d" % i, P.baddr, 2000 + i, 80, seq=rng.getrandbits(32),
+                             ack=rng.getrandbits(32), flags="A"))
+    assert not lis.incall
+    assert P.tcpb.xstat("SynCookiesBad") == 50 and P.tcpb.xstat("SynCookiesOk") == 0
+    assert P.tcpb.stat("OutRsts") == rsts + 50
+    # a real cookie, answered with the wrong ISN of the caller, or late
+    k = len(P.wire.capture)
+    P.b.inject(sim.build(P.aaddr, P.baddr, 40000, 80, seq=1000, flags="S",
+                         options={"mss": 1460}))
+    synack = [g for g in segs(P, k, "b") if g.flags == "SA"][0]
+    P.b.inject(sim.build(P.aaddr, P.baddr, 40000, 80, seq=1002, ack=u32(synack.seq + 1),
+                         flags="A"))
+    assert not lis.incall and P.tcpb.xstat("SynCookiesBad") == 51
+    # 3 steps of the cookie clock later (limbo full again meanwhile)
+    P.wire.advance(3 * 64_000)
+    flood(P, MAXLIMBO + 1, base=5000)
+    assert P.tcpb.limbocount() == MAXLIMBO
+    P.b.inject(sim.build(P.aaddr, P.baddr, 40000, 80, seq=1001, ack=u32(synack.seq + 1),
+                         flags="A"))
+    assert not lis.incall and P.tcpb.xstat("SynCookiesBad") == 52
+    # and in time it would have done
+    k = len(P.wire.capture)
+    P.b.inject(sim.build(P.aaddr, P.baddr, 40001, 80, seq=7000, flags="S",
+                         options={"mss": 1460}))
+    synack = [g for g in segs(P, k, "b") if g.flags == "SA"][0]
+    P.wire.advance(64_000)
+    P.b.inject(sim.build(P.aaddr, P.baddr, 40001, 80, seq=7001, ack=u32(synack.seq + 1),
+                         flags="A"))
+    assert lis.incall and P.tcpb.xstat("SynCookiesOk") == 1
