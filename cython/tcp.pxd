@@ -77,6 +77,7 @@ cdef enum:
     Profmodern = 1
     # congestion controllers
     CCnewreno = 0
+    CCcubic = 1
 
     FORCE = 1
     CLONE = 2
@@ -299,6 +300,11 @@ cdef class Tcpctl:
     cdef public int rtomin                  # ms
     cdef public int cc                      # CCnewreno
     cdef public bint rackok                 # RACK-TLP (RFC 8985) with SACK
+    # CUBIC (RFC 9438), in segments and seconds: W_max, the W_max before it
+    # (fast convergence), K, W_est, the epoch's start (ms) and whether one runs
+    cdef public double cu_wmax, cu_lastwmax, cu_k, cu_west
+    cdef public unsigned int cu_epoch
+    cdef public bint cu_epochon
     # negotiated state (cleared by inittcpctl)
     cdef public bint sack                   # SACK in use on this connection
     cdef public bint ts                     # timestamps in use
@@ -378,6 +384,7 @@ cdef class TcpProto(Proto):
     cdef unsigned int finenext
     cdef Conv finenextconv
     cdef public unsigned int tsadjust       # tests: added to every TSval offset
+    cdef public int defaultcc               # congestion controller of new conversations (modern)
     # the buffer of the input segment being processed
     cdef const unsigned char *inp
     cdef object inobj
@@ -477,6 +484,7 @@ cdef class TcpProto(Proto):
     cdef int rackdetect(self, Conv s)
     cdef void tlparm(self, Conv s)
     cdef void tcptlp(self, Conv s)
+    cdef void cubicincr(self, Tcpctl tcb, unsigned int acked)
     cdef unsigned int syncookie(self, const unsigned char *laddr, unsigned short lport,
                                 const unsigned char *raddr, unsigned short rport,
                                 unsigned int irs, unsigned int count, int mssidx)

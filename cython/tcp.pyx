@@ -23,6 +23,7 @@ import struct as _struct
 
 from libc.string cimport memcpy, memcmp, memset
 from libc.stdlib cimport abs as c_abs
+from libc.math cimport cbrt
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytearray cimport PyByteArray_FromStringAndSize, PyByteArray_AS_STRING
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
@@ -64,6 +65,9 @@ xstatnames = ("SackRecovery", "SackRecoveryDone", "SackRetransSegs",
 # beyond tcp.c: the MSS values a SYN cookie can carry (3 bits)
 cdef unsigned short cookiemss[8]
 cookiemss[:] = [536, 1024, 1220, 1400, 1440, 1460, 4036, 8960]
+cdef double CUBICC = 0.4           # RFC 9438: C
+cdef double CUBICBETA = 0.7        # RFC 9438: beta_cubic
+
 cdef enum:
     COOKIEBITS = 5          # TSval bits of a cookie's SYN-ACK: wscale (4), SACK (1)
     COOKIEPERIOD = 64000    # ms of one step of a cookie's clock
@@ -201,6 +205,9 @@ cdef class Tcpctl:
         self.tlpmode = 0
         self.tlp_at = 0
         self.tlp_on = 0
+        self.cu_wmax = self.cu_lastwmax = self.cu_k = self.cu_west = 0.0
+        self.cu_epoch = 0
+        self.cu_epochon = 0
         for t in (self.timer, self.acktimer, self.rtt_timer, self.katimer):
             (<Tcptimer>t).start = 0
             (<Tcptimer>t).count = 0
@@ -246,6 +253,8 @@ cdef class Tcpctl:
         self.minrtt = 0xFFFFFFFF
         self.rack_valid = 0; self.tlpout = 0; self.tlpmode = 0
         self.tlp_on = 0; self.tlp_at = 0
+        self.cu_wmax = self.cu_lastwmax = self.cu_k = self.cu_west = 0.0
+        self.cu_epoch = 0; self.cu_epochon = 0
         self.timer.start = o.timer.start; self.timer.count = o.timer.count
         self.acktimer.start = o.acktimer.start; self.acktimer.count = o.acktimer.count
         self.rtt_timer.start = o.rtt_timer.start; self.rtt_timer.count = o.rtt_timer.count
@@ -271,6 +280,7 @@ cdef class TcpProto(Proto):
         memset(self.xstats_, 0, sizeof(self.xstats_))
         self.isnkey = None
         self.tsadjust = 0
+        self.defaultcc = CCcubic          # (modern conversations; 9front's is NewReno)
         self.fine = set()
         self.cookiesent = 0
         self.cookietime = 0
@@ -533,7 +543,7 @@ cdef class TcpProto(Proto):
             tcb.tsok = 0
             tcb.rackok = 0
             tcb.rtomin = TCP9_RTOMIN
-        tcb.cc = CCnewreno
+        tcb.cc = self.defaultcc if profile == Profmodern else CCnewreno
 
     property defaultprofile:
         """The profile new conversations get: "modern" or "9front"."""
@@ -772,8 +782,25 @@ cdef class TcpProto(Proto):
 
     cdef void tcpcongestion(self, Tcpctl tcb):
         cdef unsigned int inflight = tcb.snd_nxt - tcb.snd_una
+        cdef double w
         if inflight > tcb.cwind:
             inflight = tcb.cwind
+        if tcb.cc == CCcubic:
+            # beyond tcp.c: RFC 9438 section 4.6, ssthresh = flight *
+            # beta_cubic (0.7), W_max with fast convergence (4.7); a new
+            # epoch starts with the next increase
+            w = <double>tcb.cwind / tcb.mss
+            if w < tcb.cu_lastwmax:
+                tcb.cu_lastwmax = w
+                tcb.cu_wmax = w * (1.0 + CUBICBETA) / 2.0
+            else:
+                tcb.cu_lastwmax = w
+                tcb.cu_wmax = w
+            tcb.cu_epochon = 0
+            tcb.ssthresh = <unsigned int>(inflight * CUBICBETA)
+            if tcb.ssthresh < 2 * tcb.mss:
+                tcb.ssthresh = 2 * tcb.mss
+            return
         tcb.ssthresh = inflight // 2
         if tcb.ssthresh < 2 * tcb.mss:
             tcb.ssthresh = 2 * tcb.mss
@@ -789,6 +816,10 @@ cdef class TcpProto(Proto):
                 limit = L * tcb.mss
             tcb.cwind += tcb.abcbytes if tcb.abcbytes < limit else limit
             tcb.abcbytes = 0
+        elif tcb.cc == CCcubic:
+            tcb.snd_rto = 0
+            tcb.abcbytes = 0
+            self.cubicincr(tcb, acked)
         else:
             tcb.snd_rto = 0
             # avoidance
@@ -2918,7 +2949,10 @@ cdef class TcpProto(Proto):
                 tcb.cc = CCnewreno
                 return None
             if v == "cubic":
-                return "congestion cubic not implemented"
+                if tcb.profile != Profmodern:
+                    return "congestion needs the modern profile"
+                tcb.cc = CCcubic
+                return None
             return "unknown value for congestion"
         # rack
         if v != "on" and v != "off":
@@ -3663,6 +3697,55 @@ cdef class TcpProto(Proto):
             tcb.time = self.f.now
             tcb.timeuna = tcb.snd_una
             self.tcpgo(tcb.timer)
+
+    # -- CUBIC (RFC 9438)
+
+    cdef void cubicincr(self, Tcpctl tcb, unsigned int acked):
+        """Congestion avoidance by RFC 9438 section 4: the window follows
+        W_cubic(t) = C (t - K)^3 + W_max, K = cbrt((W_max - cwnd_epoch) /
+        C), aiming at W_cubic(t + RTT) (at most 1.5 cwnd); where the
+        Reno-friendly W_est (growing by alpha_cubic segments a round trip)
+        is ahead, cwnd is W_est (section 4.3)."""
+        cdef double mss = tcb.mss
+        cdef double cwnd = tcb.cwind / mss
+        cdef double t, rtt, target, wt, segs, alpha, nw
+        if not tcb.cu_epochon:
+            tcb.cu_epochon = 1
+            tcb.cu_epoch = self.f.now
+            if cwnd < tcb.cu_wmax:
+                tcb.cu_k = cbrt((tcb.cu_wmax - cwnd) / CUBICC)
+            else:
+                tcb.cu_k = 0.0
+                tcb.cu_wmax = cwnd
+            tcb.cu_west = cwnd
+        t = <double>(<unsigned int>(self.f.now - tcb.cu_epoch)) / 1000.0
+        rtt = <double>(tcb.srtt >> LOGAGAIN) / 1000.0
+        target = CUBICC * (t + rtt - tcb.cu_k) ** 3 + tcb.cu_wmax
+        if target < cwnd:
+            target = cwnd
+        elif target > 1.5 * cwnd:
+            target = 1.5 * cwnd
+        segs = acked / mss
+        alpha = 1.0 if tcb.cu_west >= tcb.cu_lastwmax else 3.0 * (1.0 - CUBICBETA) / (1.0 + CUBICBETA)
+        tcb.cu_west += alpha * segs / cwnd
+        wt = CUBICC * (t - tcb.cu_k) ** 3 + tcb.cu_wmax
+        if wt < tcb.cu_west:
+            nw = tcb.cu_west
+        else:
+            nw = cwnd + (target - cwnd) / cwnd * segs
+        if nw * mss > tcb.cwind:
+            tcb.cwind = <unsigned int>(nw * mss)
+
+    def tcpcongestion_of(self, Conv c not None):
+        self.tcpcongestion(<Tcpctl>c.ptcl)
+
+    def cubicincr_of(self, Conv c not None, unsigned int acked):
+        self.cubicincr(<Tcpctl>c.ptcl, acked)
+
+    def cubicwindow(self, Conv c not None, double t):
+        """W_cubic(t) of c's current epoch, in segments (for tests)."""
+        cdef Tcpctl tcb = <Tcpctl>c.ptcl
+        return CUBICC * (t - tcb.cu_k) ** 3 + tcb.cu_wmax
 
     # -- SYN cookies (RFC 4987)
 

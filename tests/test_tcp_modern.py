@@ -135,6 +135,8 @@ def test_per_conversation_switches():
     P.tcpa.ctl(c, "sack off")
     P.tcpa.ctl(c, "timestamps off")
     P.tcpa.ctl(c, "rtomin 1000")
+    P.tcpa.ctl(c, "congestion cubic")
+    assert P.tcpa.tcb(c).cc == 1
     P.tcpa.ctl(c, "congestion newreno")
     P.tcpa.ctl(c, "rack off")
     t = P.tcpa.tcb(c)
@@ -144,7 +146,6 @@ def test_per_conversation_switches():
                      ("rtomin x", "unknown value for rtomin"),
                      ("rtomin 10", "unknown value for rtomin"),
                      ("congestion vegas", "unknown value for congestion"),
-                     ("congestion cubic", "congestion cubic not implemented"),
                      ("rack 2", "unknown value for rack"),
                      ("profile bsd", "unknown value for profile"),
                      ("nosuchthing", errors.Eunknownctl)):
@@ -168,7 +169,7 @@ def test_per_conversation_switches():
     P.tcpa.closeconv(c)
     c2 = P.tcpa.clone("u")
     t2 = P.tcpa.tcb(c2)
-    assert (t2.profile, t2.sackok, t2.tsok, t2.rtomin) == (1, 1, 1, CONST["DEF_RTOMIN"])
+    assert (t2.profile, t2.sackok, t2.tsok, t2.rtomin, t2.cc) == (1, 1, 1, CONST["DEF_RTOMIN"], 1)
     # a 9front conversation refuses modern switches; "profile" changes it
     P9 = sim.pair(seed=7)
     c9 = P9.tcpa.clone("u")
@@ -178,6 +179,9 @@ def test_per_conversation_switches():
     with pytest.raises(Net9Error) as ei:
         P9.tcpa.ctl(c9, "rack on")
     assert str(ei.value) == "rack needs the modern profile"
+    with pytest.raises(Net9Error) as ei:
+        P9.tcpa.ctl(c9, "congestion cubic")
+    assert str(ei.value) == "congestion needs the modern profile"
     P9.tcpa.ctl(c9, "sack off")
     P9.tcpa.ctl(c9, "profile modern")
     assert P9.tcpa.tcb(c9).sackok
@@ -422,7 +426,7 @@ def blackhole_b(P):
 
 def test_scoreboard_pipe_and_islost_rfc6675():
     P = sim.pair(seed=18, profile="modern")
-    lis, c, s = establish(P, actl=["rack off"])
+    lis, c, s = establish(P, actl=["rack off", "congestion newreno"])
     ta = P.tcpa.tcb(c)
     mss = ta.mss
     P.wire.advance(500)                 # the handshake's last ACKs are in
@@ -572,8 +576,11 @@ def test_rto_floor():
 # ---------------------------------------------------------------- transfers
 
 def transfer(seed, profile, bprofile, wa, wb, faults, v6=False):
+    actl = ()
+    if profile == "modern-cubic":
+        profile, actl = "modern", ["congestion cubic"]
     P = sim.pair(seed=seed, profile=profile, bprofile=bprofile, v6=v6)
-    lis, c, s = establish(P)
+    lis, c, s = establish(P, actl=actl)
     P.wire.faults(P.a, P.b, both=True, **faults)
     rnd = random.Random(seed)
     da, db = rnd.randbytes(wa), rnd.randbytes(wb)
@@ -600,7 +607,8 @@ def transfer(seed, profile, bprofile, wa, wb, faults, v6=False):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 1 << 16),
        profiles=st.sampled_from([("modern", "modern"), ("modern", "9front"),
-                                 ("9front", "modern"), ("9front", "9front")]),
+                                 ("9front", "modern"), ("9front", "9front"),
+                                 ("modern-cubic", "modern")]),
        wa=st.integers(1, 200_000), wb=st.integers(0, 100_000),
        loss=st.floats(0, 0.2), reorder=st.floats(0, 0.2), dup=st.floats(0, 0.05),
        delay=st.integers(1, 30), v6=st.booleans())
@@ -610,7 +618,7 @@ def test_property_transfers_under_loss_and_reordering(seed, profiles, wa, wb, lo
                  dict(loss=loss, reorder=reorder, dup=dup, delay=delay), v6)
     for t in (P.tcpa, P.tcpb):
         assert t.stat("InErrs") == 0
-    negotiated = profiles == ("modern", "modern")
+    negotiated = profiles[1] == "modern" and profiles[0].startswith("modern")
     for t in (P.tcpa, P.tcpb):
         if t.defaultprofile == "modern" and not negotiated:
             assert t.xstat("SackBlocksIn") == t.xstat("TsRttSamples") == 0
@@ -926,3 +934,80 @@ def test_forged_and_stale_cookies_are_refused():
     P.b.inject(sim.build(P.aaddr, P.baddr, 40001, 80, seq=7001, ack=u32(synack.seq + 1),
                          flags="A"))
     assert lis.incall and P.tcpb.xstat("SynCookiesOk") == 1
+
+
+# ---------------------------------------------------------------- CUBIC
+
+def test_cubic_window_follows_rfc9438():
+    # one loss once cwnd passes 100 segments (100 ms round trips): then
+    # ssthresh = 0.7 * flight, K = cbrt(W_max (1 - 0.7) / 0.4), and cwnd
+    # follows W_cubic(t) = 0.4 (t - K)^3 + W_max, aiming a round trip ahead
+    P = sim.pair(seed=40, profile="modern")
+    P.wire.faults(P.a, P.b, both=True, delay=50)
+    lis, c, s = establish(P, actl=["congestion cubic"])
+    ta = P.tcpa.tcb(c)
+    mss = ta.mss
+    state = {"dropped": None}
+
+    def filt(src, dst, pkt):
+        g = sim.parse(pkt)
+        if src is P.a and g.payload and state["dropped"] is None and ta.cwind >= 100 * mss:
+            state["dropped"] = g.seq
+            return None
+        return pkt
+    P.wire.filter = filt
+    data = bytes(65536)
+    entered = {}
+
+    def pump():
+        while len(c.wq) < 1_000_000:
+            P.tcpa.write(c, data)
+        drain(P.tcpb, s, bytearray())
+        if ta.sackrecovery and not entered:
+            entered.update(cwnd=ta.cu_lastwmax, ssthresh=ta.ssthresh, wmax=ta.cu_wmax)
+        return P.tcpa.xstat("SackRecoveryDone") == 1
+    assert P.wire.run(until=pump, max_ms=60_000)
+    assert entered["wmax"] == entered["cwnd"] > 100
+    assert abs(entered["ssthresh"] / mss - 0.7 * entered["wmax"]) < 1
+    samples = []
+    t_end = P.wire.now + 6000
+
+    def rec():
+        pump()
+        if ta.cu_epochon:
+            samples.append(((P.wire.now - ta.cu_epoch) / 1000.0, ta.cwind / mss))
+        return P.wire.now >= t_end
+    P.wire.run(until=rec, max_ms=10_000)
+    wmax, k = ta.cu_wmax, ta.cu_k
+    assert wmax == entered["wmax"] and P.tcpa.xstat("SackRecovery") == 1
+    assert abs(k - ((wmax - entered["ssthresh"] / mss) / 0.4) ** (1 / 3)) < 1e-6
+    rtt = (ta.srtt >> 3) / 1000.0
+    assert len(samples) > 100
+    for t, w in samples:
+        lo = 0.4 * (t - k) ** 3 + wmax
+        hi = 0.4 * (t + rtt - k) ** 3 + wmax
+        assert lo - 1.5 <= w <= hi + 1, (t, w, lo, hi)
+    # concave up to K, then the plateau at W_max
+    assert samples[-1][0] > k and abs(samples[-1][1] - wmax) < 1.5
+
+
+def test_cubic_fast_convergence_and_reno_friendly_region():
+    # a second loss below the last W_max lowers W_max to cwnd (1 + 0.7) / 2
+    P = sim.pair(seed=41, profile="modern")
+    lis, c, s = establish(P, actl=["congestion cubic"])
+    ta = P.tcpa.tcb(c)
+    mss = ta.mss
+    ta.cwind = 100 * mss
+    P.tcpa.tcpcongestion_of(c)
+    assert ta.cu_wmax == 100 and ta.cu_lastwmax == 100
+    ta.cwind = 80 * mss
+    P.tcpa.tcpcongestion_of(c)
+    assert ta.cu_lastwmax == 80 and abs(ta.cu_wmax - 80 * 1.7 / 2) < 1e-9
+    # at a 2 ms round trip the cubic curve is slow: W_est (Reno-friendly)
+    # leads, growing alpha = 3 (1 - 0.7) / (1 + 0.7) segments a window
+    ta.cwind = ta.ssthresh = 20 * mss
+    ta.cu_wmax = ta.cu_lastwmax = 1000.0
+    ta.cu_epochon = 0
+    P.tcpa.cubicincr_of(c, 20 * mss)          # one window acknowledged
+    assert abs(ta.cu_west - (20 + 3 * 0.3 / 1.7)) < 1e-6
+    assert ta.cwind == int((20 + 3 * 0.3 / 1.7) * mss)
