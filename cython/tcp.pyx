@@ -926,7 +926,7 @@ cdef class TcpProto(Proto):
         cdef unsigned char *opt
         cdef unsigned char ph[40]
         cdef unsigned long long acc
-        cdef unsigned int wnd
+        cdef unsigned int wnd, c
         cdef bint wsopt = 0
         cdef int i, nsack = 0
         if tcph.flags & SYN:
@@ -1061,7 +1061,13 @@ cdef class TcpProto(Proto):
                 ph[39] = IP_TCPPROTO
                 acc = csum_partial(ph, 40, 0)
             acc = csum_partial(h, hdrlen + dlen, acc)
-            hnputs(h + 16, csum_fold(acc))
+            # DEVIATION: a sum that folds to 0 is sent as 0xFFFF, its
+            # other one's complement form (as RFC 768 does for UDP):
+            # tcp.c sent 0, which its receivers (and tcpiput here) take
+            # for "no checksum" (the checksum ctl), so such a segment
+            # went unchecked and a bit flipped on the way got through
+            c = csum_fold(acc)
+            hnputs(h + 16, c if c != 0 else 0xFFFF)
         return pkt
 
     cdef object htontcp4(self, Tcp *tcph, Conv s, Queue q, Py_ssize_t off, Py_ssize_t dlen,

@@ -1011,3 +1011,28 @@ def test_cubic_fast_convergence_and_reno_friendly_region():
     P.tcpa.cubicincr_of(c, 20 * mss)          # one window acknowledged
     assert abs(ta.cu_west - (20 + 3 * 0.3 / 1.7)) < 1e-6
     assert ta.cwind == int((20 + 3 * 0.3 / 1.7) * mss)
+
+
+def test_a_checksum_that_sums_to_zero_goes_as_ffff():
+    # hypothesis's find (test_tcp_data's corruption property, seed 969): a
+    # segment whose checksum came to 0 went out as 0, which tcpiput (as
+    # tcp.c) takes for "sent without a checksum"; a bit flipped in it on the
+    # way was delivered.  Both profiles now send 0xFFFF for it.
+    import test_tcp_data as T
+    wa = [101, 2622, 542, 569, 19999, 1, 1, 1, 1, 1, 2, 26, 40, 57, 85, 97, 111, 119, 128, 132,
+          162, 165, 181, 193, 193, 229, 229, 249, 249, 257, 261, 265, 304, 309, 364, 377, 435,
+          443, 467, 525, 548, 575, 625, 657, 678, 749, 789, 807, 901, 947, 953, 995, 1071, 1101,
+          1132, 1141, 1195, 1272, 1293, 1345, 1489, 1732, 1877, 2110, 2129, 2275, 2459, 2466,
+          2836, 3076, 3186, 3323, 3669, 4137, 4645, 4897, 5078, 5146, 5367, 6008, 6350, 7024,
+          7934, 8080, 8080, 8192, 8737, 10450, 13825, 14500, 15022, 17020, 18535, 20000]
+    wb = [101, 542, 569, 2622, 19999, 1, 1, 1, 1, 1, 1, 2, 2, 26, 40, 85, 97, 119, 128, 132, 162,
+          167, 184, 193, 194, 232, 232, 249, 258, 263, 267, 304, 309, 364, 377, 435, 443, 467,
+          525, 548, 575, 625, 657, 678, 749, 789, 807, 901, 947, 953, 995, 1071, 1101, 1132,
+          1141, 1272, 1293, 1345, 1489, 1732, 1877, 2110, 2129, 2275, 2459, 2466, 2836, 3076,
+          3186, 3323, 3669, 4137, 4645, 4897, 5078, 5146, 6008, 6350, 7024, 7934, 8080, 8080,
+          8192, 10450, 13825, 15022, 17020, 20000, 8712, 1, 1, 1, 1, 1]
+    faults = {"loss": 0.015625, "reorder": 0.108531123849913, "dup": 0.00390625, "delay": 19,
+              "bandwidth": None, "corrupt": 0.041015625}
+    P, verdicts = T.transfer_both_ways(969, wa, wb, faults, "a", 0, True)
+    sums = [sim.parse(p).csum for (_, src, _, p) in P.wire.capture]
+    assert 0 not in sums and 0xFFFF in sums
