@@ -173,6 +173,8 @@ cdef enum:
     SynCookiesSent
     SynCookiesOk
     SynCookiesBad
+    HystartCss
+    HystartExits
     Nxstats
 
 cdef struct Tcp:
@@ -305,6 +307,13 @@ cdef class Tcpctl:
     cdef public double cu_wmax, cu_lastwmax, cu_k, cu_west
     cdef public unsigned int cu_epoch
     cdef public bint cu_epochon
+    # HyStart++ (RFC 9406) in the first slow start: on, in CSS, the round's
+    # end, this and the last round's least RTT (ms), samples this round,
+    # the CSS baseline RTT, CSS rounds
+    cdef public bint hs_on, hs_css
+    cdef public unsigned int hs_wend
+    cdef public unsigned int hs_cur, hs_last, hs_base
+    cdef public int hs_cnt, hs_rounds
     # negotiated state (cleared by inittcpctl)
     cdef public bint sack                   # SACK in use on this connection
     cdef public bint ts                     # timestamps in use
@@ -485,6 +494,7 @@ cdef class TcpProto(Proto):
     cdef void tlparm(self, Conv s)
     cdef void tcptlp(self, Conv s)
     cdef void cubicincr(self, Tcpctl tcb, unsigned int acked)
+    cdef unsigned int hystart(self, Tcpctl tcb, unsigned int acked, unsigned int incr)
     cdef unsigned int syncookie(self, const unsigned char *laddr, unsigned short lport,
                                 const unsigned char *raddr, unsigned short rport,
                                 unsigned int irs, unsigned int count, int mssidx)

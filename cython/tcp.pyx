@@ -60,7 +60,7 @@ xstatnames = ("SackRecovery", "SackRecoveryDone", "SackRetransSegs",
               "SackBlocksIn", "SackBlocksOut", "DsackIn", "DsackOut",
               "TsRttSamples", "PawsDrops", "ChallengeAcks", "RstChallenged",
               "AckOutOfRange", "RackLost", "TlpProbes", "SynCookiesSent",
-              "SynCookiesOk", "SynCookiesBad")
+              "SynCookiesOk", "SynCookiesBad", "HystartCss", "HystartExits")
 
 # beyond tcp.c: the MSS values a SYN cookie can carry (3 bits)
 cdef unsigned short cookiemss[8]
@@ -208,6 +208,11 @@ cdef class Tcpctl:
         self.cu_wmax = self.cu_lastwmax = self.cu_k = self.cu_west = 0.0
         self.cu_epoch = 0
         self.cu_epochon = 0
+        self.hs_on = 1
+        self.hs_css = 0
+        self.hs_wend = 0
+        self.hs_cur = self.hs_last = self.hs_base = 0xFFFFFFFF
+        self.hs_cnt = self.hs_rounds = 0
         for t in (self.timer, self.acktimer, self.rtt_timer, self.katimer):
             (<Tcptimer>t).start = 0
             (<Tcptimer>t).count = 0
@@ -255,6 +260,9 @@ cdef class Tcpctl:
         self.tlp_on = 0; self.tlp_at = 0
         self.cu_wmax = self.cu_lastwmax = self.cu_k = self.cu_west = 0.0
         self.cu_epoch = 0; self.cu_epochon = 0
+        self.hs_on = 1; self.hs_css = 0; self.hs_wend = 0
+        self.hs_cur = self.hs_last = self.hs_base = 0xFFFFFFFF
+        self.hs_cnt = self.hs_rounds = 0
         self.timer.start = o.timer.start; self.timer.count = o.timer.count
         self.acktimer.start = o.acktimer.start; self.acktimer.count = o.acktimer.count
         self.rtt_timer.start = o.rtt_timer.start; self.rtt_timer.count = o.rtt_timer.count
@@ -785,6 +793,8 @@ cdef class TcpProto(Proto):
         cdef double w
         if inflight > tcb.cwind:
             inflight = tcb.cwind
+        tcb.hs_on = 0
+        tcb.hs_css = 0
         if tcb.cc == CCcubic:
             # beyond tcp.c: RFC 9438 section 4.6, ssthresh = flight *
             # beta_cubic (0.7), W_max with fast convergence (4.7); a new
@@ -814,7 +824,11 @@ cdef class TcpProto(Proto):
                 limit = 1 * tcb.mss
             else:
                 limit = L * tcb.mss
-            tcb.cwind += tcb.abcbytes if tcb.abcbytes < limit else limit
+            if tcb.cc == CCcubic and tcb.ts and tcb.hs_on:
+                # beyond tcp.c: HyStart++ (RFC 9406)
+                tcb.cwind += self.hystart(tcb, acked, tcb.abcbytes if tcb.abcbytes < limit else limit)
+            else:
+                tcb.cwind += tcb.abcbytes if tcb.abcbytes < limit else limit
             tcb.abcbytes = 0
         elif tcb.cc == CCcubic:
             tcb.snd_rto = 0
@@ -3127,6 +3141,10 @@ cdef class TcpProto(Proto):
             rtt = 1
         if <unsigned int>rtt < tcb.minrtt:
             tcb.minrtt = rtt
+        if tcb.hs_on:
+            tcb.hs_cnt += 1
+            if <unsigned int>rtt < tcb.hs_cur:
+                tcb.hs_cur = rtt
         if tcb.srtt == 0:
             tcb.srtt = rtt << LOGAGAIN
             tcb.mdev = rtt << 1
@@ -3741,6 +3759,49 @@ cdef class TcpProto(Proto):
             nw = cwnd + (target - cwnd) / cwnd * segs
         if nw * mss > tcb.cwind:
             tcb.cwind = <unsigned int>(nw * mss)
+
+    cdef unsigned int hystart(self, Tcpctl tcb, unsigned int acked, unsigned int incr):
+        """RFC 9406 section 4.2, for each ACK of the first slow start:
+        rounds end when snd.nxt of the round's start is acknowledged; after
+        8 RTT samples in a round whose least RTT exceeds the last round's
+        by clamp(last / 8, 4, 16) ms, Conservative Slow Start grows the
+        window a quarter as fast, back to slow start if the RTT falls below
+        the baseline, on to congestion avoidance (ssthresh = cwnd) after 5
+        CSS rounds.  Returns the increase of cwnd."""
+        cdef unsigned int ack = tcb.snd_una + acked, thresh
+        if tcb.hs_wend == 0 or seq_ge(ack, tcb.hs_wend):
+            # a new round
+            tcb.hs_last = tcb.hs_cur
+            tcb.hs_cur = 0xFFFFFFFF
+            tcb.hs_cnt = 0
+            tcb.hs_wend = tcb.snd_nxt
+            if tcb.hs_css:
+                tcb.hs_rounds += 1
+                if tcb.hs_rounds >= 5:
+                    tcb.ssthresh = tcb.cwind
+                    tcb.hs_on = 0
+                    tcb.hs_css = 0
+                    self.xstats_[HystartExits] += 1
+                    return 0
+        if tcb.hs_css:
+            if tcb.hs_cnt >= 8 and tcb.hs_cur < tcb.hs_base:
+                tcb.hs_css = 0          # the RTT came back: slow start again
+                tcb.hs_base = 0xFFFFFFFF
+                return incr
+            return incr // 4
+        if tcb.hs_cnt >= 8 and tcb.hs_cur != 0xFFFFFFFF and tcb.hs_last != 0xFFFFFFFF:
+            thresh = tcb.hs_last // 8
+            if thresh < 4:
+                thresh = 4
+            elif thresh > 16:
+                thresh = 16
+            if tcb.hs_cur >= tcb.hs_last + thresh:
+                tcb.hs_base = tcb.hs_cur
+                tcb.hs_css = 1
+                tcb.hs_rounds = 0
+                self.xstats_[HystartCss] += 1
+                return incr // 4
+        return incr
 
     def tcpcongestion_of(self, Conv c not None):
         self.tcpcongestion(<Tcpctl>c.ptcl)

@@ -1036,3 +1036,33 @@ def test_a_checksum_that_sums_to_zero_goes_as_ffff():
     P, verdicts = T.transfer_both_ways(969, wa, wb, faults, "a", 0, True)
     sums = [sim.parse(p).csum for (_, src, _, p) in P.wire.capture]
     assert 0 not in sums and 0xFFFF in sums
+
+
+# ---------------------------------------------------------------- HyStart++
+
+def test_hystart_leaves_slow_start_before_the_queue_overflows():
+    # 1 MB/s behind a 300-packet queue, 40 ms round trips: the queue grows
+    # the RTT during slow start; HyStart++ (RFC 9406, with CUBIC and
+    # timestamps) sees it, goes through Conservative Slow Start to
+    # congestion avoidance, and nothing is lost in 8 s.  tcp.c's slow start
+    # (NewReno) runs on until the queue drops segments.
+    out = {}
+    for cc in ("cubic", "newreno"):
+        P = sim.pair(seed=42, profile="modern")
+        P.wire.faults(P.a, P.b, both=True, delay=20, bandwidth=1000, queue_limit=300)
+        lis, c, s = establish(P, actl=["congestion " + cc])
+        ta = P.tcpa.tcb(c)
+        data = bytes(65536)
+
+        def pump():
+            while len(c.wq) < 2_000_000:
+                P.tcpa.write(c, data)
+            drain(P.tcpb, s, bytearray())
+            return P.wire.now > 8000
+        P.wire.run(until=pump, max_ms=20_000)
+        out[cc] = (P.tcpa.xstat("HystartCss"), P.tcpa.xstat("HystartExits"),
+                   P.tcpa.stat("RetransSegs"), ta)
+    css, exits, rex, ta = out["cubic"]
+    assert css >= 1 and exits == 1 and rex == 0
+    assert not ta.hs_on and ta.ssthresh < ta.cwind       # left for congestion avoidance
+    assert out["newreno"][0] == out["newreno"][1] == 0 and out["newreno"][2] > 0
