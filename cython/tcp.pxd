@@ -175,6 +175,7 @@ cdef enum:
     SynCookiesBad
     HystartCss
     HystartExits
+    SpuriousRtos
     Nxstats
 
 cdef struct Tcp:
@@ -314,6 +315,10 @@ cdef class Tcpctl:
     cdef public unsigned int hs_wend
     cdef public unsigned int hs_cur, hs_last, hs_base
     cdef public int hs_cnt, hs_rounds
+    # F-RTO (RFC 5682): step (1 after the timeout, 2 after the first new
+    # ACK), cwnd and ssthresh before the timeout, SND.HIGH (recover)
+    cdef public int frto
+    cdef public unsigned int frto_cwnd, frto_ssthresh, frto_recover
     # negotiated state (cleared by inittcpctl)
     cdef public bint sack                   # SACK in use on this connection
     cdef public bint ts                     # timestamps in use

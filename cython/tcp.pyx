@@ -60,7 +60,8 @@ xstatnames = ("SackRecovery", "SackRecoveryDone", "SackRetransSegs",
               "SackBlocksIn", "SackBlocksOut", "DsackIn", "DsackOut",
               "TsRttSamples", "PawsDrops", "ChallengeAcks", "RstChallenged",
               "AckOutOfRange", "RackLost", "TlpProbes", "SynCookiesSent",
-              "SynCookiesOk", "SynCookiesBad", "HystartCss", "HystartExits")
+              "SynCookiesOk", "SynCookiesBad", "HystartCss", "HystartExits",
+              "SpuriousRtos")
 
 # beyond tcp.c: the MSS values a SYN cookie can carry (3 bits)
 cdef unsigned short cookiemss[8]
@@ -213,6 +214,8 @@ cdef class Tcpctl:
         self.hs_wend = 0
         self.hs_cur = self.hs_last = self.hs_base = 0xFFFFFFFF
         self.hs_cnt = self.hs_rounds = 0
+        self.frto = 0
+        self.frto_cwnd = self.frto_ssthresh = self.frto_recover = 0
         for t in (self.timer, self.acktimer, self.rtt_timer, self.katimer):
             (<Tcptimer>t).start = 0
             (<Tcptimer>t).count = 0
@@ -263,6 +266,7 @@ cdef class Tcpctl:
         self.hs_on = 1; self.hs_css = 0; self.hs_wend = 0
         self.hs_cur = self.hs_last = self.hs_base = 0xFFFFFFFF
         self.hs_cnt = self.hs_rounds = 0
+        self.frto = 0
         self.timer.start = o.timer.start; self.timer.count = o.timer.count
         self.acktimer.start = o.acktimer.start; self.acktimer.count = o.acktimer.count
         self.rtt_timer.start = o.rtt_timer.start; self.rtt_timer.count = o.rtt_timer.count
@@ -1583,7 +1587,7 @@ cdef class TcpProto(Proto):
         cdef int rtt, delta
         cdef Tcpctl tcb = <Tcpctl>s.ptcl
         cdef unsigned int acked
-        cdef bint recovery = 0
+        cdef bint recovery = 0, frtosend = 0
         if seg.update:
             return
         seg.update = 1
@@ -1604,6 +1608,11 @@ cdef class TcpProto(Proto):
             tcb.snd_wnd = seg.wnd
             recovery = 1
         elif seg.ack == tcb.snd_una and tcb.snd_una != tcb.snd_nxt:
+            if tcb.frto:
+                # beyond tcp.c: F-RTO (RFC 5682 2.1 step 2b / 3a): a
+                # duplicate ACK, the timeout was real; go back as tcp.c
+                tcb.frto = 0
+                tcb.snd_ptr = tcb.snd_una
             # newreno fast retransmit
             tcb.snd_dupacks += 1
             if tcb.snd_dupacks == 3:
@@ -1680,6 +1689,27 @@ cdef class TcpProto(Proto):
         # Compute the new send window size
         acked = seg.ack - tcb.snd_una
         tcb.tlpout = 0
+        if tcb.frto == 1:
+            # beyond tcp.c: F-RTO step 2: the first new ACK after the
+            # timeout.  Unless it covers all that was out or nothing new
+            # is left to send, send two new segments instead of going back
+            if (seq_ge(seg.ack, tcb.frto_recover)
+                    or <unsigned int>s.wq.len <= tcb.snd_nxt - tcb.snd_una):
+                tcb.frto = 0
+            else:
+                tcb.frto = 2
+                frtosend = 1
+        elif tcb.frto == 2:
+            # F-RTO step 3b: a second new ACK acknowledges what was never
+            # resent: the timeout was spurious; undo its reduction
+            tcb.frto = 0
+            self.xstats_[SpuriousRtos] += 1
+            if tcb.cwind < tcb.frto_cwnd:
+                tcb.cwind = tcb.frto_cwnd
+            tcb.ssthresh = tcb.frto_ssthresh
+            tcb.snd_rto = 0
+            if seq_lt(tcb.snd_ptr, tcb.snd_nxt):
+                tcb.snd_ptr = tcb.snd_nxt
 
         # avoid slow start and timers for SYN acks
         if (tcb.flags & SYNACK) == 0:
@@ -1769,6 +1799,12 @@ cdef class TcpProto(Proto):
             self.tcprxmit(s)
         elif tcb.sackrecovery:
             self.sacksend(s)
+        elif frtosend:
+            # (F-RTO step 2b: snd.ptr back to snd.nxt, two new segments)
+            tcb.snd_ptr = tcb.snd_nxt
+            self.tcpsendat(s, tcb.snd_nxt, tcb.mss)
+            if tcb.state != Closed:
+                self.tcpsendat(s, tcb.snd_nxt, tcb.mss)
 
         if seq_gt(seg.ack, tcb.snd_urg):
             tcb.snd_urg = seg.ack
@@ -2670,7 +2706,8 @@ cdef class TcpProto(Proto):
         self.stats_[RetransSegs] += 1
 
     cdef void tcptimeout(self, Conv s):
-        """todo: RFC 4138 F-RTO"""
+        """Beyond tcp.c (modern, with SACK): F-RTO (RFC 5682) to tell a
+        spurious timeout from a loss; update() takes it on."""
         cdef Tcpctl tcb = <Tcpctl>s.ptcl
         cdef int maxback
         if tcb.state == Time_wait:
@@ -2692,6 +2729,15 @@ cdef class TcpProto(Proto):
                 tcb.srtt, tcb.mdev, <int>(self.f.now - tcb.time),
                 tcb.snd_una - tcb.timeuna, tcb.snd_rto, tcb.snd_ptr, tcpstates[tcb.state]))
         self.tcpsettimer(tcb)
+        if (tcb.sack and tcb.snd_rto == 0 and not tcb.sackrecovery and not tcb.snd_recovery
+                and (tcb.state == Established or tcb.state == Close_wait)):
+            # beyond tcp.c: F-RTO step 1 (RFC 5682 section 2.1)
+            tcb.frto = 1
+            tcb.frto_cwnd = tcb.cwind
+            tcb.frto_ssthresh = tcb.ssthresh
+            tcb.frto_recover = tcb.snd_nxt
+        else:
+            tcb.frto = 0
         if tcb.snd_rto == 0:
             self.tcpcongestion(tcb)
         if tcb.rack:

@@ -1066,3 +1066,43 @@ def test_hystart_leaves_slow_start_before_the_queue_overflows():
     assert css >= 1 and exits == 1 and rex == 0
     assert not ta.hs_on and ta.ssthresh < ta.cwind       # left for congestion avoidance
     assert out["newreno"][0] == out["newreno"][1] == 0 and out["newreno"][2] > 0
+
+
+# ---------------------------------------------------------------- F-RTO
+
+@pytest.mark.parametrize("profile", ["modern", "9front"])
+def test_frto_undoes_a_spurious_timeout(profile):
+    # the ACKs stop for longer than the RTO, then all arrive: nothing was
+    # lost.  F-RTO (modern) sends new data after the first new ACK, sees the
+    # second acknowledge what was never resent, and undoes the timeout's
+    # cwnd and ssthresh; tcp.c goes back N and slow-starts from one segment.
+    P = sim.pair(seed=50, profile=profile)
+    P.wire.faults(P.a, P.b, both=True, delay=20)
+    lis, c, s = establish(P)
+    ta = P.tcpa.tcb(c)
+    data = bytes(65536)
+
+    def pump():
+        while len(c.wq) < 500_000:
+            P.tcpa.write(c, data)
+        drain(P.tcpb, s, bytearray())
+        return False
+    P.wire.run(until=lambda: pump() or P.wire.now > 2000, max_ms=5000)
+    hold = []
+    P.wire.filter = lambda src, dst, pkt: (hold.append(pkt), None)[1] if src is P.b else pkt
+    cwnd, ssthresh = ta.cwind, ta.ssthresh
+    rex = P.tcpa.stat("RetransSegs")
+    assert P.wire.run(until=lambda: pump() or P.tcpa.stat("RetransTimeouts") == 1, max_ms=5000)
+    P.wire.advance(20)
+    P.wire.filter = None
+    for p in hold:
+        P.a.inject(p)
+    P.wire.run(until=lambda: pump() or P.wire.now > 6000, max_ms=10_000)
+    assert P.tcpa.stat("RetransTimeouts") == 1
+    if profile == "modern":
+        assert P.tcpa.xstat("SpuriousRtos") == 1
+        assert P.tcpa.stat("RetransSegs") - rex <= 2
+        assert ta.ssthresh == ssthresh and ta.cwind >= cwnd
+    else:
+        assert P.tcpa.stat("RetransSegs") - rex > 50
+        assert ta.ssthresh < ssthresh // 2
