@@ -72,6 +72,30 @@ cdef enum:
     # (RFC 5961 section 7 asks for a throttle)
     CHALLENGEMAX = 10
 
+    # beyond tcp.c (the modern profile): options of RFC 2018 and RFC 7323
+    SACKPERMOPT = 4
+    SACKPERM_LENGTH = 2
+    SACKOPT = 5
+    TSOPT = 8
+    TS_LENGTH = 10
+    TSOPTALIGNED = 12        # NOP NOP TS
+    MAXSACK = 4              # SACK blocks parsed from one segment
+    NSCORE = 32              # SACKed ranges kept in the scoreboard
+    NXL = 512                # RACK: segments in flight logged
+    XDELIV = 1               # RACK log flags: delivered (ACKed or SACKed)
+    XLOST = 2                #   marked lost, not resent since
+    XRETX = 4                #   resent at least once
+    WCDELACKT = 200          # RFC 8985: worst-case delayed ACK, ms
+    TLPMIN = 10              # ms, the least probe timeout (Linux's)
+    DEF_RTOMIN = 200         # ms, the modern profile's RTO floor (Linux's)
+    TCP9_RTOMIN = 300        # ms, tcp.c's floor
+    # profiles
+    Prof9front = 0
+    Profmodern = 1
+    # congestion controllers
+    CCnewreno = 0
+    CCcubic = 1
+
     FORCE = 1
     CLONE = 2
     RETRAN = 4
@@ -134,6 +158,31 @@ cdef enum:
     RecoveryPA
     Nstats
 
+cdef enum:
+    # beyond tcp.c: counters of the modern profile, appended to /net/tcp/stats
+    # after tcp.c's 28 (order of xstatnames in tcp.pyx)
+    SackRecovery = 0
+    SackRecoveryDone
+    SackRetransSegs
+    SackBlocksIn
+    SackBlocksOut
+    DsackIn
+    DsackOut
+    TsRttSamples
+    PawsDrops
+    ChallengeAcks
+    RstChallenged
+    AckOutOfRange
+    RackLost
+    TlpProbes
+    SynCookiesSent
+    SynCookiesOk
+    SynCookiesBad
+    HystartCss
+    HystartExits
+    SpuriousRtos
+    Nxstats
+
 cdef struct Tcp:
     unsigned short source
     unsigned short dest
@@ -146,6 +195,14 @@ cdef struct Tcp:
     unsigned short urg
     unsigned short mss
     unsigned short len
+    # beyond tcp.c: RFC 2018 / RFC 7323 options of a received segment
+    unsigned char sackok           # SACK-permitted seen
+    unsigned char hasts            # timestamps option seen
+    unsigned char nsack            # SACK blocks in sack[]
+    unsigned char optout           # (sending) 1: put TS/SACK options on it
+    unsigned int tsval
+    unsigned int tsecr
+    unsigned int sack[8]           # left, right edge pairs
 
 cdef class Tcptimer:
     cdef Tcptimer next
@@ -178,6 +235,13 @@ cdef class Limbo:
     cdef unsigned char version
     cdef unsigned char rexmits
     cdef int h
+    # beyond tcp.c: what the SYN offered (modern listener)
+    cdef unsigned char sackok
+    cdef unsigned char hasts
+    cdef unsigned char profile
+    cdef unsigned int tsval
+    cdef unsigned int tsoff
+    cdef unsigned char cookie       # a SYN cookie's SYN-ACK (not in limbo)
     cdef Tcptimer timer
 
 cdef class Tcpctl:
@@ -236,6 +300,66 @@ cdef class Tcpctl:
     cdef Conv twnext
     cdef Conv twprev
     cdef bint ontw
+    # beyond tcp.c: the profile and per-conversation switches (set by
+    # ctl before connect/announce; not cleared by inittcpctl)
+    cdef public unsigned char profile       # Prof9front or Profmodern
+    cdef public bint sackok                 # offer/accept SACK (RFC 2018)
+    cdef public bint tsok                   # offer/accept timestamps (RFC 7323)
+    cdef public int rtomin                  # ms
+    cdef public int cc                      # CCnewreno
+    cdef public bint rackok                 # RACK-TLP (RFC 8985) with SACK
+    # CUBIC (RFC 9438), in segments and seconds: W_max, the W_max before it
+    # (fast convergence), K, W_est, the epoch's start (ms) and whether one runs
+    cdef public double cu_wmax, cu_lastwmax, cu_k, cu_west
+    cdef public unsigned int cu_epoch
+    cdef public bint cu_epochon
+    # HyStart++ (RFC 9406) in the first slow start: on, in CSS, the round's
+    # end, this and the last round's least RTT (ms), samples this round,
+    # the CSS baseline RTT, CSS rounds
+    cdef public bint hs_on, hs_css
+    cdef public unsigned int hs_wend
+    cdef public unsigned int hs_cur, hs_last, hs_base
+    cdef public int hs_cnt, hs_rounds
+    # F-RTO (RFC 5682): step (1 after the timeout, 2 after the first new
+    # ACK), cwnd and ssthresh before the timeout, SND.HIGH (recover)
+    cdef public int frto
+    cdef public unsigned int frto_cwnd, frto_ssthresh, frto_recover
+    # negotiated state (cleared by inittcpctl)
+    cdef public bint sack                   # SACK in use on this connection
+    cdef public bint ts                     # timestamps in use
+    cdef public unsigned int ts_recent      # TS.Recent
+    cdef public unsigned int tsoff          # TSval = now + tsoff
+    cdef public unsigned int max_snd_wnd    # RFC 5961 section 5
+    # receiver side: most recently received out-of-order segment, a
+    # pending D-SACK block (RFC 2883)
+    cdef public unsigned int rcv_lastoo
+    cdef public bint dsack
+    cdef public unsigned int dsack_l, dsack_r
+    # sender side: the RFC 6675 scoreboard (sorted, disjoint SACKed ranges
+    # above snd.una), HighRxt, RecoveryPoint
+    cdef unsigned int sb_l[NSCORE]
+    cdef unsigned int sb_r[NSCORE]
+    cdef public int nsb
+    cdef public bint sackrecovery
+    cdef public bint sacksending
+    cdef public unsigned int highrxt
+    cdef public unsigned int recoverypt
+    # RACK-TLP (RFC 8985): the segments in flight in sequence order (a
+    # ring), with their last transmission time and flags
+    cdef public bint rack                   # in use on this connection
+    cdef unsigned int xl_s[NXL]
+    cdef unsigned int xl_e[NXL]
+    cdef unsigned int xl_t[NXL]
+    cdef unsigned char xl_f[NXL]
+    cdef public int xl_head, xl_n
+    cdef public unsigned int rack_ts, rack_end, rack_rtt, minrtt
+    cdef public bint rack_valid
+    cdef public bint tlpout                 # a probe is out
+    cdef public int tlpmode                 # 1: the timer is a PTO, 2: reorder
+    # the RACK-TLP timer, in milliseconds off the wheel (TcpProto.fine):
+    # the wheel's 50 ms ticks are coarser than the round trips it serves
+    cdef public unsigned int tlp_at
+    cdef public bint tlp_on
     cdef void zero(self)
     cdef void copyfrom(self, Tcpctl o)
 
@@ -263,6 +387,23 @@ cdef class TcpProto(Proto):
     # conversations reused by pgc, and reopened by a new SYN
     cdef public unsigned long long twreused
     cdef public unsigned long long twreopened
+    # beyond tcp.c: the profile new conversations get (Prof9front is tcp.c),
+    # its counters, the RFC 6528 secret
+    cdef public unsigned char profile
+    cdef unsigned long long xstats_[Nxstats]
+    cdef bytes isnkey
+    # beyond tcp.c: conversations with a RACK-TLP timer, and the earliest
+    # (valid unless finedirty)
+    cdef set fine
+    # beyond tcp.c: SYN cookies (RFC 4987) once limbo is full
+    cdef public bint cookiesent
+    cdef public unsigned int cookietime
+    cdef bint finedirty
+    cdef bint fineany
+    cdef unsigned int finenext
+    cdef Conv finenextconv
+    cdef public unsigned int tsadjust       # tests: added to every TSval offset
+    cdef public int defaultcc               # congestion controller of new conversations (modern)
     # the buffer of the input segment being processed
     cdef const unsigned char *inp
     cdef object inobj
@@ -271,6 +412,8 @@ cdef class TcpProto(Proto):
     cdef public bint batching
     cdef dict deferred
     cpdef pbatch(self, bint on)
+    cpdef Conv clone(self, str owner)
+    cpdef object wheeldeadline(self)
 
     cdef unsigned long long curtick(self) noexcept
     cdef void tcpgo(self, Tcptimer t)
@@ -339,3 +482,38 @@ cdef class TcpProto(Proto):
     cdef object tcpsetchecksum(self, Conv s, list f)
     cdef void logreseq(self, Reseq r, unsigned int n)
     cdef int tcptrim(self, Tcpctl tcb, Tcp *seg, const unsigned char **dp, int *length)
+    # beyond tcp.c: the modern profile
+    cdef void setprofile(self, Tcpctl tcb, int profile)
+    cdef unsigned int isn(self, const unsigned char *laddr, unsigned short lport,
+                          const unsigned char *raddr, unsigned short rport)
+    cdef unsigned int tsoffset(self, const unsigned char *laddr, unsigned short lport,
+                               const unsigned char *raddr, unsigned short rport)
+    cdef object tcpoptctl(self, Conv s, list f)
+    cdef int tcppaws(self, Conv s, Tcp *seg, int length) except -1
+    cdef void tcprttsample(self, Tcpctl tcb, int rtt)
+    cdef void sackupdate(self, Tcpctl tcb, Tcp *seg)
+    cdef bint sacklost(self, Tcpctl tcb, unsigned int seq)
+    cdef unsigned int sackpipe(self, Tcpctl tcb)
+    cdef void sacksend(self, Conv s)
+    cdef void tcpsendat(self, Conv s, unsigned int seq, unsigned int maxlen)
+    cdef int sackblocks(self, Tcpctl tcb, unsigned int *out)
+    cdef void sackenter(self, Conv s)
+    cdef void xlog(self, Tcpctl tcb, unsigned int seq, unsigned int end, bint rexmit)
+    cdef void rackupdate(self, Tcpctl tcb, unsigned int ack)
+    cdef int rackdetect(self, Conv s)
+    cdef void tlparm(self, Conv s)
+    cdef void tcptlp(self, Conv s)
+    cdef void cubicincr(self, Tcpctl tcb, unsigned int acked)
+    cdef unsigned int hystart(self, Tcpctl tcb, unsigned int acked, unsigned int incr)
+    cdef unsigned int syncookie(self, const unsigned char *laddr, unsigned short lport,
+                                const unsigned char *raddr, unsigned short rport,
+                                unsigned int irs, unsigned int count, int mssidx)
+    cdef void sndcookie(self, Conv s, const unsigned char *source, const unsigned char *dest,
+                        Tcp *seg, int version)
+    cdef Limbo cookiecheck(self, Conv s, Tcp *segp, const unsigned char *src,
+                           const unsigned char *dst, int version)
+    cdef void finearm(self, Conv s, int ms)
+    cdef void finehalt(self, Conv s)
+    cdef bint finedue(self, unsigned int upto)
+    cdef unsigned int rackpipe(self, Tcpctl tcb)
+    cdef int racknext(self, Tcpctl tcb, unsigned int *seq, unsigned int *n)

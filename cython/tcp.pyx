@@ -18,8 +18,12 @@ with the reason.  The structural changes are:
   - Locks disappear: the engine is driven by one thread.
 """
 
+import hashlib
+import struct as _struct
+
 from libc.string cimport memcpy, memcmp, memset
 from libc.stdlib cimport abs as c_abs
+from libc.math cimport cbrt
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytearray cimport PyByteArray_FromStringAndSize, PyByteArray_AS_STRING
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
@@ -50,13 +54,36 @@ statnames = ("MaxConn", "MaxSegment", "ActiveOpens", "PassiveOpens",
              "Recovery", "RecoveryDone", "RecoveryRTO", "RecoveryNoSeq",
              "RecoveryCwind", "RecoveryPA")
 
+# beyond tcp.c: the modern profile's counters, appended to /net/tcp/stats
+# after tcp.c's 28 (indexed by the Nxstats enum)
+xstatnames = ("SackRecovery", "SackRecoveryDone", "SackRetransSegs",
+              "SackBlocksIn", "SackBlocksOut", "DsackIn", "DsackOut",
+              "TsRttSamples", "PawsDrops", "ChallengeAcks", "RstChallenged",
+              "AckOutOfRange", "RackLost", "TlpProbes", "SynCookiesSent",
+              "SynCookiesOk", "SynCookiesBad", "HystartCss", "HystartExits",
+              "SpuriousRtos")
+
+# beyond tcp.c: the MSS values a SYN cookie can carry (3 bits)
+cdef unsigned short cookiemss[8]
+cookiemss[:] = [536, 1024, 1220, 1400, 1440, 1460, 4036, 8960]
+cdef double CUBICC = 0.4           # RFC 9438: C
+cdef double CUBICBETA = 0.7        # RFC 9438: beta_cubic
+
+cdef enum:
+    COOKIEBITS = 5          # TSval bits of a cookie's SYN-ACK: wscale (4), SACK (1)
+    COOKIEPERIOD = 64000    # ms of one step of a cookie's clock
+    COOKIEAGE = 2           # steps a cookie stays good after the one it was made in
+
+profiles = ("9front", "modern")
+
 # constants for tests and tools
 CONST = dict(QMAX=QMAX, MAX_TIME=MAX_TIME, TCP_ACK=TCP_ACK, MAXBACKMS=MAXBACKMS,
              MSL2=MSL2, MSPTICK=MSPTICK, DEF_MSS=DEF_MSS, DEF_MSS6=DEF_MSS6,
              DEF_RTT=DEF_RTT, DEF_KAT=DEF_KAT, SYNACK_RXTIMER=SYNACK_RXTIMER,
              TCPREXMTTHRESH=TCPREXMTTHRESH, Maxlimbo=Maxlimbo, NLHT=NLHT,
              Maxqscale=Maxqscale, Defadvscale=Defadvscale, NWHEEL=NWHEEL,
-             URG=URG, ACK=ACK, PSH=PSH, RST=RST, SYN=SYN, FIN=FIN)
+             URG=URG, ACK=ACK, PSH=PSH, RST=RST, SYN=SYN, FIN=FIN,
+             DEF_RTOMIN=DEF_RTOMIN, TCP9_RTOMIN=TCP9_RTOMIN, NSCORE=NSCORE)
 
 cdef bytes IPnoaddr = b"\0" * 16
 cdef bytes v4prefix = b"\0" * 10 + b"\xff\xff"
@@ -154,6 +181,41 @@ cdef class Tcpctl:
         self.chacktime = 0
         self.chackcnt = 0
         self.gsolen = 0
+        # beyond tcp.c: negotiated state of the modern profile (the
+        # switches -- profile, sackok, tsok, rtomin, cc -- stay: they are
+        # set before connect/announce)
+        self.sack = 0
+        self.ts = 0
+        self.ts_recent = 0
+        self.tsoff = 0
+        self.max_snd_wnd = 0
+        self.rcv_lastoo = 0
+        self.dsack = 0
+        self.dsack_l = self.dsack_r = 0
+        self.nsb = 0
+        self.sackrecovery = 0
+        self.sacksending = 0
+        self.highrxt = 0
+        self.recoverypt = 0
+        self.rack = 0
+        self.xl_head = self.xl_n = 0
+        self.rack_ts = self.rack_end = self.rack_rtt = 0
+        self.minrtt = 0xFFFFFFFF
+        self.rack_valid = 0
+        self.tlpout = 0
+        self.tlpmode = 0
+        self.tlp_at = 0
+        self.tlp_on = 0
+        self.cu_wmax = self.cu_lastwmax = self.cu_k = self.cu_west = 0.0
+        self.cu_epoch = 0
+        self.cu_epochon = 0
+        self.hs_on = 1
+        self.hs_css = 0
+        self.hs_wend = 0
+        self.hs_cur = self.hs_last = self.hs_base = 0xFFFFFFFF
+        self.hs_cnt = self.hs_rounds = 0
+        self.frto = 0
+        self.frto_cwnd = self.frto_ssthresh = self.frto_recover = 0
         for t in (self.timer, self.acktimer, self.rtt_timer, self.katimer):
             (<Tcptimer>t).start = 0
             (<Tcptimer>t).count = 0
@@ -186,6 +248,25 @@ cdef class Tcpctl:
         self.nochecksum = o.nochecksum; self.flgcnt = o.flgcnt
         self.chacktime = o.chacktime; self.chackcnt = o.chackcnt
         self.gsolen = o.gsolen
+        self.profile = o.profile; self.sackok = o.sackok; self.tsok = o.tsok
+        self.rtomin = o.rtomin; self.cc = o.cc
+        self.sack = o.sack; self.ts = o.ts; self.ts_recent = o.ts_recent
+        self.tsoff = o.tsoff; self.max_snd_wnd = o.max_snd_wnd
+        self.rcv_lastoo = 0; self.dsack = 0
+        self.nsb = 0; self.sackrecovery = 0; self.sacksending = 0
+        self.highrxt = 0; self.recoverypt = 0
+        self.rackok = o.rackok; self.rack = o.rack
+        self.xl_head = self.xl_n = 0
+        self.rack_ts = self.rack_end = self.rack_rtt = 0
+        self.minrtt = 0xFFFFFFFF
+        self.rack_valid = 0; self.tlpout = 0; self.tlpmode = 0
+        self.tlp_on = 0; self.tlp_at = 0
+        self.cu_wmax = self.cu_lastwmax = self.cu_k = self.cu_west = 0.0
+        self.cu_epoch = 0; self.cu_epochon = 0
+        self.hs_on = 1; self.hs_css = 0; self.hs_wend = 0
+        self.hs_cur = self.hs_last = self.hs_base = 0xFFFFFFFF
+        self.hs_cnt = self.hs_rounds = 0
+        self.frto = 0
         self.timer.start = o.timer.start; self.timer.count = o.timer.count
         self.acktimer.start = o.acktimer.start; self.acktimer.count = o.acktimer.count
         self.rtt_timer.start = o.rtt_timer.start; self.rtt_timer.count = o.rtt_timer.count
@@ -199,8 +280,25 @@ cdef class Tcpctl:
 cdef class TcpProto(Proto):
     """tcpinit: the TCP protocol of one Fs."""
 
-    def __init__(self, Fs f, int nc=Nchans):
+    def __init__(self, Fs f, int nc=Nchans, str profile="9front"):
+        """profile: "9front" (tcp.c exactly, the engine's default) or
+        "modern" (tcp.c plus the RFCs beyond it: SACK, timestamps, RFC
+        5961, RFC 6528, RFC 6298's RTO floor; net9 serve's default); the
+        profile of every new conversation."""
         Proto.__init__(self, f, "tcp", IP_TCPPROTO, nc)
+        if profile not in profiles:
+            raise ValueError("unknown tcp profile %r (9front or modern)" % profile)
+        self.profile = profiles.index(profile)
+        memset(self.xstats_, 0, sizeof(self.xstats_))
+        self.isnkey = None
+        self.tsadjust = 0
+        self.defaultcc = CCcubic          # (modern conversations; 9front's is NewReno)
+        self.fine = set()
+        self.cookiesent = 0
+        self.cookietime = 0
+        self.finedirty = 0
+        self.fineany = 0
+        self.finenextconv = None
         memset(self.stats_, 0, sizeof(self.stats_))
         self.stats_[MaxConn] = nc
         self.tcpporthogdefense = 0
@@ -330,22 +428,63 @@ cdef class TcpProto(Proto):
         elif t.func == Tflimbo:
             self.limborexmit(<Limbo>t.arg)
 
+
     cpdef padvance(self):
         cdef unsigned int target = self.f.now
-        if self.ntimers == 0:
-            # nothing to run: let the tick clock follow without work
-            if <int>(target - self.nexttick) >= 0:
-                self.ticks += (target - self.nexttick) // MSPTICK + 1
-                self.nexttick += ((target - self.nexttick) // MSPTICK + 1) * MSPTICK
-                self.nextdirty = 1
+        cdef unsigned int upto
+        cdef Conv c
+        cdef bint due
+        if not self.fine:
+            if self.ntimers == 0:
+                # nothing to run: let the tick clock follow without work
+                if <int>(target - self.nexttick) >= 0:
+                    self.ticks += (target - self.nexttick) // MSPTICK + 1
+                    self.nexttick += ((target - self.nexttick) // MSPTICK + 1) * MSPTICK
+                    self.nextdirty = 1
+                return
+            while <int>(target - self.nexttick) >= 0:
+                self.f.now = self.nexttick
+                self.nexttick += MSPTICK
+                self.tick()
+            self.f.now = target
             return
-        while <int>(target - self.nexttick) >= 0:
-            self.f.now = self.nexttick
-            self.nexttick += MSPTICK
-            self.tick()
+        # beyond tcp.c: RACK-TLP timers between the ticks, in time order
+        while True:
+            due = self.finedue(target)
+            if self.ntimers == 0:
+                upto = self.finenext if due else target
+                if <int>(upto - self.nexttick) >= 0:
+                    self.ticks += (upto - self.nexttick) // MSPTICK + 1
+                    self.nexttick += ((upto - self.nexttick) // MSPTICK + 1) * MSPTICK
+                    self.nextdirty = 1
+                if not due:
+                    break
+            if due and (self.ntimers == 0 or <int>(self.finenext - self.nexttick) < 0):
+                c = self.finenextconv
+                self.f.now = self.finenext
+                (<Tcpctl>c.ptcl).tlp_on = 0
+                self.finedirty = 1
+                self.tcptlp(c)
+                continue
+            if <int>(target - self.nexttick) >= 0:
+                self.f.now = self.nexttick
+                self.nexttick += MSPTICK
+                self.tick()
+                continue
+            break
         self.f.now = target
 
     cpdef object pnextdeadline(self):
+        cdef unsigned long long i, best
+        cdef Tcptimer t
+        cdef bint found
+        d = self.wheeldeadline()
+        if self.fine and (self.finedue(self.f.now) or self.fineany):
+            if d is None or <int>(self.finenext - <unsigned int>d) < 0:
+                return self.finenext
+        return d
+
+    cpdef object wheeldeadline(self):
         cdef unsigned long long i, best
         cdef Tcptimer t
         cdef bint found
@@ -392,7 +531,69 @@ cdef class TcpProto(Proto):
         tcb.katimer.arg = c
         tcb.rtt_timer.func = Tfnone
         tcb.rtt_timer.arg = c
+        self.setprofile(tcb, self.profile)
         c.ptcl = tcb
+
+    cpdef Conv clone(self, str owner):
+        """Fsprotoclone; beyond tcp.c: a conversation starts with the
+        stack's profile, whatever the last user of its slot set."""
+        cdef Conv c = Proto.clone(self, owner)
+        self.setprofile(<Tcpctl>c.ptcl, self.profile)
+        return c
+
+    cdef void setprofile(self, Tcpctl tcb, int profile):
+        """Beyond tcp.c: set the switches of a conversation to a profile's
+        defaults."""
+        tcb.profile = profile
+        if profile == Profmodern:
+            tcb.sackok = 1
+            tcb.tsok = 1
+            tcb.rackok = 1
+            tcb.rtomin = DEF_RTOMIN
+        else:
+            tcb.sackok = 0
+            tcb.tsok = 0
+            tcb.rackok = 0
+            tcb.rtomin = TCP9_RTOMIN
+        tcb.cc = self.defaultcc if profile == Profmodern else CCnewreno
+
+    property defaultprofile:
+        """The profile new conversations get: "modern" or "9front"."""
+        def __get__(self):
+            return profiles[self.profile]
+        def __set__(self, str v):
+            if v not in profiles:
+                raise ValueError("unknown tcp profile %r (9front or modern)" % v)
+            self.profile = profiles.index(v)
+
+    cdef unsigned int isn(self, const unsigned char *laddr, unsigned short lport,
+                          const unsigned char *raddr, unsigned short rport):
+        """Beyond tcp.c: RFC 6528's initial sequence number, ISN = M +
+        F(localip, localport, remoteip, remoteport, secretkey): M a clock
+        of 4 microsecond ticks (the engine's millisecond clock times 250),
+        F a keyed hash (BLAKE2s with a key drawn once per stack)."""
+        cdef bytes d
+        if self.isnkey is None:
+            self.isnkey = self.f.rand.getrandbits(256).to_bytes(32, "little")
+        d = hashlib.blake2s(PyBytes_FromStringAndSize(<const char*>laddr, 16)
+                            + PyBytes_FromStringAndSize(<const char*>raddr, 16)
+                            + _struct.pack("!HHB", lport, rport, 0),
+                            key=self.isnkey, digest_size=4).digest()
+        return <unsigned int>(<unsigned int>self.f.now * 250u + <unsigned int>nhgetl(<const unsigned char*><char*>d))
+
+    cdef unsigned int tsoffset(self, const unsigned char *laddr, unsigned short lport,
+                               const unsigned char *raddr, unsigned short rport):
+        """Beyond tcp.c: RFC 7323 section 5.4's per-connection offset of
+        TSval, a keyed hash of the 4-tuple (the RFC 6528 key) so that the
+        clock tells nothing across connections."""
+        cdef bytes d
+        if self.isnkey is None:
+            self.isnkey = self.f.rand.getrandbits(256).to_bytes(32, "little")
+        d = hashlib.blake2s(PyBytes_FromStringAndSize(<const char*>laddr, 16)
+                            + PyBytes_FromStringAndSize(<const char*>raddr, 16)
+                            + _struct.pack("!HHB", lport, rport, 1),
+                            key=self.isnkey, digest_size=4).digest()
+        return <unsigned int>(nhgetl(<const unsigned char*><char*>d) + self.tsadjust)
 
     cdef void tcpsetstate(self, Conv s, unsigned char newstate):
         cdef Tcpctl tcb = <Tcpctl>s.ptcl
@@ -593,8 +794,27 @@ cdef class TcpProto(Proto):
 
     cdef void tcpcongestion(self, Tcpctl tcb):
         cdef unsigned int inflight = tcb.snd_nxt - tcb.snd_una
+        cdef double w
         if inflight > tcb.cwind:
             inflight = tcb.cwind
+        tcb.hs_on = 0
+        tcb.hs_css = 0
+        if tcb.cc == CCcubic:
+            # beyond tcp.c: RFC 9438 section 4.6, ssthresh = flight *
+            # beta_cubic (0.7), W_max with fast convergence (4.7); a new
+            # epoch starts with the next increase
+            w = <double>tcb.cwind / tcb.mss
+            if w < tcb.cu_lastwmax:
+                tcb.cu_lastwmax = w
+                tcb.cu_wmax = w * (1.0 + CUBICBETA) / 2.0
+            else:
+                tcb.cu_lastwmax = w
+                tcb.cu_wmax = w
+            tcb.cu_epochon = 0
+            tcb.ssthresh = <unsigned int>(inflight * CUBICBETA)
+            if tcb.ssthresh < 2 * tcb.mss:
+                tcb.ssthresh = 2 * tcb.mss
+            return
         tcb.ssthresh = inflight // 2
         if tcb.ssthresh < 2 * tcb.mss:
             tcb.ssthresh = 2 * tcb.mss
@@ -608,8 +828,16 @@ cdef class TcpProto(Proto):
                 limit = 1 * tcb.mss
             else:
                 limit = L * tcb.mss
-            tcb.cwind += tcb.abcbytes if tcb.abcbytes < limit else limit
+            if tcb.cc == CCcubic and tcb.ts and tcb.hs_on:
+                # beyond tcp.c: HyStart++ (RFC 9406)
+                tcb.cwind += self.hystart(tcb, acked, tcb.abcbytes if tcb.abcbytes < limit else limit)
+            else:
+                tcb.cwind += tcb.abcbytes if tcb.abcbytes < limit else limit
             tcb.abcbytes = 0
+        elif tcb.cc == CCcubic:
+            tcb.snd_rto = 0
+            tcb.abcbytes = 0
+            self.cubicincr(tcb, acked)
         else:
             tcb.snd_rto = 0
             # avoidance
@@ -624,6 +852,7 @@ cdef class TcpProto(Proto):
         self.tcphalt(tcb.rtt_timer)
         self.tcphalt(tcb.acktimer)
         self.tcphalt(tcb.katimer)
+        self.finehalt(s)
         # Flush reassembly queue; nothing more can arrive
         self.dumpreseq(tcb)
         if tcb.state == Syn_sent:
@@ -656,6 +885,7 @@ cdef class TcpProto(Proto):
         self.tcphalt(tcb.acktimer)
         self.tcphalt(tcb.rtt_timer)
         self.tcphalt(tcb.katimer)
+        self.finehalt(s)
         self.twunlink(s)               # (zero() leaves Time_wait behind the list's back)
         tcb.zero()
         tcb.ssthresh = QMAX                # reset by tcpsetscale()
@@ -714,8 +944,9 @@ cdef class TcpProto(Proto):
         cdef unsigned char *opt
         cdef unsigned char ph[40]
         cdef unsigned long long acc
-        cdef unsigned int wnd
+        cdef unsigned int wnd, c
         cdef bint wsopt = 0
+        cdef int i, nsack = 0
         if tcph.flags & SYN:
             if tcph.mss:
                 hdrlen += MSS_LENGTH
@@ -723,10 +954,25 @@ cdef class TcpProto(Proto):
             wsopt = version == V4 or tcph.ws != 0
             if wsopt:
                 hdrlen += WS_LENGTH
+            if tcph.optout:
+                # beyond tcp.c: SACK-permitted, timestamps
+                if tcph.sackok:
+                    hdrlen += SACKPERM_LENGTH
+                if tcph.hasts:
+                    hdrlen += TS_LENGTH
             optpad = hdrlen & 3
             if optpad:
                 optpad = 4 - optpad
             hdrlen += optpad
+        elif tcph.optout:
+            # beyond tcp.c: NOP NOP TS, NOP NOP SACK blocks
+            if tcph.hasts:
+                hdrlen += TSOPTALIGNED
+            nsack = tcph.nsack
+            if nsack > (3 if tcph.hasts else 4):
+                nsack = 3 if tcph.hasts else 4
+            if nsack > 0:
+                hdrlen += 4 + 8 * nsack
         total = iphl + hdrlen + dlen
         pkt = PyByteArray_FromStringAndSize(NULL, total)
         p = <unsigned char*>PyByteArray_AS_STRING(pkt)
@@ -775,10 +1021,40 @@ cdef class TcpProto(Proto):
                 opt[1] = WS_LENGTH
                 opt[2] = tcph.ws
                 opt += 3
+            if tcph.optout and tcph.sackok:
+                opt[0] = SACKPERMOPT
+                opt[1] = SACKPERM_LENGTH
+                opt += 2
+            if tcph.optout and tcph.hasts:
+                opt[0] = TSOPT
+                opt[1] = TS_LENGTH
+                hnputl(opt + 2, tcph.tsval)
+                hnputl(opt + 6, tcph.tsecr)
+                opt += 10
             while optpad > 0:
                 opt[0] = NOOPOPT
                 opt += 1
                 optpad -= 1
+        elif tcph.optout:
+            opt = h + TCP4_HDRSIZE
+            if tcph.hasts:
+                opt[0] = NOOPOPT
+                opt[1] = NOOPOPT
+                opt[2] = TSOPT
+                opt[3] = TS_LENGTH
+                hnputl(opt + 4, tcph.tsval)
+                hnputl(opt + 8, tcph.tsecr)
+                opt += TSOPTALIGNED
+            if nsack > 0:
+                opt[0] = NOOPOPT
+                opt[1] = NOOPOPT
+                opt[2] = SACKOPT
+                opt[3] = 2 + 8 * nsack
+                opt += 4
+                for i in range(nsack):
+                    hnputl(opt, tcph.sack[2 * i])
+                    hnputl(opt + 4, tcph.sack[2 * i + 1])
+                    opt += 8
         if dlen > 0:
             if extra != NULL:
                 memcpy(h + hdrlen, extra, dlen)
@@ -803,7 +1079,13 @@ cdef class TcpProto(Proto):
                 ph[39] = IP_TCPPROTO
                 acc = csum_partial(ph, 40, 0)
             acc = csum_partial(h, hdrlen + dlen, acc)
-            hnputs(h + 16, csum_fold(acc))
+            # DEVIATION: a sum that folds to 0 is sent as 0xFFFF, its
+            # other one's complement form (as RFC 768 does for UDP):
+            # tcp.c sent 0, which its receivers (and tcpiput here) take
+            # for "no checksum" (the checksum ctl), so such a segment
+            # went unchecked and a bit flipped on the way got through
+            c = csum_fold(acc)
+            hnputs(h + 16, c if c != 0 else 0xFFFF)
         return pkt
 
     cdef object htontcp4(self, Tcp *tcph, Conv s, Queue q, Py_ssize_t off, Py_ssize_t dlen,
@@ -820,7 +1102,7 @@ cdef class TcpProto(Proto):
     cdef int ntohtcp(self, Tcp *tcph, const unsigned char *h, Py_ssize_t avail) noexcept:
         """ntohtcp4/6 after the IP header: h is the TCP header, avail the
         bytes of TCP segment present.  Returns the header length or -1."""
-        cdef int hdrlen, n, optlen
+        cdef int hdrlen, n, optlen, i
         cdef const unsigned char *optr
         if avail < TCP4_HDRSIZE:
             return -1
@@ -837,6 +1119,12 @@ cdef class TcpProto(Proto):
         tcph.mss = 0
         tcph.ws = 0
         tcph.update = 0
+        tcph.sackok = 0
+        tcph.hasts = 0
+        tcph.nsack = 0
+        tcph.optout = 0
+        tcph.tsval = 0
+        tcph.tsecr = 0
         if hdrlen > avail:
             return -1            # the pullupblock of the options fails
         optr = h + TCP4_HDRSIZE
@@ -859,6 +1147,24 @@ cdef class TcpProto(Proto):
             elif optr[0] == WSOPT:
                 if optlen == WS_LENGTH and optr[2] <= 14:
                     tcph.ws = optr[2]
+            # beyond tcp.c: RFC 2018 and RFC 7323 options (used only by
+            # conversations of the modern profile)
+            elif optr[0] == SACKPERMOPT:
+                if optlen == SACKPERM_LENGTH:
+                    tcph.sackok = 1
+            elif optr[0] == SACKOPT:
+                if optlen >= 10 and (optlen - 2) % 8 == 0:
+                    i = 0
+                    while i < (optlen - 2) // 8 and tcph.nsack < MAXSACK:
+                        tcph.sack[2 * tcph.nsack] = nhgetl(optr + 2 + 8 * i)
+                        tcph.sack[2 * tcph.nsack + 1] = nhgetl(optr + 6 + 8 * i)
+                        tcph.nsack += 1
+                        i += 1
+            elif optr[0] == TSOPT:
+                if optlen == TS_LENGTH:
+                    tcph.hasts = 1
+                    tcph.tsval = nhgetl(optr + 2)
+                    tcph.tsecr = nhgetl(optr + 6)
             n -= optlen
             optr += optlen
         return hdrlen
@@ -872,7 +1178,11 @@ cdef class TcpProto(Proto):
     cdef void tcpsndsyn(self, Conv s, Tcpctl tcb):
         """For outgoing calls, generate an initial sequence number and put
         a SYN on the send queue."""
-        tcb.iss = (self.f.nrand(1 << 16) << 16) | self.f.nrand(1 << 16)
+        if tcb.profile == Profmodern:
+            # beyond tcp.c: RFC 6528
+            tcb.iss = self.isn(s.laddr, s.lport, s.raddr, s.rport)
+        else:
+            tcb.iss = (self.f.nrand(1 << 16) << 16) | self.f.nrand(1 << 16)
         tcb.rttseq = tcb.iss
         tcb.snd_wl2 = tcb.iss
         tcb.snd_una = tcb.iss
@@ -887,6 +1197,8 @@ cdef class TcpProto(Proto):
                               s.ipversion, &tcb.scale)
         self.stats_[Mss] = tcb.mss
         tcb.gsolen = self.f.ip.gso(s.ipversion, s.remoteaddr, s.localaddr)
+        if tcb.profile == Profmodern and tcb.tsok:
+            tcb.tsoff = self.tsoffset(s.laddr, s.lport, s.raddr, s.rport)
 
     cdef int sndrst(self, const unsigned char *source, const unsigned char *dest, unsigned short length,
                     Tcp *seg, int version, str reason, object rh) except? -2:
@@ -943,7 +1255,7 @@ cdef class TcpProto(Proto):
     cdef int sndsynack(self, Limbo lp) except? -2:
         """(Re)send a SYN ACK."""
         cdef Tcp seg
-        cdef unsigned int scale
+        cdef unsigned int scale, t
         la = PyBytes_FromStringAndSize(<const char*>lp.laddr, 16)
         ra = PyBytes_FromStringAndSize(<const char*>lp.raddr, 16)
         rt = self.f.ip.route(lp.version, ra, la)
@@ -966,6 +1278,20 @@ cdef class TcpProto(Proto):
             seg.ws = 0
             lp.sndscale = 0
         lp.lastsend = self.f.now
+        if lp.profile == Profmodern:
+            # beyond tcp.c: answer SACK-permitted and timestamps in kind
+            seg.optout = 1
+            seg.sackok = lp.sackok
+            seg.hasts = lp.hasts
+            seg.tsval = self.f.now + lp.tsoff
+            seg.tsecr = lp.tsval
+            if lp.cookie and lp.hasts:
+                # the options a cookie cannot hold go in TSval's low bits,
+                # rounded down so that later TSvals are not older
+                t = (seg.tsval & ~((1u << COOKIEBITS) - 1)) | ((lp.rcvscale & 0xF) << 1) | (lp.sackok & 1)
+                if <int>(t - seg.tsval) > 0:
+                    t -= 1u << COOKIEBITS
+                seg.tsval = t
         pkt = self.buildseg(lp.version, lp.laddr, lp.raddr, MAXTTL, DFLTTOS, &seg, None, 0, 0, NULL, None)
         return self.f.ip.ipoput(lp.version, pkt, MAXTTL, DFLTTOS, None)
 
@@ -989,6 +1315,11 @@ cdef class TcpProto(Proto):
             prev = lp
             lp = lp.next
         if lp is None:
+            if self.nlimbo >= Maxlimbo and (<Tcpctl>s.ptcl).profile == Profmodern:
+                # beyond tcp.c: limbo is full: answer with a SYN cookie
+                # (RFC 4987) instead of evicting a call that waits
+                self.sndcookie(s, source, dest, seg, version)
+                return
             if self.nlimbo >= Maxlimbo and self.lht[h] is not None:
                 # evict the oldest call of this hash chain and reuse it
                 lp = self.lht[h]
@@ -1022,10 +1353,25 @@ cdef class TcpProto(Proto):
             lp.rcvscale = seg.ws
             lp.irs = seg.seq
             lp.rexmits = 0
+            lp.profile = (<Tcpctl>s.ptcl).profile
             if setiss:
                 lp.iss = iss
+            elif lp.profile == Profmodern:
+                # beyond tcp.c: RFC 6528
+                lp.iss = self.isn(dest, seg.dest, source, seg.source)
             else:
                 lp.iss = (self.f.nrand(1 << 16) << 16) | self.f.nrand(1 << 16)
+        # beyond tcp.c: what the (latest) SYN offers, for the SYN-ACK of a
+        # modern listener
+        if (<Tcpctl>s.ptcl).profile == Profmodern:
+            lp.sackok = seg.sackok and (<Tcpctl>s.ptcl).sackok
+            lp.hasts = seg.hasts and (<Tcpctl>s.ptcl).tsok
+            lp.tsval = seg.tsval
+            if lp.hasts:
+                lp.tsoff = self.tsoffset(dest, seg.dest, source, seg.source)
+        else:
+            lp.sackok = 0
+            lp.hasts = 0
         if self.sndsynack(lp) < 0:
             self.limbofree(lp)
         else:
@@ -1122,6 +1468,9 @@ cdef class TcpProto(Proto):
                     self.limbofree(lp)
                 break
             lp = lp.next
+        if lp is None and self.cookiesent and (<Tcpctl>s.ptcl).profile == Profmodern:
+            # beyond tcp.c: perhaps the answer to a SYN cookie
+            lp = self.cookiecheck(s, segp, src, dst, version)
         if lp is None:
             return None
 
@@ -1160,12 +1509,22 @@ cdef class TcpProto(Proto):
         self.stats_[Mss] = tcb.mss
         tcb.gsolen = self.f.ip.gso(version, new.remoteaddr, new.localaddr)
 
+        # beyond tcp.c: SACK and timestamps as the SYN-ACK answered them
+        tcb.sack = lp.sackok
+        tcb.rack = tcb.sack and tcb.rackok
+        tcb.ts = lp.hasts
+        if tcb.ts:
+            tcb.ts_recent = lp.tsval
+            tcb.tsoff = lp.tsoff
+            tcb.mss -= TSOPTALIGNED    # every segment carries the option
+
         # window scaling
         self.tcpsetscale(new, tcb, lp.rcvscale, lp.sndscale)
 
         # congestion window
         tcb.snd_wnd = segp.wnd
         initialwindow(tcb)
+        tcb.max_snd_wnd = tcb.snd_wnd
 
         # set initial round trip time
         tcb.sndsyntime = lp.lastsend + lp.rexmits * SYNACK_RXTIMER
@@ -1217,6 +1576,10 @@ cdef class TcpProto(Proto):
         cdef int delta = <int>(self.f.now - tcb.sndsyntime)
         tcb.srtt = delta << LOGAGAIN
         tcb.mdev = delta << LOGDGAIN
+        if tcb.profile == Profmodern:
+            # beyond tcp.c: RFC 6298 section 2.2, RTTVAR = R/2
+            tcb.mdev = delta << 1
+            self.tcpsettimer(tcb)
         # halt round trip timer
         self.tcphalt(tcb.rtt_timer)
 
@@ -1224,10 +1587,18 @@ cdef class TcpProto(Proto):
         cdef int rtt, delta
         cdef Tcpctl tcb = <Tcpctl>s.ptcl
         cdef unsigned int acked
-        cdef bint recovery = 0
+        cdef bint recovery = 0, frtosend = 0
         if seg.update:
             return
         seg.update = 1
+
+        # beyond tcp.c (modern, SACK in use): the scoreboard, RACK
+        if tcb.sack:
+            self.sackupdate(tcb, seg)
+            if tcb.rack and (seg.flags & ACK):
+                self.rackupdate(tcb, seg.ack if seq_gt(seg.ack, tcb.snd_una) else tcb.snd_una)
+                if self.rackdetect(s) > 0 and not tcb.sackrecovery:
+                    recovery = 1
 
         # catch zero-window updates, update window & recover
         if tcb.snd_wnd == 0 and seg.wnd > 0 and seq_lt(seg.ack, tcb.snd_ptr):
@@ -1237,17 +1608,40 @@ cdef class TcpProto(Proto):
             tcb.snd_wnd = seg.wnd
             recovery = 1
         elif seg.ack == tcb.snd_una and tcb.snd_una != tcb.snd_nxt:
+            if tcb.frto:
+                # beyond tcp.c: F-RTO (RFC 5682 2.1 step 2b / 3a): a
+                # duplicate ACK, the timeout was real; go back as tcp.c
+                tcb.frto = 0
+                tcb.snd_ptr = tcb.snd_una
             # newreno fast retransmit
             tcb.snd_dupacks += 1
             if tcb.snd_dupacks == 3:
                 recovery = 1
+            elif tcb.sack:
+                # beyond tcp.c: RFC 6675 section 5, IsLost(HighACK + 1)
+                # also starts recovery; no window inflation (pipe)
+                if not tcb.sackrecovery and self.sacklost(tcb, tcb.snd_una):
+                    recovery = 1
+                elif (not tcb.sackrecovery and tcb.snd_dupacks <= 2 and tcb.snd_ptr == tcb.snd_nxt
+                        and <unsigned int>s.wq.len > tcb.snd_nxt - tcb.snd_una):
+                    # RFC 3042 limited transmit: a new segment for each
+                    # of the first two duplicate ACKs
+                    self.tcpsendat(s, tcb.snd_nxt, tcb.mss)
             elif tcb.snd_recovery:
                 # tcp.c's "else if(tcb->snd.recovery)" binds to the
                 # innermost if: a duplicate ACK other than the third
                 self.stats_[RecoveryCwind] += 1
                 tcb.cwind += tcb.mss
 
-        if recovery:
+        if recovery and tcb.sack:
+            # beyond tcp.c: RFC 6675 section 5 loss recovery
+            if not tcb.sackrecovery and seq_le(tcb.snd_rxt, seg.ack):
+                self.sackenter(s)
+            elif tcb.sackrecovery:
+                self.sacksend(s)
+            elif not tcb.sackrecovery:
+                self.stats_[RecoveryNoSeq] += 1
+        elif recovery:
             if tcb.snd_recovery:
                 self.stats_[RecoveryCwind] += 1
                 tcb.cwind += tcb.mss
@@ -1278,16 +1672,44 @@ cdef class TcpProto(Proto):
                 tcb.snd_dupacks = 0
             tcb.snd_wnd = seg.wnd
             tcb.snd_wl2 = seg.ack
+            if tcb.snd_wnd > tcb.max_snd_wnd:
+                tcb.max_snd_wnd = tcb.snd_wnd
 
         if not seq_gt(seg.ack, tcb.snd_una):
             # don't let us hangup if sending into a closed window and
             # we're still getting acks
             if (tcb.flags & RETRAN) and tcb.snd_wnd == 0:
                 tcb.backedoff = MAXBACKMS // 4
+            # beyond tcp.c: in SACK recovery a duplicate ACK that SACKs
+            # more frees pipe (RFC 6675 step 4.3)
+            if tcb.sackrecovery and not recovery:
+                self.sacksend(s)
             return
 
         # Compute the new send window size
         acked = seg.ack - tcb.snd_una
+        tcb.tlpout = 0
+        if tcb.frto == 1:
+            # beyond tcp.c: F-RTO step 2: the first new ACK after the
+            # timeout.  Unless it covers all that was out or nothing new
+            # is left to send, send two new segments instead of going back
+            if (seq_ge(seg.ack, tcb.frto_recover)
+                    or <unsigned int>s.wq.len <= tcb.snd_nxt - tcb.snd_una):
+                tcb.frto = 0
+            else:
+                tcb.frto = 2
+                frtosend = 1
+        elif tcb.frto == 2:
+            # F-RTO step 3b: a second new ACK acknowledges what was never
+            # resent: the timeout was spurious; undo its reduction
+            tcb.frto = 0
+            self.xstats_[SpuriousRtos] += 1
+            if tcb.cwind < tcb.frto_cwnd:
+                tcb.cwind = tcb.frto_cwnd
+            tcb.ssthresh = tcb.frto_ssthresh
+            tcb.snd_rto = 0
+            if seq_lt(tcb.snd_ptr, tcb.snd_nxt):
+                tcb.snd_ptr = tcb.snd_nxt
 
         # avoid slow start and timers for SYN acks
         if (tcb.flags & SYNACK) == 0:
@@ -1296,7 +1718,18 @@ cdef class TcpProto(Proto):
             tcb.flgcnt -= 1
         else:
             # congestion control
-            if tcb.snd_recovery:
+            if tcb.sackrecovery:
+                # beyond tcp.c: RFC 6675 section 5, recovery ends when
+                # RecoveryPoint is acknowledged; cwnd is ssthresh
+                if seq_ge(seg.ack, tcb.recoverypt):
+                    self.stats_[RecoveryDone] += 1
+                    self.xstats_[SackRecoveryDone] += 1
+                    tcb.sackrecovery = 0
+                    tcb.snd_dupacks = 0
+                    tcb.cwind = tcb.ssthresh
+                else:
+                    self.stats_[RecoveryPA] += 1
+            elif tcb.snd_recovery:
                 if seq_ge(seg.ack, tcb.snd_rxt):
                     # recovery finished; deflate window
                     self.stats_[RecoveryDone] += 1
@@ -1326,7 +1759,14 @@ cdef class TcpProto(Proto):
                 self.tcpabcincr(tcb, acked)
 
             # Adjust the timers according to the round trip time
-            if tcb.rtt_timer.state == TcptimerON and seq_ge(seg.ack, tcb.rttseq):
+            if tcb.ts and seg.hasts and seg.tsecr != 0:
+                # beyond tcp.c: RFC 7323 section 4, a sample from every ACK
+                # of new data, retransmitted or not, in recovery or not
+                self.tcphalt(tcb.rtt_timer)
+                rtt = <int>(self.f.now + tcb.tsoff - seg.tsecr)
+                if rtt >= 0 and rtt < 3600000:
+                    self.tcprttsample(tcb, rtt)
+            elif tcb.rtt_timer.state == TcptimerON and seq_ge(seg.ack, tcb.rttseq):
                 self.tcphalt(tcb.rtt_timer)
                 if (tcb.flags & RETRAN) == 0:
                     tcb.backoff = 0
@@ -1357,6 +1797,14 @@ cdef class TcpProto(Proto):
         # newreno fast recovery
         if tcb.snd_recovery:
             self.tcprxmit(s)
+        elif tcb.sackrecovery:
+            self.sacksend(s)
+        elif frtosend:
+            # (F-RTO step 2b: snd.ptr back to snd.nxt, two new segments)
+            tcb.snd_ptr = tcb.snd_nxt
+            self.tcpsendat(s, tcb.snd_nxt, tcb.mss)
+            if tcb.state != Closed:
+                self.tcpsendat(s, tcb.snd_nxt, tcb.mss)
 
         if seq_gt(seg.ack, tcb.snd_urg):
             tcb.snd_urg = seg.ack
@@ -1367,13 +1815,15 @@ cdef class TcpProto(Proto):
                 tcb.time = self.f.now
                 tcb.timeuna = tcb.snd_una
                 self.tcpgo(tcb.timer)
+            if tcb.rack and not tcb.sackrecovery:
+                self.tlparm(s)
         else:
             self.tcphalt(tcb.timer)
 
         if seq_lt(tcb.snd_ptr, tcb.snd_una):
             tcb.snd_ptr = tcb.snd_una
 
-        if not tcb.snd_recovery:
+        if not tcb.snd_recovery and not tcb.sackrecovery:
             tcb.flags &= ~RETRAN
         tcb.backoff = 0
         tcb.backedoff = 0
@@ -1584,6 +2034,8 @@ cdef class TcpProto(Proto):
         cdef Reseq rp
         cdef int skip
         cdef bint synsent = 0       # the SYN-ACK (or SYN) taken in Syn_sent
+        cdef unsigned int origseq = seg.seq
+        cdef int origlen = length
 
         # fix up window
         seg.wnd <<= tcb.rcv_scale
@@ -1660,9 +2112,22 @@ cdef class TcpProto(Proto):
                         tcb.snd_una - (1u << 29)))
                 self.localclose(s, errors.Estatelesshog)
 
+        # beyond tcp.c (modern): PAWS, RFC 7323 section 5.3
+        if tcb.ts and not synsent and self.tcppaws(s, &seg, length):
+            tcb.flags |= FORCE
+            return A_OUTPUT
+
         # Cut the data to fit the receive window
         self.tcprcvwin(s)
         if self.tcptrim(tcb, &seg, &dp, &length) == -1:
+            # beyond tcp.c (modern): a duplicate, all of it below rcv.nxt,
+            # is reported in a D-SACK block (RFC 2883)
+            if (tcb.sack and origlen > 0 and (seg.flags & RST) == 0
+                    and seq_le(origseq + <unsigned int>origlen, tcb.rcv_nxt)
+                    and seq_gt(origseq + <unsigned int>origlen, tcb.rcv_nxt - <unsigned int>0x40000000)):
+                tcb.dsack = 1
+                tcb.dsack_l = origseq
+                tcb.dsack_r = origseq + <unsigned int>origlen
             if seg.seq + 1 != tcb.rcv_nxt or length != 1:
                 if self.f.log.mask & Logtcp:
                     self.f.log.log(Logtcp, "tcp: trim: !inwind: seq %d-%d win %d-%d l %d from %s\n" % (
@@ -1692,6 +2157,28 @@ cdef class TcpProto(Proto):
         if length and tcb.state == Closed:
             return self.reset2(s, &seg, length, source, dest, version, "sending to Closed")
 
+        if tcb.profile == Profmodern and not synsent:
+            # beyond tcp.c: RFC 5961 section 3.2, a RST in the window but
+            # not exactly at RCV.NXT gets a challenge ACK and is dropped
+            if (seg.flags & RST) and origseq != tcb.rcv_nxt and tcb.state >= Syn_received:
+                if self.f.log.mask & Logtcp:
+                    self.f.log.log(Logtcp, "tcp: rst seq %d != rcv.nxt %d from %s!%d: challenge ack\n" % (
+                        origseq, tcb.rcv_nxt, fmtip(s.remoteaddr), s.rport))
+                self.xstats_[RstChallenged] += 1
+                self.tcpchallengeack(s)
+                return A_DONE
+            # RFC 5961 section 5: an ACK older than SND.UNA - MAX.SND.WND
+            if ((seg.flags & (ACK | RST)) == ACK and tcb.state > Syn_received
+                    and seq_lt(seg.ack, tcb.snd_una - tcb.max_snd_wnd)):
+                self.xstats_[AckOutOfRange] += 1
+                self.tcpchallengeack(s)
+                return A_DONE
+            # RFC 7323 section 4.3: TS.Recent from the segment that covers
+            # Last.ACK.sent
+            if (tcb.ts and seg.hasts and seq_le(origseq, tcb.rcv_ackptr)
+                    and seq_ge(seg.tsval, tcb.ts_recent)):
+                tcb.ts_recent = seg.tsval
+
         # The segment is beyond the current receive pointer so
         # queue the data in the resequence queue
         if seg.seq != tcb.rcv_nxt:
@@ -1707,6 +2194,7 @@ cdef class TcpProto(Proto):
                 elif seg.flags & ACK:
                     tcb.flags |= FORCE
                     return A_OUTPUT
+                tcb.rcv_lastoo = seg.seq
                 if self.addreseq(tcb, &seg, dp, length) < 0:
                     if self.f.log.mask & Logtcp:
                         self.f.log.log(Logtcp, "reseq %s.%d -> %s.%d\n" % (
@@ -1865,6 +2353,8 @@ cdef class TcpProto(Proto):
         cdef unsigned int ssize, dsize, sent, maxseg, nseg
         cdef Py_ssize_t avail
         cdef int version = s.ipversion
+        cdef unsigned int cw, sackgap, sackedbelow
+        cdef int nsack = 0, sackolen = 0, i
 
         # force ack every 2*mss
         if (tcb.flags & FORCE) == 0:
@@ -1890,6 +2380,25 @@ cdef class TcpProto(Proto):
                 tcb.flags |= FORCE
 
             sndcnt = <int>s.wq.len + tcb.flgcnt
+            # beyond tcp.c: going back after a timeout, skip what the
+            # scoreboard says arrived, and stop short of the next SACKed
+            # range (RFC 6675 section 5.1 keeps SACK information useful
+            # after an RTO)
+            sackgap = 0xFFFFFFFF
+            sackedbelow = 0
+            if tcb.nsb > 0 and not tcb.sacksending and seq_lt(tcb.snd_ptr, tcb.snd_nxt):
+                for i in range(tcb.nsb):
+                    if seq_le(tcb.sb_r[i], tcb.snd_ptr):
+                        sackedbelow += tcb.sb_r[i] - tcb.sb_l[i]
+                        continue
+                    if seq_le(tcb.sb_l[i], tcb.snd_ptr):
+                        tcb.snd_ptr = tcb.sb_r[i]
+                        sackedbelow += tcb.sb_r[i] - tcb.sb_l[i]
+                        continue
+                    sackgap = tcb.sb_l[i] - tcb.snd_ptr
+                    break
+                if seq_gt(tcb.snd_ptr, tcb.snd_nxt):
+                    tcb.snd_ptr = tcb.snd_nxt
             sent = tcb.snd_ptr - tcb.snd_una
             ssize = <unsigned int>sndcnt
             # beyond tcp.c: with segmentation offload on the route one
@@ -1899,9 +2408,27 @@ cdef class TcpProto(Proto):
             maxseg = tcb.mss
             if tcb.gsolen > 0 and (tcb.flags & SYNACK):
                 maxseg = (tcb.gsolen - (TCP4_PKT + TCP4_HDRSIZE if version == V4
-                                        else TCP6_PKT + TCP6_HDRSIZE)) // tcb.mss * tcb.mss
+                                        else TCP6_PKT + TCP6_HDRSIZE)
+                          - (TSOPTALIGNED if tcb.ts else 0)) // tcb.mss * tcb.mss
                 if maxseg < tcb.mss:
                     maxseg = tcb.mss
+            # beyond tcp.c: SACK blocks to send, and the room they take
+            # from the segment's data (RFC 6691)
+            if tcb.sack and (tcb.reseq is not None or tcb.dsack):
+                nsack = self.sackblocks(tcb, seg.sack)
+                if nsack > (3 if tcb.ts else 4):
+                    nsack = 3 if tcb.ts else 4
+                sackolen = 4 + 8 * nsack if nsack > 0 else 0
+                if sackolen:
+                    maxseg = tcb.mss - sackolen
+            else:
+                nsack = 0
+                sackolen = 0
+            # (what arrived, by the scoreboard, is not in flight)
+            cw = tcb.cwind + sackedbelow
+            if tcb.sackrecovery and not tcb.sacksending:
+                # beyond tcp.c: in SACK recovery only sacksend sends data
+                cw = sent
             if tcb.snd_wnd == 0:
                 # zero window probe
                 if sent > 0 and not (tcb.flags & FORCE):
@@ -1914,8 +2441,8 @@ cdef class TcpProto(Proto):
                         ssize = 1
             else:
                 # calculate usable segment size
-                if ssize > tcb.cwind:
-                    ssize = tcb.cwind
+                if ssize > cw:
+                    ssize = cw
                 if ssize > tcb.snd_wnd:
                     ssize = tcb.snd_wnd
                 if ssize < sent:
@@ -1924,6 +2451,8 @@ cdef class TcpProto(Proto):
                     ssize -= sent
                     if ssize > maxseg:
                         ssize = maxseg
+                    if ssize > sackgap:
+                        ssize = sackgap
 
             dsize = ssize
             seg.urg = 0
@@ -1931,7 +2460,7 @@ cdef class TcpProto(Proto):
             if not (tcb.flags & FORCE):
                 if ssize == 0:
                     break
-                if ssize < tcb.mss and tcb.snd_nxt == tcb.snd_ptr and sent > TCPREXMTTHRESH * tcb.mss:
+                if ssize < tcb.mss - <unsigned int>sackolen and tcb.snd_nxt == tcb.snd_ptr and sent > TCPREXMTTHRESH * tcb.mss:
                     break
 
             tcb.flags &= ~FORCE
@@ -1944,6 +2473,21 @@ cdef class TcpProto(Proto):
             seg.mss = 0
             seg.ws = 0
             seg.update = 0
+            # beyond tcp.c: options of the modern profile
+            seg.optout = 0
+            seg.sackok = 0
+            seg.hasts = 0
+            seg.nsack = nsack
+            if tcb.ts or nsack:
+                seg.optout = 1
+                seg.hasts = tcb.ts
+                seg.tsval = self.f.now + tcb.tsoff
+                seg.tsecr = tcb.ts_recent
+                if nsack:
+                    self.xstats_[SackBlocksOut] += nsack
+                    if tcb.dsack:
+                        self.xstats_[DsackOut] += 1
+                        tcb.dsack = 0
             if tcb.state == Syn_sent:
                 seg.flags = 0
                 if tcb.snd_ptr == tcb.iss:
@@ -1951,6 +2495,13 @@ cdef class TcpProto(Proto):
                     dsize -= 1
                     seg.mss = tcb.mss
                     seg.ws = tcb.scale
+                    if tcb.profile == Profmodern and (tcb.sackok or tcb.tsok):
+                        # beyond tcp.c: offer SACK and timestamps
+                        seg.optout = 1
+                        seg.sackok = tcb.sackok
+                        seg.hasts = tcb.tsok
+                        seg.tsval = self.f.now + tcb.tsoff
+                        seg.tsecr = 0
             elif tcb.state == Syn_received:
                 # don't send any data with a SYN/ACK packet because Linux
                 # rejects the packet in its attempt to solve the SYN attack
@@ -1961,6 +2512,8 @@ cdef class TcpProto(Proto):
                     ssize = 1
                     seg.mss = tcb.mss
                     seg.ws = tcb.scale
+                    if tcb.sack or tcb.ts:
+                        seg.sackok = tcb.sack
             seg.seq = tcb.snd_ptr
             seg.ack = tcb.rcv_nxt
             seg.wnd = tcb.rcv_wnd
@@ -1980,6 +2533,10 @@ cdef class TcpProto(Proto):
                 seg.flags |= PSH
 
             tcb.snd_ptr += ssize
+
+            # beyond tcp.c: RACK's log of what went when
+            if tcb.rack and ssize != 0 and not (seg.flags & SYN):
+                self.xlog(tcb, seg.seq, tcb.snd_ptr, seq_lt(seg.seq, tcb.snd_nxt))
 
             # Pull up the send pointer so we can accept acks for this window
             if seq_gt(tcb.snd_ptr, tcb.snd_nxt):
@@ -2004,6 +2561,8 @@ cdef class TcpProto(Proto):
                 if tcb.snd_retransmit == 0 and tcb.rtt_timer.state != TcptimerON and ssize >= tcb.mss:
                     self.tcpgo(tcb.rtt_timer)
                     tcb.rttseq = tcb.snd_ptr
+                if tcb.rack and not tcb.sackrecovery and not tcb.sacksending:
+                    self.tlparm(s)
 
             # a super-packet counts as the segments it becomes
             nseg = 1
@@ -2048,6 +2607,7 @@ cdef class TcpProto(Proto):
             seg.flags |= FIN
         else:
             dlen = 1        # one garbage byte in tcp.c; a zero here
+        settsopt(tcb, &seg, self.f.now)
         if isv4(s.raddr):
             hbp = self.htontcp4(&seg, s, None, 0, dlen, zerobyte, tcb)
             return self.f.ip.ipoput(V4, hbp, s.ttl, s.tos, s)
@@ -2079,6 +2639,9 @@ cdef class TcpProto(Proto):
         self.tcprcvwin(s)
         seg.wnd = tcb.rcv_wnd
         tcb.rcv_ackptr = seg.ack
+        settsopt(tcb, &seg, self.f.now)
+        if tcb.profile == Profmodern:
+            self.xstats_[ChallengeAcks] += 1
         # (not counted in OutSegs: tcp.c counts only tcpoutput's segments,
         # not tcpsendka's or sndsynack's)
         if isv4(s.raddr):
@@ -2150,7 +2713,8 @@ cdef class TcpProto(Proto):
         self.stats_[RetransSegs] += 1
 
     cdef void tcptimeout(self, Conv s):
-        """todo: RFC 4138 F-RTO"""
+        """Beyond tcp.c (modern, with SACK): F-RTO (RFC 5682) to tell a
+        spurious timeout from a loss; update() takes it on."""
         cdef Tcpctl tcb = <Tcpctl>s.ptcl
         cdef int maxback
         if tcb.state == Time_wait:
@@ -2172,8 +2736,35 @@ cdef class TcpProto(Proto):
                 tcb.srtt, tcb.mdev, <int>(self.f.now - tcb.time),
                 tcb.snd_una - tcb.timeuna, tcb.snd_rto, tcb.snd_ptr, tcpstates[tcb.state]))
         self.tcpsettimer(tcb)
+        if (tcb.sack and tcb.snd_rto == 0 and not tcb.sackrecovery and not tcb.snd_recovery
+                and (tcb.state == Established or tcb.state == Close_wait)):
+            # beyond tcp.c: F-RTO step 1 (RFC 5682 section 2.1)
+            tcb.frto = 1
+            tcb.frto_cwnd = tcb.cwind
+            tcb.frto_ssthresh = tcb.ssthresh
+            tcb.frto_recover = tcb.snd_nxt
+        else:
+            tcb.frto = 0
         if tcb.snd_rto == 0:
             self.tcpcongestion(tcb)
+        if tcb.rack:
+            self.finehalt(s)
+            tcb.tlpmode = 0
+            tcb.tlpout = 0
+        if tcb.sack:
+            # beyond tcp.c: after a timeout the SACKed bits are forgotten
+            # (RFC 2018 section 8) and SACK recovery ends
+            if tcb.sackrecovery:
+                tcb.sackrecovery = 0
+                tcb.snd_dupacks = 0
+                self.stats_[RecoveryRTO] += 1
+            tcb.snd_rxt = tcb.snd_nxt
+            # the SACKed ranges are skipped while going back after this
+            # timeout; a second one in a row forgets them (the receiver
+            # may have reneged: RFC 2018 section 8)
+            if tcb.backoff > 1:
+                tcb.nsb = 0
+            tcb.highrxt = tcb.snd_una
         self.tcprxmit(s)
         tcb.snd_ptr = tcb.snd_una
         tcb.cwind = tcb.mss
@@ -2208,6 +2799,15 @@ cdef class TcpProto(Proto):
             tcb.snd_scale = 0
         tcb.snd_wnd = seg.wnd
         initialwindow(tcb)
+        # beyond tcp.c: SACK and timestamps when both sides offered them
+        if tcb.profile == Profmodern:
+            tcb.max_snd_wnd = tcb.snd_wnd
+            tcb.sack = tcb.sackok and seg.sackok
+            tcb.rack = tcb.sack and tcb.rackok
+            if tcb.tsok and seg.hasts and not tcb.ts:
+                tcb.ts = 1
+                tcb.ts_recent = seg.tsval
+                tcb.mss -= TSOPTALIGNED
 
     cdef int dumpreseq(self, Tcpctl tcb):
         tcb.reseq = None
@@ -2298,6 +2898,15 @@ cdef class TcpProto(Proto):
         dupcnt = <int>(tcb.rcv_nxt - seg.seq)
         if dupcnt > 0:
             tcb.rerecv += dupcnt
+            if tcb.sack and length[0] > 0 and seq_lt(seg.seq, seg.seq + <unsigned int>length[0]):
+                # beyond tcp.c: RFC 2883 D-SACK of the duplicate part
+                tcb.dsack = 1
+                tcb.dsack_l = seg.seq + (1 if seg.flags & SYN else 0)
+                tcb.dsack_r = tcb.rcv_nxt
+                if seq_gt(tcb.dsack_r, seg.seq + <unsigned int>length[0]):
+                    tcb.dsack_r = seg.seq + <unsigned int>length[0]
+                if not seq_lt(tcb.dsack_l, tcb.dsack_r):
+                    tcb.dsack = 0
             if seg.flags & SYN:
                 seg.flags &= ~SYN
                 seg.seq += 1
@@ -2365,7 +2974,66 @@ cdef class TcpProto(Proto):
                 # DEVIATION: 9front dereferences the missing argument
                 return errors.Eporthog
             return self.tcpporthogdefensectl(f[1])
+        if n >= 1 and f[0] in ("sack", "timestamps", "rtomin", "congestion", "rack", "profile"):
+            return self.tcpoptctl(c, f)
         return errors.Eunknownctl
+
+    cdef object tcpoptctl(self, Conv s, list f):
+        """Beyond tcp.c: the switches of one conversation, in the manner of
+        FreeBSD's tcp(4) socket options, before connect or announce:
+        "sack on|off", "timestamps on|off", "rtomin MS", "congestion
+        newreno", "profile 9front|modern".  Errors in devip's style:
+        "unknown value for sack"."""
+        cdef Tcpctl tcb = <Tcpctl>s.ptcl
+        cdef str what = f[0]
+        cdef str v = f[1] if len(f) >= 2 else ""
+        cdef long x
+        if len(f) != 2:
+            return "unknown value for " + what
+        if tcb.state != Closed:
+            return errors.Econinuse
+        if what == "profile":
+            if v not in profiles:
+                return "unknown value for profile"
+            self.setprofile(tcb, profiles.index(v))
+            return None
+        if what == "sack" or what == "timestamps":
+            if v != "on" and v != "off":
+                return "unknown value for " + what
+            if v == "on" and tcb.profile != Profmodern:
+                return what + " needs the modern profile"
+            if what == "sack":
+                tcb.sackok = v == "on"
+            else:
+                tcb.tsok = v == "on"
+            return None
+        if what == "rtomin":
+            if not v.isdigit():
+                return "unknown value for rtomin"
+            x = int(v) if len(v) < 9 else 100000000
+            if x < MSPTICK or x > 60000:
+                return "unknown value for rtomin"
+            if tcb.profile != Profmodern and x != TCP9_RTOMIN:
+                return "rtomin needs the modern profile"
+            tcb.rtomin = <int>x
+            return None
+        if what == "congestion":
+            if v == "newreno":
+                tcb.cc = CCnewreno
+                return None
+            if v == "cubic":
+                if tcb.profile != Profmodern:
+                    return "congestion needs the modern profile"
+                tcb.cc = CCcubic
+                return None
+            return "unknown value for congestion"
+        # rack
+        if v != "on" and v != "off":
+            return "unknown value for rack"
+        if v == "on" and tcb.profile != Profmodern:
+            return "rack needs the modern profile"
+        tcb.rackok = v == "on"
+        return None
 
     def tcpporthogdefensectl(self, str val):
         if val == "on":
@@ -2377,9 +3045,17 @@ cdef class TcpProto(Proto):
         return None
 
     cpdef str pstats(self):
-        """tcpstats."""
+        """tcpstats.  Beyond tcp.c: in the modern profile the counters of
+        the additions follow tcp.c's 28."""
         cdef int i
-        return "".join(["%s: %d\n" % (statnames[i], self.stats_[i]) for i in range(Nstats)])
+        out = "".join(["%s: %d\n" % (statnames[i], self.stats_[i]) for i in range(Nstats)])
+        if self.profile == Profmodern:
+            out += "".join(["%s: %d\n" % (xstatnames[i], self.xstats_[i]) for i in range(Nxstats)])
+        return out
+
+    def xstat(self, str name):
+        """One counter of the modern profile by name."""
+        return self.xstats_[xstatnames.index(name)]
 
     property stats_list:
         """The 28 counters in order, as a list of ints."""
@@ -2441,7 +3117,21 @@ cdef class TcpProto(Proto):
         return out
 
     cdef void tcpsettimer(self, Tcpctl tcb):
-        cdef long long x
+        cdef long long x, v
+        if tcb.profile == Profmodern:
+            # beyond tcp.c: RFC 6298 section 2, RTO = SRTT + max(G, 4 *
+            # RTTVAR) (mdev holds 4 * RTTVAR), at least rtomin, backed off
+            # by doubling, at most 64 s as in tcp.c
+            v = tcb.mdev
+            if v < MSPTICK:
+                v = MSPTICK
+            x = backoff(tcb.backoff) * (((tcb.srtt >> LOGAGAIN) + v + MSPTICK - 1) // MSPTICK)
+            if x < (tcb.rtomin + MSPTICK - 1) // MSPTICK:
+                x = (tcb.rtomin + MSPTICK - 1) // MSPTICK
+            if x > 64000 // MSPTICK:
+                x = 64000 // MSPTICK
+            tcb.timer.start = <int>x
+            return
         # round trip dependency
         # DEVIATION: computed in 64 bits with the shift bounded; tcp.c's
         # int overflows once backoff passes ~20 (possible while a zero
@@ -2475,6 +3165,895 @@ cdef class TcpProto(Proto):
         s.rq.setlimit(QMAX << tcb.qscale)
         s.wq.setlimit(QMAX << tcb.qscale)
         self.tcprcvwin(s)
+
+    # ---------------------------------------------------------------
+    # beyond tcp.c: the modern profile's timestamps and SACK
+
+    cdef int tcppaws(self, Conv s, Tcp *seg, int length) except -1:
+        """RFC 7323 section 5.3: a segment whose TSval is older than
+        TS.Recent is a duplicate from an earlier wrap of the sequence
+        space: drop it (the caller ACKs).  Resets are exempt.  Returns 1
+        when dropped."""
+        cdef Tcpctl tcb = <Tcpctl>s.ptcl
+        if not seg.hasts or (seg.flags & RST):
+            return 0
+        if seq_lt(seg.tsval, tcb.ts_recent):
+            self.xstats_[PawsDrops] += 1
+            if self.f.log.mask & Logtcp:
+                self.f.log.log(Logtcp, "tcp: paws: tsval %u < ts.recent %u from %s!%d\n" % (
+                    seg.tsval, tcb.ts_recent, fmtip(s.remoteaddr), s.rport))
+            return 1
+        return 0
+
+    cdef void tcprttsample(self, Tcpctl tcb, int rtt):
+        """One RTT sample in ms (RFC 6298 section 2.3 with tcp.c's gains
+        and fixed point: srtt is 8 * SRTT, mdev 4 * RTTVAR)."""
+        cdef int delta
+        self.xstats_[TsRttSamples] += 1
+        if rtt == 0:
+            rtt = 1
+        if <unsigned int>rtt < tcb.minrtt:
+            tcb.minrtt = rtt
+        if tcb.hs_on:
+            tcb.hs_cnt += 1
+            if <unsigned int>rtt < tcb.hs_cur:
+                tcb.hs_cur = rtt
+        if tcb.srtt == 0:
+            tcb.srtt = rtt << LOGAGAIN
+            tcb.mdev = rtt << 1
+        else:
+            delta = rtt - (tcb.srtt >> LOGAGAIN)
+            tcb.srtt += delta
+            if tcb.srtt <= 0:
+                tcb.srtt = 1
+            delta = c_abs(delta) - (tcb.mdev >> LOGDGAIN)
+            tcb.mdev += delta
+            if tcb.mdev <= 0:
+                tcb.mdev = 1
+        tcb.backoff = 0
+        tcb.backedoff = 0
+        self.tcpsettimer(tcb)
+
+    cdef void sackupdate(self, Tcpctl tcb, Tcp *seg):
+        """The scoreboard (RFC 6675 section 3): forget what seg's ACK
+        covers, add its SACK blocks (sorted, merged).  A first block below
+        the ACK or inside the second is a D-SACK (RFC 2883 section 4) and
+        only counted."""
+        cdef unsigned int ack = seg.ack
+        cdef unsigned int l, r
+        cdef int i, j, k, m
+        if (seg.flags & ACK) == 0:
+            return
+        if seq_gt(ack, tcb.snd_una) and seq_le(ack, tcb.snd_nxt):
+            j = 0
+            for i in range(tcb.nsb):
+                if seq_le(tcb.sb_r[i], ack):
+                    continue
+                tcb.sb_l[j] = tcb.sb_l[i] if seq_gt(tcb.sb_l[i], ack) else ack
+                tcb.sb_r[j] = tcb.sb_r[i]
+                j += 1
+            tcb.nsb = j
+        else:
+            ack = tcb.snd_una
+        for i in range(seg.nsack):
+            l = seg.sack[2 * i]
+            r = seg.sack[2 * i + 1]
+            if i == 0 and (seq_le(r, seg.ack) or (seg.nsack > 1 and seq_ge(l, seg.sack[2])
+                                                   and seq_le(r, seg.sack[3]))):
+                self.xstats_[DsackIn] += 1
+                continue
+            if not seq_lt(l, r) or seq_gt(r, tcb.snd_nxt) or seq_le(r, ack):
+                continue
+            if seq_lt(l, ack):
+                l = ack
+            self.xstats_[SackBlocksIn] += 1
+            # insert [l, r) merging with neighbours
+            k = 0
+            while k < tcb.nsb and seq_lt(tcb.sb_r[k], l):
+                k += 1
+            # ranges k.. that touch [l, r) merge into it
+            j = k
+            while j < tcb.nsb and seq_le(tcb.sb_l[j], r):
+                if seq_lt(tcb.sb_l[j], l):
+                    l = tcb.sb_l[j]
+                if seq_gt(tcb.sb_r[j], r):
+                    r = tcb.sb_r[j]
+                j += 1
+            if j > k:
+                # replace ranges k..j-1 with one
+                tcb.sb_l[k] = l
+                tcb.sb_r[k] = r
+                for m in range(j, tcb.nsb):
+                    tcb.sb_l[k + 1 + m - j] = tcb.sb_l[m]
+                    tcb.sb_r[k + 1 + m - j] = tcb.sb_r[m]
+                tcb.nsb -= j - k - 1
+            else:
+                if tcb.nsb == NSCORE:
+                    if k == NSCORE:
+                        continue       # full: the highest ranges are lost
+                    tcb.nsb -= 1
+                m = tcb.nsb
+                while m > k:
+                    tcb.sb_l[m] = tcb.sb_l[m - 1]
+                    tcb.sb_r[m] = tcb.sb_r[m - 1]
+                    m -= 1
+                tcb.sb_l[k] = l
+                tcb.sb_r[k] = r
+                tcb.nsb += 1
+
+    cdef bint sacklost(self, Tcpctl tcb, unsigned int seq):
+        """RFC 6675 IsLost(seq): DupThresh discontiguous SACKed ranges
+        above seq, or more than (DupThresh - 1) * SMSS bytes SACKed above
+        it."""
+        cdef int i, n = 0
+        cdef unsigned int b = 0
+        for i in range(tcb.nsb - 1, -1, -1):
+            if seq_le(tcb.sb_l[i], seq):
+                break
+            n += 1
+            b += tcb.sb_r[i] - tcb.sb_l[i]
+        return n >= TCPREXMTTHRESH or b > (TCPREXMTTHRESH - 1) * <unsigned int>tcb.mss
+
+    cdef unsigned int sackpipe(self, Tcpctl tcb):
+        """RFC 6675 SetPipe: the octets thought in flight.  A hole below
+        the highest SACKed octet counts unless IsLost, and again for what
+        of it was retransmitted (below HighRxt); above the highest SACKed
+        octet everything counts."""
+        cdef unsigned int pipe = 0, a, b, hr
+        cdef unsigned int highrxt = tcb.highrxt if tcb.sackrecovery else tcb.snd_una
+        cdef int i
+        if tcb.nsb == 0:
+            return tcb.snd_nxt - tcb.snd_una
+        a = tcb.snd_una
+        for i in range(tcb.nsb):
+            b = tcb.sb_l[i]
+            if seq_lt(a, b):
+                if not self.sacklost(tcb, a):
+                    pipe += b - a
+                if seq_gt(highrxt, a):
+                    hr = highrxt if seq_lt(highrxt, b) else b
+                    pipe += hr - a
+            a = tcb.sb_r[i]
+        if seq_lt(a, tcb.snd_nxt):
+            pipe += tcb.snd_nxt - a
+        return pipe
+
+    cdef void tcpsendat(self, Conv s, unsigned int seq, unsigned int maxlen):
+        """Send at most maxlen octets from seq through tcpoutput (as
+        tcprxmit does for snd.una), keeping snd.ptr and cwind."""
+        cdef Tcpctl tcb = <Tcpctl>s.ptcl
+        cdef unsigned int tptr = tcb.snd_ptr
+        cdef unsigned int tcwind = tcb.cwind
+        cdef bint rexmit = seq_lt(seq, tcb.snd_nxt)
+        if rexmit:
+            tcb.flags |= RETRAN
+            tcb.snd_retransmit = 1
+        tcb.snd_ptr = seq
+        tcb.cwind = (seq - tcb.snd_una) + maxlen
+        tcb.sacksending = 1
+        self.tcpoutput(s)
+        tcb.sacksending = 0
+        tcb.snd_retransmit = 0
+        tcb.cwind = tcwind
+        if rexmit:
+            if seq_gt(tptr, tcb.snd_ptr):
+                tcb.snd_ptr = tptr
+            self.stats_[RetransSegs] += 1
+            self.xstats_[SackRetransSegs] += 1
+
+    cdef void sacksend(self, Conv s):
+        """RFC 6675 step (C): while cwnd - pipe >= 1 SMSS, send NextSeg():
+        (1) the first octet above HighRxt in a hole that IsLost, (2) new
+        data, (3) the first octet above HighRxt in any hole below the
+        highest SACKed octet."""
+        cdef Tcpctl tcb = <Tcpctl>s.ptcl
+        cdef unsigned int pipe, a, b, start = 0, n = 0, before
+        cdef int i, rule, guard = 0
+        if not tcb.sackrecovery or tcb.state == Closed:
+            return
+        a = tcb.snd_una - 1        # (no sequence number NextSeg gives)
+        while tcb.rack and guard < 200:
+            guard += 1
+            if self.rackpipe(tcb) + tcb.mss > tcb.cwind:
+                return
+            rule = self.racknext(tcb, &start, &n)
+            if rule == 1:
+                if start == a:
+                    return          # it did not go (the peer's window)
+                a = start
+                self.tcpsendat(s, start, n)
+            else:
+                before = tcb.snd_nxt
+                if (<unsigned int>s.wq.len + <unsigned int>tcb.flgcnt > tcb.snd_nxt - tcb.snd_una
+                        and tcb.snd_nxt == tcb.snd_ptr):
+                    self.tcpsendat(s, tcb.snd_nxt, tcb.mss)
+                if tcb.state == Closed:
+                    return
+                if tcb.snd_nxt == before:
+                    if rule != 3 or start == a:
+                        return
+                    a = start
+                    self.tcpsendat(s, start, n)
+            if tcb.state == Closed:
+                return
+        while guard < 200:
+            guard += 1
+            pipe = self.sackpipe(tcb)
+            if pipe + tcb.mss > tcb.cwind:
+                return
+            if seq_lt(tcb.highrxt, tcb.snd_una):
+                tcb.highrxt = tcb.snd_una
+            start = 0
+            n = 0
+            for rule in (1, 3):
+                a = tcb.snd_una
+                for i in range(tcb.nsb):
+                    b = tcb.sb_l[i]
+                    if seq_lt(tcb.highrxt, b) and seq_lt(a, b):
+                        start = a if seq_gt(a, tcb.highrxt) else tcb.highrxt
+                        if rule == 3 or self.sacklost(tcb, start):
+                            n = b - start
+                            break
+                    a = tcb.sb_r[i]
+                if n:
+                    break
+                if rule == 1:
+                    # (2) new data, if the window lets it go
+                    before = tcb.snd_nxt
+                    if (<unsigned int>s.wq.len + <unsigned int>tcb.flgcnt > tcb.snd_nxt - tcb.snd_una
+                            and tcb.snd_nxt == tcb.snd_ptr):
+                        self.tcpsendat(s, tcb.snd_nxt, tcb.mss)
+                        if tcb.state == Closed:
+                            return
+                        if tcb.snd_nxt != before:
+                            break
+            else:
+                return
+            if n == 0:
+                continue        # new data went
+            if n > tcb.mss:
+                n = tcb.mss
+            self.tcpsendat(s, start, n)
+            if tcb.state == Closed:
+                return
+            tcb.highrxt = start + n
+
+    cdef void sackenter(self, Conv s):
+        """RFC 6675 section 5: enter loss recovery (RecoveryPoint =
+        HighData, cwnd = ssthresh = FlightSize / 2) and resend the first
+        lost segment whatever pipe says (step 4.3)."""
+        cdef Tcpctl tcb = <Tcpctl>s.ptcl
+        cdef unsigned int seq, n
+        self.stats_[Recovery] += 1
+        self.xstats_[SackRecovery] += 1
+        tcb.abcbytes = 0
+        tcb.sackrecovery = 1
+        tcb.recoverypt = tcb.snd_nxt
+        tcb.snd_rxt = tcb.snd_nxt
+        tcb.highrxt = tcb.snd_una
+        self.tcpcongestion(tcb)
+        tcb.cwind = tcb.ssthresh
+        if tcb.rack:
+            self.finehalt(s)
+            tcb.tlpmode = 0
+        if self.f.log.mask & Logtcpwin:
+            self.f.log.log(Logtcpwin, "sack recovery cwind %d @%d\n" % (tcb.cwind, tcb.recoverypt))
+        if tcb.rack:
+            if self.racknext(tcb, &seq, &n) == 1:
+                self.tcpsendat(s, seq, n)
+        else:
+            self.tcpsendat(s, tcb.snd_una, tcb.mss)
+            tcb.highrxt = tcb.snd_una + tcb.mss
+        if tcb.state != Closed:
+            self.sacksend(s)
+
+    # -- RACK-TLP (RFC 8985)
+
+    cdef void xlog(self, Tcpctl tcb, unsigned int seq, unsigned int end, bint rexmit):
+        """Log a transmission of [seq, end): new data is appended in pieces
+        of at most one MSS (when the log is full the last piece grows);
+        a retransmission stamps the pieces it covers, split at its edges."""
+        cdef unsigned int now = self.f.now, e
+        cdef int i, j, k, k2, idx, nidx, last
+        if not rexmit or tcb.xl_n == 0 or seq_ge(seq, tcb.xl_e[(tcb.xl_head + tcb.xl_n - 1) % NXL]):
+            while seq_lt(seq, end):
+                e = seq + tcb.mss
+                if seq_gt(e, end):
+                    e = end
+                if tcb.xl_n == NXL:
+                    last = (tcb.xl_head + tcb.xl_n - 1) % NXL
+                    tcb.xl_e[last] = end
+                    tcb.xl_t[last] = now
+                    break
+                idx = (tcb.xl_head + tcb.xl_n) % NXL
+                tcb.xl_s[idx] = seq
+                tcb.xl_e[idx] = e
+                tcb.xl_t[idx] = now
+                tcb.xl_f[idx] = 0
+                tcb.xl_n += 1
+                seq = e
+            return
+        i = 0
+        while i < tcb.xl_n:
+            idx = (tcb.xl_head + i) % NXL
+            if seq_le(tcb.xl_e[idx], seq):
+                i += 1
+                continue
+            if seq_ge(tcb.xl_s[idx], end):
+                break
+            # split so that the piece stamped lies within [seq, end)
+            for k in range(2):
+                if k == 0 and seq_lt(tcb.xl_s[idx], seq):
+                    e = seq
+                elif k == 1 and seq_gt(tcb.xl_e[idx], end):
+                    e = end
+                else:
+                    continue
+                if tcb.xl_n == NXL:
+                    continue
+                # insert a copy of idx after it; idx keeps [s, e), the copy [e, old e)
+                j = tcb.xl_n
+                while j > i + 1:
+                    nidx = (tcb.xl_head + j) % NXL
+                    k2 = (tcb.xl_head + j - 1) % NXL
+                    tcb.xl_s[nidx] = tcb.xl_s[k2]
+                    tcb.xl_e[nidx] = tcb.xl_e[k2]
+                    tcb.xl_t[nidx] = tcb.xl_t[k2]
+                    tcb.xl_f[nidx] = tcb.xl_f[k2]
+                    j -= 1
+                nidx = (tcb.xl_head + i + 1) % NXL
+                tcb.xl_s[nidx] = e
+                tcb.xl_e[nidx] = tcb.xl_e[idx]
+                tcb.xl_t[nidx] = tcb.xl_t[idx]
+                tcb.xl_f[nidx] = tcb.xl_f[idx]
+                tcb.xl_e[idx] = e
+                tcb.xl_n += 1
+                if k == 0:
+                    # the part before seq stays as it was: move on to the copy
+                    i += 1
+                    idx = nidx
+            tcb.xl_t[idx] = now
+            tcb.xl_f[idx] = (tcb.xl_f[idx] | XRETX) & ~XLOST
+            i += 1
+
+    cdef void rackupdate(self, Tcpctl tcb, unsigned int ack):
+        """RFC 8985 section 6.2 steps 1-2: for each segment newly delivered
+        (acknowledged or SACKed) note the most recently sent one (RACK.ts,
+        RACK.end_seq, RACK.rtt); then forget what the ACK covers."""
+        cdef unsigned int now = self.f.now, rtt
+        cdef int i, j = 0, idx
+        cdef bint deliv
+        for i in range(tcb.xl_n):
+            idx = (tcb.xl_head + i) % NXL
+            if tcb.xl_f[idx] & XDELIV:
+                continue
+            deliv = seq_le(tcb.xl_e[idx], ack)
+            if not deliv:
+                while j < tcb.nsb and seq_le(tcb.sb_r[j], tcb.xl_s[idx]):
+                    j += 1
+                deliv = (j < tcb.nsb and seq_le(tcb.sb_l[j], tcb.xl_s[idx])
+                         and seq_le(tcb.xl_e[idx], tcb.sb_r[j]))
+            if not deliv:
+                continue
+            tcb.xl_f[idx] |= XDELIV
+            rtt = now - tcb.xl_t[idx]
+            if (tcb.xl_f[idx] & XRETX) and rtt < tcb.minrtt:
+                continue        # perhaps the original that arrived
+            if rtt < tcb.minrtt:
+                tcb.minrtt = rtt
+            if (not tcb.rack_valid or <int>(tcb.xl_t[idx] - tcb.rack_ts) > 0
+                    or (tcb.xl_t[idx] == tcb.rack_ts and seq_gt(tcb.xl_e[idx], tcb.rack_end))):
+                tcb.rack_ts = tcb.xl_t[idx]
+                tcb.rack_end = tcb.xl_e[idx]
+                tcb.rack_rtt = rtt
+                tcb.rack_valid = 1
+        while tcb.xl_n > 0 and seq_le(tcb.xl_e[tcb.xl_head], ack):
+            tcb.xl_head = (tcb.xl_head + 1) % NXL
+            tcb.xl_n -= 1
+        if tcb.xl_n > 0 and seq_lt(tcb.xl_s[tcb.xl_head], ack):
+            tcb.xl_s[tcb.xl_head] = ack
+
+    cdef int rackdetect(self, Conv s):
+        """RFC 8985 section 6.2 step 5: a segment sent before the most
+        recently delivered one and not delivered for RACK.rtt + reo_wnd
+        is lost.  Arms the reorder timer for the earliest one not yet due.
+        Returns how many were newly marked lost."""
+        cdef Tcpctl tcb = <Tcpctl>s.ptcl
+        cdef unsigned int now = self.f.now, reo
+        cdef int i, idx, lost = 0, remaining, timeout = 0x7FFFFFFF
+        if not tcb.rack_valid:
+            return 0
+        reo = tcb.minrtt // 4 if tcb.minrtt != 0xFFFFFFFF else 0
+        if tcb.srtt > 0 and reo > <unsigned int>(tcb.srtt >> LOGAGAIN):
+            reo = tcb.srtt >> LOGAGAIN
+        for i in range(tcb.xl_n):
+            idx = (tcb.xl_head + i) % NXL
+            if tcb.xl_f[idx] & (XDELIV | XLOST):
+                continue
+            if not (<int>(tcb.xl_t[idx] - tcb.rack_ts) < 0
+                    or (tcb.xl_t[idx] == tcb.rack_ts and seq_lt(tcb.xl_e[idx], tcb.rack_end))):
+                continue
+            remaining = <int>(tcb.xl_t[idx] + tcb.rack_rtt + reo - now)
+            if remaining <= 0:
+                tcb.xl_f[idx] |= XLOST
+                lost += 1
+            elif remaining < timeout:
+                timeout = remaining
+        if lost:
+            self.xstats_[RackLost] += lost
+        if timeout != 0x7FFFFFFF:
+            tcb.tlpmode = 2
+            self.finearm(s, timeout)
+        elif tcb.tlpmode == 2:
+            self.finehalt(s)
+            tcb.tlpmode = 0
+        return lost
+
+    cdef unsigned int rackpipe(self, Tcpctl tcb):
+        """pipe from the log: what is neither delivered nor lost (a
+        retransmission of a lost segment counts again)."""
+        cdef unsigned int pipe = 0, hi
+        cdef int i, idx
+        if tcb.xl_n == 0:
+            return tcb.snd_nxt - tcb.snd_una
+        for i in range(tcb.xl_n):
+            idx = (tcb.xl_head + i) % NXL
+            if tcb.xl_f[idx] & (XDELIV | XLOST):
+                continue
+            pipe += tcb.xl_e[idx] - tcb.xl_s[idx]
+        hi = tcb.xl_e[(tcb.xl_head + tcb.xl_n - 1) % NXL]
+        if seq_lt(hi, tcb.snd_nxt):
+            pipe += tcb.snd_nxt - hi
+        return pipe
+
+    cdef int racknext(self, Tcpctl tcb, unsigned int *seq, unsigned int *n):
+        """NextSeg over the log: first mark lost what RFC 6675's IsLost
+        says (never resent yet); then (1) the first segment marked lost;
+        failing that, (3) the first one never resent below the highest
+        SACKed octet.  Returns 1 or 3 with seq and n set, or 0."""
+        cdef int i, idx, rule3 = -1
+        cdef unsigned int hi
+        if tcb.nsb > 0:
+            hi = tcb.sb_r[tcb.nsb - 1]
+            for i in range(tcb.xl_n):
+                idx = (tcb.xl_head + i) % NXL
+                if seq_ge(tcb.xl_s[idx], hi):
+                    break
+                if tcb.xl_f[idx] & (XDELIV | XLOST | XRETX):
+                    continue
+                if self.sacklost(tcb, tcb.xl_s[idx]):
+                    tcb.xl_f[idx] |= XLOST
+                elif rule3 < 0:
+                    rule3 = idx
+        for i in range(tcb.xl_n):
+            idx = (tcb.xl_head + i) % NXL
+            if (tcb.xl_f[idx] & (XDELIV | XLOST)) == XLOST:
+                seq[0] = tcb.xl_s[idx]
+                n[0] = tcb.xl_e[idx] - tcb.xl_s[idx]
+                if n[0] > tcb.mss:
+                    n[0] = tcb.mss
+                return 1
+        if rule3 >= 0:
+            seq[0] = tcb.xl_s[rule3]
+            n[0] = tcb.xl_e[rule3] - tcb.xl_s[rule3]
+            if n[0] > tcb.mss:
+                n[0] = tcb.mss
+            return 3
+        return 0
+
+    cdef void tlparm(self, Conv s):
+        """RFC 8985 section 7.2: arm the probe timeout, PTO = 2 * SRTT
+        (plus the worst-case delayed ACK when one segment is in flight),
+        unless the RTO would fire first or the reorder timer runs."""
+        cdef Tcpctl tcb = <Tcpctl>s.ptcl
+        cdef int pto, rto
+        if tcb.tlpmode == 2 and tcb.tlp_on:
+            return
+        if (tcb.tlpout or tcb.snd_una == tcb.snd_nxt
+                or (tcb.state != Established and tcb.state != Close_wait)):
+            self.finehalt(s)
+            tcb.tlpmode = 0
+            return
+        if tcb.srtt > 0:
+            pto = 2 * (tcb.srtt >> LOGAGAIN)
+            if tcb.snd_nxt - tcb.snd_una <= tcb.mss:
+                pto += WCDELACKT
+        else:
+            pto = 1000
+        if pto < TLPMIN:
+            pto = TLPMIN
+        # (the retransmission timer, in ms to the tick it fires at)
+        rto = (self.timercount(tcb.timer) if tcb.timer.state == TcptimerON
+               else tcb.timer.start) * MSPTICK
+        if pto >= rto:
+            self.finehalt(s)
+            tcb.tlpmode = 0
+            return
+        tcb.tlpmode = 1
+        self.finearm(s, pto)
+
+    cdef void finearm(self, Conv s, int ms):
+        """Beyond tcp.c: (re)arm s's RACK-TLP timer ms from now."""
+        cdef Tcpctl tcb = <Tcpctl>s.ptcl
+        cdef unsigned int at
+        if ms < 1:
+            ms = 1
+        at = self.f.now + <unsigned int>ms
+        tcb.tlp_at = at
+        tcb.tlp_on = 1
+        self.fine.add(s)
+        if self.finedirty:
+            return
+        if not self.fineany:
+            self.fineany = 1
+            self.finenext = at
+            self.finenextconv = s
+        elif s is self.finenextconv:
+            if <int>(at - self.finenext) > 0:
+                self.finedirty = 1
+            else:
+                self.finenext = at
+        elif <int>(at - self.finenext) < 0:
+            self.finenext = at
+            self.finenextconv = s
+
+    cdef void finehalt(self, Conv s):
+        cdef Tcpctl tcb = <Tcpctl>s.ptcl
+        if not tcb.tlp_on:
+            return
+        tcb.tlp_on = 0
+        if s is self.finenextconv:
+            self.finedirty = 1
+
+    cdef bint finedue(self, unsigned int upto):
+        """Is a RACK-TLP timer due at or before upto?  (finenext and
+        finenextconv then name the earliest.)"""
+        cdef Conv c
+        cdef Tcpctl tcb
+        cdef list dead
+        if self.finedirty:
+            self.finedirty = 0
+            self.fineany = 0
+            self.finenextconv = None
+            dead = None
+            for c in self.fine:
+                tcb = <Tcpctl>c.ptcl
+                if not tcb.tlp_on:
+                    if dead is None:
+                        dead = []
+                    dead.append(c)
+                    continue
+                if not self.fineany or <int>(tcb.tlp_at - self.finenext) < 0:
+                    self.fineany = 1
+                    self.finenext = tcb.tlp_at
+                    self.finenextconv = c
+            if dead is not None:
+                for c in dead:
+                    self.fine.discard(c)
+        if not self.fineany:
+            return 0
+        if not (<Tcpctl>self.finenextconv.ptcl).tlp_on:
+            self.finedirty = 1
+            return self.finedue(upto)
+        return <int>(self.finenext - upto) <= 0
+
+    cdef void tcptlp(self, Conv s):
+        """The RACK-TLP timer: in reorder mode, detect losses again; as a
+        probe timeout, send one new segment if there is one, else resend
+        the last, so that the ACK it draws shows what the tail lost."""
+        cdef Tcpctl tcb = <Tcpctl>s.ptcl
+        cdef int mode = tcb.tlpmode
+        cdef unsigned int seq, before
+        tcb.tlpmode = 0
+        if tcb.state == Closed or not tcb.rack or tcb.snd_una == tcb.snd_nxt:
+            return
+        if mode == 2:
+            if self.rackdetect(s) > 0:
+                if not tcb.sackrecovery and seq_le(tcb.snd_rxt, tcb.snd_una):
+                    self.sackenter(s)
+                else:
+                    self.sacksend(s)
+            return
+        if (mode != 1 or tcb.sackrecovery or tcb.tlpout
+                or (tcb.state != Established and tcb.state != Close_wait)):
+            return
+        self.xstats_[TlpProbes] += 1
+        tcb.tlpout = 1
+        before = tcb.snd_nxt
+        if (<unsigned int>s.wq.len + <unsigned int>tcb.flgcnt > tcb.snd_nxt - tcb.snd_una
+                and tcb.snd_nxt == tcb.snd_ptr and tcb.snd_wnd > tcb.snd_nxt - tcb.snd_una):
+            self.tcpsendat(s, tcb.snd_nxt, tcb.mss)
+        if tcb.state != Closed and tcb.snd_nxt == before:
+            seq = tcb.snd_nxt - tcb.mss
+            if tcb.xl_n > 0:
+                seq = tcb.xl_s[(tcb.xl_head + tcb.xl_n - 1) % NXL]
+            if seq_lt(seq, tcb.snd_una):
+                seq = tcb.snd_una
+            self.tcpsendat(s, seq, tcb.snd_nxt - seq)
+        if tcb.state != Closed:
+            tcb.time = self.f.now
+            tcb.timeuna = tcb.snd_una
+            self.tcpgo(tcb.timer)
+
+    # -- CUBIC (RFC 9438)
+
+    cdef void cubicincr(self, Tcpctl tcb, unsigned int acked):
+        """Congestion avoidance by RFC 9438 section 4: the window follows
+        W_cubic(t) = C (t - K)^3 + W_max, K = cbrt((W_max - cwnd_epoch) /
+        C), aiming at W_cubic(t + RTT) (at most 1.5 cwnd); where the
+        Reno-friendly W_est (growing by alpha_cubic segments a round trip)
+        is ahead, cwnd is W_est (section 4.3)."""
+        cdef double mss = tcb.mss
+        cdef double cwnd = tcb.cwind / mss
+        cdef double t, rtt, target, wt, segs, alpha, nw
+        if not tcb.cu_epochon:
+            tcb.cu_epochon = 1
+            tcb.cu_epoch = self.f.now
+            if cwnd < tcb.cu_wmax:
+                tcb.cu_k = cbrt((tcb.cu_wmax - cwnd) / CUBICC)
+            else:
+                tcb.cu_k = 0.0
+                tcb.cu_wmax = cwnd
+            tcb.cu_west = cwnd
+        t = <double>(<unsigned int>(self.f.now - tcb.cu_epoch)) / 1000.0
+        rtt = <double>(tcb.srtt >> LOGAGAIN) / 1000.0
+        target = CUBICC * (t + rtt - tcb.cu_k) ** 3 + tcb.cu_wmax
+        if target < cwnd:
+            target = cwnd
+        elif target > 1.5 * cwnd:
+            target = 1.5 * cwnd
+        segs = acked / mss
+        alpha = 1.0 if tcb.cu_west >= tcb.cu_lastwmax else 3.0 * (1.0 - CUBICBETA) / (1.0 + CUBICBETA)
+        tcb.cu_west += alpha * segs / cwnd
+        wt = CUBICC * (t - tcb.cu_k) ** 3 + tcb.cu_wmax
+        if wt < tcb.cu_west:
+            nw = tcb.cu_west
+        else:
+            nw = cwnd + (target - cwnd) / cwnd * segs
+        if nw * mss > tcb.cwind:
+            tcb.cwind = <unsigned int>(nw * mss)
+
+    cdef unsigned int hystart(self, Tcpctl tcb, unsigned int acked, unsigned int incr):
+        """RFC 9406 section 4.2, for each ACK of the first slow start:
+        rounds end when snd.nxt of the round's start is acknowledged; after
+        8 RTT samples in a round whose least RTT exceeds the last round's
+        by clamp(last / 8, 4, 16) ms, Conservative Slow Start grows the
+        window a quarter as fast, back to slow start if the RTT falls below
+        the baseline, on to congestion avoidance (ssthresh = cwnd) after 5
+        CSS rounds.  Returns the increase of cwnd."""
+        cdef unsigned int ack = tcb.snd_una + acked, thresh
+        if tcb.hs_wend == 0 or seq_ge(ack, tcb.hs_wend):
+            # a new round
+            tcb.hs_last = tcb.hs_cur
+            tcb.hs_cur = 0xFFFFFFFF
+            tcb.hs_cnt = 0
+            tcb.hs_wend = tcb.snd_nxt
+            if tcb.hs_css:
+                tcb.hs_rounds += 1
+                if tcb.hs_rounds >= 5:
+                    tcb.ssthresh = tcb.cwind
+                    tcb.hs_on = 0
+                    tcb.hs_css = 0
+                    self.xstats_[HystartExits] += 1
+                    return 0
+        if tcb.hs_css:
+            if tcb.hs_cnt >= 8 and tcb.hs_cur < tcb.hs_base:
+                tcb.hs_css = 0          # the RTT came back: slow start again
+                tcb.hs_base = 0xFFFFFFFF
+                return incr
+            return incr // 4
+        if tcb.hs_cnt >= 8 and tcb.hs_cur != 0xFFFFFFFF and tcb.hs_last != 0xFFFFFFFF:
+            thresh = tcb.hs_last // 8
+            if thresh < 4:
+                thresh = 4
+            elif thresh > 16:
+                thresh = 16
+            if tcb.hs_cur >= tcb.hs_last + thresh:
+                tcb.hs_base = tcb.hs_cur
+                tcb.hs_css = 1
+                tcb.hs_rounds = 0
+                self.xstats_[HystartCss] += 1
+                return incr // 4
+        return incr
+
+    def tcpcongestion_of(self, Conv c not None):
+        self.tcpcongestion(<Tcpctl>c.ptcl)
+
+    def cubicincr_of(self, Conv c not None, unsigned int acked):
+        self.cubicincr(<Tcpctl>c.ptcl, acked)
+
+    def cubicwindow(self, Conv c not None, double t):
+        """W_cubic(t) of c's current epoch, in segments (for tests)."""
+        cdef Tcpctl tcb = <Tcpctl>c.ptcl
+        return CUBICC * (t - tcb.cu_k) ** 3 + tcb.cu_wmax
+
+    # -- SYN cookies (RFC 4987)
+
+    cdef unsigned int syncookie(self, const unsigned char *laddr, unsigned short lport,
+                                const unsigned char *raddr, unsigned short rport,
+                                unsigned int irs, unsigned int count, int mssidx):
+        """The initial sequence number of a SYN cookie: 5 bits of a 64 s
+        clock, 3 bits of MSS, 24 bits of a keyed hash of the addresses,
+        ports, the caller's ISN, the clock and the MSS."""
+        cdef bytes d
+        if self.isnkey is None:
+            self.isnkey = self.f.rand.getrandbits(256).to_bytes(32, "little")
+        d = hashlib.blake2s(PyBytes_FromStringAndSize(<const char*>laddr, 16)
+                            + PyBytes_FromStringAndSize(<const char*>raddr, 16)
+                            + _struct.pack("!HHIIBB", lport, rport, irs, count & 31, mssidx, 2),
+                            key=self.isnkey, digest_size=3).digest()
+        return ((count & 31) << 27) | ((<unsigned int>mssidx & 7) << 24) | \
+            (<unsigned int>d[0] << 16) | (<unsigned int>d[1] << 8) | <unsigned int>d[2]
+
+    cdef void sndcookie(self, Conv s, const unsigned char *source, const unsigned char *dest,
+                        Tcp *seg, int version):
+        """Answer a SYN with a SYN cookie: a SYN-ACK whose sequence number
+        is syncookie(), and nothing kept."""
+        cdef Limbo lp = Limbo()
+        cdef Tcpctl l = <Tcpctl>s.ptcl
+        cdef int i, idx = 0
+        for i in range(8):
+            if seg.mss != 0 and cookiemss[i] <= seg.mss:
+                idx = i
+        lp.version = version
+        memcpy(lp.laddr, dest, 16)
+        memcpy(lp.raddr, source, 16)
+        lp.lport = seg.dest
+        lp.rport = seg.source
+        lp.mss = cookiemss[idx]
+        lp.rcvscale = seg.ws
+        lp.irs = seg.seq
+        lp.rexmits = 0
+        lp.profile = Profmodern
+        lp.cookie = 1
+        lp.iss = self.syncookie(dest, seg.dest, source, seg.source, seg.seq,
+                                self.f.now // COOKIEPERIOD, idx)
+        lp.hasts = seg.hasts and l.tsok
+        # without timestamps nothing carries SACK-permitted or the window
+        # scale back (as in Linux)
+        lp.sackok = seg.sackok and l.sackok and lp.hasts
+        if not lp.hasts:
+            lp.rcvscale = 0
+        lp.tsval = seg.tsval
+        if lp.hasts:
+            lp.tsoff = self.tsoffset(dest, seg.dest, source, seg.source)
+        self.cookiesent = 1
+        self.cookietime = self.f.now
+        self.xstats_[SynCookiesSent] += 1
+        self.sndsynack(lp)
+
+    cdef Limbo cookiecheck(self, Conv s, Tcp *segp, const unsigned char *src,
+                           const unsigned char *dst, int version):
+        """An ACK that matches no call in limbo: if it acknowledges a SYN
+        cookie of ours (made in the last COOKIEAGE + 1 steps of its clock,
+        for these addresses, ports and the caller's ISN), the call it
+        stands for, rebuilt (the window scale and SACK from the TSecr)."""
+        cdef Limbo lp
+        cdef Tcpctl l = <Tcpctl>s.ptcl
+        cdef unsigned int iss = segp.ack - 1, irs = segp.seq - 1
+        cdef unsigned int count = self.f.now // COOKIEPERIOD
+        cdef unsigned int t = iss >> 27
+        cdef int idx = (iss >> 24) & 7
+        cdef unsigned int opts
+        if <unsigned int>(self.f.now - self.cookietime) > (COOKIEAGE + 1) * COOKIEPERIOD:
+            self.cookiesent = 0
+            return None
+        if ((count - t) & 31) > COOKIEAGE or \
+                self.syncookie(dst, segp.dest, src, segp.source, irs, t, idx) != iss:
+            self.xstats_[SynCookiesBad] += 1
+            return None
+        self.xstats_[SynCookiesOk] += 1
+        lp = Limbo()
+        lp.version = version
+        memcpy(lp.laddr, dst, 16)
+        memcpy(lp.raddr, src, 16)
+        lp.lport = segp.dest
+        lp.rport = segp.source
+        lp.irs = irs
+        lp.iss = iss
+        lp.mss = cookiemss[idx]
+        lp.profile = Profmodern
+        lp.cookie = 1
+        lp.rexmits = 0
+        lp.lastsend = self.f.now
+        lp.hasts = segp.hasts and l.tsok and segp.tsecr != 0
+        lp.sackok = 0
+        lp.rcvscale = 0
+        lp.sndscale = 0
+        if lp.hasts:
+            opts = segp.tsecr & ((1u << COOKIEBITS) - 1)
+            lp.sackok = (opts & 1) and l.sackok
+            lp.rcvscale = opts >> 1
+            if lp.rcvscale > 14:
+                lp.rcvscale = 14
+            if lp.rcvscale:
+                lp.sndscale = Defadvscale
+            lp.tsval = segp.tsval
+            lp.tsoff = self.tsoffset(dst, segp.dest, src, segp.source)
+            # the SYN-ACK's time, from its timestamp (to a few ms)
+            lp.lastsend = segp.tsecr - lp.tsoff
+            if <int>(self.f.now - lp.lastsend) < 0:
+                lp.lastsend = self.f.now
+        return lp
+
+    def rackpipe_of(self, Conv c not None):
+        return self.rackpipe(<Tcpctl>c.ptcl)
+
+    def racklog(self, Conv c not None):
+        """RACK's log: [(seq, end, time, flags), ...] in sequence order."""
+        cdef Tcpctl tcb = <Tcpctl>c.ptcl
+        cdef int i, idx
+        out = []
+        for i in range(tcb.xl_n):
+            idx = (tcb.xl_head + i) % NXL
+            out.append((tcb.xl_s[idx], tcb.xl_e[idx], tcb.xl_t[idx], tcb.xl_f[idx]))
+        return out
+
+    cdef int sackblocks(self, Tcpctl tcb, unsigned int *out):
+        """The SACK blocks for the next ACK (RFC 2018 section 4): a
+        pending D-SACK first (RFC 2883), then the block holding the most
+        recently received out-of-order segment, then the others in order
+        of sequence.  Returns the number of blocks (at most 4) in out."""
+        cdef Reseq r = tcb.reseq
+        cdef unsigned int l, e, re
+        cdef int n = 0, first = -1, k
+        cdef unsigned int bl[MAXSACK + 32]
+        cdef unsigned int br[MAXSACK + 32]
+        cdef int nb = 0
+        while r is not None and nb < 32:
+            l = r.seg.seq
+            e = l + r.length + (1 if r.seg.flags & FIN else 0)
+            if seq_le(e, tcb.rcv_nxt):
+                r = r.next
+                continue
+            if seq_lt(l, tcb.rcv_nxt):
+                l = tcb.rcv_nxt
+            if nb > 0 and seq_le(l, br[nb - 1]):
+                if seq_gt(e, br[nb - 1]):
+                    br[nb - 1] = e
+            else:
+                bl[nb] = l
+                br[nb] = e
+                nb += 1
+            r = r.next
+        if tcb.dsack:
+            out[0] = tcb.dsack_l
+            out[1] = tcb.dsack_r
+            n = 1
+        for k in range(nb):
+            if seq_ge(tcb.rcv_lastoo, bl[k]) and seq_lt(tcb.rcv_lastoo, br[k]):
+                first = k
+                out[2 * n] = bl[k]
+                out[2 * n + 1] = br[k]
+                n += 1
+                break
+        for k in range(nb):
+            if n >= MAXSACK:
+                break
+            if k == first:
+                continue
+            out[2 * n] = bl[k]
+            out[2 * n + 1] = br[k]
+            n += 1
+        return n
+
+    def scoreboard(self, Conv c not None):
+        """The SACKed ranges the sender knows of, [(left, right), ...]."""
+        cdef Tcpctl tcb = <Tcpctl>c.ptcl
+        return [(tcb.sb_l[i], tcb.sb_r[i]) for i in range(tcb.nsb)]
+
+    def pipe(self, Conv c not None):
+        """RFC 6675's pipe for c."""
+        return self.sackpipe(<Tcpctl>c.ptcl)
+
+    def islost(self, Conv c not None, unsigned int seq):
+        return self.sacklost(<Tcpctl>c.ptcl, seq)
+
+    def sackblocks_of(self, Conv c not None):
+        """The SACK blocks c's next ACK would carry, [(left, right), ...]."""
+        cdef unsigned int out[8]
+        cdef int n = self.sackblocks(<Tcpctl>c.ptcl, out)
+        return [(out[2 * i], out[2 * i + 1]) for i in range(n)]
 
     # ---------------------------------------------------------------
     # for tests and tools
@@ -2513,7 +4092,24 @@ cdef inline bint ackable(Tcpctl tcb, Tcp *seg) noexcept:
     """Beyond tcp.c: may update() take this segment's acknowledgment?
     It must carry ACK and acknowledge nothing beyond snd.nxt (RFC 9293
     section 3.10.7.4)."""
-    return (seg.flags & ACK) != 0 and seq_le(seg.ack, tcb.snd_nxt)
+    if (seg.flags & ACK) == 0 or not seq_le(seg.ack, tcb.snd_nxt):
+        return 0
+    # beyond tcp.c (modern): RFC 5961 section 5, SND.UNA - MAX.SND.WND <= SEG.ACK
+    if tcb.profile == Profmodern and seq_lt(seg.ack, tcb.snd_una - tcb.max_snd_wnd):
+        return 0
+    return 1
+
+
+cdef inline void settsopt(Tcpctl tcb, Tcp *seg, unsigned int now) noexcept:
+    """Beyond tcp.c: once timestamps are in use every segment but a reset
+    carries one (RFC 7323 section 3.2): TSval the engine's clock plus the
+    connection's offset, TSecr TS.Recent."""
+    if tcb.ts:
+        seg.optout = 1
+        seg.hasts = 1
+        seg.tsval = now + tcb.tsoff
+        seg.tsecr = tcb.ts_recent
+        seg.nsack = 0
 
 
 cdef inline bint inwindow(Tcpctl tcb, unsigned int seq) noexcept:

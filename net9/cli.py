@@ -91,12 +91,15 @@ def main() -> None:
               help="open the TUN without Linux's checksum and segmentation offloads")
 @click.option("--no-cs", "no_cs", is_flag=True,
               help="serve no /net/cs and /net/dns (devip's files only)")
+@click.option("--tcp", "tcpprofile", type=click.Choice(["modern", "9front"]), default="modern",
+              show_default=True,
+              help="TCP profile: modern (SACK, timestamps, RFC 5961/6528/6298) or 9front (tcp.c exactly)")
 @click.option("-v", "--verbose", count=True, help="log 9P connections (-vv: more)")
 def serve(tun: Optional[str], addrs: tuple[str, ...], host_addrs: tuple[str, ...], mtu: int,
           srvs: tuple[str, ...], pcap: Optional[str], eve: Optional[str],
           netns: Optional[str], allow_remote: bool, trust_uname: bool,
           msize: Optional[int], verbose: int, maxconv_per_user: int, no_offload: bool,
-          no_cs: bool) -> None:
+          no_cs: bool, tcpprofile: str) -> None:
     """Start a stack and serve its /net over 9P until SIGINT or SIGTERM."""
     from net9 import namespace
     if trust_uname and not allow_remote:
@@ -136,7 +139,8 @@ def serve(tun: Optional[str], addrs: tuple[str, ...], host_addrs: tuple[str, ...
     options = dict(tun=tun, addrs=addrs, host_addrs=host_addrs, mtu=mtu, srvs=srvs,
                    pcap=pcap, eve=eve, netns=netns, allow_remote=allow_remote,
                    trust_uname=trust_uname, msize=msize, verbose=verbose,
-                   maxconv_per_user=maxconv_per_user, offload=not no_offload, cs=not no_cs)
+                   maxconv_per_user=maxconv_per_user, offload=not no_offload, cs=not no_cs,
+                   tcp=tcpprofile)
     try:
         serving = Serving(say=say, **options)
     except ServeError as e:

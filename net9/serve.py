@@ -74,7 +74,8 @@ class Serving:
     DEFAULT_ADDRS, DEFAULT_HOST_ADDRS).  srvs: 9P listen addresses
     (net9.server.Server.listen).  eve: the host owner.  maxconv_per_user:
     conversations a user may hold per protocol (0: no limit).  cs: serve
-    /net/cs and /net/dns.  say(msg): where progress is reported.
+    /net/cs and /net/dns.  tcp: the TCP profile, "modern" (as net9 serve)
+    or "9front" (tcp.c exactly).  say(msg): where progress is reported.
     verbose: log 9P connections through say.  stack_options: more keyword
     arguments of net9.stack.Stack.  Raises ServeError when the stack or a
     listener does not start (nothing is left running then)."""
@@ -85,7 +86,8 @@ class Serving:
                  netns: Optional[str] = None, allow_remote: bool = False,
                  trust_uname: bool = False, msize: Optional[int] = None,
                  verbose: int = 0, maxconv_per_user: int = 0, offload: bool = True,
-                 cs: bool = True, say: Callable[[str], None] = _quiet,
+                 cs: bool = True, tcp: str = "modern",
+                 say: Callable[[str], None] = _quiet,
                  **stack_options: Any) -> None:
         from net9.stack import Stack
         self.say = say
@@ -100,7 +102,7 @@ class Serving:
         try:
             self.stack = Stack(tun=tun, addrs=self.addrs, host_addrs=self.host_addrs,
                                mtu=mtu, pcap=pcap, loopback=True, netns=netns, user=eve,
-                               offload=offload, **stack_options)
+                               offload=offload, tcp=tcp, **stack_options)
         except Exception as e:
             raise ServeError("cannot start the stack: %s" % e) from e
         st = self.stack
@@ -120,6 +122,7 @@ class Serving:
             else:
                 say("TUN offloads unavailable: the kernel refused IFF_VNET_HDR/TUNSETOFFLOAD")
         say("loopback medium: 127.0.0.1/8 ::1")
+        say("tcp profile: %s" % tcp)
         if pcap:
             say("capturing the TUN to %s" % pcap)
 

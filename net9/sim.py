@@ -1007,10 +1007,13 @@ class Pair:
 
 
 def pair(seed: int = 1, mtu: int = 1500, v6: bool = False, faults=None, strict: bool = True,
-         nc: Optional[int] = None) -> Pair:
+         nc: Optional[int] = None, profile: str = "9front", bprofile: Optional[str] = None) -> Pair:
     """A wire with hosts a and b, each with an Fs (seeds seed and seed+1)
     and a TcpProto (of nc conversations, default devip's 4096).  faults: a
-    Faults or a dict of fields, applied to both directions."""
+    Faults or a dict of fields, applied to both directions.  profile: the
+    TCP profile of both ends ("9front", tcp.c exactly, the default here so
+    that tests modelling tcp.c event by event keep doing so; or "modern");
+    bprofile: b's, when it differs from a's."""
     from net9.conv import Fs
     from net9.tcp import TcpProto
     if not HAVE_CONV:
@@ -1021,8 +1024,9 @@ def pair(seed: int = 1, mtu: int = 1500, v6: bool = False, faults=None, strict: 
     b = w.host("b", ["10.0.0.2", "fd00::2"], mtu=mtu)
     fsa = a.attach(Fs(ip=a, seed=seed, now=w.now))
     fsb = b.attach(Fs(ip=b, seed=seed + 1, now=w.now))
-    tcpa = TcpProto(fsa) if nc is None else TcpProto(fsa, nc)
-    tcpb = TcpProto(fsb) if nc is None else TcpProto(fsb, nc)
+    from net9.conv import Nchans
+    tcpa = TcpProto(fsa, Nchans if nc is None else nc, profile=profile)
+    tcpb = TcpProto(fsb, Nchans if nc is None else nc, profile=bprofile or profile)
     if faults is not None:
         if isinstance(faults, Faults):
             w.faults(a, b, faults, both=True)

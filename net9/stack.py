@@ -341,6 +341,9 @@ class Stack:
     offload: open the TUN with Linux's offloads (checksums, TCP segmentation
     both ways: super-packets of up to 64 KiB cross it) where the kernel has
     them; st.tun.offload tells whether it did.
+    tcp: the TCP profile of new conversations, "9front" (tcp.c exactly,
+    the engine's default, as for TcpProto) or "modern" (net9 serve's
+    default: make_stack in net9.cli passes it).
     loopback: add devip's loopback medium with 127.0.0.1/8 and ::1.
     loop: share an existing Loop (several stacks on one loop).  strict:
     exceptions from ip.input propagate (tests); otherwise they are counted
@@ -363,7 +366,7 @@ class Stack:
                  host_routes: Iterable = (), faults: Optional[dict] = None,
                  medium=None, loop: Optional[Loop] = None, seed=None,
                  strict: bool = False, create: bool = True, user: str = "none",
-                 offload: bool = False):
+                 offload: bool = False, tcp: str = "9front"):
         from net9.conv import Fs
         from net9.tcp import TcpProto
         from net9.udp import UdpProto
@@ -390,7 +393,7 @@ class Stack:
         self.ip.unbindhook = hook("_unbound")
         self.ip.mediatypes.update({"pkt": hook("_mkpkt"), "loopback": hook("_mkloopback"),
                                    "tun": hook("_mktun")})
-        self.tcp = TcpProto(self.fs)
+        self.tcp = TcpProto(self.fs, profile=tcp)
         self.udp = UdpProto(self.fs)
         self.icmp = _make_icmp(self.fs)
         self.user = user
