@@ -19,8 +19,15 @@ class Reseq:
     ...
 
 class TcpProto(Proto):
-    def __init__(self, f: Fs, nc: int = ...) -> None: ...
+    def __init__(self, f: Fs, nc: int = ..., profile: str = ...) -> None: ...
     batching: bool
+    cookiesent: bool
+    cookietime: int
+    def cubicincr_of(self, c: Conv, acked: int) -> Any: ...
+    def cubicwindow(self, c: Conv, t: float) -> Any: ...
+    defaultcc: int
+    defaultprofile: Any
+    def islost(self, c: Conv, seq: int) -> Any: ...
     def limbocount(self) -> Any: ...
     def limbolist(self) -> Any: ...
     nexttick: int
@@ -29,18 +36,28 @@ class TcpProto(Proto):
     ntimewait: int
     def pbatch(self, on: bool) -> Any: ...
     def pctl(self, c: Conv, f: list) -> Any: ...
+    def pipe(self, c: Conv) -> Any: ...
+    profile: int
+    def racklog(self, c: Conv) -> Any: ...
+    def rackpipe_of(self, c: Conv) -> Any: ...
+    def sackblocks_of(self, c: Conv) -> Any: ...
+    def scoreboard(self, c: Conv) -> Any: ...
     def stat(self, name: str) -> Any: ...
     stats_list: Any
     def tcb(self, c: Conv) -> Any: ...
     tcp_irtt: int
+    def tcpcongestion_of(self, c: Conv) -> Any: ...
     def tcpforward(self, pkt: Any, route: Any) -> Any: ...
     tcpporthogdefense: bool
     def tcpporthogdefensectl(self, val: str) -> Any: ...
     ticks: int
     def timercount_of(self, t: Tcptimer) -> Any: ...
     def timewaitlist(self) -> Any: ...
+    tsadjust: int
     twreopened: int
     twreused: int
+    def wheeldeadline(self) -> Any: ...
+    def xstat(self, name: str) -> Any: ...
 
 class TcpState(enum.IntEnum):
     Closed = 0
@@ -60,35 +77,75 @@ class Tcpctl:
     acktimer: Tcptimer
     backedoff: int
     backoff: int
+    cc: int
     chackcnt: int
     chacktime: int
     code: int
+    cu_epoch: int
+    cu_epochon: bool
+    cu_k: float
+    cu_lastwmax: float
+    cu_west: float
+    cu_wmax: float
     cwind: int
+    dsack: bool
+    dsack_l: int
+    dsack_r: int
     flags: int
     flgcnt: int
+    frto: int
+    frto_cwnd: int
+    frto_recover: int
+    frto_ssthresh: int
     gsolen: int
+    highrxt: int
+    hs_base: int
+    hs_cnt: int
+    hs_css: bool
+    hs_cur: int
+    hs_last: int
+    hs_on: bool
+    hs_rounds: int
+    hs_wend: int
     irs: int
     iss: int
     kacounter: int
     katimer: Tcptimer
+    max_snd_wnd: int
     mdev: int
+    minrtt: int
     mss: int
     nochecksum: int
     nreseq: int
+    nsb: int
+    profile: int
     qscale: int
+    rack: bool
+    rack_end: int
+    rack_rtt: int
+    rack_ts: int
+    rack_valid: bool
+    rackok: bool
     rcv_ackptr: int
     rcv_blocked: int
+    rcv_lastoo: int
     rcv_nxt: int
     rcv_scale: int
     rcv_urg: int
     rcv_wnd: int
     rcv_wptr: int
     rcv_wsnt: int
+    recoverypt: int
     rerecv: int
     resent: int
     reseqlen: int
+    rtomin: int
     rtt_timer: Tcptimer
     rttseq: int
+    sack: bool
+    sackok: bool
+    sackrecovery: bool
+    sacksending: bool
     scale: int
     snd_dupacks: int
     snd_nxt: int
@@ -111,8 +168,18 @@ class Tcpctl:
     time: int
     timer: Tcptimer
     timeuna: int
+    tlp_at: int
+    tlp_on: bool
+    tlpmode: int
+    tlpout: bool
+    ts: bool
+    ts_recent: int
+    tsoff: int
+    tsok: bool
     type: int
     window: int
+    xl_head: int
+    xl_n: int
 
 class Tcptimer:
     count: Any
@@ -124,6 +191,8 @@ class TcptimerState(enum.IntEnum):
     TcptimerON = 1
     TcptimerDONE = 2
 
+profiles: tuple
 statnames: tuple
 def tcpflag(flag: int) -> Any: ...
 tcpstates: tuple
+xstatnames: tuple

@@ -148,7 +148,7 @@ def check_negotiated(st, c):
     rows = tshark_fields(st.cap.path)
     syns = [r for r in rows if r[1] == "1"]
     assert len(syns) == 2, rows
-    for src, syn, ack, sackperm, tsval, tsecr in syns:
+    for _src, _syn, _ack, sackperm, tsval, _tsecr in syns:
         assert sackperm.strip() not in ("", "0") and tsval.strip(), rows
     # Linux uses timestamps after the handshake: its segments carry them,
     # echoing net9's TSvals

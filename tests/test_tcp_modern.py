@@ -287,7 +287,7 @@ def test_timestamps_echo_and_rtt_from_every_ack():
     got = bytearray()
     assert P.wire.run(until=lambda: (drain(P.tcpb, s, got), len(got) == 200_000)[1], max_ms=20_000)
     last = {"a": None, "b": None}
-    for (t, src, dst, pkt) in P.wire.capture[k:]:
+    for (_t, src, _dst, pkt) in P.wire.capture[k:]:
         g = sim.parse(pkt)
         val, ecr = tsopt(g)
         other = "b" if src == "a" else "a"
@@ -365,7 +365,8 @@ def test_sack_blocks_for_reassembly_shapes():
     lis, c, s = establish(P)
     tb = P.tcpb.tcb(s)
     n = tb.rcv_nxt
-    blocks = lambda: P.tcpb.sackblocks_of(s)
+    def blocks():
+        return P.tcpb.sackblocks_of(s)
     assert blocks() == []
 
     def put(off, ln):
@@ -436,7 +437,8 @@ def test_scoreboard_pipe_and_islost_rfc6675():
     P.tcpa.write(c, bytes(10 * mss))
     P.wire.run(max_ms=5)
     assert u32(ta.snd_nxt - una) == 10 * mss
-    seg = lambda i: u32(una + i * mss)
+    def seg(i):
+        return u32(una + i * mss)
     # segment 0 lost, 1 SACKed: nothing lost yet (RFC 6675 section 4)
     acks_to(P, c, una, [(seg(1), seg(2))])
     assert P.tcpa.scoreboard(c) == [(seg(1), seg(2))]
@@ -754,7 +756,6 @@ def test_tlp_probes_a_lost_tail():
                 seen["lastack"] = P.wire.now + 20         # (its arrival)
             return inner(src, dst, pkt)
         P.wire.filter = watch
-        t0 = P.wire.now
         P.tcpa.write(c, bytes(10 * mss))
         got = bytearray()
         assert P.wire.run(until=lambda: (drain(P.tcpb, s, got), len(got) == 10 * mss)[1],
