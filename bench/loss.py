@@ -187,7 +187,7 @@ def serve_linux(host, port, stall, lifetime, out):
 
     ts = []
     for off, h in ((SINK, h_sink), (SOURCE, h_source)):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = linuxcc(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((host, port + off))
         s.listen(64)
@@ -315,7 +315,9 @@ def client_sink(host, port, nbytes, seconds, stall):
     fails the transfer.  At `seconds` it is cut (a reset): "capped", with
     the bytes acknowledged by then."""
     r = {"dir": "sink", "sent": 0, "bytes": None, "status": "ok", "error": None}
-    s = socket.create_connection((host, port + SINK), timeout=stall)
+    s = linuxcc(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+    s.settimeout(stall)
+    s.connect((host, port + SINK))
     r["local_port"] = s.getsockname()[1]
     s.settimeout(POLL)
     block = memoryview(bytes(IOSIZE))
@@ -374,7 +376,9 @@ def client_source(host, port, nbytes, seconds, stall):
     between the request, reads that returned data and EOF).  No data for
     `stall` seconds fails it; at `seconds` it is cut: "capped"."""
     r = {"dir": "source", "status": "ok", "error": None}
-    s = socket.create_connection((host, port + SOURCE), timeout=stall)
+    s = linuxcc(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+    s.settimeout(stall)
+    s.connect((host, port + SOURCE))
     r["local_port"] = s.getsockname()[1]
     buf = bytearray(1 << 20)
     total = 0
@@ -461,6 +465,24 @@ def net9_tcp_option(tree):
     if r.returncode != 0:
         sys.exit("bench/loss.py: net9 serve --help failed (built in place?):\n" + r.stderr)
     return re.search(r"(^|\s)--tcp\b", r.stdout) is not None
+
+
+def linuxcc(sock):
+    """Linux's congestion control for a driver's socket: NET9_LOSS_CC (set by
+    --linux-cc; TCP_CONGESTION per socket, as root, since a namespace's
+    sysctl allows only the host's tcp_allowed_congestion_control)."""
+    cc = os.environ.get("NET9_LOSS_CC")
+    if cc:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc.encode())
+    return sock
+
+
+def _readfile(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 class Topology:
@@ -653,6 +675,8 @@ def report(results, meta, out):
     else:
         w("net9 profiles: net9 serve has no --tcp option: one profile, tcp.c's (the column "
           "'net9 %s')\n" % NOTCP)
+    w("Linux's congestion control: %s\n" % (
+        (meta.get("args") or {}).get("linux_cc") or meta.get("linux_cc_default") or "?"))
     extra = (meta.get("args") or {}).get("serve_arg")
     if extra:
         w("net9 serve was also given: %s\n" % " ".join(extra))
@@ -790,6 +814,9 @@ def parse_args(argv):
     ap.add_argument("--no-linux", action="store_true", help="skip Linux->Linux")
     ap.add_argument("--no-net9", action="store_true", help="skip net9")
     ap.add_argument("--mtu", type=int, default=1500)
+    ap.add_argument("--linux-cc", metavar="NAME",
+                    help="Linux's TCP congestion control in the client's and server's namespaces "
+                         "(e.g. cubic, as net9's modern profile; default: the host's)")
     ap.add_argument("--serve-arg", action="append", default=[], metavar="ARG",
                     help="one more argument for every net9 serve (repeatable; "
                          "e.g. --serve-arg=--no-offload)")
@@ -844,12 +871,15 @@ def main():
     signal.signal(signal.SIGTERM, bye)
     signal.signal(signal.SIGHUP, bye)
 
+    if a.linux_cc:
+        os.environ["NET9_LOSS_CC"] = a.linux_cc      # (the drivers' sockets: linuxcc)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "host": platform.node(),
             "kernel": platform.release(), "cpus": os.cpu_count(),
             "python": platform.python_version(), "loadavg_start": os.getloadavg(),
             "args": {k: v for k, v in vars(a).items()}, "has_tcp": has_tcp, "keys": keys,
             "mbytes": a.mbytes, "seconds": a.seconds, "stall": a.stall, "mtu": a.mtu,
             "repeat": a.repeat, "tree": tree, "drops": {},
+            "linux_cc_default": _readfile("/proc/sys/net/ipv4/tcp_congestion_control"),
             "git": subprocess.run(["git", "-C", tree, "describe", "--always", "--dirty"],
                                   capture_output=True, text=True).stdout.strip()
             or "(not a git tree)"}
