@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -113,3 +114,35 @@ def linux_calls(ns, family, addr, port, ln, timeout=10):
     except BlockingIOError:
         pass
     return c, ln.accept(timeout=timeout)
+
+
+def pump(st, sock, want, timeout=20):
+    """Drive the stack st until sock (Linux's, non-blocking) has received
+    want bytes (or EOF); what it received."""
+    got = bytearray()
+    end = time.monotonic() + timeout
+    while len(got) < want:
+        assert time.monotonic() < end, "Linux got %d of %d bytes" % (len(got), want)
+        st.run(timeout=0.005)
+        try:
+            d = sock.recv(1 << 20)
+        except BlockingIOError:
+            continue
+        if not d:
+            break
+        got += d
+    return bytes(got)
+
+
+def send_all(st, sock, data, timeout=20):
+    """Send data on sock (Linux's, non-blocking), driving the stack st
+    while Linux's buffer is full."""
+    off = 0
+    end = time.monotonic() + timeout
+    while off < len(data):
+        assert time.monotonic() < end
+        try:
+            off += sock.send(data[off:off + 65536])
+        except BlockingIOError:
+            pass
+        st.run(timeout=0.002)

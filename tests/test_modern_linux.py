@@ -79,32 +79,6 @@ def stack(ns, tmp_path):
     st.close()
 
 
-def pump(st, sock, want, timeout=30):
-    got = bytearray()
-    end = time.monotonic() + timeout
-    while len(got) < want:
-        assert time.monotonic() < end, "Linux got %d of %d bytes" % (len(got), want)
-        st.run(timeout=0.005)
-        try:
-            d = sock.recv(1 << 20)
-        except BlockingIOError:
-            continue
-        if not d:
-            break
-        got += d
-    return bytes(got)
-
-
-def send_all(st, sock, data, timeout=30):
-    off = 0
-    end = time.monotonic() + timeout
-    while off < len(data):
-        assert time.monotonic() < end
-        try:
-            off += sock.send(data[off:off + 65536])
-        except BlockingIOError:
-            pass
-        st.run(timeout=0.002)
 
 
 def dial_linux(st, ns):
@@ -162,9 +136,9 @@ def test_sack_and_timestamps_negotiated_dialing_linux(stack, ns):
     c, s = dial_linux(st, ns)
     a = os.urandom(1_000_000)
     c.write(a)
-    assert pump(st, s, len(a)) == a
+    assert linuxns.pump(st, s, len(a)) == a
     b = os.urandom(1_000_000)
-    send_all(st, s, b)
+    linuxns.send_all(st, s, b)
     got = bytearray()
     while len(got) < len(b):
         got += c.read(1 << 20, timeout=10)
@@ -187,7 +161,7 @@ def test_sack_and_timestamps_negotiated_linux_dialing(stack, ns):
     c = ln.accept(timeout=10)
     a = os.urandom(300_000)
     c.write(a)
-    assert pump(st, cs, len(a)) == a
+    assert linuxns.pump(st, cs, len(a)) == a
     check_negotiated(st, c)
     c.close()
     cs.close()
@@ -220,8 +194,8 @@ def test_blind_in_window_rst_does_not_kill(stack, ns):
     # the connection goes on both ways
     a = os.urandom(200_000)
     c.write(a)
-    assert pump(st, s, len(a)) == a
-    send_all(st, s, b"after")
+    assert linuxns.pump(st, s, len(a)) == a
+    linuxns.send_all(st, s, b"after")
     got = bytearray()
     while len(got) < 5:
         got += c.read(1 << 20, timeout=10)
@@ -330,8 +304,8 @@ def test_syn_flood_past_limbo_still_lets_linux_in(stack, ns):
     assert t.sack and t.ts and t.rcv_scale > 0
     a = os.urandom(200_000)
     c.write(a)
-    assert pump(st, cs, len(a)) == a
-    send_all(st, cs, b"ok")
+    assert linuxns.pump(st, cs, len(a)) == a
+    linuxns.send_all(st, cs, b"ok")
     got = bytearray()
     while len(got) < 2:
         got += c.read(1 << 20, timeout=10)

@@ -64,23 +64,6 @@ def stack(ns):
     st.close()
 
 
-def pump(st, sock, want, timeout=20):
-    """Drive the stack until sock (Linux, non-blocking) has received want
-    bytes; returns them."""
-    got = bytearray()
-    end = time.monotonic() + timeout
-    while len(got) < want:
-        assert time.monotonic() < end, "Linux got %d of %d bytes" % (len(got), want)
-        st.run(timeout=0.005)
-        try:
-            d = sock.recv(1 << 20)
-        except BlockingIOError:
-            continue
-        if not d:
-            break
-        got += d
-    return bytes(got)
-
 
 def linux_eof(st, sock, timeout=20):
     end = time.monotonic() + timeout
@@ -94,17 +77,6 @@ def linux_eof(st, sock, timeout=20):
         return True
     return False
 
-
-def send_all(st, sock, data, timeout=20):
-    off = 0
-    end = time.monotonic() + timeout
-    while off < len(data):
-        assert time.monotonic() < end
-        try:
-            off += sock.send(data[off:off + 65536])
-        except BlockingIOError:
-            pass
-        st.run(timeout=0.002)
 
 
 def connect(st, ns, v6=False, rcvbuf=None):
@@ -213,8 +185,8 @@ def test_established(stack, ns, v6):
     a = os.urandom(200_000)
     b = os.urandom(150_000)
     c.write(a)
-    assert pump(st, s, len(a)) == a
-    send_all(st, s, b)
+    assert linuxns.pump(st, s, len(a)) == a
+    linuxns.send_all(st, s, b)
     got = bytearray()
     while len(got) < len(b):
         got += c.read(1 << 20, timeout=10)
@@ -238,10 +210,10 @@ def test_one_syn_report_trials(stack, ns):
         rng = random.Random(100 + trial)
         out = inject(st, ns, c, [("S", rng.getrandbits(32), rng.getrandbits(32))])
         assert [x.flags for x in out] == ["A"]
-        send_all(st, s, b"request %d\n" % trial)
+        linuxns.send_all(st, s, b"request %d\n" % trial)
         assert c.read(100, timeout=5) == b"request %d\n" % trial
         c.write(b"reply %d\n" % trial)
-        assert pump(st, s, len(b"reply %d\n" % trial), timeout=5) == b"reply %d\n" % trial
+        assert linuxns.pump(st, s, len(b"reply %d\n" % trial), timeout=5) == b"reply %d\n" % trial
         conv = c.c
         c.close()
         assert linux_eof(st, s)
@@ -256,7 +228,7 @@ def test_close_wait(stack, ns):
     """Linux shut its side; net9 still sends, then closes (Last_ack)."""
     st = stack
     c, s = connect(st, ns)
-    send_all(st, s, b"question")
+    linuxns.send_all(st, s, b"question")
     s.shutdown(socket.SHUT_WR)
     got = b""
     while True:
@@ -269,7 +241,7 @@ def test_close_wait(stack, ns):
     attack(st, ns, c, 2)
     a = os.urandom(300_000)
     c.write(a)
-    assert pump(st, s, len(a)) == a
+    assert linuxns.pump(st, s, len(a)) == a
     conv = c.c
     c.close()
     c.c = conv
@@ -301,7 +273,7 @@ def test_finwait1(stack, ns):
     assert st.tcp.tcb(conv).statename == "Finwait1"
     c.c = conv
     attack(st, ns, c, 3)
-    assert pump(st, s, len(a)) == a
+    assert linuxns.pump(st, s, len(a)) == a
     assert linux_eof(st, s)
     wait_state(st, c, "Finwait2")
     s.close()
@@ -334,7 +306,7 @@ def test_last_ack(stack, ns):
     st.tcp.closeconv(conv)
     assert st.tcp.tcb(conv).statename == "Last_ack"
     attack(st, ns, c, 5)
-    assert pump(st, s, len(a)) == a
+    assert linuxns.pump(st, s, len(a)) == a
     assert linux_eof(st, s)
     wait_state(st, c, "Closed")
     s.close()
