@@ -1517,6 +1517,12 @@ cdef class TcpProto(Proto):
             tcb.ts_recent = lp.tsval
             tcb.tsoff = lp.tsoff
             tcb.mss -= TSOPTALIGNED    # every segment carries the option
+            # RFC 7323 section 4.3: the ACK that completes the handshake
+            # starts at Last.ACK.sent (the SYN-ACK's ack, rcv.nxt), so its
+            # TSval becomes TS.Recent, as the SYN's did (tcpinput's rule
+            # compares with rcv_ackptr, which no segment has set yet here)
+            if segp.hasts and segp.seq == tcb.rcv_nxt and seq_ge(segp.tsval, tcb.ts_recent):
+                tcb.ts_recent = segp.tsval
 
         # window scaling
         self.tcpsetscale(new, tcb, lp.rcvscale, lp.sndscale)
