@@ -952,6 +952,10 @@ cdef class TcpProto(Proto):
                 hdrlen += MSS_LENGTH
             # v4: always offer, rfc1323 section 2.2; v6: only when scaling
             wsopt = version == V4 or tcph.ws != 0
+            if tcph.optout and (tcph.flags & ACK) and not tcph.hasws:
+                # DEVIATION: RFC 7323 section 2.2, the modern profile's
+                # SYN-ACK carries a window scale only if the SYN did
+                wsopt = 0
             if wsopt:
                 hdrlen += WS_LENGTH
             if tcph.optout:
@@ -1118,6 +1122,7 @@ cdef class TcpProto(Proto):
         tcph.urg = nhgets(h + 18)
         tcph.mss = 0
         tcph.ws = 0
+        tcph.hasws = 0
         tcph.update = 0
         tcph.sackok = 0
         tcph.hasts = 0
@@ -1147,6 +1152,7 @@ cdef class TcpProto(Proto):
             elif optr[0] == WSOPT:
                 if optlen == WS_LENGTH and optr[2] <= 14:
                     tcph.ws = optr[2]
+                    tcph.hasws = 1
             # beyond tcp.c: RFC 2018 and RFC 7323 options (used only by
             # conversations of the modern profile)
             elif optr[0] == SACKPERMOPT:
@@ -1280,7 +1286,9 @@ cdef class TcpProto(Proto):
         lp.lastsend = self.f.now
         if lp.profile == Profmodern:
             # beyond tcp.c: answer SACK-permitted and timestamps in kind
+            # (and the window scale only if offered: buildseg)
             seg.optout = 1
+            seg.hasws = lp.hasws
             seg.sackok = lp.sackok
             seg.hasts = lp.hasts
             seg.tsval = self.f.now + lp.tsoff
@@ -1351,6 +1359,7 @@ cdef class TcpProto(Proto):
             lp.rport = seg.source
             lp.mss = seg.mss
             lp.rcvscale = seg.ws
+            lp.hasws = seg.hasws
             lp.irs = seg.seq
             lp.rexmits = 0
             lp.profile = (<Tcpctl>s.ptcl).profile
@@ -2478,6 +2487,7 @@ cdef class TcpProto(Proto):
             seg.flags = ACK
             seg.mss = 0
             seg.ws = 0
+            seg.hasws = 1          # a SYN-ACK from here: tcp.c's rule
             seg.update = 0
             # beyond tcp.c: options of the modern profile
             seg.optout = 0
@@ -3908,6 +3918,7 @@ cdef class TcpProto(Proto):
         lp.rport = seg.source
         lp.mss = cookiemss[idx]
         lp.rcvscale = seg.ws
+        lp.hasws = seg.hasws
         lp.irs = seg.seq
         lp.rexmits = 0
         lp.profile = Profmodern

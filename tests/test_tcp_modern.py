@@ -1134,3 +1134,31 @@ def test_ts_recent_from_the_ack_that_completes_the_handshake(seed):
     assert P.wire.run(until=lambda: len(c.rq) == 5, max_ms=2000)
     data = [g for g in segs(P, k, "b") if g.payload][0]
     assert tsopt(data)[1] == tsopt(ack)[0]
+
+
+@pytest.mark.parametrize("profile,offer,answered", [
+    ("modern", None, False), ("modern", 0, True), ("modern", 6, True),
+    ("9front", None, True)])
+def test_synack_window_scale_only_if_the_syn_offered_one(profile, offer, answered):
+    # RFC 7323 section 2.2: the modern profile's SYN-ACK carries a window
+    # scale only if the SYN did; 9front keeps tcp.c's IPv4 "always offer"
+    # (found by FreeBSD's tcp-testsuite through tests/packetdrill)
+    P = sim.pair(seed=41, profile=profile)
+    lis = P.tcpb.clone("u")
+    P.tcpb.ctl(lis, "announce 80")
+    k = len(P.wire.capture)
+    opts = {"mss": 1460}
+    if offer is not None:
+        opts["ws"] = offer
+    P.b.inject(sim.build(P.aaddr, P.baddr, 5555, 80, seq=1000, flags="S", window=65535,
+                         options=opts))
+    P.wire.run(until=lambda: any(g.flags == "SA" for g in segs(P, k, "b")), max_ms=1000)
+    sa = [g for g in segs(P, k, "b") if g.flags == "SA"][0]
+    assert ("ws" in sa.options) == answered
+    # and the connection it makes scales only if both sides said so
+    P.b.inject(sim.build(P.aaddr, P.baddr, 5555, 80, seq=1001, ack=u32(sa.seq + 1), flags="A",
+                         window=65535))
+    assert lis.incall
+    tb = P.tcpb.tcb(P.tcpb.takecall(lis))
+    if offer is None:
+        assert tb.snd_scale == tb.rcv_scale == 0

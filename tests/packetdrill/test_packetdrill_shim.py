@@ -429,3 +429,27 @@ def test_9front_has_no_cubic(drv):
 def test_unknown_profile_refused(so):
     with pytest.raises(AssertionError):
         Driver(so, FLAGS.replace("profile=9front", "profile=linux"))
+
+
+@pytest.mark.parametrize("offer", [None, 0, 7])
+def test_modern_synack_window_scale_only_if_offered(mdrv, offer):
+    # RFC 7323 section 2.2: a SYN-ACK carries a window scale only if the
+    # SYN did (found by FreeBSD's suite: the 9front profile keeps tcp.c's
+    # "always offer" on IPv4)
+    listen(mdrv)
+    opts = {"mss": 1000, SACKOK: b""}
+    if offer is not None:
+        opts["ws"] = offer
+    mdrv.inject(sim.build(REMOTE4, LOCAL4, 40000, 8080, seq=1000, flags="S", window=32792,
+                          options=opts))
+    _, s = mdrv.sniff()
+    assert s.flagbits == sim.SYN | sim.ACK and SACKOK in s.options
+    assert ("ws" in s.options) == (offer is not None)
+
+
+def test_9front_synack_window_scale_always_on_v4(drv):
+    listen(drv)
+    drv.inject(sim.build(REMOTE4, LOCAL4, 40000, 8080, seq=1000, flags="S", window=32792,
+                         options={"mss": 1000}))
+    _, s = drv.sniff()
+    assert s.options.get("ws") == 0               # tcp.c: v4 always offers
