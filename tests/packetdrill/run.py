@@ -413,7 +413,7 @@ def load_json(path):
         data = json.load(f)
     runs = []
     for d in data:
-        r = Run(d["script"], d["variant"], [], "")
+        r = Run(d["script"], d["variant"], [], ["profile=%s" % d.get("profile", "9front")])
         r.rc, r.secs, r.failure = d["rc"], d["secs"], d["failure"]
         r.out = d.get("output", "")
         if not r.passed:
@@ -486,7 +486,8 @@ def main(argv=None):
         sys.stdout.write(text)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump([dict(script=r.script, variant=r.variant, rc=r.rc, secs=round(r.secs, 3),
+            json.dump([dict(script=r.script, variant=r.variant, profile=a.profile,
+                            rc=r.rc, secs=round(r.secs, 3),
                             failure=r.failure, reason=r.reason, relaxed=r.relaxed,
                             sysctls=getattr(r, "sysctls", ""),
                             output=r.out[-4000:] if not r.passed else "")
