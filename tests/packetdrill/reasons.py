@@ -116,6 +116,32 @@ REASONS = {
         "the first SYN or SYN-ACK retransmission goes after about 0.5 s and backs off "
         "from there, where RFC 6298 (2.1) asks for 1 s until a round trip is measured, "
         "as the script's stack does. A bug of the modern profile (RESULTS.md).",
+    "modern: SYN-ACK window scale":
+        "The script (net9's own, written for tcp.c) expects tcp.c's window scale on the "
+        "SYN-ACK to a SYN that offered none; the modern profile leaves it off, as RFC "
+        "7323 section 2.2 asks.",
+    "modern: SYN options":
+        "The script (net9's own, written for tcp.c) expects the 9front profile's SYN "
+        "options; the modern profile also offers SACK-permitted and timestamps.",
+    "modern: retransmission timer":
+        "The modern profile's retransmission timer (RFC 6298 with a 200 ms floor, "
+        "tcp.c's 50 ms ticks) fires at another time than the script's stack's (or, in "
+        "net9's own scripts, tcp.c's).",
+    "modern: RFC 5961 old ACK":
+        "An ACK older than SND.UNA - MAX.SND.WND is dropped with a challenge ACK in the "
+        "modern profile (RFC 5961 section 5); the script (net9's own) models tcp.c, "
+        "which takes it as old news.",
+    "os: SYN option layout":
+        "net9 sends the options the script expects on a SYN or SYN-ACK, with the same "
+        "values, in another layout: tcp.c's order (MSS, window scale, then the modern "
+        "profile's SACK-permitted and timestamps) padded with NOPs, where FreeBSD pads "
+        "with EOLs and Linux orders MSS, SACK-permitted, timestamps, NOP, window scale. "
+        "RFC 9293 fixes neither; packetdrill compares the bytes.",
+    "bug: modern SACKs a FIN in TIME-WAIT":
+        "A FIN beyond RCV.NXT in TIME-WAIT is answered (as tcp.c answers it) with an ACK "
+        "that, in the modern profile, carries a SACK block covering that FIN, which "
+        "nothing queued (RFC 2018: blocks report data received and queued). Not fixed "
+        "(RESULTS.md).",
     "os: FreeBSD SACK excludes FIN":
         "FreeBSD's SACK blocks end at the last data byte of an out-of-order FIN "
         "segment; net9 (as Linux) covers the FIN's sequence number too. RFC 2018 "
@@ -280,8 +306,13 @@ def classify(run, failure=None, out=None):
     """The reason key of a failure (run.failure unless given)."""
     if is_modern(run):
         k = _classify_modern(run, failure, out)
-        if k is not None:
-            return k
+        if k is None:
+            k = _classify(run, failure, out)
+        return {"profile: retransmission timer": "modern: retransmission timer"}.get(k, k)
+    return _classify(run, failure, out)
+
+
+def _classify(run, failure=None, out=None):
     f = failure if failure is not None else (run.failure or {})
     out = out if out is not None else (getattr(run, "out", "") or "")
     msg = f.get("msg", "") or ""
@@ -452,8 +483,12 @@ def _classify_modern(run, failure=None, out=None):
     path = getattr(run, "script", "") or ""
     sf, af = _flags(spkt), _flags(apkt)
     sopts, aopts = _opts(spkt), _opts(apkt)
-    if spkt is None:
+    if spkt is None or "dropping-enabled" in path:
         return None
+    if "porthog-off" in path and "tcp_ack_seq" in msg and apkt is not None:
+        return "modern: RFC 5961 old ACK"
+    if "time-wait" in path and "sack" in aopts and "sack" not in sopts:
+        return "bug: modern SACKs a FIN in TIME-WAIT"
     if "E" in sf or "W" in sf or "[ect" in text or "[ce]" in text:
         return "profile: ECN"
     m = re.search(r"expected: sack (\d+):(\d+) actual: sack (\d+):(\d+)", msg)
@@ -472,11 +507,21 @@ def _classify_modern(run, failure=None, out=None):
         smss, amss = _optval(spkt, "mss"), _optval(apkt, "mss")
         if smss != amss and amss == "1220":
             return "profile: IPv6 MSS"
+        if "." in sf and "wscale" in sopts and "wscale" not in aopts:
+            return "modern: SYN-ACK window scale"
+        if ("sackOK" in aopts and "sackOK" not in sopts or "TS" in aopts and "TS" not in sopts) \
+                and "/net9/" in path:
+            return "modern: SYN options"
         if _optval(spkt, "wscale") != _optval(apkt, "wscale") or \
                 ("wscale" in sopts) != ("wscale" in aopts):
             return "profile: window scale"
         if ("sackOK" in sopts) != ("sackOK" in aopts) or ("TS" in sopts) != ("TS" in aopts):
             return "unexplained: modern SYN options"
+        pad = ("nop", "eol")
+        if [o for o in sopts if o not in pad] != [o for o in aopts if o not in pad] or \
+                [o for o in sopts if o in pad] != [o for o in aopts if o in pad]:
+            if sorted(o for o in sopts if o not in pad) == sorted(o for o in aopts if o not in pad):
+                return "os: SYN option layout"
         return None
     if "tcp_win" in msg or "tcp_window" in msg:
         return "profile: receive window"
@@ -485,4 +530,36 @@ def _classify_modern(run, failure=None, out=None):
     if ("TS" in sopts or "unable to infer live TS" in msg) and "TS" not in aopts \
             and apkt is not None:
         return "unexplained: modern sends no timestamp"
+    return None
+
+
+# ------------------------------------------------------------ subjects
+
+_SUBJECTS = (
+    ("SACK", re.compile(r"sack|reordering", re.I),
+     re.compile(r"<[^>]*\bsack \d")),
+    ("timestamps", re.compile(r"ts_recent|timestamp|tsval|paws|rfc1323", re.I), None),
+    ("loss recovery", re.compile(
+        r"fast_re(transmit|covery)|limited_transmit|rto|rtx|retrans|tlp|rack|frto|undo|"
+        r"loss|recovery|cwnd", re.I), None),
+)
+
+
+def subject(path):
+    """The modern profile's subjects a script tests (issue 15): "SACK",
+    "timestamps", "loss recovery", or None; by its path, or for SACK also
+    by SACK blocks in its packets."""
+    name = path.replace("\\", "/")
+    tail = "/".join(name.split("/")[-2:])
+    for key, byname, bybody in _SUBJECTS:
+        if byname.search(tail):
+            return key
+    for key, byname, bybody in _SUBJECTS:
+        if bybody is not None:
+            try:
+                with open(path, errors="replace") as fh:
+                    if bybody.search(fh.read()):
+                        return key
+            except OSError:
+                pass
     return None

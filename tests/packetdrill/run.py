@@ -399,6 +399,42 @@ def table(runs, roots, title=None):
     return "\n".join(lines) + "\n"
 
 
+def subject_table(runs, roots, title=None):
+    """Markdown: the runs of the SACK, timestamps and loss-recovery
+    scripts (reasons.subject), counted per subject and listed."""
+    by = {}
+    for r in runs:
+        k = _reasons.subject(r.script)
+        if k is not None:
+            by.setdefault(k, []).append(r)
+    lines = ["### " + title, ""] if title else []
+    lines += ["| subject | runs | pass | fail |", "| --- | --- | --- | --- |"]
+    for k in ("SACK", "timestamps", "loss recovery"):
+        rs = by.get(k, [])
+        n = sum(1 for r in rs if r.passed)
+        lines.append("| %s | %d | %d | %d |" % (k, len(rs), n, len(rs) - n))
+    lines += ["", "| subject | script | variant | result | line | the script expects "
+              "| net9 does | reason | relaxed copy |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for k in ("SACK", "timestamps", "loss recovery"):
+        for r in by.get(k, []):
+            name = relpath(r.script, roots)
+            if r.passed:
+                lines.append("| %s | %s | %s | pass | | | | | |" % (k, md_escape(name), r.variant))
+                continue
+            f = r.failure or {}
+            expect, actual = _reasons.expect_actual(r)
+            rel = ""
+            if r.relaxed is not None:
+                rrc, rf, rreason = r.relaxed
+                rel = "passes" if rrc == 0 else "line %s: %s" % ((rf or {}).get("line"), rreason)
+            lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                k, md_escape(name), r.variant, "timeout" if r.rc == "timeout" else "fail",
+                f.get("line") or "", md_escape(expect, 90), md_escape(actual, 110),
+                md_escape(r.reason), md_escape(rel)))
+    return "\n".join(lines) + "\n"
+
+
 def legend():
     """The reasons, grouped, as markdown."""
     out = ["| reason | why |", "| --- | --- |"]
@@ -445,6 +481,9 @@ def main(argv=None):
                          "anew) instead of running anything")
     ap.add_argument("--legend", action="store_true",
                     help="print the table of reasons (reasons.py) and exit")
+    ap.add_argument("--subjects", metavar="FILE",
+                    help="also write the table of the SACK, timestamps and loss-recovery "
+                         "scripts here")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args(argv)
     if a.legend:
@@ -453,6 +492,10 @@ def main(argv=None):
     if a.from_json:
         runs = load_json(a.from_json)
         text = table(runs, a.scripts or [os.path.commonpath([r.script for r in runs])], a.title)
+        if a.subjects:
+            with open(a.subjects, "w") as f:
+                f.write(subject_table(runs, a.scripts or [os.path.commonpath(
+                    [r.script for r in runs])]))
         if a.table:
             with open(a.table, "w") as f:
                 f.write(text)
@@ -479,6 +522,9 @@ def main(argv=None):
     runs = run_all(pd, scripts, a.profile, a.jobs, relaxed=a.relaxed, verbose=a.verbose)
     elapsed = time.monotonic() - t0
     text = table(runs, a.scripts, a.title)
+    if a.subjects:
+        with open(a.subjects, "w") as f:
+            f.write(subject_table(runs, a.scripts))
     if a.table:
         with open(a.table, "w") as f:
             f.write(text)
