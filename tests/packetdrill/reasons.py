@@ -538,7 +538,8 @@ def _classify_modern(run, failure=None, out=None):
 _SUBJECTS = (
     ("SACK", re.compile(r"sack|reordering", re.I),
      re.compile(r"<[^>]*\bsack \d")),
-    ("timestamps", re.compile(r"ts_recent|timestamp|tsval|paws|rfc1323", re.I), None),
+    ("timestamps", re.compile(r"ts_recent|timestamp|tsval|paws|rfc1323", re.I),
+     re.compile(r"^\s*\S+\s+[<>]\s+[.PFR]+ [^\n]*TS val", re.M)),
     ("loss recovery", re.compile(
         r"fast_re(transmit|covery)|limited_transmit|rto|rtx|retrans|tlp|rack|frto|undo|"
         r"loss|recovery|cwnd", re.I), None),
