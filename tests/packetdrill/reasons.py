@@ -155,11 +155,12 @@ REASONS = {
         "profile's SACK-permitted and timestamps) padded with NOPs, where FreeBSD pads "
         "with EOLs and Linux orders MSS, SACK-permitted, timestamps, NOP, window scale. "
         "RFC 9293 fixes neither; packetdrill compares the bytes.",
-    "bug: modern SACKs a FIN in TIME-WAIT":
-        "A FIN beyond RCV.NXT in TIME-WAIT is answered (as tcp.c answers it) with an ACK "
-        "that, in the modern profile, carries a SACK block covering that FIN, which "
-        "nothing queued (RFC 2018: blocks report data received and queued). Not fixed "
-        "(RESULTS.md).",
+    "modern: SACK of a FIN queued in TIME-WAIT":
+        "A FIN beyond RCV.NXT in TIME-WAIT goes into tcp.c's resequence queue (tcp.c "
+        "queues out-of-order segments in every state) and is acknowledged; in the modern "
+        "profile that ACK carries the SACK block of what the queue holds. FreeBSD (and "
+        "RFC 9293, which ignores segment text in TIME-WAIT) queues nothing there and "
+        "sends a bare ACK.",
     "os: FreeBSD SACK excludes FIN":
         "FreeBSD's SACK blocks end at the last data byte of an out-of-order FIN "
         "segment; net9 (as Linux) covers the FIN's sequence number too. RFC 2018 "
@@ -534,7 +535,7 @@ def _classify_modern(run, failure=None, out=None):
     if "porthog-off" in path and "tcp_ack_seq" in msg and apkt is not None:
         return "modern: RFC 5961 old ACK"
     if "time-wait" in path and "sack" in aopts and "sack" not in sopts:
-        return "bug: modern SACKs a FIN in TIME-WAIT"
+        return "modern: SACK of a FIN queued in TIME-WAIT"
     if "E" in sf or "W" in sf or "[ect" in text or "[ce]" in text:
         return "profile: ECN"
     m = re.search(r"expected: sack (\d+):(\d+) actual: sack (\d+):(\d+)", msg)
