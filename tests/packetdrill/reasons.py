@@ -548,8 +548,9 @@ def _classify_modern(run, failure=None, out=None):
         if re.search(r"<\s*F\.?\s+%s:%s\(0\)" % (m.group(2), m.group(2)), body):
             return "os: FreeBSD SACK excludes FIN"
     if "S" in sf and "S" in af:
-        if "timing error" in msg and not ("." in sf and "." in af and "syn-sent" in path
-                                          or "via-syn-sent" in path):
+        if "timing error" in msg:
+            if "." in sf and "." in af and "syn-sent" in path or "via-syn-sent" in path:
+                return "profile: simultaneous open"
             return "modern: initial RTO"
         smss, amss = _optval(spkt, "mss"), _optval(apkt, "mss")
         if smss != amss and amss == "1220":
