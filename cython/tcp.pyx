@@ -2529,6 +2529,11 @@ cdef class TcpProto(Proto):
                     seg.mss = tcb.mss
                     seg.ws = tcb.scale
                     if tcb.sack or tcb.ts:
+                        # beyond tcp.c: the modern profile's SYN-ACK of a
+                        # simultaneous open answers SACK-permitted (and
+                        # timestamps) in kind, as limbo's does; optout was
+                        # set above only for timestamps or SACK blocks
+                        seg.optout = 1
                         seg.sackok = tcb.sack
             seg.seq = tcb.snd_ptr
             seg.ack = tcb.rcv_nxt

@@ -453,3 +453,27 @@ def test_9front_synack_window_scale_always_on_v4(drv):
                          options={"mss": 1000}))
     _, s = drv.sniff()
     assert s.options.get("ws") == 0               # tcp.c: v4 always offers
+
+
+@pytest.mark.parametrize("peer_ts", [False, True])
+def test_modern_simultaneous_open_synack_answers_sack(mdrv, peer_ts):
+    # a SYN (no ACK) in SYN-SENT: the SYN-ACK from SYN-RECEIVED answers
+    # SACK-permitted in kind, as limbo's does (found by FreeBSD's
+    # *-syn-rcvd-via-syn-sent scripts in the modern profile: it went
+    # without it when the peer offered SACK but no timestamps)
+    fd, _, _ = mdrv.call("socket %d %d 6" % (AF_INET, SOCK_STREAM | SOCK_NONBLOCK))
+    mdrv.call("connect %d %s" % (fd, sa4(REMOTE4, 8080).hex()))
+    _, syn = mdrv.sniff()
+    assert SACKOK in syn.options and TSOPT in syn.options
+    opts = {"mss": 1460, SACKOK: b""}
+    if peer_ts:
+        opts[TSOPT] = struct.pack("!II", 555, 0)
+    mdrv.inject(sim.build(REMOTE4, LOCAL4, 8080, syn.sport, seq=7000, flags="S",
+                          window=32792, options=opts))
+    while True:
+        _, sa = mdrv.sniff()
+        if sa.flagbits & sim.SYN:
+            break
+    assert sa.flagbits == sim.SYN | sim.ACK and sa.ack == 7001
+    assert SACKOK in sa.options
+    assert (TSOPT in sa.options) == peer_ts
