@@ -198,6 +198,7 @@ cdef struct Tcp:
     # beyond tcp.c: RFC 2018 / RFC 7323 options of a received segment
     unsigned char sackok           # SACK-permitted seen
     unsigned char hasts            # timestamps option seen
+    unsigned char hasws            # window scale option seen (a SYN-ACK answers it)
     unsigned char nsack            # SACK blocks in sack[]
     unsigned char optout           # (sending) 1: put TS/SACK options on it
     unsigned int tsval
@@ -238,6 +239,7 @@ cdef class Limbo:
     # beyond tcp.c: what the SYN offered (modern listener)
     cdef unsigned char sackok
     cdef unsigned char hasts
+    cdef unsigned char hasws               # the SYN offered a window scale
     cdef unsigned char profile
     cdef unsigned int tsval
     cdef unsigned int tsoff

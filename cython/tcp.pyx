@@ -952,6 +952,10 @@ cdef class TcpProto(Proto):
                 hdrlen += MSS_LENGTH
             # v4: always offer, rfc1323 section 2.2; v6: only when scaling
             wsopt = version == V4 or tcph.ws != 0
+            if tcph.optout and (tcph.flags & ACK) and not tcph.hasws:
+                # DEVIATION: RFC 7323 section 2.2, the modern profile's
+                # SYN-ACK carries a window scale only if the SYN did
+                wsopt = 0
             if wsopt:
                 hdrlen += WS_LENGTH
             if tcph.optout:
@@ -1118,6 +1122,7 @@ cdef class TcpProto(Proto):
         tcph.urg = nhgets(h + 18)
         tcph.mss = 0
         tcph.ws = 0
+        tcph.hasws = 0
         tcph.update = 0
         tcph.sackok = 0
         tcph.hasts = 0
@@ -1147,6 +1152,7 @@ cdef class TcpProto(Proto):
             elif optr[0] == WSOPT:
                 if optlen == WS_LENGTH and optr[2] <= 14:
                     tcph.ws = optr[2]
+                    tcph.hasws = 1
             # beyond tcp.c: RFC 2018 and RFC 7323 options (used only by
             # conversations of the modern profile)
             elif optr[0] == SACKPERMOPT:
@@ -1280,7 +1286,9 @@ cdef class TcpProto(Proto):
         lp.lastsend = self.f.now
         if lp.profile == Profmodern:
             # beyond tcp.c: answer SACK-permitted and timestamps in kind
+            # (and the window scale only if offered: buildseg)
             seg.optout = 1
+            seg.hasws = lp.hasws
             seg.sackok = lp.sackok
             seg.hasts = lp.hasts
             seg.tsval = self.f.now + lp.tsoff
@@ -1351,6 +1359,7 @@ cdef class TcpProto(Proto):
             lp.rport = seg.source
             lp.mss = seg.mss
             lp.rcvscale = seg.ws
+            lp.hasws = seg.hasws
             lp.irs = seg.seq
             lp.rexmits = 0
             lp.profile = (<Tcpctl>s.ptcl).profile
@@ -1517,6 +1526,12 @@ cdef class TcpProto(Proto):
             tcb.ts_recent = lp.tsval
             tcb.tsoff = lp.tsoff
             tcb.mss -= TSOPTALIGNED    # every segment carries the option
+            # RFC 7323 section 4.3: the ACK that completes the handshake
+            # starts at Last.ACK.sent (the SYN-ACK's ack, rcv.nxt), so its
+            # TSval becomes TS.Recent, as the SYN's did (tcpinput's rule
+            # compares with rcv_ackptr, which no segment has set yet here)
+            if segp.hasts and segp.seq == tcb.rcv_nxt and seq_ge(segp.tsval, tcb.ts_recent):
+                tcb.ts_recent = segp.tsval
 
         # window scaling
         self.tcpsetscale(new, tcb, lp.rcvscale, lp.sndscale)
@@ -2472,6 +2487,7 @@ cdef class TcpProto(Proto):
             seg.flags = ACK
             seg.mss = 0
             seg.ws = 0
+            seg.hasws = 1          # a SYN-ACK from here: tcp.c's rule
             seg.update = 0
             # beyond tcp.c: options of the modern profile
             seg.optout = 0
@@ -2513,6 +2529,11 @@ cdef class TcpProto(Proto):
                     seg.mss = tcb.mss
                     seg.ws = tcb.scale
                     if tcb.sack or tcb.ts:
+                        # beyond tcp.c: the modern profile's SYN-ACK of a
+                        # simultaneous open answers SACK-permitted (and
+                        # timestamps) in kind, as limbo's does; optout was
+                        # set above only for timestamps or SACK blocks
+                        seg.optout = 1
                         seg.sackok = tcb.sack
             seg.seq = tcb.snd_ptr
             seg.ack = tcb.rcv_nxt
@@ -3902,6 +3923,7 @@ cdef class TcpProto(Proto):
         lp.rport = seg.source
         lp.mss = cookiemss[idx]
         lp.rcvscale = seg.ws
+        lp.hasws = seg.hasws
         lp.irs = seg.seq
         lp.rexmits = 0
         lp.profile = Profmodern

@@ -1107,3 +1107,58 @@ def test_frto_undoes_a_spurious_timeout(profile):
     else:
         assert P.tcpa.stat("RetransSegs") - rex > 50
         assert ta.ssthresh < ssthresh // 2
+
+
+@pytest.mark.parametrize("seed", range(40, 46))
+def test_ts_recent_from_the_ack_that_completes_the_handshake(seed):
+    # RFC 7323 section 4.3: the handshake's ACK starts at Last.ACK.sent, so
+    # b's first data segment echoes that ACK's TSval, not the SYN's (found
+    # by packetdrill through tests/packetdrill's shim, --profile modern;
+    # before the fix it held or not by the sign of irs - the listener's
+    # rcv_ackptr, so several initial sequence numbers)
+    P = sim.pair(seed=seed, profile="modern")
+    lis = P.tcpb.clone("u")
+    P.tcpb.ctl(lis, "announce 80")
+    k = len(P.wire.capture)
+    c = P.tcpa.clone("u")
+    P.tcpa.ctl(c, "connect %s!80" % P.baddr)
+    P.wire.faults(P.a, P.b, both=True, delay=30)
+    assert P.wire.run(until=lambda: bool(lis.incall), max_ms=5000)
+    s = P.tcpb.takecall(lis)
+    syn, ack = [g for g in segs(P, k, "a")][:2]
+    assert syn.flags == "S" and ack.flags == "A"
+    assert tsopt(ack)[0] != tsopt(syn)[0]          # a's clock moved a round trip
+    assert P.tcpb.tcb(s).ts_recent == tsopt(ack)[0]
+    k = len(P.wire.capture)
+    P.tcpb.write(s, b"hello")
+    assert P.wire.run(until=lambda: len(c.rq) == 5, max_ms=2000)
+    data = [g for g in segs(P, k, "b") if g.payload][0]
+    assert tsopt(data)[1] == tsopt(ack)[0]
+
+
+@pytest.mark.parametrize("profile,offer,answered", [
+    ("modern", None, False), ("modern", 0, True), ("modern", 6, True),
+    ("9front", None, True)])
+def test_synack_window_scale_only_if_the_syn_offered_one(profile, offer, answered):
+    # RFC 7323 section 2.2: the modern profile's SYN-ACK carries a window
+    # scale only if the SYN did; 9front keeps tcp.c's IPv4 "always offer"
+    # (found by FreeBSD's tcp-testsuite through tests/packetdrill)
+    P = sim.pair(seed=41, profile=profile)
+    lis = P.tcpb.clone("u")
+    P.tcpb.ctl(lis, "announce 80")
+    k = len(P.wire.capture)
+    opts = {"mss": 1460}
+    if offer is not None:
+        opts["ws"] = offer
+    P.b.inject(sim.build(P.aaddr, P.baddr, 5555, 80, seq=1000, flags="S", window=65535,
+                         options=opts))
+    P.wire.run(until=lambda: any(g.flags == "SA" for g in segs(P, k, "b")), max_ms=1000)
+    sa = [g for g in segs(P, k, "b") if g.flags == "SA"][0]
+    assert ("ws" in sa.options) == answered
+    # and the connection it makes scales only if both sides said so
+    P.b.inject(sim.build(P.aaddr, P.baddr, 5555, 80, seq=1001, ack=u32(sa.seq + 1), flags="A",
+                         window=65535))
+    assert lis.incall
+    tb = P.tcpb.tcb(P.tcpb.takecall(lis))
+    if offer is None:
+        assert tb.snd_scale == tb.rcv_scale == 0

@@ -74,6 +74,7 @@ SO_PROTOCOL, SO_DOMAIN = 38, 39
 
 TCP_NODELAY, TCP_MAXSEG, TCP_KEEPIDLE, TCP_KEEPINTVL = 1, 2, 4, 5
 TCP_INFO = 11
+TCP_CONGESTION = 13
 
 IP_TOS, IP_TTL = 1, 2
 IPV6_UNICAST_HOPS, IPV6_V6ONLY, IPV6_TCLASS = 16, 26, 67
@@ -325,17 +326,18 @@ class Shim:
 
     Shim(flags): flags as opts_from() reads them: local4, remote4, local6,
     remote6 (addresses; the remote ones may carry a /prefix), mtu,
-    profile (9front: tcp.c as ported; anything else is refused while net9
-    has no other profile), seed, verbose."""
+    profile (9front: tcp.c as ported, the default; modern: net9's modern
+    profile, SACK, timestamps, RACK, CUBIC -- TcpProto's profile), seed,
+    verbose."""
 
     def __init__(self, flags: str = ""):
         o = opts_from(flags)
         self.opts = o
         self.verbose = o.get("verbose", "0") not in ("0", "") or bool(os.environ.get("NET9_PD_TRACE"))
         profile = o.get("profile", "9front")
-        if profile != "9front":
-            raise ValueError("net9 has no TCP profile %r: only 9front (tcp.c as ported) "
-                             "exists; the modern profile is issue 12's" % profile)
+        if profile not in ("9front", "modern"):
+            raise ValueError("net9 has no TCP profile %r: 9front (tcp.c as ported) "
+                             "or modern" % profile)
         self.profile = profile
         from net9.ip import Ip
         from net9.tcp import TcpProto
@@ -343,7 +345,7 @@ class Shim:
         self.now_us = 0
         self.fs = Fs(seed=int(o.get("seed", "1")), now=0, eve="none")
         self.ip = Ip(self.fs)
-        self.tcp = TcpProto(self.fs)
+        self.tcp = TcpProto(self.fs, profile=profile)
         self.icmp = _make_icmp(self.fs)
         self.wire = Wire(self, int(o.get("mtu", "1500")))
         self.ifc = self.ip.addifc(self.wire)
@@ -720,7 +722,41 @@ class Shim:
         s = Sock(fd, domain, bool(type_ & SOCK_NONBLOCK))
         s.conv = c
         self.socks[fd] = s
+        for msg in self._sysctl_switches():
+            self._ctl(s, msg)
         return fd
+
+    # the sysctls a script ran (bin/sysctl logs them) that turn off what
+    # the modern profile has: Linux's and FreeBSD's names
+    SYSCTL_SWITCHES = {
+        ("net.ipv4.tcp_sack", "0"): "sack off",
+        ("net.inet.tcp.sack.enable", "0"): "sack off",
+        ("net.ipv4.tcp_timestamps", "0"): "timestamps off",
+        ("net.inet.tcp.rfc1323", "0"): "timestamps off",
+        ("net.inet.tcp.rfc1323", "2"): "timestamps off",   # window scaling only
+        ("net.ipv4.tcp_congestion_control", "reno"): "congestion newreno",
+        ("net.ipv4.tcp_congestion_control", "cubic"): "congestion cubic",
+        ("net.inet.tcp.cc.algorithm", "newreno"): "congestion newreno",
+        ("net.inet.tcp.cc.algorithm", "cubic"): "congestion cubic",
+    }
+
+    def _sysctl_switches(self):
+        """In the modern profile, the ctl messages that the sysctls run so
+        far ask for (the last setting of each name wins); none in 9front,
+        which has none of these switches."""
+        if self.profile != "modern" or not self.statedir:
+            return []
+        try:
+            with open(os.path.join(self.statedir, "sysctl.log")) as f:
+                words = f.read().split()
+        except OSError:
+            return []
+        last = {}
+        for w in words:
+            if "=" in w:
+                k, v = w.split("=", 1)
+                last[k.strip()] = v.strip().strip("\"'")
+        return [m for (k, v), m in self.SYSCTL_SWITCHES.items() if last.get(k) == v]
 
     @_entry
     def bind(self, fd, sa):
@@ -995,6 +1031,10 @@ class Shim:
                 return self._tcp_info(s)[:max(0, optlen)]
             if name == TCP_KEEPIDLE:
                 return i32((s.keepidle or 120000) // 1000)
+            if name == TCP_CONGESTION:
+                tcb = self.tcp.tcb(c)
+                cc = b"cubic" if tcb.cc == 1 else b"reno"      # CCcubic
+                return cc.ljust(max(0, optlen), b"\0")[:max(0, optlen)]
         elif level == IPPROTO_IP and s.domain == AF_INET or level == IPPROTO_IPV6:
             if (level, name) in ((IPPROTO_IP, IP_TOS), (IPPROTO_IPV6, IPV6_TCLASS)):
                 return i32(c.tos)
@@ -1038,6 +1078,16 @@ class Shim:
                 s.keepidle = v * 1000
                 if s.keepalive:
                     self._keepalive(s)
+                return 0
+            if name == TCP_CONGESTION:
+                # Linux's names; the modern profile's "congestion" ctl
+                algo = val.split(b"\0", 1)[0].decode("latin-1")
+                cc = {"reno": "newreno", "newreno": "newreno", "cubic": "cubic"}.get(algo)
+                if cc is None or (cc == "cubic" and self.profile != "modern"):
+                    # Linux's error for an algorithm it does not have
+                    raise Fail(errno.ENOENT, "TCP_CONGESTION %r: net9 has no such "
+                               "algorithm in the %s profile" % (algo, self.profile))
+                self._ctl(s, "congestion %s" % cc)
                 return 0
         elif level == IPPROTO_IP and s.domain == AF_INET or level == IPPROTO_IPV6:
             if (level, name) in ((IPPROTO_IP, IP_TOS), (IPPROTO_IPV6, IPV6_TCLASS)) \

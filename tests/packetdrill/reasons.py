@@ -18,6 +18,11 @@ The reasons are grouped (the first word of each key):
             tools, code events that bypass the shared object)
   bug       a net9 bug (fixed or to fix; RESULTS.md says which)
 
+In the modern profile's runs (run.flags has profile=modern) a "profile"
+reason names tcp.c behaviour the modern profile keeps (its window scale,
+MSS rules, queue sizes, timers); the rules that say "no SACK" or "no
+timestamps" do not apply there, and a few "modern" reasons are its own.
+
 A failure no rule explains is "unexplained: ..." and is a bug of this
 table until someone looks at it.
 """
@@ -105,6 +110,61 @@ REASONS = {
     "profile: keepalive":
         "tcp.c's keepalive probe carries one byte (BSD's old form) where the script "
         "expects none, or its timing differs.",
+    # ---- the modern profile (issue 12)
+    "modern: initial RTO":
+        "The modern profile keeps tcp.c's initial round-trip estimate (DEF_RTT 500 ms): "
+        "the first SYN or SYN-ACK retransmission goes after about 0.5 s and backs off "
+        "from there, where RFC 6298 (2.1) asks for 1 s until a round trip is measured, "
+        "as the script's stack does. A bug of the modern profile (RESULTS.md).",
+    "modern: SYN-ACK window scale":
+        "The script (net9's own, written for tcp.c) expects tcp.c's window scale on the "
+        "SYN-ACK to a SYN that offered none; the modern profile leaves it off, as RFC "
+        "7323 section 2.2 asks.",
+    "modern: SYN options":
+        "The script (net9's own, written for tcp.c) expects the 9front profile's SYN "
+        "options; the modern profile also offers SACK-permitted and timestamps.",
+    "modern: retransmission timer":
+        "The modern profile's retransmission timer (RFC 6298 with a 200 ms floor, "
+        "tcp.c's 50 ms ticks) fires at another time than the script's stack's (or, in "
+        "net9's own scripts, tcp.c's).",
+    "modern: RFC 5961 old ACK":
+        "An ACK older than SND.UNA - MAX.SND.WND is dropped with a challenge ACK in the "
+        "modern profile (RFC 5961 section 5); the script (net9's own) models tcp.c, "
+        "which takes it as old news.",
+    "tool: relaxed SYN hides TSval":
+        "In a relaxed copy the SYN's options are not checked (<...>), so packetdrill "
+        "knows no TSval of net9's to map the script's TS ecr to; the first run stopped "
+        "earlier, at the SYN's layout.",
+    "os: Linux drops an ACK of unsent data":
+        "Linux drops a segment that acknowledges data not yet sent without an answer; "
+        "net9 answers it with an ACK and drops it, as RFC 9293 (3.10.7.4) and RFC 5961 "
+        "(5.2) ask. (TS.Recent is left alone, as the script checks next.)",
+    "os: Linux RACK timer":
+        "RACK's reordering timer: net9 marks the segment lost at RACK.rtt + reo_wnd "
+        "(min_RTT/4) after it was sent (RFC 8985 6.2), 15 ms before Linux's timer "
+        "(its own reo_wnd and timer slack) that the script expects within 5 ms.",
+    "modern: recovery after RTO":
+        "After an RTO, the first ACK (of the retransmission) lets net9 resend three "
+        "segments where Linux (cwnd 2 in slow start after the loss) resends two; the "
+        "third is the TLP-probed segment the peer did not SACK. Not a protocol error "
+        "by itself (RFC 6675/5681 allow resending all unSACKed data as cwnd permits); "
+        "to examine (RESULTS.md).",
+    "os: SYN option layout":
+        "net9 sends the options the script expects on a SYN or SYN-ACK, with the same "
+        "values, in another layout: tcp.c's order (MSS, window scale, then the modern "
+        "profile's SACK-permitted and timestamps) padded with NOPs, where FreeBSD pads "
+        "with EOLs and Linux orders MSS, SACK-permitted, timestamps, NOP, window scale. "
+        "RFC 9293 fixes neither; packetdrill compares the bytes.",
+    "modern: SACK of a FIN queued in TIME-WAIT":
+        "A FIN beyond RCV.NXT in TIME-WAIT goes into tcp.c's resequence queue (tcp.c "
+        "queues out-of-order segments in every state) and is acknowledged; in the modern "
+        "profile that ACK carries the SACK block of what the queue holds. FreeBSD (and "
+        "RFC 9293, which ignores segment text in TIME-WAIT) queues nothing there and "
+        "sends a bare ACK.",
+    "os: FreeBSD SACK excludes FIN":
+        "FreeBSD's SACK blocks end at the last data byte of an out-of-order FIN "
+        "segment; net9 (as Linux) covers the FIN's sequence number too. RFC 2018 "
+        "does not say which.",
     "profile: no ACK ends a closing connection":
         "A segment without ACK in FIN-WAIT, CLOSING, LAST-ACK or TIME-WAIT takes tcp.c's "
         "raise path, whose tcpkick closes the conversation (\"Hangup\"); the peer's next "
@@ -254,8 +314,40 @@ def expect_actual(run, failure=None):
 
 # ------------------------------------------------------------ rules
 
+def is_modern(run):
+    flags = getattr(run, "flags", None) or []
+    if isinstance(flags, str):
+        flags = flags.split(",")
+    return "profile=modern" in flags
+
+
 def classify(run, failure=None, out=None):
     """The reason key of a failure (run.failure unless given)."""
+    if is_modern(run):
+        k = _classify_modern(run, failure, out)
+        if k is None:
+            k = _classify(run, failure, out)
+        path = getattr(run, "script", "") or ""
+        if k in ("profile: timestamps", "profile: SACK blocks") and "/fastopen/" in path:
+            k = "socket: TCP Fast Open"
+        if k == "profile: timestamps":
+            f = failure if failure is not None else (run.failure or {})
+            t = f.get("text") or ""
+            if re.search(r">\s+S\s", t) and "wscale 8" in t and "wscale 4" in (
+                    f.get("actual_pkt") or ""):
+                k = "profile: window scale"
+        if k == "profile: SACK blocks":
+            f = failure if failure is not None else (run.failure or {})
+            msg = f.get("msg") or ""
+            if "fack-last-mss" in path and "timing error" in msg:
+                k = "os: Linux RACK timer"
+            elif "fack-last-byte" in path and "tcp_seq" in msg:
+                k = "modern: recovery after RTO"
+        return {"profile: retransmission timer": "modern: retransmission timer"}.get(k, k)
+    return _classify(run, failure, out)
+
+
+def _classify(run, failure=None, out=None):
     f = failure if failure is not None else (run.failure or {})
     out = out if out is not None else (getattr(run, "out", "") or "")
     msg = f.get("msg", "") or ""
@@ -412,3 +504,110 @@ def classify(run, failure=None, out=None):
 
 def group(key):
     return key.split(":", 1)[0]
+
+
+def _classify_modern(run, failure=None, out=None):
+    """The modern profile's own rules, tried before the common ones; None
+    when they have nothing to say.  Where classify()'s rules assume the
+    9front profile (no SACK, no timestamps), this decides instead."""
+    f = failure if failure is not None else (run.failure or {})
+    out = out if out is not None else (getattr(run, "out", "") or "")
+    msg = f.get("msg", "") or ""
+    text = f.get("text", "") or ""
+    spkt, apkt = f.get("script_pkt"), f.get("actual_pkt")
+    path = getattr(run, "script", "") or ""
+    sf, af = _flags(spkt), _flags(apkt)
+    sopts, aopts = _opts(spkt), _opts(apkt)
+    relaxed = failure is not None and failure is not getattr(run, "failure", None)
+    if relaxed and "unable to infer live TS" in msg:
+        return "tool: relaxed SYN hides TSval"
+    if "invalid_ack" in path and "tcp_ack_seq" in msg:
+        return "os: Linux drops an ACK of unsent data"
+    if spkt is None or "dropping-enabled" in path or "/fastopen/" in path:
+        return None
+    if "bad outbound TCP timestamp value" in msg and "." in af and "S" not in af \
+            and re.search(r"\(0\)", apkt or ""):
+        return "profile: delayed ACK"
+    mlen = re.search(r"\d+:\d+\((\d+)\)", spkt)
+    if mlen and int(mlen.group(1)) > 4380 and "S" not in sf and (
+            "timing error" in msg or "tcp_seq" in msg):
+        return "profile: initial window"
+    if "porthog-off" in path and "tcp_ack_seq" in msg and apkt is not None:
+        return "modern: RFC 5961 old ACK"
+    if "time-wait" in path and "sack" in aopts and "sack" not in sopts:
+        return "modern: SACK of a FIN queued in TIME-WAIT"
+    if "E" in sf or "W" in sf or "[ect" in text or "[ce]" in text:
+        return "profile: ECN"
+    m = re.search(r"expected: sack (\d+):(\d+) actual: sack (\d+):(\d+)", msg)
+    if m and m.group(1) == m.group(3) and int(m.group(4)) == int(m.group(2)) + 1:
+        try:
+            with open(path, errors="replace") as fh:
+                body = fh.read()
+        except OSError:
+            body = ""
+        if re.search(r"<\s*F\.?\s+%s:%s\(0\)" % (m.group(2), m.group(2)), body):
+            return "os: FreeBSD SACK excludes FIN"
+    if "S" in sf and "S" in af:
+        if "timing error" in msg:
+            if "." in sf and "." in af and "syn-sent" in path or "via-syn-sent" in path:
+                return "profile: simultaneous open"
+            return "modern: initial RTO"
+        smss, amss = _optval(spkt, "mss"), _optval(apkt, "mss")
+        if smss != amss and amss == "1220":
+            return "profile: IPv6 MSS"
+        if "." in sf and "wscale" in sopts and "wscale" not in aopts:
+            return "modern: SYN-ACK window scale"
+        if ("sackOK" in aopts and "sackOK" not in sopts or "TS" in aopts and "TS" not in sopts) \
+                and "/net9/" in path:
+            return "modern: SYN options"
+        if _optval(spkt, "wscale") != _optval(apkt, "wscale") or \
+                ("wscale" in sopts) != ("wscale" in aopts):
+            return "profile: window scale"
+        if ("sackOK" in sopts) != ("sackOK" in aopts) or ("TS" in sopts) != ("TS" in aopts):
+            return "unexplained: modern SYN options"
+        pad = ("nop", "eol")
+        if sopts != aopts and sorted(o for o in sopts if o not in pad) == \
+                sorted(o for o in aopts if o not in pad):
+            return "os: SYN option layout"
+        return None
+    if "tcp_win" in msg or "tcp_window" in msg:
+        return "profile: receive window"
+    if "sack" in sopts and "sack" not in aopts and apkt is not None:
+        return "unexplained: modern sends no SACK block"
+    if ("TS" in sopts or "unable to infer live TS" in msg) and "TS" not in aopts \
+            and apkt is not None:
+        return "unexplained: modern sends no timestamp"
+    return None
+
+
+# ------------------------------------------------------------ subjects
+
+_SUBJECTS = (
+    ("SACK", re.compile(r"sack|reordering", re.I),
+     re.compile(r"<[^>]*\bsack \d")),
+    ("timestamps", re.compile(r"ts_recent|timestamp|tsval|paws|rfc1323", re.I),
+     re.compile(r"^\s*\S+\s+[<>]\s+[.PFR]+ [^\n]*TS val", re.M)),
+    ("loss recovery", re.compile(
+        r"fast_re(transmit|covery)|limited_transmit|rto|rtx|retrans|tlp|rack|frto|undo|"
+        r"loss|recovery|cwnd", re.I), None),
+)
+
+
+def subject(path):
+    """The modern profile's subjects a script tests (issue 15): "SACK",
+    "timestamps", "loss recovery", or None; by its path, or for SACK also
+    by SACK blocks in its packets."""
+    name = path.replace("\\", "/")
+    tail = "/".join(name.split("/")[-2:])
+    for key, byname, bybody in _SUBJECTS:
+        if byname.search(tail):
+            return key
+    for key, byname, bybody in _SUBJECTS:
+        if bybody is not None:
+            try:
+                with open(path, errors="replace") as fh:
+                    if bybody.search(fh.read()):
+                        return key
+            except OSError:
+                pass
+    return None
