@@ -160,13 +160,14 @@ cdef dict _TCOMMONDEF = {
     118: ("48d", "Twrite fid offset data"),
     120: ("4", "Tclunk fid"),
     122: ("4", "Tremove fid"),
-}
-
-# 9P2000 only (Tauth/Tattach may carry .u's n_uname)
-cdef dict _T9PDEF = dict(_TCOMMONDEF)
-_T9PDEF.update({
+    # (Tauth and Tattach may carry 9P2000.u's n_uname, which .L sends too)
     102: ("4ss?4", "Tauth afid uname aname n_uname"),
     104: ("44ss?4", "Tattach fid afid uname aname n_uname"),
+}
+
+# 9P2000 only
+cdef dict _T9PDEF = dict(_TCOMMONDEF)
+_T9PDEF.update({
     112: ("41", "Topen fid mode"),
     114: ("4s41", "Tcreate fid name perm mode"),
     124: ("4", "Tstat fid"),
@@ -177,8 +178,6 @@ _T9PDEF.update({
 # Tlock's and Tgetlock's lock type is ltype: type is the message's)
 cdef dict _TLDEF = dict(_TCOMMONDEF)
 _TLDEF.update({
-    102: ("4ss?4", "Tauth afid uname aname n_uname"),
-    104: ("44ss?4", "Tattach fid afid uname aname n_uname"),
     8: ("4", "Tstatfs fid"),
     12: ("44", "Tlopen fid flags"),
     14: ("4s444", "Tlcreate fid name flags mode gid"),

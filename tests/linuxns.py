@@ -146,3 +146,29 @@ def send_all(st, sock, data, timeout=20):
         except BlockingIOError:
             pass
         st.run(timeout=0.002)
+
+
+def net9_dials(st, ns, host, rcvbuf=None, timeout=10):
+    """net9 (the stack st) dials a Linux listener on host in the namespace
+    ns, driving st until Linux accepts: (net9 Conn, Linux's socket, non-blocking)."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    ls = ns.socket(fam, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if rcvbuf:
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    ls.bind((host, 0))
+    ls.listen(4)
+    ls.setblocking(False)
+    port = ls.getsockname()[1]
+    c = st.dial("%s!%d" % (host, port), timeout=timeout)
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            s, _ = ls.accept()
+            break
+        except BlockingIOError:
+            assert time.monotonic() < end
+            st.run(timeout=0.005)
+    ls.close()
+    s.setblocking(False)
+    return c, s

@@ -81,25 +81,6 @@ def stack(ns, tmp_path):
 
 
 
-def dial_linux(st, ns):
-    ls = ns.socket(socket.AF_INET, socket.SOCK_STREAM)
-    ls.bind((HOST4, 0))
-    ls.listen(4)
-    ls.setblocking(False)
-    port = ls.getsockname()[1]
-    c = st.dial("%s!%d" % (HOST4, port), timeout=10)
-    end = time.monotonic() + 10
-    while True:
-        try:
-            s, _ = ls.accept()
-            break
-        except BlockingIOError:
-            assert time.monotonic() < end
-            st.run(timeout=0.005)
-    ls.close()
-    s.setblocking(False)
-    return c, s
-
 
 def tshark_fields(path):
     """(src, flags, sack_perm, tsval, tsecr) of every TCP segment in the
@@ -133,7 +114,7 @@ def check_negotiated(st, c):
 
 def test_sack_and_timestamps_negotiated_dialing_linux(stack, ns):
     st = stack
-    c, s = dial_linux(st, ns)
+    c, s = linuxns.net9_dials(st, ns, HOST4)
     a = os.urandom(1_000_000)
     c.write(a)
     assert linuxns.pump(st, s, len(a)) == a
@@ -169,7 +150,7 @@ def test_sack_and_timestamps_negotiated_linux_dialing(stack, ns):
 
 def test_blind_in_window_rst_does_not_kill(stack, ns):
     st = stack
-    c, s = dial_linux(st, ns)
+    c, s = linuxns.net9_dials(st, ns, HOST4)
     t = st.tcp.tcb(c.c)
     conv = c.c
     rng = random.Random(12)
@@ -224,7 +205,7 @@ def test_20mb_both_ways_at_5_percent_loss(ns, offload):
                host_addrs=[HOST4 + "/24"], loopback=False, strict=True, offload=offload,
                tcp="modern", faults=dict(loss=0.05, seed=7))
     try:
-        c, s = dial_linux(st, ns)
+        c, s = linuxns.net9_dials(st, ns, HOST4)
         assert st.tcp.tcb(c.c).sack and st.tcp.tcb(c.c).ts
         a = os.urandom(20_000_000)
         t0 = time.monotonic()

@@ -82,27 +82,7 @@ def linux_eof(st, sock, timeout=20):
 def connect(st, ns, v6=False, rcvbuf=None):
     """net9 dials a Linux listener in the namespace (the report's case: a
     connection from net9 to Linux).  Returns (net9 Conn, Linux socket)."""
-    fam = socket.AF_INET6 if v6 else socket.AF_INET
-    ls = ns.socket(fam, socket.SOCK_STREAM)
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if rcvbuf:
-        ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    ls.bind((HOST6 if v6 else HOST4, 0))
-    ls.listen(4)
-    ls.setblocking(False)
-    port = ls.getsockname()[1]
-    c = st.dial("%s!%d" % (HOST6 if v6 else HOST4, port), timeout=10)
-    end = time.monotonic() + 10
-    while True:
-        try:
-            s, _ = ls.accept()
-            break
-        except BlockingIOError:
-            assert time.monotonic() < end
-            st.run(timeout=0.005)
-    ls.close()
-    s.setblocking(False)
-    return c, s
+    return linuxns.net9_dials(st, ns, HOST6 if v6 else HOST4, rcvbuf=rcvbuf)
 
 
 def tcbstate(st, c):
