@@ -32,6 +32,9 @@ cdef enum:
     IPmatchaddr = 3
     IPmatchpa = 4
 
+# a ctl write's fields: parsecmd's list as given, or text parsed
+cdef list ctlfields(object msg)
+
 cdef class Conv:
     cdef public int x                  # conversation number
     cdef public Proto p
@@ -173,7 +176,7 @@ cdef class Proto:
     cpdef Conv takecall(self, Conv c)          # first incoming call or None (listen)
     cpdef incref(self, Conv c)
     cpdef closeconv(self, Conv c)              # drop one reference; the last one closes
-    cpdef object ctl(self, Conv c, object msg, str user=*)  # one ctl write (ipwrite Qctl)
+    cpdef object ctl(self, Conv c, object msg, str user=*)  # one ctl write (ipwrite Qctl): text or parsecmd's fields
     cpdef object read(self, Conv c, Py_ssize_t n)   # data read: bytes / None (block) / b"" / raise
     cpdef Py_ssize_t write(self, Conv c, object data) except -1  # data write (queue then kick)
     cpdef str status(self, Conv c)
@@ -182,19 +185,24 @@ cdef class Proto:
     cpdef str remotetext(self, Conv c)
     cdef int unusedlport(self) except -1
     cdef int lportinuse(self, int lport) except -1
-    cdef setlport(self, Conv c, bint announcing)
-    cdef object setladdrport(self, Conv c, str s, bint announcing)
-    cdef object setraddrport(self, Conv c, str s)
-    cdef setluniqueport(self, Conv c, int lport)
+    # The address and port setters, the ctl messages and the hooks below
+    # raise Net9Error with devip's text; they return 0.
+    cdef int setlport(self, Conv c, bint announcing) except -1
+    # user: the requester, who must be eve to announce port "*" (None: c.owner)
+    cdef int setladdrport(self, Conv c, str s, bint announcing, str user) except -1
+    cdef int setraddrport(self, Conv c, str s) except -1
+    cdef int setluniqueport(self, Conv c, int lport) except -1
     cdef setladdr(self, Conv c)
-    cdef connectctlmsg(self, Conv c, list f)
-    cdef announcectlmsg(self, Conv c, list f, str user)
-    cdef object _user                  # requester during an announce (iseve)
+    cpdef int stdconnect(self, Conv c, list argv) except -1   # Fsstdconnect
+    cpdef int stdannounce(self, Conv c, list argv, str user) except -1  # Fsstdannounce
+    cdef int connectctlmsg(self, Conv c, list f) except -1
+    cdef int announcectlmsg(self, Conv c, list f, str user) except -1
 
     # protocol hooks (tcp.c's Proto function pointers); defaults do nothing
-    cpdef object pconnect(self, Conv c, list argv)   # error string or None
-    cpdef object pannounce(self, Conv c, list argv)
-    cpdef object pctl(self, Conv c, list argv)
+    # (pconnect, pannounce and pctl refuse: Net9Error)
+    cpdef int pconnect(self, Conv c, list argv) except -1
+    cpdef int pannounce(self, Conv c, list argv, str user) except -1   # user: as setladdrport's
+    cpdef int pctl(self, Conv c, list argv) except -1
     cpdef str pstate(self, Conv c)
     cpdef pcreate(self, Conv c)
     cpdef pclose(self, Conv c)

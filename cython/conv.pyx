@@ -77,6 +77,16 @@ def _strtoport(str s):
     return v & 0xFFFF, s[i:]
 
 
+cdef list ctlfields(object msg):
+    """A ctl write's fields: msg is parsecmd's list of them already, or the
+    text (str or bytes) to parse."""
+    if type(msg) is list:
+        return <list>msg
+    if isinstance(msg, (bytes, bytearray, memoryview)):
+        msg = bytes(msg).decode("utf-8", "replace")
+    return parsecmd(msg)
+
+
 cdef class Conv:
     """One conversation: /net/<proto>/<x>."""
 
@@ -626,15 +636,14 @@ cdef class Proto:
     # ---- ctl (ipwrite, case Qctl) ----
 
     cpdef object ctl(self, Conv c, object msg, str user=None):
-        """One write to ctl.  Raises Net9Error with devip's text.  For a
-        connect that must wait, returns with c.state == Connecting: the
-        caller parks until Fs.drain() names c and then calls
+        """One write to ctl: its text, or the fields parsecmd made of it
+        (the 9P server parses once).  Raises Net9Error with devip's text.
+        For a connect that must wait, returns with c.state == Connecting:
+        the caller parks until Fs.drain() names c and then calls
         connectresult(c)."""
         if c is None:
             raise TypeError("no conversation")
-        if isinstance(msg, (bytes, bytearray, memoryview)):
-            msg = bytes(msg).decode("utf-8", "replace")
-        f = parsecmd(msg)
+        cdef list f = ctlfields(msg)
         if len(f) < 1:
             raise Net9Error(errors.Eshortctl)
         if user is None:
@@ -647,9 +656,7 @@ cdef class Proto:
         elif verb == "bind":
             if len(f) != 2:
                 raise Net9Error(errors.Ebadbind)
-            e = self.setladdrport(c, f[1], 0)
-            if e is not None:
-                raise Net9Error(e)
+            self.setladdrport(c, f[1], 0, user)
         elif verb == "ttl":
             c.ttl = MAXTTL if len(f) < 2 else _atoi(f[1])
         elif verb == "tos":
@@ -661,36 +668,28 @@ cdef class Proto:
         elif verb == "delmulti" or verb == "remmulti":
             self.delmulti(c, f)
         else:
-            e = self.pctl(c, f)
-            if e is not None:
-                raise Net9Error(e)
+            self.pctl(c, f)
         return None
 
-    cdef connectctlmsg(self, Conv c, list f):
+    cdef int connectctlmsg(self, Conv c, list f) except -1:
         if c.state != Idle:
             raise Net9Error(errors.Econinuse)
         c.state = Connecting
         c.cerr = None
-        e = self.pconnect(c, f)
-        if e is not None:
-            raise Net9Error(e)
+        self.pconnect(c, f)
         if c.state != Connecting and c.cerr:
             raise Net9Error(c.cerr)
+        return 0
 
-    cdef announcectlmsg(self, Conv c, list f, str user):
+    cdef int announcectlmsg(self, Conv c, list f, str user) except -1:
         if c.state != Idle:
             raise Net9Error(errors.Econinuse)
         c.state = Announcing
         c.cerr = None
-        self._user = user
-        try:
-            e = self.pannounce(c, f)
-        finally:
-            self._user = None
-        if e is not None:
-            raise Net9Error(e)
+        self.pannounce(c, f, user)
         if c.cerr:
             raise Net9Error(c.cerr)
+        return 0
 
     def multigroup(self, Conv c, list f, str missing):
         if len(f) < 2:
@@ -752,7 +751,7 @@ cdef class Proto:
                 return port
         return -1
 
-    cdef setlport(self, Conv c, bint announcing):
+    cdef int setlport(self, Conv c, bint announcing) except -1:
         """devip.c setlport: a restricted port (600-1023, cycling) or a
         random ephemeral one (32768-65535)."""
         cdef int i, port
@@ -764,15 +763,15 @@ cdef class Proto:
                 self.nextrport += 1
                 if not self.lportinuse(port):
                     c.lport = port
-                    return None
-            return errors.Enoports
+                    return 0
+            raise Net9Error(errors.Enoports)
         port = self.unusedlport()
         if port < 0:
-            return errors.Enoports
+            raise Net9Error(errors.Enoports)
         c.lport = port
-        return None
+        return 0
 
-    cdef setluniqueport(self, Conv c, int lport):
+    cdef int setluniqueport(self, Conv c, int lport) except -1:
         cdef Conv x
         for x in self.conv:
             if x is c:
@@ -781,17 +780,18 @@ cdef class Proto:
                     and x.lport == lport and x.rport == c.rport
                     and memcmp(x.raddr, c.raddr, 16) == 0
                     and memcmp(x.laddr, c.laddr, 16) == 0):
-                return errors.Eaddrinuse
+                raise Net9Error(errors.Eaddrinuse)
         c.lport = lport
-        return None
+        return 0
 
     cdef setladdr(self, Conv c):
         a = self.f.ip.findlocalip(c.remoteaddr)
         memcpy(c.laddr, <const char*>a, 16)
 
-    cdef object setladdrport(self, Conv c, str s, bint announcing):
+    cdef int setladdrport(self, Conv c, str s, bint announcing, str user) except -1:
         """devip.c setladdrport: [addr!]port[!r] for bind, announce and the
-        local part of connect."""
+        local part of connect.  user: who asks (announcing "*" is eve's);
+        None for c's owner."""
         i = s.find("!")
         if i >= 0:
             addr, p = s[:i], s[i + 1:]
@@ -813,84 +813,67 @@ cdef class Proto:
                 try:
                     a = parseip(addr)
                 except Net9Error:
-                    return errors.Ebadip
+                    raise Net9Error(errors.Ebadip)
                 if self.f.ip.isself(a) or ipismulticast(a):
                     memcpy(c.laddr, <const char*>a, 16)
                 else:
-                    return errors.Enotlocal
+                    raise Net9Error(errors.Enotlocal)
         # one process can get all connections
         if announcing and p == "*":
-            user = self._user if self._user is not None else c.owner
-            if user != self.f.eve:
+            if (user if user is not None else c.owner) != self.f.eve:
                 raise Net9Error(errors.Eperm)
             return self.setluniqueport(c, 0)
-        try:
-            lport, _ = _strtoport(p)
-        except Net9Error as e:
-            return str(e)
+        lport, _ = _strtoport(p)
         if lport <= 0:
             return self.setlport(c, announcing)
         return self.setluniqueport(c, lport)
 
-    cdef object setraddrport(self, Conv c, str s):
+    cdef int setraddrport(self, Conv c, str s) except -1:
         i = s.find("!")
         if i < 0:
-            return errors.Emalformed
+            raise Net9Error(errors.Emalformed)
         try:
             a = parseip(s[:i])
         except Net9Error:
-            return errors.Ebadip
+            raise Net9Error(errors.Ebadip)
         memcpy(c.raddr, <const char*>a, 16)
         rest = s[i + 1:]
-        try:
-            c.rport, _ = _strtoport(rest)
-        except Net9Error as e:
-            return str(e)
+        c.rport, _ = _strtoport(rest)
         if "!r" in rest:
             c.restricted = 1
-        return None
+        return 0
 
-    def stdconnect(self, Conv c, list argv):
-        """Fsstdconnect: set the addresses and ports of a connect; returns
-        an error string or None."""
+    cpdef int stdconnect(self, Conv c, list argv) except -1:
+        """Fsstdconnect: set the addresses and ports of a connect."""
         if len(argv) == 2:
-            e = self.setraddrport(c, argv[1])
-            if e is not None:
-                return e
+            self.setraddrport(c, argv[1])
             self.setladdr(c)
-            e = self.setlport(c, 0)
-            if e is not None:
-                return e
+            self.setlport(c, 0)
         elif len(argv) == 3:
-            e = self.setraddrport(c, argv[1])
-            if e is not None:
-                return e
-            e = self.setladdrport(c, argv[2], 0)
-            if e is not None:
-                return e
+            self.setraddrport(c, argv[1])
+            self.setladdrport(c, argv[2], 0, None)
         else:
-            return errors.Ebadconnect
+            raise Net9Error(errors.Ebadconnect)
         # convipvers
         if (isv4c(c.raddr) and isv4c(c.laddr)) or memcmp(c.raddr, noaddr, 16) == 0:
             c.ipversion = V4
         else:
             c.ipversion = V6
-        return None
+        return 0
 
-    def stdannounce(self, Conv c, list argv):
-        """Fsstdannounce."""
+    cpdef int stdannounce(self, Conv c, list argv, str user) except -1:
+        """Fsstdannounce (user: who announces, as setladdrport's)."""
         memset(c.raddr, 0, 16)
         c.rport = 0
         if len(argv) != 2:
-            return errors.Ebadannounce
-        e = self.setladdrport(c, argv[1], 1)
-        if e is None:
-            # convipvers for an announcement: v4 unless bound to a v6 address
-            if memcmp(c.laddr, noaddr, 16) == 0 or isv4c(c.laddr):
-                c.ipversion = V4
-            else:
-                c.ipversion = V6
-        return e
+            raise Net9Error(errors.Ebadannounce)
+        self.setladdrport(c, argv[1], 1, user)
+        # convipvers for an announcement: v4 unless bound to a v6 address
+        if memcmp(c.laddr, noaddr, 16) == 0 or isv4c(c.laddr):
+            c.ipversion = V4
+        else:
+            c.ipversion = V6
+        return 0
 
     # ---- data ----
 
@@ -899,9 +882,9 @@ cdef class Proto:
         raises Net9Error per spec section 4.4."""
         if c is None:
             raise TypeError("no conversation")
-        data = c.rq.read(n)
-        if c.rq.kicked:
-            c.rq.kicked = 0
+        cdef bint kicked
+        data = c.rq.qread(n, &kicked)
+        if kicked:
             self.prcvkick(c)
         elif data:
             self.prcvread(c)
@@ -937,14 +920,14 @@ cdef class Proto:
 
     # ---- protocol hooks: defaults ----
 
-    cpdef object pconnect(self, Conv c, list argv):
-        return errors.Econnectns
+    cpdef int pconnect(self, Conv c, list argv) except -1:
+        raise Net9Error(errors.Econnectns)
 
-    cpdef object pannounce(self, Conv c, list argv):
-        return errors.Eannouncens
+    cpdef int pannounce(self, Conv c, list argv, str user) except -1:
+        raise Net9Error(errors.Eannouncens)
 
-    cpdef object pctl(self, Conv c, list argv):
-        return errors.Eunknownctl
+    cpdef int pctl(self, Conv c, list argv) except -1:
+        raise Net9Error(errors.Eunknownctl)
 
     cpdef str pstate(self, Conv c):
         return ""

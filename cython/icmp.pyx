@@ -18,6 +18,7 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 
 from net9 import errors
+from net9.errors import Net9Error
 from net9.ipaux import fmtip
 from net9.conv cimport Conv, Proto, Fs, IpLayer
 from net9.qio cimport Queue
@@ -280,19 +281,15 @@ cdef class IcmpBase(Proto):
     cpdef pcreate(self, Conv c):
         self.openqueues(c, 64 * 1024, 64 * 1024, True)
 
-    cpdef object pconnect(self, Conv c, list argv):
-        e = self.stdconnect(c, argv)
-        if e is not None:
-            return e
+    cpdef int pconnect(self, Conv c, list argv) except -1:
+        self.stdconnect(c, argv)
         self.connected(c, None)
-        return None
+        return 0
 
-    cpdef object pannounce(self, Conv c, list argv):
-        e = self.stdannounce(c, argv)
-        if e is not None:
-            return e
+    cpdef int pannounce(self, Conv c, list argv, str user) except -1:
+        self.stdannounce(c, argv, user)
         self.connected(c, None)
-        return None
+        return 0
 
     cpdef str pstate(self, Conv c):
         return "%s qin %d qout %d\n" % ("Datagram",
@@ -557,11 +554,11 @@ cdef class Icmp6(IcmpBase):
         IcmpBase.pcreate(self, c)
         c.ptcl = 0
 
-    cpdef object pctl(self, Conv c, list argv):
+    cpdef int pctl(self, Conv c, list argv) except -1:
         if len(argv) == 1 and argv[0] == "headers":
             c.ptcl = 6
-            return None
-        return errors.Eunknownctl
+            return 0
+        raise Net9Error(errors.Eunknownctl)
 
     cpdef pclose(self, Conv c):
         c.ptcl = 0

@@ -192,12 +192,14 @@ cdef class Ip(IpLayer):
         Returns the Ifc."""
         cdef Conv c = self.ipifc.clone(self.f.eve)
         cdef Ifc ifc = <Ifc>c.ptcl
-        e = ipifcbind(self, ifc, medium, name)
+        try:
+            ipifcbind(self, ifc, medium, name)
+        except Net9Error:
+            c.inuse -= 1
+            c.p.maybefree(c)
+            raise
         # the clone's reference was the "open ctl"; the binding holds its own
         c.inuse -= 1
-        if e is not None:
-            c.p.maybefree(c)
-            raise Net9Error(e)
         return ifc
 
     def ifc(self, int x):

@@ -28,7 +28,7 @@ from net9 import errors
 from net9.errors import Net9Error
 from net9.ipaux import parseip, fmtip, parsecmd
 from net9.ipaux import atoi as _atoi
-from net9.conv cimport Conv, Proto, Fs
+from net9.conv cimport Conv, Proto, Fs, ctlfields
 from net9.qio cimport Queue
 from net9.byteorder cimport isv4c, v4tov6c
 from net9.iproute cimport (Rt, Routetab, Rv4, Rifc, Rptpt, Runi, Rbcast, Rmulti, Rproxy, Rtrans, Rsrc,
@@ -293,19 +293,15 @@ cdef class Ifc:
             rem = maskip(ip, m)
         else:
             rem = addr16(remote)
-        e = ipifcadd(self.ip, self, ip, m, rem, int(mtu or 0),
-                     (Rproxy if proxy else 0) | (Rtrans if trans else 0), tentative)
-        if e is not None:
-            raise Net9Error(e)
+        ipifcadd(self.ip, self, ip, m, rem, int(mtu or 0),
+                 (Rproxy if proxy else 0) | (Rtrans if trans else 0), tentative)
 
     def remove(self, addr, mask=None, remote=None):
         """ipifc "remove": the address with that mask (and remote)."""
         ip = addr16(addr)
         m = mask16(mask, ip)
         rem = maskip(ip, m) if remote is None else addr16(remote)
-        e = ipifcrem(self.ip, self, ip, m, rem)
-        if e is not None:
-            raise Net9Error(e)
+        ipifcrem(self.ip, self, ip, m, rem)
 
     def ctl(self, msg):
         """One write to /net/ipifc/<x>/ctl (conversation commands included)."""
@@ -316,9 +312,7 @@ cdef class Ifc:
         return self.ip.input(self, pkt)
 
     def unbind(self):
-        e = ipifcunbind(self.ip, self)
-        if e is not None:
-            raise Net9Error(e)
+        ipifcunbind(self.ip, self)
 
     property mtu:
         """maxtu; set within the medium's mintu..maxtu (ipifcsetmtu)."""
@@ -326,9 +320,7 @@ cdef class Ifc:
             return self.maxtu
 
         def __set__(self, int mtu):
-            e = self.setmtu(mtu)
-            if e is not None:
-                raise Net9Error(e)
+            self.setmtu(mtu)
 
     property bound:
         def __get__(self):
@@ -341,9 +333,9 @@ cdef class Ifc:
 
     def setmtu(self, int mtu):
         if self.medium is None:
-            return Ebadarg
+            raise Net9Error(Ebadarg)
         if mtu < getattr(self.medium, "mintu", 0) or mtu > getattr(self.medium, "maxtu", 0):
-            return Ebadarg
+            raise Net9Error(Ebadarg)
         # beyond devip: a medium with a far end that has an MTU of its own
         # (a TUN: Linux's side of the link) follows
         fn = getattr(self.medium, "setlinkmtu", None)
@@ -351,9 +343,8 @@ cdef class Ifc:
             try:
                 fn(mtu)
             except (OSError, ValueError):
-                return Ebadarg
+                raise Net9Error(Ebadarg)
         self.maxtu = mtu
-        return None
 
     property snoopdrops:
         """Datagrams lost to snoop readers that did not keep up."""
@@ -517,19 +508,18 @@ cdef class IpifcProto(Proto):
     cpdef str pstats(self):
         return self.ip.statstext()
 
-    cpdef object pctl(self, Conv c, list argv):
-        return ipifcctl(self.ip, <Ifc>c.ptcl, argv)
+    cpdef int pctl(self, Conv c, list argv) except -1:
+        ipifcctl(self.ip, <Ifc>c.ptcl, argv)
+        return 0
 
-    cpdef object pconnect(self, Conv c, list argv):
+    cpdef int pconnect(self, Conv c, list argv) except -1:
         # ipifcconnect: remove all addresses, then add this one
         cdef Ifc ifc = <Ifc>c.ptcl
         while ifc.lifcs:
             ipifcremlifc(self.ip, ifc, ifc.lifcs[0])
-        e = ipifcaddargv(self.ip, ifc, argv, 0)
-        if e is not None:
-            return e
+        ipifcaddargv(self.ip, ifc, argv, 0)
         self.connected(c, None)
-        return None
+        return 0
 
     cpdef pclose(self, Conv c):
         cdef Ifc ifc = <Ifc>c.ptcl
@@ -538,20 +528,16 @@ cdef class IpifcProto(Proto):
 
     cpdef object ctl(self, Conv c, object msg, str user=None):
         # "bind" is ipifcbind here, not the generic address bind
-        if isinstance(msg, (bytes, bytearray, memoryview)):
-            msg = bytes(msg).decode("utf-8", "replace")
-        f = parsecmd(msg)
+        cdef list f = ctlfields(msg)
         if f and f[0] == "bind":
             # DEVIATION: binding a medium is eve's (devip lets any user
             # who holds an interface's ctl bind it; here remote clients
             # and other users share the stack)
             if user is not None and (user != self.f.eve or user == "none"):
                 raise Net9Error(Eperm)
-            e = ipifcbindargv(self.ip, <Ifc>c.ptcl, f)
-            if e is not None:
-                raise Net9Error(e)
+            ipifcbindargv(self.ip, <Ifc>c.ptcl, f)
             return None
-        return Proto.ctl(self, c, msg, user)
+        return Proto.ctl(self, c, f, user)
 
     cpdef object read(self, Conv c, Py_ssize_t n):
         """A read of data: one datagram the interface's pkt medium sent
@@ -606,7 +592,7 @@ cdef class IpifcProto(Proto):
 cpdef ipifcbind(Ip ip, Ifc ifc, object medium, object name=None):
     """ipifcbind for a medium object."""
     if ifc.medium is not None:
-        return Ebound
+        raise Net9Error(Ebound)
     if name is None:
         name = getattr(medium, "name", None) or "ifc%d" % ifc.x
     ifc.dev = str(name)
@@ -633,31 +619,27 @@ cpdef ipifcbind(Ip ip, Ifc ifc, object medium, object name=None):
     ip.ifcs[ifc.x] = ifc
     if ip.bindhook is not None:
         ip.bindhook(ifc, medium)
-    return None
 
 
 def ipifcbindargv(Ip ip, Ifc ifc, list argv):
     """ctl "bind type [dev]": the medium comes from
     mediatypes[type](ifc, argv) (the media register there)."""
     if len(argv) < 2:
-        return Ebadarg
+        raise Net9Error(Ebadarg)
     fn = ip.mediatypes.get(argv[1])
     if fn is None:
-        return Eunknowntype
+        raise Net9Error(Eunknowntype)
     if ifc.medium is not None:
-        return Ebound
-    try:
-        medium = fn(ifc, argv)
-    except Net9Error as e:
-        return str(e)
-    return ipifcbind(ip, ifc, medium, argv[2] if len(argv) > 2 else
+        raise Net9Error(Ebound)
+    medium = fn(ifc, argv)
+    ipifcbind(ip, ifc, medium, argv[2] if len(argv) > 2 else
                           "%s%d" % (argv[1], ifc.x))
 
 
 def ipifcunbind(Ip ip, Ifc ifc):
     """ipifcunbindmedium: drop the addresses, the routes, the medium."""
     if ifc.medium is None:
-        return Eunbound
+        raise Net9Error(Eunbound)
     while ifc.lifcs:
         ipifcremlifc(ip, ifc, ifc.lifcs[0])
     ifc.dev = ""
@@ -679,52 +661,57 @@ def ipifcunbind(Ip ip, Ifc ifc):
     ifc.conv.p.maybefree(ifc.conv)
     if ip.unbindhook is not None:
         ip.unbindhook(ifc, medium)
-    return None
 
 
 def ipifcctl(Ip ip, Ifc ifc, list argv):
-    """ipifc.c ipifcctl: an error string or None."""
+    """ipifc.c ipifcctl: Net9Error with its error text."""
     verb = argv[0]
     n = len(argv)
     if verb == "iprouting":
         ip.setiprouting(_atoi(argv[1]) if n > 1 else 1)
-        return None
+        return
     if verb == "add":
-        return ipifcaddargv(ip, ifc, argv, 0)
+        ipifcaddargv(ip, ifc, argv, 0)
+        return
     if verb == "try":
-        return ipifcaddargv(ip, ifc, argv, 1)
+        ipifcaddargv(ip, ifc, argv, 1)
+        return
     if verb == "del" or verb == "remove":
-        return ipifcremargv(ip, ifc, argv)
+        ipifcremargv(ip, ifc, argv)
+        return
     if verb == "unbind":
-        return ipifcunbind(ip, ifc)
+        ipifcunbind(ip, ifc)
+        return
     if verb in ("add6", "del6", "remove6"):
         # DEVIATION: no router advertisements or SLAAC on a TUN link
-        return Eunsupported
+        raise Net9Error(Eunsupported)
     if ifc.medium is None:
-        return Eunbound
+        raise Net9Error(Eunbound)
     if verb == "mtu":
-        return ifc.setmtu(_strtoul(argv[1]) if n > 1 else 0)
+        ifc.setmtu(_strtoul(argv[1]) if n > 1 else 0)
+        return
     if verb == "speed":
         ifc.speed = max(0, _atoi(argv[1]) if n > 1 else 0)
-        return None
+        return
     if verb == "delay":
         ifc.delay = min(1000, max(0, _atoi(argv[1]) if n > 1 else 0))
-        return None
+        return
     if verb == "reflect":
         ifc.reflect = _atoi(argv[1]) if n > 1 else 1
-        return None
+        return
     if verb == "reassemble":
         ifc.reassemble = _atoi(argv[1]) if n > 1 else 1
-        return None
+        return
     if verb == "ra6":
-        return ipifcra6(ip, ifc, argv)
-    return Eunsupported
+        ipifcra6(ip, ifc, argv)
+        return
+    raise Net9Error(Eunsupported)
 
 
 def ipifcra6(Ip ip, Ifc ifc, list argv):
     args = argv[1:]
     if len(args) % 2:
-        return Ebadarg
+        raise Net9Error(Ebadarg)
     rp = dict(ifc.rp)
     sendra = ifc.sendra6
     recvra = ifc.recvra6
@@ -739,19 +726,20 @@ def ipifcra6(Ip ip, Ifc ifc, list argv):
         elif k in ("maxraint", "minraint", "linkmtu", "reachtime", "rxmitra", "ttl", "routerlt"):
             rp[k] = v
         else:
-            return Ebadarg
+            raise Net9Error(Ebadarg)
     if rp["maxraint"] < rp["minraint"]:
-        return Ebadarg
+        raise Net9Error(Ebadarg)
     ifc.rp = rp
     ifc.sendra6 = sendra
     ifc.recvra6 = recvra
-    return None
 
 
 def ipifcaddargv(Ip ip, Ifc ifc, list argv, int tentative):
     """ipifcadd from ctl fields: add addr [mask [remote [mtu [proxy|trans]]]]."""
     cdef int type = 0, mtu = 0
     n = len(argv)
+    if n < 2 or n > 6:
+        raise Net9Error(Ebadarg)
     try:
         if n == 6 or n == 5 or n == 4:
             if n == 6:
@@ -768,32 +756,30 @@ def ipifcaddargv(Ip ip, Ifc ifc, list argv, int tentative):
             addr = parseip(argv[1])
             m = parseipmask(argv[2], addr[:12] == V4PFX)
             rem = maskip(addr, m)
-        elif n == 2:
+        else:
             addr = parseip(argv[1])
             m = defmask(addr)
             rem = maskip(addr, m)
-        else:
-            return Ebadarg
     except Net9Error:
-        return Ebadip
-    return ipifcadd(ip, ifc, addr, m, rem, mtu, type, tentative)
+        raise Net9Error(Ebadip)
+    ipifcadd(ip, ifc, addr, m, rem, mtu, type, tentative)
 
 
 def ipifcremargv(Ip ip, Ifc ifc, list argv):
     n = len(argv)
     if n < 3:
-        return Ebadarg
+        raise Net9Error(Ebadarg)
     try:
         addr = parseip(argv[1])
         m = parseipmask(argv[2], addr[:12] == V4PFX)
         rem = maskip(addr, m) if n < 4 else parseip(argv[3])
     except Net9Error:
-        return Ebadip
-    return ipifcrem(ip, ifc, addr, m, rem)
+        raise Net9Error(Ebadip)
+    ipifcrem(ip, ifc, addr, m, rem)
 
 
 def ipifcadd(Ip ip, Ifc ifc, bytes addr, bytes mask, bytes rem, int mtu, int type, bint tentative):
-    """ipifc.c ipifcadd with parsed arguments; an error string or None."""
+    """ipifc.c ipifcadd with parsed arguments; raises Net9Error."""
     cdef Lifc lifc
     type |= Rifc
     net = maskip(rem, mask)
@@ -804,15 +790,18 @@ def ipifcadd(Ip ip, Ifc ifc, bytes addr, bytes mask, bytes rem, int mtu, int typ
         type |= Rv4
         tentative = 0
     if ifc.medium is None:
-        return Eunbound
+        raise Net9Error(Eunbound)
     if mtu > 0:
-        ifc.setmtu(mtu)
+        try:
+            ifc.setmtu(mtu)
+        except Net9Error:
+            pass            # ipifcadd keeps the MTU when the new one does not fit
     # ignore if this is already a local address for this ifc
     for lifc in ifc.lifcs:
         if lifc.local == addr:
             if lifc.tentative != tentative:
                 lifc.tentative = tentative
-            return None
+            return
     lifc = Lifc()
     memcpy(lifc.local_, bp(addr), 16)
     memcpy(lifc.mask_, bp(mask), 16)
@@ -832,7 +821,7 @@ def ipifcadd(Ip ip, Ifc ifc, bytes addr, bytes mask, bytes rem, int mtu, int typ
     addselfcache(ip, ifc, lifc, addr, Runi)
 
     if type & Rptpt:
-        return None
+        return
 
     if type & Rv4:
         # subnet directed broadcast and network addresses
@@ -855,13 +844,12 @@ def ipifcadd(Ip ip, Ifc ifc, bytes addr, bytes mask, bytes rem, int mtu, int typ
                          v6allnodesL, Rmulti, ifc.x, ifc.ifcid, tifc)
         # solicited-node multicast
         addselfcache(ip, ifc, lifc, v6solicitednode[:13] + addr[13:], Rmulti)
-    return None
 
 
 def ipifcremlifc(Ip ip, Ifc ifc, Lifc lifc):
     """ipifc.c ipifcremlifc: remove lifc from ifc with its routes and self addresses."""
     if lifc not in ifc.lifcs:
-        return Enotonifc
+        raise Net9Error(Enotonifc)
     ifc.lifcs.remove(lifc)
     addr = lifc.local
     while lifc.links:
@@ -873,14 +861,13 @@ def ipifcremlifc(Ip ip, Ifc ifc, Lifc lifc):
             ip.rtab.remroute(lifc.remote, lifc.mask, addr, IPnoaddr, lifc.remote,
                              lifc.type, ifc.x, ifc.ifcid, tifc)
     if lifc.type & Rptpt:
-        return None
+        return
     if (lifc.type & Rv4) == 0:
         if addr == v6loopback:
             ip.rtab.remroute(v6allnodesN, v6allnodesNmask, addr, IPallbits,
                              v6allnodesN, Rmulti, ifc.x, ifc.ifcid, tifc)
         ip.rtab.remroute(v6allnodesL, v6allnodesLmask, addr, IPallbits,
                          v6allnodesL, Rmulti, ifc.x, ifc.ifcid, tifc)
-    return None
 
 
 def ipifcrem(Ip ip, Ifc ifc, bytes addr, bytes mask, bytes rem):
@@ -888,8 +875,9 @@ def ipifcrem(Ip ip, Ifc ifc, bytes addr, bytes mask, bytes rem):
     cdef Lifc lifc
     for lifc in ifc.lifcs:
         if lifc.local == addr and lifc.mask == mask and lifc.remote == rem:
-            return ipifcremlifc(ip, ifc, lifc)
-    return Enotonifc
+            ipifcremlifc(ip, ifc, lifc)
+            return
+    raise Net9Error(Enotonifc)
 
 
 def addselfcache(Ip ip, Ifc ifc, Lifc lifc, bytes a, int type):

@@ -48,11 +48,13 @@ cdef class Queue:
     cpdef settrimmer(self, Trimmer t)
     cpdef bint ishungup(self)
     cpdef object getreason(self)
-    # read: bytes (1..n) when data is queued; None when it would block;
-    # b"" for EOF; raises Net9Error(reason) per section 4.4.
-    # kicked is set on the queue (self.kicked) when the read cleared flow.
+    # qread: bytes (1..n) when data is queued; None when it would block;
+    # b"" for EOF; raises Net9Error(reason) per section 4.4.  *kicked is
+    # set to whether this read cleared flow (the reader must kick).
+    cdef object qread(self, Py_ssize_t n, bint *kicked)
+    # read: qread from Python; kicked keeps what the last read() said
     cpdef object read(self, Py_ssize_t n)
-    cdef public bint kicked
+    cdef readonly bint kicked
     # write: append data (bytes-like); raises Net9Error(reason) when hung up.
     # Returns the number of bytes queued.  Sets flow when len >= limit
     # (the caller then parks the writer until wwait is answered).

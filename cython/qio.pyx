@@ -373,13 +373,14 @@ cdef class Queue:
 
     # -- Python-level I/O --------------------------------------------------
 
-    cpdef object read(self, Py_ssize_t n):
+    cdef object qread(self, Py_ssize_t n, bint *kicked):
         """One read of at most n bytes: bytes when data (or, for a msg
         queue, a message) is queued; None when the reader would block; b""
-        at EOF; Net9Error(reason) per devip.md section 4.4."""
+        at EOF; Net9Error(reason) per devip.md section 4.4.  *kicked: this
+        read cleared flow control."""
         cdef Py_ssize_t m, take
         cdef object out
-        self.kicked = False
+        kicked[0] = False
         if n <= 0:
             return b""
         if self.msg:
@@ -396,11 +397,16 @@ cdef class Queue:
         _drop(self, m)
         _touch(self)
         if _unflow(self):
-            self.kicked = True
+            kicked[0] = True
             if self.wwait:
                 self.wwait = False
                 self.wake()
         return out
+
+    cpdef object read(self, Py_ssize_t n):
+        """qread from Python (tests, Python callers); the queue's kicked
+        says whether this read cleared flow."""
+        return self.qread(n, &self.kicked)
 
     # Python access to the C-level operations (tests, Python callers)
 

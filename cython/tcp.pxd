@@ -406,9 +406,6 @@ cdef class TcpProto(Proto):
     cdef Conv finenextconv
     cdef public unsigned int tsadjust       # tests: added to every TSval offset
     cdef public int defaultcc               # congestion controller of new conversations (modern)
-    # the buffer of the input segment being processed
-    cdef const unsigned char *inp
-    cdef object inobj
     # beyond tcp.c: output held back while a burst of input is processed
     # (pbatch), so one segment acknowledges the whole burst
     cdef public bint batching
@@ -473,15 +470,15 @@ cdef class TcpProto(Proto):
     cdef void tcpsetscale(self, Conv s, Tcpctl tcb, unsigned short rcvscale, unsigned short sndscale)
     cdef void tcpkick(self, Conv s)
     cdef void tcpclose(self, Conv s)
-    cdef object tcphangup(self, Conv s)
+    cdef int tcphangup(self, Conv s) except -1
     cdef void runtimer(self, Tcptimer t)
     cdef void tick(self)
     cdef int tcpinput(self, Conv s, Tcp *segp, const unsigned char *dp, int length,
                       const unsigned char *source, const unsigned char *dest, int version) except -1
     cdef int reset2(self, Conv s, Tcp *seg, int length, const unsigned char *source,
                     const unsigned char *dest, int version, str reason) except -1
-    cdef object tcpstartka(self, Conv s, list f)
-    cdef object tcpsetchecksum(self, Conv s, list f)
+    cdef int tcpstartka(self, Conv s, list f) except -1
+    cdef int tcpsetchecksum(self, Conv s, list f) except -1
     cdef void logreseq(self, Reseq r, unsigned int n)
     cdef int tcptrim(self, Tcpctl tcb, Tcp *seg, const unsigned char **dp, int *length)
     # beyond tcp.c: the modern profile
@@ -490,7 +487,7 @@ cdef class TcpProto(Proto):
                           const unsigned char *raddr, unsigned short rport)
     cdef unsigned int tsoffset(self, const unsigned char *laddr, unsigned short lport,
                                const unsigned char *raddr, unsigned short rport)
-    cdef object tcpoptctl(self, Conv s, list f)
+    cdef int tcpoptctl(self, Conv s, list f) except -1
     cdef int tcppaws(self, Conv s, Tcp *seg, int length) except -1
     cdef void tcprttsample(self, Tcpctl tcb, int rtt)
     cdef void sackupdate(self, Tcpctl tcb, Tcp *seg)

@@ -653,16 +653,14 @@ cdef class TcpProto(Proto):
         tcb.ontw = 0
         self.ntimewait -= 1
 
-    cpdef object pconnect(self, Conv c, list argv):
+    cpdef int pconnect(self, Conv c, list argv) except -1:
         """tcpconnect."""
         cdef Tcpctl tcb = <Tcpctl>c.ptcl
         if tcb.state != Closed:
-            return errors.Econinuse
-        e = self.stdconnect(c, argv)
-        if e is not None:
-            return e
+            raise Net9Error(errors.Econinuse)
+        self.stdconnect(c, argv)
         self.tcpstart(c, TCP_CONNECT)
-        return None
+        return 0
 
     cpdef str pstate(self, Conv c):
         """tcpstate: the status line."""
@@ -684,17 +682,15 @@ cdef class TcpProto(Proto):
         """tcpinuse."""
         return (<Tcpctl>c.ptcl).state != Closed
 
-    cpdef object pannounce(self, Conv c, list argv):
+    cpdef int pannounce(self, Conv c, list argv, str user) except -1:
         """tcpannounce."""
         cdef Tcpctl tcb = <Tcpctl>c.ptcl
         if tcb.state != Closed:
-            return errors.Econinuse
-        e = self.stdannounce(c, argv)
-        if e is not None:
-            return e
+            raise Net9Error(errors.Econinuse)
+        self.stdannounce(c, argv, user)
         self.tcpstart(c, TCP_LISTEN)
         self.connected(c, None)
-        return None
+        return 0
 
     cpdef pclose(self, Conv c):
         self.tcpclose(c)
@@ -1238,7 +1234,7 @@ cdef class TcpProto(Proto):
         pkt = self.buildseg(version, dest, source, MAXTTL, DFLTTOS, seg, None, 0, 0, NULL, None)
         return self.f.ip.ipoput(version, pkt, MAXTTL, DFLTTOS, rh)
 
-    cdef object tcphangup(self, Conv s):
+    cdef int tcphangup(self, Conv s) except -1:
         """Send a reset to the remote side and close the conversation."""
         cdef Tcp seg
         cdef Tcpctl tcb = <Tcpctl>s.ptcl
@@ -1256,7 +1252,7 @@ cdef class TcpProto(Proto):
                 pkt = self.htontcp6(&seg, s, None, 0, 0, NULL, tcb)
             self.f.ip.ipoput(s.ipversion, pkt, s.ttl, s.tos, s)
         self.localclose(s, None)
-        return None
+        return 0
 
     cdef int sndsynack(self, Limbo lp) except? -2:
         """(Re)send a SYN ACK."""
@@ -2690,12 +2686,12 @@ cdef class TcpProto(Proto):
             else:
                 self.tcpgo(tcb.katimer)
 
-    cdef object tcpstartka(self, Conv s, list f):
+    cdef int tcpstartka(self, Conv s, list f) except -1:
         """Start keepalive timer."""
         cdef Tcpctl tcb = <Tcpctl>s.ptcl
         cdef long x
         if tcb.state != Established:
-            return errors.Ekanotestab
+            raise Net9Error(errors.Ekanotestab)
         if len(f) > 1:
             x = _atoi(f[1])
             if x >= MSPTICK:
@@ -2704,17 +2700,17 @@ cdef class TcpProto(Proto):
                 tcb.katimer.start = <int>(x // MSPTICK)
         self.tcpsetkacounter(tcb)
         self.tcpgo(tcb.katimer)
-        return None
+        return 0
 
-    cdef object tcpsetchecksum(self, Conv s, list f):
+    cdef int tcpsetchecksum(self, Conv s, list f) except -1:
         """Turn checksums on/off."""
         cdef Tcpctl tcb = <Tcpctl>s.ptcl
         if len(f) < 2:
             # DEVIATION: 9front dereferences the missing argument
             # (devip.md section 15 point 2)
-            return errors.Ebadarg
+            raise Net9Error(errors.Ebadarg)
         tcb.nochecksum = not _atoi(f[1])
-        return None
+        return 0
 
     cdef void tcprxmit(self, Conv s):
         """Retransmit (at most) one segment at snd.una.  Preserve cwind and
@@ -2978,12 +2974,12 @@ cdef class TcpProto(Proto):
         the IP layer does not forward, so nothing calls this."""
         raise NotImplementedError("tcpforward: NAT is not implemented")
 
-    cpdef object pctl(self, Conv c, list f):
+    cpdef int pctl(self, Conv c, list f) except -1:
         """tcpctl."""
         cdef int n = len(f)
         if n == 1 and f[0] == "close":
             self.tcpclose(c)
-            return None
+            return 0
         if n == 1 and f[0] == "hangup":
             return self.tcphangup(c)
         if n >= 1 and f[0] == "keepalive":
@@ -2993,13 +2989,14 @@ cdef class TcpProto(Proto):
         if n >= 1 and f[0] == "tcpporthogdefense":
             if n < 2:
                 # DEVIATION: 9front dereferences the missing argument
-                return errors.Eporthog
-            return self.tcpporthogdefensectl(f[1])
+                raise Net9Error(errors.Eporthog)
+            self.tcpporthogdefensectl(f[1])
+            return 0
         if n >= 1 and f[0] in ("sack", "timestamps", "rtomin", "congestion", "rack", "profile"):
             return self.tcpoptctl(c, f)
-        return errors.Eunknownctl
+        raise Net9Error(errors.Eunknownctl)
 
-    cdef object tcpoptctl(self, Conv s, list f):
+    cdef int tcpoptctl(self, Conv s, list f) except -1:
         """Beyond tcp.c: the switches of one conversation, in the manner of
         FreeBSD's tcp(4) socket options, before connect or announce:
         "sack on|off", "timestamps on|off", "rtomin MS", "congestion
@@ -3010,51 +3007,51 @@ cdef class TcpProto(Proto):
         cdef str v = f[1] if len(f) >= 2 else ""
         cdef long x
         if len(f) != 2:
-            return "unknown value for " + what
+            raise Net9Error("unknown value for " + what)
         if tcb.state != Closed:
-            return errors.Econinuse
+            raise Net9Error(errors.Econinuse)
         if what == "profile":
             if v not in profiles:
-                return "unknown value for profile"
+                raise Net9Error("unknown value for profile")
             self.setprofile(tcb, profiles.index(v))
-            return None
+            return 0
         if what == "sack" or what == "timestamps":
             if v != "on" and v != "off":
-                return "unknown value for " + what
+                raise Net9Error("unknown value for " + what)
             if v == "on" and tcb.profile != Profmodern:
-                return what + " needs the modern profile"
+                raise Net9Error(what + " needs the modern profile")
             if what == "sack":
                 tcb.sackok = v == "on"
             else:
                 tcb.tsok = v == "on"
-            return None
+            return 0
         if what == "rtomin":
             if not v.isdigit():
-                return "unknown value for rtomin"
+                raise Net9Error("unknown value for rtomin")
             x = int(v) if len(v) < 9 else 100000000
             if x < MSPTICK or x > 60000:
-                return "unknown value for rtomin"
+                raise Net9Error("unknown value for rtomin")
             if tcb.profile != Profmodern and x != TCP9_RTOMIN:
-                return "rtomin needs the modern profile"
+                raise Net9Error("rtomin needs the modern profile")
             tcb.rtomin = <int>x
-            return None
+            return 0
         if what == "congestion":
             if v == "newreno":
                 tcb.cc = CCnewreno
-                return None
+                return 0
             if v == "cubic":
                 if tcb.profile != Profmodern:
-                    return "congestion needs the modern profile"
+                    raise Net9Error("congestion needs the modern profile")
                 tcb.cc = CCcubic
-                return None
-            return "unknown value for congestion"
+                return 0
+            raise Net9Error("unknown value for congestion")
         # rack
         if v != "on" and v != "off":
-            return "unknown value for rack"
+            raise Net9Error("unknown value for rack")
         if v == "on" and tcb.profile != Profmodern:
-            return "rack needs the modern profile"
+            raise Net9Error("rack needs the modern profile")
         tcb.rackok = v == "on"
-        return None
+        return 0
 
     def tcpporthogdefensectl(self, str val):
         if val == "on":
@@ -3062,8 +3059,7 @@ cdef class TcpProto(Proto):
         elif val == "off":
             self.tcpporthogdefense = 0
         else:
-            return errors.Eporthog
-        return None
+            raise Net9Error(errors.Eporthog)
 
     cpdef str pstats(self):
         """tcpstats.  Beyond tcp.c: in the modern profile the counters of

@@ -32,6 +32,7 @@ from cpython.bytearray cimport PyByteArray_FromStringAndSize, PyByteArray_AS_STR
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
 from net9 import errors
+from net9.errors import Net9Error
 from net9.ipaux import fmtip
 from net9.csum cimport csum_partial, csum_fold
 from net9.conv cimport (Conv, Proto, Fs, IpLayer, V4, V6, Idle, Announced, Connected,
@@ -141,37 +142,37 @@ cdef class UdpProto(Proto):
         self.openqueues(c, UDP_RQLIMIT, 64 * 1024, True)
         c.ptcl = Udpcb()
 
-    cpdef object pconnect(self, Conv c, list argv):
+    cpdef int pconnect(self, Conv c, list argv) except -1:
         # udpconnect: Fsconnected even on failure (the conversation is
         # left Connected with cerr set, unusable for another connect)
-        e = self.stdconnect(c, argv)
-        self.connected(c, e)
-        if e is not None:
-            return e
-        memcpy((<Udpcb>c.ptcl).srcip, <const char*>c.localaddr, 16)
-        self.iphtadd(c)
-        return None
-
-    cpdef object pannounce(self, Conv c, list argv):
-        e = self.stdannounce(c, argv)
-        if e is not None:
-            return e
+        try:
+            self.stdconnect(c, argv)
+        except Net9Error as e:
+            self.connected(c, str(e))
+            raise
         self.connected(c, None)
         memcpy((<Udpcb>c.ptcl).srcip, <const char*>c.localaddr, 16)
         self.iphtadd(c)
-        return None
+        return 0
 
-    cpdef object pctl(self, Conv c, list argv):
+    cpdef int pannounce(self, Conv c, list argv, str user) except -1:
+        self.stdannounce(c, argv, user)
+        self.connected(c, None)
+        memcpy((<Udpcb>c.ptcl).srcip, <const char*>c.localaddr, 16)
+        self.iphtadd(c)
+        return 0
+
+    cpdef int pctl(self, Conv c, list argv) except -1:
         # udpctl
         if len(argv) == 1:
             if argv[0] == "hangup":
                 c.rq.hangup(None)
                 c.wq.hangup(None)
-                return None
+                return 0
             if argv[0] == "headers":
                 c.headers = 1           # udp.c: ucb->headers = 7
-                return None
-        return errors.Eunknownctl
+                return 0
+        raise Net9Error(errors.Eunknownctl)
 
     cpdef str pstate(self, Conv c):
         # udpstate

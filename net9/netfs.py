@@ -707,10 +707,10 @@ class NetFs:
         else:
             lines, total = w.rest, w.result
         while lines:
-            msg = lines.pop(0)
-            verb = parsecmd(msg)[:1]
+            f = parsecmd(lines.pop(0))
+            verb = f[:1]
             was = c.state
-            p.ctl(c, msg, fid.uname)
+            p.ctl(c, f, fid.uname)
             if was == ConvState.Connecting and verb in (["hangup"], ["close"]) and c.aux:
                 # the decision (devip.md 15.3 b, not copied): a
                 # hangup during a blocked connect makes that connect fail

@@ -3,6 +3,7 @@ do not edit; run it again after changing cython/udp.pyx)."""
 
 from typing import Any
 
+from net9.errors import Net9Error as Net9Error
 from net9.ipaux import fmtip as fmtip
 from net9.conv import Conv
 from net9.conv import Fs
