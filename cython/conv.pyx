@@ -77,6 +77,13 @@ def _strtoport(str s):
     return v & 0xFFFF, s[i:]
 
 
+cdef int setaddr16(unsigned char *dst, bytes a) except -1:
+    if len(a) != 16:
+        raise ValueError("address must be 16 bytes")
+    memcpy(dst, <const char*>a, 16)
+    return 0
+
+
 cdef list ctlfields(object msg):
     """A ctl write's fields: msg is parsecmd's list of them already, or the
     text (str or bytes) to parse."""
@@ -105,21 +112,15 @@ cdef class Conv:
         """Local address, 16 bytes (v4-mapped for IPv4)."""
         def __get__(self):
             return PyBytes_FromStringAndSize(<char*>self.laddr, 16)
-
         def __set__(self, bytes a):
-            if len(a) != 16:
-                raise ValueError("address must be 16 bytes")
-            memcpy(self.laddr, <const char*>a, 16)
+            setaddr16(self.laddr, a)
 
     property remoteaddr:
         """Remote address, 16 bytes (v4-mapped for IPv4)."""
         def __get__(self):
             return PyBytes_FromStringAndSize(<char*>self.raddr, 16)
-
         def __set__(self, bytes a):
-            if len(a) != 16:
-                raise ValueError("address must be 16 bytes")
-            memcpy(self.raddr, <const char*>a, 16)
+            setaddr16(self.raddr, a)
 
     property hashed:
         def __get__(self):

@@ -196,7 +196,7 @@ class NetFs:
         self._protos = []
         self._protoindex = {}
         self.ns = ns
-        self.nswaits = set()
+        self.nswaits = []
         if ns is not None:
             me = weakref.ref(self)         # no cycle through the name service
             ns.ndb = lambda: bytes(me().ndb).decode("utf-8", "replace") if me() else ""
@@ -740,33 +740,29 @@ class NetFs:
 
     # ---- parking ----------------------------------------------------------------
 
-    def park(self, w: Wait) -> None:
-        """Put w on its conversation's wait list (or the log's)."""
-        w.fid.parked += 1
+    def waits(self, w: Wait, make: bool = False) -> Optional[list]:
+        """The list w parks on: the log's, the name services', or its
+        conversation's (c.aux; made when make is set, else maybe None)."""
         if w.kind == "log":
-            self.logwaits.append(w)
-            return
+            return self.logwaits
         if w.kind == "ns":
-            self.nswaits.add(w)
-            return
+            return self.nswaits
         c = w.conv
-        if c.aux is None:
+        if c is not None and c.aux is None and make:
             c.aux = []
-        c.aux.append(w)
+        return c.aux if c is not None else None
+
+    def park(self, w: Wait) -> None:
+        """Put w on its wait list."""
+        w.fid.parked += 1
+        self.waits(w, True).append(w)
 
     def unpark(self, w: Wait) -> None:
         if w.fid.parked > 0:
             w.fid.parked -= 1
-        if w.kind == "log":
-            if w in self.logwaits:
-                self.logwaits.remove(w)
-            return
-        if w.kind == "ns":
-            self.nswaits.discard(w)
-            return
-        c = w.conv
-        if c is not None and c.aux and w in c.aux:
-            c.aux.remove(w)
+        ws = self.waits(w)
+        if ws and w in ws:
+            ws.remove(w)
 
     def retry(self, w: Wait) -> tuple[bool, Any]:
         """(True, result) when w completed, (False, None) to keep waiting;
