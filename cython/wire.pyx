@@ -95,15 +95,16 @@ cdef void _tcpfields(Tcp *t, dict f):
 def tcpheader(int sport, int dport, unsigned long long seq, unsigned long long ack, int flags,
               int window, int urg=0, int doff=20):
     """A 20-byte TCP header without options, checksum 0; doff is the data
-    offset it states (bytes)."""
+    offset it states (bytes), flags the 12 bits after it."""
     cdef Tcp t
     cdef int nsack = 0
     cdef bytearray b = bytearray(20)
     _tcpfields(&t, dict(sport=sport, dport=dport, seq=seq, ack=ack, flags=flags & ~SYN,
                         window=window, urg=urg))
     tcpput(<unsigned char*>PyByteArray_AS_STRING(b), &t, 20, 0, nsack, t.wnd)
-    b[12] = ((doff // 4) & 0xf) << 4
-    b[13] = flags & 0x3f
+    # the data offset as told, and every bit of the flags word given
+    b[12] = (((doff // 4) & 0xf) << 4) | ((flags >> 8) & 0xf)
+    b[13] = flags & 0xff
     return b
 
 
