@@ -24,6 +24,16 @@ cdef enum:
     MAXTTL = 255
     DFLTTOS = 0
 
+cdef struct Routehint:
+    # ip.h's Routehint, a Conv's first element: the route its datagrams
+    # to a from s took last, an index into the route table plus one (0:
+    # none), good while the table's generation is rgen (v4lookup/v6lookup
+    # take it instead of searching the table again)
+    int r
+    unsigned int rgen
+    unsigned char a[16]
+    unsigned char s[16]
+
 cdef enum:
     # ipaux.c match types
     IPmatchexact = 0
@@ -35,6 +45,7 @@ cdef enum:
 cdef class Conv:
     cdef public int x                  # conversation number
     cdef public Proto p
+    cdef Routehint rh                  # the IP layer's, for each datagram sent with rh=self
     cdef unsigned char laddr[16]
     cdef unsigned char raddr[16]
     cdef public int lport

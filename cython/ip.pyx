@@ -39,7 +39,7 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from net9 import errors
 from net9.errors import Net9Error
 from net9.ipaux import fmtip
-from net9.conv cimport Conv, Proto, Fs, IpLayer
+from net9.conv cimport Conv, Proto, Fs, IpLayer, Routehint
 from net9.wire cimport (ip4csum, ip4setcsum, ip4fill, l4setcsum, tcpoptnext, MSSOPT,
                         MSS_LENGTH)
 from net9.netlog cimport Logip
@@ -271,7 +271,7 @@ cdef class Ip(IpLayer):
         """The route to dst (from src) as a dict (see routes()), or None."""
         a = addr16(dst)
         s = IPnoaddr if src is None else addr16(src)
-        i = self.rtab.rlookup(bp(a), bp(s), a[:12] == V4PFX)
+        i = self.rtab.rlookup(bp(a), bp(s), a[:12] == V4PFX, NULL)
         if i < 0:
             return None
         return self.rtab.rtdict(i)
@@ -300,7 +300,7 @@ cdef class Ip(IpLayer):
             return None
         if laddr is None or len(laddr) != 16:
             laddr = IPnoaddr
-        i = self.rtab.rlookup(bp(raddr), bp(laddr), isv4c(bp(raddr)))
+        i = self.rtab.rlookup(bp(raddr), bp(laddr), isv4c(bp(raddr)), NULL)
         if i < 0:
             return None
         ifc = self.rtifc(i)
@@ -375,10 +375,11 @@ cdef class Ip(IpLayer):
     cpdef int ipoput(self, int version, bytearray pkt, int ttl, int tos, object rh) except? -2:
         """ipoput4/ipoput6: route, fill in the header, fragment to the
         interface MTU and transmit.  -1 when there is no route."""
+        cdef Routehint *h = &(<Conv>rh).rh if isinstance(rh, Conv) else NULL
         if version == V4:
-            return self.oput4(pkt, ttl, tos, 0)
+            return self.oput4(pkt, ttl, tos, 0, h)
         if version == V6:
-            return self.oput6(pkt, ttl, tos, 0)
+            return self.oput6(pkt, ttl, tos, 0, h)
         self.stats_[OutRequests] += 1
         self.stats_[OutDiscards] += 1
         return 0
@@ -389,10 +390,11 @@ cdef class Ip(IpLayer):
         with segmentation offload takes whole (its medium cuts it into
         segments of mss payload bytes); any other interface gets it
         fragmented as ipoput would."""
+        cdef Routehint *h = &(<Conv>rh).rh if isinstance(rh, Conv) else NULL
         if version == V4:
-            return self.oput4(pkt, ttl, tos, mss)
+            return self.oput4(pkt, ttl, tos, mss, h)
         if version == V6:
-            return self.oput6(pkt, ttl, tos, mss)
+            return self.oput6(pkt, ttl, tos, mss, h)
         self.stats_[OutRequests] += 1
         self.stats_[OutDiscards] += 1
         return 0
@@ -406,7 +408,7 @@ cdef class Ip(IpLayer):
             return 0
         if laddr is None or len(laddr) != 16:
             laddr = IPnoaddr
-        i = self.rtab.rlookup(bp(raddr), bp(laddr), isv4c(bp(raddr)))
+        i = self.rtab.rlookup(bp(raddr), bp(laddr), isv4c(bp(raddr)), NULL)
         if i < 0:
             return 0
         ifc = self.rtifc(i)
@@ -442,7 +444,7 @@ cdef class Ip(IpLayer):
             ifc.errout += 1
         return 0
 
-    cdef int oput4(self, bytearray pkt, int ttl, int tos, int gsomss) except? -2:
+    cdef int oput4(self, bytearray pkt, int ttl, int tos, int gsomss, Routehint *rh) except? -2:
         cdef Py_ssize_t n = PyByteArray_GET_SIZE(pkt)
         cdef unsigned char *p = <unsigned char*>PyByteArray_AS_STRING(pkt)
         cdef unsigned char *q
@@ -456,7 +458,7 @@ cdef class Ip(IpLayer):
             return 0
         v4tov6c(dst, p + 16)
         v4tov6c(src, p + 12)
-        i = self.rtab.rlookup(dst, src, 1)
+        i = self.rtab.rlookup(dst, src, 1, rh)
         if i < 0:
             self.stats_[OutNoRoutes] += 1
             if self.f.log.mask & Logip:
@@ -516,7 +518,7 @@ cdef class Ip(IpLayer):
         self.stats_[FragOKs] += 1
         return 0
 
-    cdef int oput6(self, bytearray pkt, int ttl, int tos, int gsomss) except? -2:
+    cdef int oput6(self, bytearray pkt, int ttl, int tos, int gsomss, Routehint *rh) except? -2:
         cdef Py_ssize_t n = PyByteArray_GET_SIZE(pkt)
         cdef unsigned char *p = <unsigned char*>PyByteArray_AS_STRING(pkt)
         cdef unsigned char *q
@@ -527,7 +529,7 @@ cdef class Ip(IpLayer):
         if n < IP6HDR or n >= IP_MAX:
             self.stats_[OutDiscards] += 1
             return 0
-        i = self.rtab.rlookup(p + 24, p + 8, 0)
+        i = self.rtab.rlookup(p + 24, p + 8, 0, rh)
         if i < 0:
             self.stats_[OutNoRoutes] += 1
             if self.f.log.mask & Logip:
@@ -666,7 +668,7 @@ cdef class Ip(IpLayer):
             # multicast routing; devip would send it along any route)
             self.stats_[OutDiscards] += 1
             return 0
-        i = self.rtab.rlookup(dst, src, 1)
+        i = self.rtab.rlookup(dst, src, 1, NULL)
         if i < 0:
             self.stats_[OutDiscards] += 1
             if self.f.log.mask & Logip:
@@ -712,7 +714,7 @@ cdef class Ip(IpLayer):
         if (p[24] == 0xfe and (p[25] & 0xc0) == 0x80) or p[24] == 0xff:
             self.stats_[OutDiscards] += 1
             return 0
-        i = self.rtab.rlookup(p + 24, p + 8, 0)
+        i = self.rtab.rlookup(p + 24, p + 8, 0, NULL)
         if i < 0:
             self.stats_[OutDiscards] += 1
             if self.f.log.mask & Logip:

@@ -140,24 +140,24 @@ cdef inline void ip6put(unsigned char *p, int tos, unsigned int paylen, int nh, 
 cdef inline unsigned long long pseudo4(const unsigned char *src4, const unsigned char *dst4,
                                        int proto, unsigned int length) noexcept nogil:
     # RFC 793/768: source, destination, zero, protocol, 16-bit length
-    cdef unsigned char ph[4]
-    cdef unsigned long long acc = csum_partial(src4, 4, 0)
-    acc = csum_partial(dst4, 4, acc)
-    ph[0] = 0
-    ph[1] = proto
-    hnputs(ph + 2, length & 0xffff)
-    return csum_partial(ph, 4, acc)
+    cdef unsigned char ph[12]
+    memcpy(ph, src4, 4)
+    memcpy(ph + 4, dst4, 4)
+    ph[8] = 0
+    ph[9] = proto
+    hnputs(ph + 10, length & 0xffff)
+    return csum_partial(ph, 12, 0)
 
 cdef inline unsigned long long pseudo6(const unsigned char *src, const unsigned char *dst,
                                        int proto, unsigned int length) noexcept nogil:
     # RFC 8200 section 8.1: source, destination, 32-bit length, zero, next header
-    cdef unsigned char ph[8]
-    cdef unsigned long long acc = csum_partial(src, 16, 0)
-    acc = csum_partial(dst, 16, acc)
-    hnputl(ph, length)
-    ph[4] = ph[5] = ph[6] = 0
-    ph[7] = proto
-    return csum_partial(ph, 8, acc)
+    cdef unsigned char ph[40]
+    memcpy(ph, src, 16)
+    memcpy(ph + 16, dst, 16)
+    hnputl(ph + 32, length)
+    ph[36] = ph[37] = ph[38] = 0
+    ph[39] = proto
+    return csum_partial(ph, 40, 0)
 
 cdef inline unsigned long long pseudoip(const unsigned char *ip, bint v4, int proto,
                                         unsigned int length) noexcept nogil:
