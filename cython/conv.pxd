@@ -84,7 +84,8 @@ cdef class IpLayer:
     # header (v4: 20 bytes, v6: 40 bytes) with version, lengths, protocol,
     # addresses, ttl and tos filled in (v4 id, fragment and header checksum
     # zero, for the IP layer to fill) and the transport header and payload
-    # with their checksum done.  rh is the conversation or None.  Returns
+    # with their checksum done.  rh is the conversation or None (the IP
+    # layer may keep the route in the conversation's Routehint).  Returns
     # < 0 for "no route" (ip.c's ipoput4/6 convention).
     cpdef int ipoput(self, int version, bytearray pkt, int ttl, int tos, object rh) except? -2
     # route: (mtu, direct) of the first hop toward raddr (mtu = interface
