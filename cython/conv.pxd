@@ -24,6 +24,16 @@ cdef enum:
     MAXTTL = 255
     DFLTTOS = 0
 
+cdef struct Routehint:
+    # ip.h's Routehint, a Conv's first element: the route its datagrams
+    # to a from s took last, an index into the route table plus one (0:
+    # none), good while the table's generation is rgen (v4lookup/v6lookup
+    # take it instead of searching the table again)
+    int r
+    unsigned int rgen
+    unsigned char a[16]
+    unsigned char s[16]
+
 cdef enum:
     # ipaux.c match types
     IPmatchexact = 0
@@ -38,6 +48,7 @@ cdef list ctlfields(object msg)
 cdef class Conv:
     cdef public int x                  # conversation number
     cdef public Proto p
+    cdef Routehint rh                  # the IP layer's, for each datagram sent with rh=self
     cdef unsigned char laddr[16]
     cdef unsigned char raddr[16]
     cdef public int lport
@@ -76,7 +87,8 @@ cdef class IpLayer:
     # header (v4: 20 bytes, v6: 40 bytes) with version, lengths, protocol,
     # addresses, ttl and tos filled in (v4 id, fragment and header checksum
     # zero, for the IP layer to fill) and the transport header and payload
-    # with their checksum done.  rh is the conversation or None.  Returns
+    # with their checksum done.  rh is the conversation or None (the IP
+    # layer may keep the route in the conversation's Routehint).  Returns
     # < 0 for "no route" (ip.c's ipoput4/6 convention).
     cpdef int ipoput(self, int version, bytearray pkt, int ttl, int tos, object rh) except? -2
     # route: (mtu, direct) of the first hop toward raddr (mtu = interface

@@ -4,11 +4,11 @@
 # generic devip ones (conv.pxd); datagrams for them arrive on their rq.
 
 from net9.conv cimport Conv, Proto, Fs
+# icmp.c's header sizes, the wire layer's (wire.pxd)
+from net9.wire cimport IP4HDRLEN as ICMP_IPSIZE, ICMPHDRLEN as ICMP_HDRSIZE
 
 cdef enum:
     IP_ICMPPROTO = 1
-    ICMP_IPSIZE = 20
-    ICMP_HDRSIZE = 8
     Maxtype = 18
     Maxtype6 = 137
     IPICMPSZ = 48        # IPv6 header + ICMP header

@@ -22,7 +22,7 @@ from net9.errors import Net9Error
 from net9.ipaux import fmtip
 from net9.conv cimport Conv, Proto, Fs, IpLayer
 from net9.qio cimport Queue
-from net9.csum cimport csum_partial, csum_fold
+from net9.wire cimport icmpcsum, icmpsetcsum, ip4csum, l4csum, l4setcsum
 from net9.netlog cimport Logicmp
 from net9.iproute cimport Runi, Rbcast, Rmulti
 from net9.ip cimport FH
@@ -146,27 +146,16 @@ unreachcode6 = [
 cdef inline const unsigned char *bp(bytes b) noexcept:
     return <const unsigned char*>PyBytes_AS_STRING(b)
 
-cdef inline unsigned short cksum(const unsigned char *p, Py_ssize_t n) noexcept:
-    return csum_fold(csum_partial(p, n, 0))
-
 cdef inline bint isv6mcast(const unsigned char *a) noexcept:
     return a[0] == 0xff
 
 cdef inline bint islinklocal(const unsigned char *a) noexcept:
     return a[0] == 0xfe and (a[1] & 0xc0) == 0x80
 
-cdef unsigned short cksum6(const unsigned char *p, Py_ssize_t n) noexcept:
+cdef inline unsigned short cksum6(const unsigned char *p, Py_ssize_t n) noexcept:
     # ICMPv6 checksum: pseudo-header (addresses, length, next header 58)
     # and the ICMP message p[40:n]
-    cdef unsigned char ph[8]
-    cdef unsigned long long acc
-    hnputl(ph, <unsigned int>(n - 40))
-    ph[4] = ph[5] = ph[6] = 0
-    ph[7] = 58
-    acc = csum_partial(p + 8, 32, 0)
-    acc = csum_partial(ph, 8, acc)
-    acc = csum_partial(p + 40, n - 40, acc)
-    return csum_fold(acc)
+    return l4csum(p, 0, 58, p + 40, n - 40)
 
 
 cdef void set_cksum6(bytearray b) noexcept:
@@ -175,9 +164,7 @@ cdef void set_cksum6(bytearray b) noexcept:
     cdef Py_ssize_t n = PyByteArray_GET_SIZE(b)
     hnputs(p + 4, <unsigned int>(n - 40))
     p[6] = 58
-    p[42] = 0
-    p[43] = 0
-    hnputs(p + 42, cksum6(p, n))
+    l4setcsum(p, 0, 58, p + 40, n - 40, 2, 0)
 
 
 cdef int icmpkick(Icmp self, Conv c, object m) except -1:
@@ -199,9 +186,7 @@ cdef int icmpkick(Icmp self, Conv c, object m) except -1:
     memcpy(p + 12, bp(la) + 12, 4)
     p[9] = IP_ICMPPROTO
     hnputs(p + 24, c.lport)
-    p[22] = 0
-    p[23] = 0
-    hnputs(p + 22, cksum(p + 20, n - 20))
+    icmpsetcsum(p + 20, n - 20)
     self.stats_[OutMsgs] += 1
     self.f.ip.ipoput(V4, b, c.ttl, c.tos, None)
     return 0
@@ -382,7 +367,7 @@ cdef class Icmp(IcmpBase):
         q[21] = code
         q[9] = IP_ICMPPROTO
         hnputs(q + 26, arg)
-        hnputs(q + 22, cksum(q + 20, sz - 20))
+        icmpsetcsum(q + 20, sz - 20)
         if type <= Maxtype:
             self.out_[type] += 1
         ip.ipoput(V4, nb, MAXTTL, DFLTTOS, None)
@@ -441,7 +426,7 @@ cdef class Icmp(IcmpBase):
             if self.f.log.mask & Logicmp:
                 self.f.log.log(Logicmp, "icmp hlen %d\n" % n)
             return 0
-        if cksum(p + ICMP_IPSIZE, n - ICMP_IPSIZE) != 0:
+        if icmpcsum(p + ICMP_IPSIZE, n - ICMP_IPSIZE) != 0:
             self.stats_[InErrors] += 1
             self.stats_[CsumErrs] += 1
             if self.f.log.mask & Logicmp:
@@ -484,7 +469,7 @@ cdef class Icmp(IcmpBase):
             return 0
         # advise() does not expect options; only the first fragment
         if (p[0] == 0x45 and (nhgets(p + 6) & IP_FO) == 0
-                and csum_fold(csum_partial(p, 20, 0)) == 0):
+                and ip4csum(p) == 0):
             pr = <Proto>self.f.ipproto[p[9]]
             if pr is not None:
                 if self.f.log.mask & Logicmp:
@@ -507,9 +492,7 @@ cdef class Icmp(IcmpBase):
         memcpy(q + 12, bp(b) + 16, 4)
         memcpy(q + 16, bp(b) + 12, 4)
         q[20] = EchoReply
-        q[22] = 0
-        q[23] = 0
-        hnputs(q + 22, cksum(q + 20, len(r) - 20))
+        icmpsetcsum(q + 20, len(r) - 20)
         return r
 
     cdef goticmpkt(self, bytes b):

@@ -5,7 +5,7 @@
 # transmit(pkt) method.  The interfaces and the self table are ipifc's
 # (ipifc.pxd), the route table iproute's (iproute.pxd); Ip holds them.
 
-from net9.conv cimport Conv, Proto, Fs, IpLayer
+from net9.conv cimport Conv, Proto, Fs, IpLayer, Routehint
 from net9.iproute cimport Routetab, Rt
 from net9.ipifc cimport Ifc, Lifc, PktQueue, IpifcProto, Ipselftab
 
@@ -102,8 +102,8 @@ cdef class Ip(IpLayer):
     cdef icmperr(self, str fn, object ifc, object pkt, object arg)
     cdef snooplost(self, Ifc ifc)
     cdef deliver(self, Ifc ifc, int proto, object pkt)
-    cdef int oput4(self, bytearray pkt, int ttl, int tos, int gsomss) except? -2
-    cdef int oput6(self, bytearray pkt, int ttl, int tos, int gsomss) except? -2
+    cdef int oput4(self, bytearray pkt, int ttl, int tos, int gsomss, Routehint *rh) except? -2
+    cdef int oput6(self, bytearray pkt, int ttl, int tos, int gsomss, Routehint *rh) except? -2
     cdef int ifcoput(self, Ifc ifc, object pkt) except -1
     cdef int ifcoputgso(self, Ifc ifc, object pkt, int mss) except -1
     cdef Reasm fragalloc(self, object key, int version)

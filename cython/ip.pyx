@@ -39,8 +39,9 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from net9 import errors
 from net9.errors import Net9Error
 from net9.ipaux import fmtip
-from net9.conv cimport Conv, Proto, Fs, IpLayer
-from net9.csum cimport csum_partial, csum_fold
+from net9.conv cimport Conv, Proto, Fs, IpLayer, Routehint
+from net9.wire cimport (ip4csum, ip4setcsum, ip4fill, l4setcsum, tcpoptnext, MSSOPT,
+                        MSS_LENGTH)
 from net9.netlog cimport Logip
 from net9.byteorder cimport nhgets, nhgetl, hnputs, hnputl, isv4c, v4tov6c
 from net9.iproute cimport Rt, Rv4, Rifc, Runi, Rbcast, Rmulti, Rtrans, bp, addr16, Routetab
@@ -69,17 +70,12 @@ IP_TCPPROTO = 6
 # ---------------------------------------------------------------------------
 # byte helpers
 
-cdef inline unsigned short ipcsum(const unsigned char *p) noexcept:
-    # ip.c ipcsum: checksum of the header whose length is in p[0]
-    return csum_fold(csum_partial(p, (p[0] & 0xf) << 2, 0))
-
-
 cdef void mssclamp(unsigned char *p, Py_ssize_t n, int hl, bint v4, int mtu) noexcept:
     # tcp.c tcpmssclamp: a forwarded SYN's MSS option lowered to what the
     # smaller of the two links carries (mtu less the 20-byte v4 or 40-byte
     # v6 header and 20 bytes of TCP), the checksum updated (RFC 1624)
     cdef unsigned char *t
-    cdef int thl, i, optlen, oldmss, newmss
+    cdef int thl, i, optlen, oldmss, newmss, kind = 0
     cdef unsigned int c
     if n < hl + 20:
         return
@@ -93,18 +89,11 @@ cdef void mssclamp(unsigned char *p, Py_ssize_t n, int hl, bint v4, int mtu) noe
     if newmss <= 0:
         return
     i = 20
-    while i < thl:
-        if t[i] == 0:
+    while True:
+        optlen = tcpoptnext(t + i, thl - i, &kind)
+        if optlen <= 0:
             break
-        if t[i] == 1:
-            i += 1
-            continue
-        if i + 1 >= thl:
-            break
-        optlen = t[i + 1]
-        if optlen < 2 or i + optlen > thl:
-            break
-        if t[i] == 2 and optlen == 4:
+        if kind == MSSOPT and optlen == MSS_LENGTH:
             oldmss = nhgets(t + i + 2)
             if oldmss > newmss:
                 hnputs(t + i + 2, newmss)
@@ -284,7 +273,7 @@ cdef class Ip(IpLayer):
         """The route to dst (from src) as a dict (see routes()), or None."""
         a = addr16(dst)
         s = IPnoaddr if src is None else addr16(src)
-        i = self.rtab.rlookup(bp(a), bp(s), a[:12] == V4PFX)
+        i = self.rtab.rlookup(bp(a), bp(s), a[:12] == V4PFX, NULL)
         if i < 0:
             return None
         return self.rtab.rtdict(i)
@@ -313,7 +302,7 @@ cdef class Ip(IpLayer):
             return None
         if laddr is None or len(laddr) != 16:
             laddr = IPnoaddr
-        i = self.rtab.rlookup(bp(raddr), bp(laddr), isv4c(bp(raddr)))
+        i = self.rtab.rlookup(bp(raddr), bp(laddr), isv4c(bp(raddr)), NULL)
         if i < 0:
             return None
         ifc = self.rtifc(i)
@@ -388,10 +377,11 @@ cdef class Ip(IpLayer):
     cpdef int ipoput(self, int version, bytearray pkt, int ttl, int tos, object rh) except? -2:
         """ipoput4/ipoput6: route, fill in the header, fragment to the
         interface MTU and transmit.  -1 when there is no route."""
+        cdef Routehint *h = &(<Conv>rh).rh if isinstance(rh, Conv) else NULL
         if version == V4:
-            return self.oput4(pkt, ttl, tos, 0)
+            return self.oput4(pkt, ttl, tos, 0, h)
         if version == V6:
-            return self.oput6(pkt, ttl, tos, 0)
+            return self.oput6(pkt, ttl, tos, 0, h)
         self.stats_[OutRequests] += 1
         self.stats_[OutDiscards] += 1
         return 0
@@ -402,10 +392,11 @@ cdef class Ip(IpLayer):
         with segmentation offload takes whole (its medium cuts it into
         segments of mss payload bytes); any other interface gets it
         fragmented as ipoput would."""
+        cdef Routehint *h = &(<Conv>rh).rh if isinstance(rh, Conv) else NULL
         if version == V4:
-            return self.oput4(pkt, ttl, tos, mss)
+            return self.oput4(pkt, ttl, tos, mss, h)
         if version == V6:
-            return self.oput6(pkt, ttl, tos, mss)
+            return self.oput6(pkt, ttl, tos, mss, h)
         self.stats_[OutRequests] += 1
         self.stats_[OutDiscards] += 1
         return 0
@@ -419,7 +410,7 @@ cdef class Ip(IpLayer):
             return 0
         if laddr is None or len(laddr) != 16:
             laddr = IPnoaddr
-        i = self.rtab.rlookup(bp(raddr), bp(laddr), isv4c(bp(raddr)))
+        i = self.rtab.rlookup(bp(raddr), bp(laddr), isv4c(bp(raddr)), NULL)
         if i < 0:
             return 0
         ifc = self.rtifc(i)
@@ -455,7 +446,7 @@ cdef class Ip(IpLayer):
             ifc.errout += 1
         return 0
 
-    cdef int oput4(self, bytearray pkt, int ttl, int tos, int gsomss) except? -2:
+    cdef int oput4(self, bytearray pkt, int ttl, int tos, int gsomss, Routehint *rh) except? -2:
         cdef Py_ssize_t n = PyByteArray_GET_SIZE(pkt)
         cdef unsigned char *p = <unsigned char*>PyByteArray_AS_STRING(pkt)
         cdef unsigned char *q
@@ -469,7 +460,7 @@ cdef class Ip(IpLayer):
             return 0
         v4tov6c(dst, p + 16)
         v4tov6c(src, p + 12)
-        i = self.rtab.rlookup(dst, src, 1)
+        i = self.rtab.rlookup(dst, src, 1, rh)
         if i < 0:
             self.stats_[OutNoRoutes] += 1
             if self.f.log.mask & Logip:
@@ -485,14 +476,8 @@ cdef class Ip(IpLayer):
         p[1] = tos
         p[8] = ttl
         if n <= medialen or (gsomss > 0 and n <= ifc.gso):
-            hnputs(p + 2, <unsigned int>n)
             self.id4 += 1
-            hnputs(p + 4, self.id4 & 0xffff)
-            p[6] = 0
-            p[7] = 0
-            p[10] = 0
-            p[11] = 0
-            hnputs(p + 10, ipcsum(p))
+            ip4fill(p, <unsigned int>n, self.id4, 0)
             if n <= medialen:
                 self.ifcoput(ifc, pkt)
             else:
@@ -527,12 +512,7 @@ cdef class Ip(IpLayer):
             nb = PyByteArray_FromStringAndSize(NULL, hlen + seglen)
             q = <unsigned char*>PyByteArray_AS_STRING(nb)
             memcpy(q, p, hlen)
-            hnputs(q + 6, i)
-            hnputs(q + 2, hlen + seglen)
-            hnputs(q + 4, lid)
-            q[10] = 0
-            q[11] = 0
-            hnputs(q + 10, ipcsum(q))
+            ip4fill(q, hlen + seglen, lid, i)
             memcpy(q + hlen, p + hlen + fragoff, seglen)
             self.ifcoput(ifc, nb)
             self.stats_[FragCreates] += 1
@@ -540,7 +520,7 @@ cdef class Ip(IpLayer):
         self.stats_[FragOKs] += 1
         return 0
 
-    cdef int oput6(self, bytearray pkt, int ttl, int tos, int gsomss) except? -2:
+    cdef int oput6(self, bytearray pkt, int ttl, int tos, int gsomss, Routehint *rh) except? -2:
         cdef Py_ssize_t n = PyByteArray_GET_SIZE(pkt)
         cdef unsigned char *p = <unsigned char*>PyByteArray_AS_STRING(pkt)
         cdef unsigned char *q
@@ -551,7 +531,7 @@ cdef class Ip(IpLayer):
         if n < IP6HDR or n >= IP_MAX:
             self.stats_[OutDiscards] += 1
             return 0
-        i = self.rtab.rlookup(p + 24, p + 8, 0)
+        i = self.rtab.rlookup(p + 24, p + 8, 0, rh)
         if i < 0:
             self.stats_[OutNoRoutes] += 1
             if self.f.log.mask & Logip:
@@ -690,7 +670,7 @@ cdef class Ip(IpLayer):
             # multicast routing; devip would send it along any route)
             self.stats_[OutDiscards] += 1
             return 0
-        i = self.rtab.rlookup(dst, src, 1)
+        i = self.rtab.rlookup(dst, src, 1, NULL)
         if i < 0:
             self.stats_[OutDiscards] += 1
             if self.f.log.mask & Logip:
@@ -736,7 +716,7 @@ cdef class Ip(IpLayer):
         if (p[24] == 0xfe and (p[25] & 0xc0) == 0x80) or p[24] == 0xff:
             self.stats_[OutDiscards] += 1
             return 0
-        i = self.rtab.rlookup(p + 24, p + 8, 0)
+        i = self.rtab.rlookup(p + 24, p + 8, 0, NULL)
         if i < 0:
             self.stats_[OutDiscards] += 1
             if self.f.log.mask & Logip:
@@ -785,9 +765,7 @@ cdef class Ip(IpLayer):
             tcp = p[9] == IP_TCPPROTO and (frag & (IP_MF | IP_FO)) == 0
             if p[9] == IP_TCPPROTO and (frag & IP_FO) == 0:
                 mssclamp(p, n, hl, 1, medialen if medialen < inlen else inlen)
-            p[10] = 0
-            p[11] = 0
-            hnputs(p + 10, ipcsum(p))
+            ip4setcsum(p)
         else:
             hl = IP6HDR
             tcp = p[6] == IP_TCPPROTO
@@ -860,11 +838,7 @@ cdef class Ip(IpLayer):
             q = <unsigned char*>PyByteArray_AS_STRING(nb)
             memcpy(q, p, hl)
             memcpy(q + hl, p + hl + off, seglen)
-            hnputs(q + 2, hl + seglen)
-            hnputs(q + 6, frag)
-            q[10] = 0
-            q[11] = 0
-            hnputs(q + 10, ipcsum(q))
+            ip4fill(q, hl + seglen, nhgets(p + 4), frag)
             self.ifcoput(ifc, nb)
             self.stats_[FragCreates] += 1
             off += seglen
@@ -886,8 +860,6 @@ cdef class Ip(IpLayer):
         cdef int thl = (p[hl + 12] >> 4) << 2
         cdef int payload = n - hl - thl, off = 0, seglen, k = 0, flags = p[hl + 13], id4
         cdef unsigned int seq = nhgetl(p + hl + 4)
-        cdef unsigned char ph[40]
-        cdef int phl
         cdef list out = []
         id4 = nhgets(p + 4) if v4 else 0
         while True:
@@ -904,28 +876,10 @@ cdef class Ip(IpLayer):
             if off > 0:
                 t[13] &= ~0x80                 # CWR
             if v4:
-                hnputs(q + 2, hl + thl + seglen)
-                hnputs(q + 4, (id4 + k) & 0xffff)
-                q[10] = 0
-                q[11] = 0
-                hnputs(q + 10, ipcsum(q))
-                memcpy(ph, q + 12, 8)
-                ph[8] = 0
-                ph[9] = IP_TCPPROTO
-                hnputs(ph + 10, thl + seglen)
-                phl = 12
+                ip4fill(q, hl + thl + seglen, id4 + k, nhgets(p + 6))
             else:
                 hnputs(q + 4, thl + seglen)
-                memcpy(ph, q + 8, 32)
-                hnputl(ph + 32, thl + seglen)
-                ph[36] = 0
-                ph[37] = 0
-                ph[38] = 0
-                ph[39] = IP_TCPPROTO
-                phl = 40
-            t[16] = 0
-            t[17] = 0
-            hnputs(t + 16, csum_fold(csum_partial(t, thl + seglen, csum_partial(ph, phl, 0))))
+            l4setcsum(q, v4, IP_TCPPROTO, t, thl + seglen, 16, 0)
             out.append(nb)
             k += 1
             off += seglen
@@ -951,7 +905,7 @@ cdef class Ip(IpLayer):
             if self.f.log.mask & Logip:
                 self.f.log.log(Logip, "bad ip header length: %d\n" % hl)
             return 0
-        if ipcsum(p) != 0:
+        if ip4csum(p) != 0:
             self.stats_[InHdrErrors] += 1
             ifc.errin += 1
             if self.f.log.mask & Logip:
@@ -979,9 +933,7 @@ cdef class Ip(IpLayer):
             memcpy(q + IP4HDR, p + hl, length - hl)
             q[0] = 0x45
             hnputs(q + 2, length - (hl - IP4HDR))
-            q[10] = 0
-            q[11] = 0
-            hnputs(q + 10, ipcsum(q))
+            ip4setcsum(q)
             pkt = nb
             p = q
         frag = nhgets(p + 6)
@@ -1225,9 +1177,7 @@ cdef class Ip(IpLayer):
         q[6] = 0
         q[7] = 0
         hnputs(q + 2, total)
-        q[10] = 0
-        q[11] = 0
-        hnputs(q + 10, ipcsum(q))
+        ip4setcsum(q)
         self.stats_[ReasmOKs] += 1
         return out
 

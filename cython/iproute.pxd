@@ -6,6 +6,7 @@ from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_AS_STRING
 from net9.ip cimport Ip
+from net9.conv cimport Routehint
 
 cdef enum:
     # route and self-table type bits (ip.h)
@@ -74,10 +75,7 @@ cdef class Routetab:
     cdef int art
     cdef unsigned long long rtseq
     cdef unsigned int rgen                # route generation (cache validity)
-    cdef unsigned char rc_dst[16]         # one-entry route cache
-    cdef unsigned char rc_src[16]
-    cdef unsigned int rc_gen
-    cdef int rc_idx
+    cdef Routehint rc                     # the hint of lookups made without one
 
     cdef int rtfind(self, Rt *r) noexcept
     cdef int rtinsert(self, Rt *r) except -1
@@ -89,7 +87,8 @@ cdef class Routetab:
                       int ifcx, int ifcid, bytes tag) except -1
     cdef int remroute(self, bytes a, bytes mask, bytes s, bytes smask, bytes gate, int type,
                       int ifcx, int ifcid, bytes tag) except -1
-    cdef int rlookup(self, const unsigned char *dst, const unsigned char *src, bint v4) noexcept
+    cdef int rlookup(self, const unsigned char *dst, const unsigned char *src, bint v4,
+                     Routehint *rh) noexcept
     cdef dict rtdict(self, int i)
 
 

@@ -234,7 +234,6 @@ cdef class Routetab:
         self.rt = NULL
         self.nrt = 0
         self.art = 0
-        self.rc_idx = -1
 
     def __dealloc__(self):
         if self.rt != NULL:
@@ -334,14 +333,18 @@ cdef class Routetab:
         self.rgen += 1
         return 1
 
-    cdef int rlookup(self, const unsigned char *dst, const unsigned char *src, bint v4) noexcept:
+    cdef int rlookup(self, const unsigned char *dst, const unsigned char *src, bint v4,
+                     Routehint *rh) noexcept:
         """v4lookup/v6lookup: the most specific route to dst from src, as
-        an index into rt, or -1."""
+        an index into rt, or -1.  rh (a conversation's, or NULL for the
+        table's own) remembers the answer until the table changes."""
         cdef int i
         cdef Rt *r
-        if (self.rc_gen == self.rgen and self.rc_idx >= 0
-                and memcmp(self.rc_dst, dst, 16) == 0 and memcmp(self.rc_src, src, 16) == 0):
-            return self.rc_idx
+        if rh == NULL:
+            rh = &self.rc
+        if (rh.r > 0 and rh.rgen == self.rgen
+                and memcmp(rh.a, dst, 16) == 0 and memcmp(rh.s, src, 16) == 0):
+            return rh.r - 1
         for i in range(self.nrt):
             r = &self.rt[i]
             if ((r.type & Rv4) != 0) != v4:
@@ -350,10 +353,10 @@ cdef class Routetab:
                 continue
             if (r.type & Rsrc) and not maskeq(src, r.s, r.sm):
                 continue
-            memcpy(self.rc_dst, dst, 16)
-            memcpy(self.rc_src, src, 16)
-            self.rc_gen = self.rgen
-            self.rc_idx = i
+            memcpy(rh.a, dst, 16)
+            memcpy(rh.s, src, 16)
+            rh.rgen = self.rgen
+            rh.r = i + 1
             return i
         return -1
 

@@ -2,6 +2,10 @@
 
 from net9.conv cimport Conv, Proto, Fs
 from net9.qio cimport Queue
+# the header, its flags and options are the wire layer's (wire.pxd)
+from net9.wire cimport (Tcp, URG, ACK, PSH, RST, SYN, FIN, EOLOPT, NOOPOPT, MSSOPT, MSS_LENGTH,
+                        WSOPT, WS_LENGTH, SACKPERMOPT, SACKPERM_LENGTH, SACKOPT, TSOPT,
+                        TS_LENGTH, TSOPTALIGNED, MAXSACK)
 
 cpdef enum TcpState:
     # tcp.c's states; Python sees net9.tcp.TcpState (names as tcpstates)
@@ -43,19 +47,6 @@ cdef enum:
     TCP_ACK = 50
     MAXBACKMS = 9 * 60 * 1000
 
-    URG = 0x20
-    ACK = 0x10
-    PSH = 0x08
-    RST = 0x04
-    SYN = 0x02
-    FIN = 0x01
-
-    EOLOPT = 0
-    NOOPOPT = 1
-    MSSOPT = 2
-    MSS_LENGTH = 4
-    WSOPT = 3
-    WS_LENGTH = 3
     MSL2 = 10
     MSPTICK = 50
     DEF_MSS = 1460
@@ -72,14 +63,7 @@ cdef enum:
     # (RFC 5961 section 7 asks for a throttle)
     CHALLENGEMAX = 10
 
-    # beyond tcp.c (the modern profile): options of RFC 2018 and RFC 7323
-    SACKPERMOPT = 4
-    SACKPERM_LENGTH = 2
-    SACKOPT = 5
-    TSOPT = 8
-    TS_LENGTH = 10
-    TSOPTALIGNED = 12        # NOP NOP TS
-    MAXSACK = 4              # SACK blocks parsed from one segment
+    # beyond tcp.c (the modern profile)
     NSCORE = 32              # SACKed ranges kept in the scoreboard
     NXL = 512                # RACK: segments in flight logged
     XDELIV = 1               # RACK log flags: delivered (ACKed or SACKed)
@@ -182,28 +166,6 @@ cdef enum:
     HystartExits
     SpuriousRtos
     Nxstats
-
-cdef struct Tcp:
-    unsigned short source
-    unsigned short dest
-    unsigned int seq
-    unsigned int ack
-    unsigned char flags
-    unsigned char update
-    unsigned short ws
-    unsigned int wnd
-    unsigned short urg
-    unsigned short mss
-    unsigned short len
-    # beyond tcp.c: RFC 2018 / RFC 7323 options of a received segment
-    unsigned char sackok           # SACK-permitted seen
-    unsigned char hasts            # timestamps option seen
-    unsigned char hasws            # window scale option seen (a SYN-ACK answers it)
-    unsigned char nsack            # SACK blocks in sack[]
-    unsigned char optout           # (sending) 1: put TS/SACK options on it
-    unsigned int tsval
-    unsigned int tsecr
-    unsigned int sack[8]           # left, right edge pairs
 
 cdef class Tcptimer:
     cdef Tcptimer next
@@ -435,7 +397,6 @@ cdef class TcpProto(Proto):
                          const unsigned char *extra, Tcpctl tcb)
     cdef object htontcp6(self, Tcp *tcph, Conv s, Queue q, Py_ssize_t off, Py_ssize_t dlen,
                          const unsigned char *extra, Tcpctl tcb)
-    cdef int ntohtcp(self, Tcp *tcph, const unsigned char *h, Py_ssize_t avail) noexcept
     cdef int ntohtcp4(self, Tcp *tcph, const unsigned char *h, Py_ssize_t avail) noexcept
     cdef int ntohtcp6(self, Tcp *tcph, const unsigned char *h, Py_ssize_t avail) noexcept
     cdef void tcpsndsyn(self, Conv s, Tcpctl tcb)

@@ -32,13 +32,14 @@ from net9 import errors
 from net9.errors import Net9Error
 from net9.ipaux import fmtip
 from net9.ipaux import atoi as _atoi
-from net9.csum cimport csum_partial, csum_fold
 from net9.conv cimport (Conv, Proto, Fs, IpLayer, V4, V6, Idle, Announcing, Announced,
                         Connecting, Connected, MAXTTL, DFLTTOS)
 from net9.conv import Nchans
 from net9.qio cimport Queue
 from net9.netlog cimport Logtcp, Logtcpwin, Logtcprxmt
 from net9.byteorder cimport nhgets, nhgetl, hnputs, hnputl, isv4c as isv4, v4tov6c as v4tov6
+from net9.wire cimport (ipput, tcpput, tcpoptsize, tcpparse, l4csum, l4setcsum,
+                        IP4HDRLEN, IP6HDRLEN)
 
 # stats and states, Python-visible
 tcpstates = ("Closed", "Listen", "Syn_sent", "Syn_received",
@@ -930,162 +931,46 @@ cdef class TcpProto(Proto):
                          int ttl, int tos, Tcp *tcph, Queue q, Py_ssize_t off, Py_ssize_t dlen,
                          const unsigned char *extra, Tcpctl tcb):
         """Build one datagram: IP header, TCP header with options, dlen
-        bytes of data copied from q at off (or from extra), checksum."""
-        cdef int hdrlen = TCP4_HDRSIZE
-        cdef int optpad = 0
-        cdef int iphl = 20 if version == V4 else 40
+        bytes of data copied from q at off (or from extra), checksum (the
+        formats are the wire layer's, wire.pxd)."""
+        cdef int hdrlen, nsack
         cdef Py_ssize_t total
         cdef unsigned char *p
         cdef unsigned char *h
-        cdef unsigned char *opt
-        cdef unsigned char ph[40]
-        cdef unsigned long long acc
-        cdef unsigned int wnd, c
+        cdef unsigned int wnd
         cdef bint wsopt = 0
-        cdef int i, nsack = 0
         if tcph.flags & SYN:
-            if tcph.mss:
-                hdrlen += MSS_LENGTH
             # v4: always offer, rfc1323 section 2.2; v6: only when scaling
             wsopt = version == V4 or tcph.ws != 0
             if tcph.optout and (tcph.flags & ACK) and not tcph.hasws:
                 # DEVIATION: RFC 7323 section 2.2, the modern profile's
                 # SYN-ACK carries a window scale only if the SYN did
                 wsopt = 0
-            if wsopt:
-                hdrlen += WS_LENGTH
-            if tcph.optout:
-                # beyond tcp.c: SACK-permitted, timestamps
-                if tcph.sackok:
-                    hdrlen += SACKPERM_LENGTH
-                if tcph.hasts:
-                    hdrlen += TS_LENGTH
-            optpad = hdrlen & 3
-            if optpad:
-                optpad = 4 - optpad
-            hdrlen += optpad
-        elif tcph.optout:
-            # beyond tcp.c: NOP NOP TS, NOP NOP SACK blocks
-            if tcph.hasts:
-                hdrlen += TSOPTALIGNED
-            nsack = tcph.nsack
-            if nsack > (3 if tcph.hasts else 4):
-                nsack = 3 if tcph.hasts else 4
-            if nsack > 0:
-                hdrlen += 4 + 8 * nsack
-        total = iphl + hdrlen + dlen
+        # beyond tcp.c (optout): SACK-permitted and timestamps on a SYN,
+        # NOP NOP TS and NOP NOP SACK blocks on the others
+        hdrlen = tcpoptsize(tcph, wsopt, &nsack)
+        total = (IP4HDRLEN if version == V4 else IP6HDRLEN) + hdrlen + dlen
         pkt = PyByteArray_FromStringAndSize(NULL, total)
         p = <unsigned char*>PyByteArray_AS_STRING(pkt)
         # IP header (ipoput4/6 would fill these; the IP layer fills the
         # v4 id and header checksum)
-        if version == V4:
-            p[0] = 0x45
-            p[1] = tos
-            hnputs(p + 2, <unsigned int>total)
-            p[4] = p[5] = p[6] = p[7] = 0
-            p[8] = ttl
-            p[9] = IP_TCPPROTO
-            p[10] = p[11] = 0
-            memcpy(p + 12, src + 12, 4)
-            memcpy(p + 16, dst + 12, 4)
-        else:
-            p[0] = 0x60 | ((tos >> 4) & 0x0F)
-            p[1] = (tos << 4) & 0xF0
-            p[2] = p[3] = 0
-            hnputs(p + 4, <unsigned int>(hdrlen + dlen))
-            p[6] = IP_TCPPROTO
-            p[7] = ttl
-            memcpy(p + 8, src, 16)
-            memcpy(p + 24, dst, 16)
-        h = p + iphl
-        hnputs(h, tcph.source)
-        hnputs(h + 2, tcph.dest)
-        hnputl(h + 4, tcph.seq)
-        hnputl(h + 8, tcph.ack)
-        hnputs(h + 12, (<unsigned int>hdrlen << 10) | tcph.flags)
+        h = ipput(p, version == V4, tos, ttl, IP_TCPPROTO, src, dst, hdrlen + dlen)
         wnd = tcph.wnd >> (tcb.snd_scale if tcb is not None else 0)
         if wnd > 0xFFFF:
             wnd = 0xFFFF     # DEVIATION: hnputs truncated; clamp instead
-        hnputs(h + 14, wnd)
-        h[16] = h[17] = 0
-        hnputs(h + 18, tcph.urg)
-        if tcph.flags & SYN:
-            opt = h + TCP4_HDRSIZE
-            if tcph.mss != 0:
-                opt[0] = MSSOPT
-                opt[1] = MSS_LENGTH
-                hnputs(opt + 2, tcph.mss)
-                opt += 4
-            if wsopt:
-                opt[0] = WSOPT
-                opt[1] = WS_LENGTH
-                opt[2] = tcph.ws
-                opt += 3
-            if tcph.optout and tcph.sackok:
-                opt[0] = SACKPERMOPT
-                opt[1] = SACKPERM_LENGTH
-                opt += 2
-            if tcph.optout and tcph.hasts:
-                opt[0] = TSOPT
-                opt[1] = TS_LENGTH
-                hnputl(opt + 2, tcph.tsval)
-                hnputl(opt + 6, tcph.tsecr)
-                opt += 10
-            while optpad > 0:
-                opt[0] = NOOPOPT
-                opt += 1
-                optpad -= 1
-        elif tcph.optout:
-            opt = h + TCP4_HDRSIZE
-            if tcph.hasts:
-                opt[0] = NOOPOPT
-                opt[1] = NOOPOPT
-                opt[2] = TSOPT
-                opt[3] = TS_LENGTH
-                hnputl(opt + 4, tcph.tsval)
-                hnputl(opt + 8, tcph.tsecr)
-                opt += TSOPTALIGNED
-            if nsack > 0:
-                opt[0] = NOOPOPT
-                opt[1] = NOOPOPT
-                opt[2] = SACKOPT
-                opt[3] = 2 + 8 * nsack
-                opt += 4
-                for i in range(nsack):
-                    hnputl(opt, tcph.sack[2 * i])
-                    hnputl(opt + 4, tcph.sack[2 * i + 1])
-                    opt += 8
+        tcpput(h, tcph, hdrlen, wsopt, nsack, wnd)
         if dlen > 0:
             if extra != NULL:
                 memcpy(h + hdrlen, extra, dlen)
             else:
                 q.qcopy(h + hdrlen, dlen, off)
-        if tcb is not None and tcb.nochecksum:
-            pass
-        else:
-            # pseudo header
-            if version == V4:
-                memcpy(ph, src + 12, 4)
-                memcpy(ph + 4, dst + 12, 4)
-                ph[8] = 0
-                ph[9] = IP_TCPPROTO
-                hnputs(ph + 10, <unsigned int>(hdrlen + dlen))
-                acc = csum_partial(ph, 12, 0)
-            else:
-                memcpy(ph, src, 16)
-                memcpy(ph + 16, dst, 16)
-                hnputl(ph + 32, <unsigned int>(hdrlen + dlen))
-                ph[36] = ph[37] = ph[38] = 0
-                ph[39] = IP_TCPPROTO
-                acc = csum_partial(ph, 40, 0)
-            acc = csum_partial(h, hdrlen + dlen, acc)
+        if tcb is None or not tcb.nochecksum:
             # DEVIATION: a sum that folds to 0 is sent as 0xFFFF, its
             # other one's complement form (as RFC 768 does for UDP):
             # tcp.c sent 0, which its receivers (and tcpiput here) take
             # for "no checksum" (the checksum ctl), so such a segment
             # went unchecked and a bit flipped on the way got through
-            c = csum_fold(acc)
-            hnputs(h + 16, c if c != 0 else 0xFFFF)
+            l4setcsum(p, version == V4, IP_TCPPROTO, h, hdrlen + dlen, 16, 1)
         return pkt
 
     cdef object htontcp4(self, Tcp *tcph, Conv s, Queue q, Py_ssize_t off, Py_ssize_t dlen,
@@ -1097,85 +982,15 @@ cdef class TcpProto(Proto):
         return self.buildseg(V6, s.laddr, s.raddr, s.ttl, s.tos, tcph, q, off, dlen, extra, tcb)
 
     # ---------------------------------------------------------------
-    # segments in
-
-    cdef int ntohtcp(self, Tcp *tcph, const unsigned char *h, Py_ssize_t avail) noexcept:
-        """ntohtcp4/6 after the IP header: h is the TCP header, avail the
-        bytes of TCP segment present.  Returns the header length or -1."""
-        cdef int hdrlen, n, optlen, i
-        cdef const unsigned char *optr
-        if avail < TCP4_HDRSIZE:
-            return -1
-        tcph.source = nhgets(h)
-        tcph.dest = nhgets(h + 2)
-        tcph.seq = nhgetl(h + 4)
-        tcph.ack = nhgetl(h + 8)
-        hdrlen = (h[12] >> 2) & ~3
-        if hdrlen < TCP4_HDRSIZE:
-            return -1
-        tcph.flags = h[13]
-        tcph.wnd = nhgets(h + 14)
-        tcph.urg = nhgets(h + 18)
-        tcph.mss = 0
-        tcph.ws = 0
-        tcph.hasws = 0
-        tcph.update = 0
-        tcph.sackok = 0
-        tcph.hasts = 0
-        tcph.nsack = 0
-        tcph.optout = 0
-        tcph.tsval = 0
-        tcph.tsecr = 0
-        if hdrlen > avail:
-            return -1            # the pullupblock of the options fails
-        optr = h + TCP4_HDRSIZE
-        n = hdrlen - TCP4_HDRSIZE
-        while n > 0 and optr[0] != EOLOPT:
-            if optr[0] == NOOPOPT:
-                n -= 1
-                optr += 1
-                continue
-            # DEVIATION: tcp.c reads optr[1] even when only one option byte
-            # is left; stop there instead of reading past the header
-            if n < 2:
-                break
-            optlen = optr[1]
-            if optlen < 2 or optlen > n:
-                break
-            if optr[0] == MSSOPT:
-                if optlen == MSS_LENGTH:
-                    tcph.mss = nhgets(optr + 2)
-            elif optr[0] == WSOPT:
-                if optlen == WS_LENGTH and optr[2] <= 14:
-                    tcph.ws = optr[2]
-                    tcph.hasws = 1
-            # beyond tcp.c: RFC 2018 and RFC 7323 options (used only by
-            # conversations of the modern profile)
-            elif optr[0] == SACKPERMOPT:
-                if optlen == SACKPERM_LENGTH:
-                    tcph.sackok = 1
-            elif optr[0] == SACKOPT:
-                if optlen >= 10 and (optlen - 2) % 8 == 0:
-                    i = 0
-                    while i < (optlen - 2) // 8 and tcph.nsack < MAXSACK:
-                        tcph.sack[2 * tcph.nsack] = nhgetl(optr + 2 + 8 * i)
-                        tcph.sack[2 * tcph.nsack + 1] = nhgetl(optr + 6 + 8 * i)
-                        tcph.nsack += 1
-                        i += 1
-            elif optr[0] == TSOPT:
-                if optlen == TS_LENGTH:
-                    tcph.hasts = 1
-                    tcph.tsval = nhgetl(optr + 2)
-                    tcph.tsecr = nhgetl(optr + 6)
-            n -= optlen
-            optr += optlen
-        return hdrlen
+    # segments in: the header and options are parsed by wire.pxd's
+    # tcpparse (h is the TCP header, avail the bytes of segment present;
+    # the header length or -1)
 
     cdef int ntohtcp4(self, Tcp *tcph, const unsigned char *h, Py_ssize_t avail) noexcept:
-        return self.ntohtcp(tcph, h, avail)
+        return tcpparse(tcph, h, avail)
 
     cdef int ntohtcp6(self, Tcp *tcph, const unsigned char *h, Py_ssize_t avail) noexcept:
-        return self.ntohtcp(tcph, h, avail)
+        return tcpparse(tcph, h, avail)
 
     cdef void tcpsndsyn(self, Conv s, Tcpctl tcb):
         """For outgoing calls, generate an initial sequence number and put
@@ -1879,8 +1694,6 @@ cdef class TcpProto(Proto):
         cdef int hdrlen, iphl, length, version
         cdef unsigned char source[16]
         cdef unsigned char dest[16]
-        cdef unsigned long long acc
-        cdef unsigned char ph[40]
         cdef Conv s
         cdef Tcpctl tcb
         cdef const unsigned char *dp
@@ -1919,13 +1732,7 @@ cdef class TcpProto(Proto):
             v4tov6(dest, p + 16)
             v4tov6(source, p + 12)
             if length >= 18 and (p[iphl + 16] or p[iphl + 17]):
-                memcpy(ph, p + 12, 8)
-                ph[8] = 0
-                ph[9] = IP_TCPPROTO
-                hnputs(ph + 10, length)
-                acc = csum_partial(ph, 12, 0)
-                acc = csum_partial(p + iphl, length, acc)
-                if csum_fold(acc) != 0:
+                if l4csum(p, 1, IP_TCPPROTO, p + iphl, length) != 0:
                     self.stats_[CsumErrs] += 1
                     self.stats_[InErrs] += 1
                     if self.f.log.mask & Logtcp:
@@ -1948,13 +1755,7 @@ cdef class TcpProto(Proto):
             memcpy(dest, p + 24, 16)
             memcpy(source, p + 8, 16)
             if length >= 18 and (p[iphl + 16] or p[iphl + 17]):
-                memcpy(ph, p + 8, 32)
-                hnputl(ph + 32, length)
-                ph[36] = ph[37] = ph[38] = 0
-                ph[39] = IP_TCPPROTO
-                acc = csum_partial(ph, 40, 0)
-                acc = csum_partial(p + iphl, length, acc)
-                if csum_fold(acc) != 0:
+                if l4csum(p, 0, IP_TCPPROTO, p + iphl, length) != 0:
                     self.stats_[CsumErrs] += 1
                     self.stats_[InErrs] += 1
                     if self.f.log.mask & Logtcp:

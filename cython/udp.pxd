@@ -2,12 +2,12 @@
 # conversation layer (conv.pxd).  /net/udp.
 
 from net9.conv cimport Conv, Proto, Fs
+# udp.c's header sizes, the wire layer's (wire.pxd)
+from net9.wire cimport (UDPHDRLEN as UDP_UDPHDR_SZ, IP4HDRLEN as UDP4_IPHDR_SZ,
+                        IP6HDRLEN as UDP6_IPHDR_SZ)
 
 cdef enum:
     IP_UDPPROTO = 17
-    UDP_UDPHDR_SZ = 8
-    UDP4_IPHDR_SZ = 20
-    UDP6_IPHDR_SZ = 40
     UDP_USEAD7 = 52          # the headers-mode prefix
     UDP_RQLIMIT = 512 * 1024 # udpcreate: qopen(512*1024, Qmsg, ...)
     Maxatomic = 64 * 1024    # qwrite's chunk: a longer write is several datagrams

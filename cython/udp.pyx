@@ -34,13 +34,13 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from net9 import errors
 from net9.errors import Net9Error
 from net9.ipaux import fmtip
-from net9.csum cimport csum_partial, csum_fold
 from net9.conv cimport (Conv, Proto, Fs, IpLayer, V4, V6, Idle, Announced, Connected,
                         IPmatchexact)
 from net9.qio cimport Queue
 from net9.netlog cimport Logudp, Logudpmsg
 from net9.iproute cimport Runi, Rbcast, Rmulti
 from net9.byteorder cimport nhgets, hnputs, isv4c, v4tov6c
+from net9.wire cimport ipput, udpput, l4csum, l4setcsum
 
 cdef bytes IPnoaddr = b"\0" * 16
 cdef unsigned char noaddr[16]
@@ -231,9 +231,7 @@ cdef class UdpProto(Proto):
         cdef int rport, version, t
         cdef Py_ssize_t tot, ulen
         cdef unsigned char *q
-        cdef unsigned char ph[8]
-        cdef unsigned long long acc
-        cdef unsigned short cs
+        cdef unsigned char *u
         cdef object rh
         if c.headers:
             # user-specified addresses
@@ -273,64 +271,14 @@ cdef class UdpProto(Proto):
             # default route it would leave the host, so drop it here
             return 0
         ulen = n + UDP_UDPHDR_SZ
-        if version == V4:
-            tot = UDP4_IPHDR_SZ + ulen
-            b = PyByteArray_FromStringAndSize(NULL, tot)
-            q = <unsigned char*>PyByteArray_AS_STRING(b)
-            memset(q, 0, UDP4_IPHDR_SZ + UDP_UDPHDR_SZ)
-            q[0] = 0x45
-            q[1] = c.tos
-            hnputs(q + 2, <unsigned int>(tot & 0xffff))
-            q[8] = c.ttl
-            q[9] = IP_UDPPROTO
-            memcpy(q + 12, laddr + 12, 4)
-            memcpy(q + 16, raddr + 12, 4)
-            hnputs(q + 20, c.lport)
-            hnputs(q + 22, rport)
-            hnputs(q + 24, <unsigned int>(ulen & 0xffff))
-            memcpy(q + 28, p, n)
-            ph[0] = 0
-            ph[1] = IP_UDPPROTO
-            hnputs(ph + 2, <unsigned int>(ulen & 0xffff))
-            acc = csum_partial(q + 12, 8, 0)
-            acc = csum_partial(ph, 4, acc)
-            acc = csum_partial(q + 20, ulen, acc)
-            cs = csum_fold(acc)
-            if cs == 0:
-                cs = 0xffff             # -0
-            hnputs(q + 26, cs)
-            ip.ipoput(V4, b, c.ttl, c.tos, rh)
-        else:
-            tot = UDP6_IPHDR_SZ + ulen
-            b = PyByteArray_FromStringAndSize(NULL, tot)
-            q = <unsigned char*>PyByteArray_AS_STRING(b)
-            memset(q, 0, UDP6_IPHDR_SZ + UDP_UDPHDR_SZ)
-            q[0] = 0x60
-            hnputs(q + 4, <unsigned int>(ulen & 0xffff))
-            q[6] = IP_UDPPROTO
-            q[7] = c.ttl
-            memcpy(q + 8, laddr, 16)
-            memcpy(q + 24, raddr, 16)
-            hnputs(q + 40, c.lport)
-            hnputs(q + 42, rport)
-            hnputs(q + 44, <unsigned int>(ulen & 0xffff))
-            memcpy(q + 48, p, n)
-            ph[0] = (ulen >> 24) & 0xff
-            ph[1] = (ulen >> 16) & 0xff
-            ph[2] = (ulen >> 8) & 0xff
-            ph[3] = ulen & 0xff
-            ph[4] = 0
-            ph[5] = 0
-            ph[6] = 0
-            ph[7] = IP_UDPPROTO
-            acc = csum_partial(q + 8, 32, 0)
-            acc = csum_partial(ph, 8, acc)
-            acc = csum_partial(q + 40, ulen, acc)
-            cs = csum_fold(acc)
-            if cs == 0:
-                cs = 0xffff
-            hnputs(q + 46, cs)
-            ip.ipoput(V6, b, c.ttl, c.tos, rh)
+        b = PyByteArray_FromStringAndSize(NULL, (UDP4_IPHDR_SZ if version == V4 else UDP6_IPHDR_SZ) + ulen)
+        q = <unsigned char*>PyByteArray_AS_STRING(b)
+        u = ipput(q, version == V4, c.tos, c.ttl, IP_UDPPROTO, laddr, raddr, <unsigned int>ulen)
+        udpput(u, c.lport, rport, <unsigned int>ulen)
+        memcpy(u + UDP_UDPHDR_SZ, p, n)
+        # a computed 0 is sent as 0xffff (-0)
+        l4setcsum(q, version == V4, IP_UDPPROTO, u, ulen, 6, 1)
+        ip.ipoput(version, b, c.ttl, c.tos, rh)
         return 0
 
     # ---- input ----
@@ -351,8 +299,6 @@ cdef class UdpProto(Proto):
         cdef unsigned char raddr[16]
         cdef unsigned char laddr[16]
         cdef unsigned char srcip[16]
-        cdef unsigned char ph[8]
-        cdef unsigned long long acc
         cdef const unsigned char *u
         cdef Conv c, nc
         cdef Queue rq
@@ -390,41 +336,19 @@ cdef class UdpProto(Proto):
         if version == V4:
             v4tov6c(raddr, p + 12)
             v4tov6c(laddr, p + 16)
-            if nhgets(u + 6) != 0:
-                ph[0] = 0
-                ph[1] = IP_UDPPROTO
-                hnputs(ph + 2, <unsigned int>ulen)
-                acc = csum_partial(p + 12, 8, 0)
-                acc = csum_partial(ph, 4, acc)
-                acc = csum_partial(u, ulen, acc)
-                if csum_fold(acc) != 0:
-                    self.InErrors += 1
-                    self.csumerr += 1
-                    if self.f.log.mask & Logudp:
-                        self.f.log.log(Logudp, "udp: checksum error %s\n" % fmtip(b16(raddr)))
-                    return 0
         else:
             memcpy(raddr, p + 8, 16)
             memcpy(laddr, p + 24, 16)
-            ph[0] = (ulen >> 24) & 0xff
-            ph[1] = (ulen >> 16) & 0xff
-            ph[2] = (ulen >> 8) & 0xff
-            ph[3] = ulen & 0xff
-            ph[4] = 0
-            ph[5] = 0
-            ph[6] = 0
-            ph[7] = IP_UDPPROTO
-            acc = csum_partial(p + 8, 32, 0)
-            acc = csum_partial(ph, 8, acc)
-            acc = csum_partial(u, ulen, acc)
-            # the checksum is mandatory over IPv6 (RFC 8200 8.1): a zero
-            # one is an error even where the sum happens to come out right
-            if csum_fold(acc) != 0 or nhgets(u + 6) == 0:
-                self.InErrors += 1
-                self.csumerr += 1
-                if self.f.log.mask & Logudp:
-                    self.f.log.log(Logudp, "udp: checksum error %s\n" % fmtip(b16(raddr)))
-                return 0
+        # a zero checksum is "none" over v4; over IPv6 the checksum is
+        # mandatory (RFC 8200 8.1): a zero one is an error even where the
+        # sum happens to come out right
+        if ((version == V6 or nhgets(u + 6) != 0)
+                and (l4csum(p, version == V4, IP_UDPPROTO, u, ulen) != 0 or nhgets(u + 6) == 0)):
+            self.InErrors += 1
+            self.csumerr += 1
+            if self.f.log.mask & Logudp:
+                self.f.log.log(Logudp, "udp: checksum error %s\n" % fmtip(b16(raddr)))
+            return 0
 
         c = self.iphtlook(raddr, rport, laddr, lport)
         if c is None:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from typing import Any, Callable, Iterable, Optional
 
+from net9 import wire as _wire
 from net9.faults import Faults
 
 try:
@@ -109,23 +110,11 @@ def _isv4(a16: bytes) -> bool:
 
 # ---------------------------------------------------------------- checksums
 
-def cksum(data, acc: int = 0) -> int:
-    """Internet checksum (RFC 1071) of data plus a partial sum acc: the
-    16-bit value to store.  Data whose stored checksum is right gives 0."""
-    data = bytes(data)
-    if len(data) & 1:
-        data += b"\x00"
-    s = acc + sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
-def _psum(srcb: bytes, dstb: bytes, proto: int, length: int) -> int:
-    """Unfolded sum of the pseudo-header (4- or 16-byte addresses)."""
-    b = srcb + dstb
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    return s + proto + (length & 0xFFFF) + (length >> 16)
+# the Internet checksum of data plus a partial sum acc: the 16-bit value to
+# store (0 for data whose stored checksum is right); the wire layer's
+cksum = _wire.cksum
+# the unfolded sum of the pseudo-header (4- or 16-byte addresses)
+_psum = _wire.pseudosum
 
 
 def ipv4_header_ok(pkt) -> bool:
@@ -832,26 +821,16 @@ class Seg:
 
 def _parse_options(opt: bytes) -> dict:
     out = {}
-    i, n = 0, len(opt)
-    while i < n and opt[i] != 0:
-        if opt[i] == 1:
-            i += 1
-            continue
-        if i + 1 >= n:
-            out["bad"] = True
-            break
-        kind, olen = opt[i], opt[i + 1]
-        if olen < 2 or i + olen > n:
-            out["bad"] = True
-            break
-        body = opt[i + 2:i + olen]
-        if kind == 2 and olen == 4:
+    kinds, bad = _wire.tcpoptlist(opt)      # walked as tcp walks them
+    for kind, body in kinds:
+        if kind == 2 and len(body) == 2:
             out["mss"] = struct.unpack("!H", body)[0]
-        elif kind == 3 and olen == 3:
+        elif kind == 3 and len(body) == 1:
             out["ws"] = body[0]
         else:
             out[kind] = bytes(body)
-        i += olen
+    if bad:
+        out["bad"] = True
     return out
 
 
@@ -951,9 +930,8 @@ def build(src, dst, sport: int, dport: int, seq: int = 0, ack: int = 0, flags="S
         raise ValueError("tcp header length %d" % thl)
     off = thl if hlen is None else hlen
     payload = bytes(payload)
-    tcp = bytearray(struct.pack("!HHIIHHHH", sport & 0xFFFF, dport & 0xFFFF, seq & 0xFFFFFFFF,
-                                ack & 0xFFFFFFFF, ((off // 4) & 0xF) << 12 | _flagbits(flags),
-                                window & 0xFFFF, 0, urg & 0xFFFF)) + opt + payload
+    tcp = _wire.tcpheader(sport & 0xFFFF, dport & 0xFFFF, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
+                          _flagbits(flags), window & 0xFFFF, urg & 0xFFFF, off) + opt + payload
     if v4:
         sb, db = s16[12:], d16[12:]
     else:
@@ -966,16 +944,15 @@ def build(src, dst, sport: int, dport: int, seq: int = 0, ack: int = 0, flags="S
     struct.pack_into("!H", tcp, 16, c)
     if v4:
         tl = 20 + len(tcp) if ip_len is None else ip_len
-        h = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, tos & 0xFF, tl & 0xFFFF, ipid & 0xFFFF,
-                                  0, ttl & 0xFF, proto, 0, sb, db))
-        hc = cksum(h)
+        h = _wire.ip4header(sb, db, proto, tl & 0xFFFF, ttl, tos, ipid & 0xFFFF)
         if bad_ip_checksum:
+            h[10] = h[11] = 0
+            hc = cksum(h)
             hc ^= 0xFFFF if hc not in (0, 0xFFFF) else 0x0101
-        struct.pack_into("!H", h, 10, hc)
+            struct.pack_into("!H", h, 10, hc)
     else:
         pl = len(tcp) if ip_len is None else ip_len - 40
-        h = bytearray(struct.pack("!IHBB16s16s", (6 << 28) | ((tos & 0xFF) << 20), pl & 0xFFFF,
-                                  proto, ttl & 0xFF, sb, db))
+        h = _wire.ip6header(sb, db, proto, pl & 0xFFFF, ttl, tos)
     out = bytes(h + tcp)
     if truncate is not None:
         out = out[:truncate]

@@ -1006,3 +1006,35 @@ def test_fuzz_counters_move_and_connection_survives():
     net.a.tcp.write(c, b"still here")
     got = bytearray()
     assert net.run(lambda: got.extend(net.b.tcp.read(call, 100) or b"") or got == b"still here", 10_000)
+
+
+def test_route_hint_of_a_conversation_follows_route_changes():
+    # ipoput with rh (a conversation) keeps the route in the conversation's
+    # Routehint (ip.h's, v4lookup's rh): a datagram later takes the route
+    # the table gives it now, however often the table changed meanwhile,
+    # and two conversations keep a hint each
+    from net9.conv import Conv
+    fs, ip, ifc0, sink0 = host()
+    sink1 = Sink(name="sink1")
+    ifc1 = ip.addifc(sink1)
+    ifc1.add("10.1.0.1", 24)
+    ip.addroute("192.168.0.0", 16, gate="10.0.0.254")
+    c1, c2 = Conv(), Conv()
+
+    def out(c, dst):
+        n0, n1 = len(sink0.sent), len(sink1.sent)
+        r = ip.ipoput(4, v4dgram("10.0.0.1", dst, P, b"x"), 255, 0, c)
+        return r, len(sink0.sent) - n0, len(sink1.sent) - n1
+
+    for _ in range(2):
+        assert out(c1, "192.168.5.5") == (0, 1, 0)
+        assert out(c2, "10.1.0.9") == (0, 0, 1)
+    ip.addroute("192.168.5.0", 24, gate="10.1.0.254")
+    assert out(c1, "192.168.5.5") == (0, 0, 1)
+    assert out(c1, "192.168.6.6") == (0, 1, 0)      # another destination, same hint
+    assert out(c2, "10.1.0.9") == (0, 0, 1)
+    assert ip.delroute("192.168.5.0", 24)
+    assert out(c1, "192.168.5.5") == (0, 1, 0)
+    ifc1.unbind()
+    assert out(c2, "10.1.0.9") == (-1, 0, 0)
+    assert out(c1, "192.168.5.5") == (0, 1, 0)

@@ -27,7 +27,7 @@ ROOT = os.path.dirname(HERE)
 
 # the extension modules users import (cython/<name>.pyx builds net9.<name>)
 MODULES = ["ninep", "conv", "tcp", "udp", "icmp", "ip", "ipifc", "iproute", "ipaux", "qio", "csum",
-           "netlog"]
+           "netlog", "wire"]
 
 INTS = {"int", "unsigned", "long", "short", "char", "Py_ssize_t", "size_t", "ssize_t",
         "uint8_t", "uint16_t", "uint32_t", "uint64_t", "int8_t", "int16_t", "int32_t",

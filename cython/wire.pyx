@@ -1,0 +1,213 @@
+# cython: language_level=3
+"""The wire formats for Python: the C functions of wire.pxd (which tcp,
+udp, icmp and ip use on every datagram) on bytes, for the simulator
+(net9.sim), the tests and tools that build or read datagrams.
+
+Addresses are 16 bytes (v4-mapped for IPv4) or 4 bytes where a function
+says so.  Nothing here is on a hot path."""
+
+from libc.string cimport memset
+from cpython.bytearray cimport PyByteArray_FromStringAndSize, PyByteArray_AS_STRING
+
+from net9.csum cimport csum_partial, csum_fold
+from net9.byteorder cimport isv4c
+from net9.wire cimport (Tcp, tcpoptsize, tcpput, tcpparse, tcpoptnext, ipput, udpput,
+                        l4setcsum, pseudo4, pseudo6, ip4put, ip4fill, ip4hdrlen, ip6put,
+                        IP4HDRLEN, IP6HDRLEN, UDPHDRLEN, SYN, MAXSACK)
+
+V4PREFIX = b"\0" * 10 + b"\xff\xff"
+
+__all__ = ["cksum", "pseudosum", "ip4header", "ip6header", "tcpheader", "tcpoptions",
+           "tcpoptlist", "parsetcp", "parseip4", "tcpsegment", "udpdatagram"]
+
+
+cdef bytes _addr(object a, int n):
+    cdef bytes b = bytes(a)
+    if len(b) != n:
+        raise ValueError("an address of %d bytes, not %d" % (n, len(b)))
+    return b
+
+
+def cksum(data, unsigned long long acc=0):
+    """The Internet checksum (RFC 1071) of data plus a partial sum acc
+    (pseudosum's): the 16-bit value to store; data whose stored checksum
+    is right gives 0."""
+    cdef bytes b = bytes(data)
+    return csum_fold(csum_partial(<const unsigned char*>b, len(b), acc))
+
+
+def pseudosum(src, dst, int proto, unsigned int length):
+    """The unfolded sum of the pseudo-header: 4-byte addresses give the v4
+    one (RFC 793), 16-byte addresses the v6 one (RFC 8200 8.1)."""
+    cdef bytes s = bytes(src), d = bytes(dst)
+    if len(s) == 4 and len(d) == 4:
+        return pseudo4(s, d, proto, length)
+    if len(s) == 16 and len(d) == 16:
+        return pseudo6(s, d, proto, length)
+    raise ValueError("addresses of 4 or 16 bytes")
+
+
+def ip4header(src, dst, int proto, unsigned int length, int ttl=64, int tos=0,
+              unsigned int ipid=0, unsigned int frag=0):
+    """A 20-byte IPv4 header (4-byte addresses) with its checksum."""
+    cdef bytearray b = bytearray(IP4HDRLEN)
+    cdef unsigned char *p = <unsigned char*>PyByteArray_AS_STRING(b)
+    ip4put(p, tos & 0xff, length, ttl & 0xff, proto & 0xff, _addr(src, 4), _addr(dst, 4))
+    ip4fill(p, length, ipid, frag)
+    return b
+
+
+def ip6header(src, dst, int nh, unsigned int paylen, int hop=64, int tos=0):
+    """A 40-byte IPv6 header (16-byte addresses), flow label 0."""
+    cdef bytearray b = bytearray(IP6HDRLEN)
+    ip6put(<unsigned char*>PyByteArray_AS_STRING(b), tos & 0xff, paylen, nh & 0xff, hop & 0xff,
+           _addr(src, 16), _addr(dst, 16))
+    return b
+
+
+cdef void _tcpfields(Tcp *t, dict f):
+    # a Tcp from keyword fields (those not given are 0)
+    cdef int i
+    memset(t, 0, sizeof(Tcp))
+    t.source = f.get("sport", 0)
+    t.dest = f.get("dport", 0)
+    t.seq = f.get("seq", 0) & 0xffffffff
+    t.ack = f.get("ack", 0) & 0xffffffff
+    t.flags = f.get("flags", 0) & 0x3f
+    t.wnd = f.get("window", 0) & 0xffff
+    t.urg = f.get("urg", 0)
+    t.mss = f.get("mss") or 0
+    t.ws = f.get("ws") or 0
+    ts = f.get("ts")
+    sack = f.get("sack") or ()
+    t.sackok = bool(f.get("sackok"))
+    t.optout = t.sackok or ts is not None or len(sack) > 0
+    if ts is not None:
+        t.hasts = 1
+        t.tsval = ts[0] & 0xffffffff
+        t.tsecr = ts[1] & 0xffffffff
+    for i in range(min(len(sack), MAXSACK)):
+        t.sack[2 * i] = sack[i][0] & 0xffffffff
+        t.sack[2 * i + 1] = sack[i][1] & 0xffffffff
+    t.nsack = min(len(sack), MAXSACK)
+
+
+def tcpheader(int sport, int dport, unsigned long long seq, unsigned long long ack, int flags,
+              int window, int urg=0, int doff=20):
+    """A 20-byte TCP header without options, checksum 0; doff is the data
+    offset it states (bytes), flags the 12 bits after it."""
+    cdef Tcp t
+    cdef int nsack = 0
+    cdef bytearray b = bytearray(20)
+    _tcpfields(&t, dict(sport=sport, dport=dport, seq=seq, ack=ack, flags=flags & ~SYN,
+                        window=window, urg=urg))
+    tcpput(<unsigned char*>PyByteArray_AS_STRING(b), &t, 20, 0, nsack, t.wnd)
+    # the data offset as told, and every bit of the flags word given
+    b[12] = (((doff // 4) & 0xf) << 4) | ((flags >> 8) & 0xf)
+    b[13] = flags & 0xff
+    return b
+
+
+def tcpoptions(bint syn=True, **fields):
+    """The option bytes tcp's segments carry (padding included): on a SYN
+    mss (when given), ws (when given), and with sackok/ts SACK-permitted
+    and timestamps; on any other segment NOP NOP TS (ts=(val, ecr)) and NOP
+    NOP SACK blocks (sack=[(left, right), ...])."""
+    cdef Tcp t
+    cdef int hdrlen, nsack = 0
+    cdef bint wsopt = fields.get("ws") is not None
+    fields["flags"] = SYN if syn else 0
+    _tcpfields(&t, fields)
+    hdrlen = tcpoptsize(&t, wsopt, &nsack)
+    b = bytearray(hdrlen)
+    tcpput(<unsigned char*>PyByteArray_AS_STRING(b), &t, hdrlen, wsopt, nsack, 0)
+    return bytes(b[20:])
+
+
+def tcpoptlist(opt):
+    """Walk a TCP option area as tcp does: ([(kind, body bytes), ...],
+    malformed), NOPs left out, stopping at EOL."""
+    cdef bytes b = bytes(opt)
+    cdef const unsigned char *p = b
+    cdef int n = len(b), kind = 0, olen
+    out = []
+    while True:
+        olen = tcpoptnext(p, n, &kind)
+        if olen < 0:
+            return out, True
+        if olen == 0:
+            return out, False
+        if olen > 1:
+            out.append((kind, p[2:olen]))
+        p += olen
+        n -= olen
+
+
+def parsetcp(seg):
+    """tcp's parse of a TCP header (seg from the TCP header on): a dict of
+    the fields and the options it took, or None when the header or its
+    options are not all there."""
+    cdef Tcp t
+    cdef bytes b = bytes(seg)
+    cdef int hl = tcpparse(&t, b, len(b))
+    if hl < 0:
+        return None
+    return {"sport": t.source, "dport": t.dest, "seq": t.seq, "ack": t.ack, "flags": t.flags,
+            "window": t.wnd, "urg": t.urg, "hlen": hl, "mss": t.mss,
+            "ws": t.ws if t.hasws else None, "sackok": bool(t.sackok),
+            "ts": (t.tsval, t.tsecr) if t.hasts else None,
+            "sack": [(t.sack[2 * i], t.sack[2 * i + 1]) for i in range(t.nsack)]}
+
+
+def parseip4(pkt):
+    """The IPv4 header length of pkt, or -1 when it is not a whole one."""
+    cdef bytes b = bytes(pkt)
+    return ip4hdrlen(b, len(b))
+
+
+cdef tuple _pair(object src, object dst):
+    cdef bytes s = _addr(src, 16), d = _addr(dst, 16)
+    if isv4c(s) != isv4c(d):
+        raise ValueError("mixed address families")
+    return s, d
+
+
+def tcpsegment(src, dst, payload=b"", int ttl=64, int tos=0, **fields):
+    """A datagram as tcp sends it (16-byte addresses; the v4 id and header
+    checksum left to the IP layer): the fields and options of tcpoptions
+    and tcpheader by keyword (sport, dport, seq, ack, flags, window, urg,
+    mss, ws, sackok, ts, sack), checksum done."""
+    cdef Tcp t
+    cdef int hdrlen, nsack = 0
+    cdef bytes data = bytes(payload)
+    cdef unsigned char *p
+    cdef unsigned char *h
+    cdef bint wsopt = fields.get("ws") is not None
+    s, d = _pair(src, dst)
+    cdef bint v4 = isv4c(s)
+    _tcpfields(&t, fields)
+    hdrlen = tcpoptsize(&t, wsopt, &nsack)
+    b = PyByteArray_FromStringAndSize(NULL, (IP4HDRLEN if v4 else IP6HDRLEN) + hdrlen + len(data))
+    p = <unsigned char*>PyByteArray_AS_STRING(b)
+    h = ipput(p, v4, tos, ttl, 6, s, d, hdrlen + len(data))
+    tcpput(h, &t, hdrlen, wsopt, nsack, t.wnd)
+    b[len(b) - len(data):] = data
+    l4setcsum(p, v4, 6, h, hdrlen + len(data), 16, 1)
+    return b
+
+
+def udpdatagram(src, dst, int sport, int dport, payload=b"", int ttl=64, int tos=0):
+    """A datagram as udp sends it (16-byte addresses), checksum done."""
+    cdef bytes data = bytes(payload)
+    cdef unsigned int ulen = UDPHDRLEN + len(data)
+    cdef unsigned char *p
+    cdef unsigned char *u
+    s, d = _pair(src, dst)
+    cdef bint v4 = isv4c(s)
+    b = PyByteArray_FromStringAndSize(NULL, (IP4HDRLEN if v4 else IP6HDRLEN) + ulen)
+    p = <unsigned char*>PyByteArray_AS_STRING(b)
+    u = ipput(p, v4, tos, ttl, 17, s, d, ulen)
+    udpput(u, sport, dport, ulen)
+    b[len(b) - len(data):] = data
+    l4setcsum(p, v4, 17, u, ulen, 6, 1)
+    return b

@@ -1,0 +1,250 @@
+"""net9.wire: the wire formats tcp, udp, icmp and ip build and read
+(wire.pxd), through their Python face.  References are written here with
+struct and a plain RFC 1071 sum, or are well-known packets."""
+
+import struct
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from net9 import wire
+
+V4PFX = b"\0" * 10 + b"\xff\xff"
+
+
+def a4(*octets):
+    return V4PFX + bytes(octets)
+
+
+A = a4(10, 0, 0, 1)
+B = a4(10, 0, 0, 2)
+A6 = bytes.fromhex("fd000000000000000000000000000001")
+B6 = bytes.fromhex("fd000000000000000000000000000002")
+
+
+def ref_cksum(data, acc=0):
+    if len(data) % 2:
+        data += b"\0"
+    s = acc + sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+
+
+def ref_pseudo(src, dst, proto, length):
+    if len(src) == 4:
+        ph = src + dst + struct.pack("!BBH", 0, proto, length)
+    else:
+        ph = src + dst + struct.pack("!IxxxB", length, proto)
+    return sum(struct.unpack("!%dH" % (len(ph) // 2), ph))
+
+
+# ------------------------------------------------------------ known packets
+
+def test_ip4header_known_packet():
+    # the textbook IPv4 header (a UDP datagram 192.168.0.1 -> 192.168.0.199,
+    # DF, ttl 64): checksum 0xb861
+    want = bytes.fromhex("450000730000400040 11b861c0a80001c0a800c7".replace(" ", ""))
+    h = wire.ip4header(bytes([192, 168, 0, 1]), bytes([192, 168, 0, 199]), 17, 0x73,
+                       ttl=64, frag=0x4000)
+    assert bytes(h) == want
+    assert wire.cksum(h) == 0
+    assert wire.parseip4(want + b"\0" * 0x5f) == 20
+
+
+def test_ip6header_layout():
+    h = wire.ip6header(A6, B6, 6, 1234, hop=7, tos=0xb8)
+    assert bytes(h) == struct.pack("!IHBB16s16s", (6 << 28) | (0xb8 << 20), 1234, 6, 7, A6, B6)
+
+
+def ref_tcp4(src, dst, sport, dport, seq, ack, flags, wnd, opts, payload, ttl=64, tos=0):
+    # what tcp sends over v4, by struct: v4 id and header checksum are the
+    # IP layer's (zero here)
+    hl = 20 + len(opts)
+    t = struct.pack("!HHIIHHHH", sport, dport, seq, ack, (hl // 4) << 12 | flags, wnd, 0, 0)
+    t = bytearray(t + opts + payload)
+    c = ref_cksum(bytes(t), ref_pseudo(src[12:], dst[12:], 6, len(t))) or 0xffff
+    struct.pack_into("!H", t, 16, c)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, tos, 20 + len(t), 0, 0, ttl, 6, 0, src[12:], dst[12:])
+    return ip + bytes(t)
+
+
+def test_tcp_syn_against_struct():
+    opts = (struct.pack("!BBH", 2, 4, 1460) + struct.pack("!BBB", 3, 3, 7)
+            + struct.pack("!BB", 4, 2) + struct.pack("!BBII", 8, 10, 111, 0) + b"\x01")
+    want = ref_tcp4(A, B, 40000, 80, 12345, 0, 0x02, 65535, opts, b"")
+    got = wire.tcpsegment(A, B, sport=40000, dport=80, seq=12345, flags=0x02, window=65535,
+                          mss=1460, ws=7, sackok=True, ts=(111, 0))
+    assert bytes(got) == want
+
+
+def test_tcp_data_segment_with_ts_and_sack_against_struct():
+    opts = (b"\x01\x01" + struct.pack("!BBII", 8, 10, 5, 6)
+            + b"\x01\x01" + struct.pack("!BB4I", 5, 18, 100, 200, 300, 400))
+    want = ref_tcp4(A, B, 1, 2, 7, 9, 0x18, 512, opts, b"hello")
+    got = wire.tcpsegment(A, B, b"hello", sport=1, dport=2, seq=7, ack=9, flags=0x18,
+                          window=512, ts=(5, 6), sack=[(100, 200), (300, 400)])
+    assert bytes(got) == want
+
+
+def test_tcp_v6_checksum_verifies():
+    s = wire.tcpsegment(A6, B6, b"x" * 33, sport=5, dport=6, seq=1, ack=2, flags=0x10,
+                        window=100)
+    assert s[0] >> 4 == 6 and struct.unpack_from("!H", s, 4)[0] == 20 + 33
+    seg = bytes(s[40:])
+    assert ref_cksum(seg, ref_pseudo(A6, B6, 6, len(seg))) == 0
+    assert wire.cksum(seg, wire.pseudosum(A6, B6, 6, len(seg))) == 0
+
+
+def udp_payload_for_zero_sum(src, dst, sport, dport):
+    # a 2-byte payload that makes the UDP checksum come out 0 (so it is
+    # sent as 0xffff, -0)
+    base = struct.pack("!HHHH", sport, dport, 10, 0) + b"\0\0"
+    s = ref_pseudo(src, dst, 17, 10) + sum(struct.unpack("!5H", base))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return struct.pack("!H", 0xffff - s)
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_udp_against_struct(v6):
+    src, dst = (A6, B6) if v6 else (A, B)
+    for payload in (b"", b"abc", udp_payload_for_zero_sum(src if v6 else src[12:],
+                                                        dst if v6 else dst[12:], 7, 9)):
+        d = bytes(wire.udpdatagram(src, dst, 7, 9, payload, ttl=3))
+        hl = 40 if v6 else 20
+        u = d[hl:]
+        assert struct.unpack_from("!HHH", u) == (7, 9, 8 + len(payload))
+        ref = ref_cksum(u[:6] + b"\0\0" + u[8:], ref_pseudo(src if v6 else src[12:],
+                                                             dst if v6 else dst[12:], 17, len(u)))
+        assert struct.unpack_from("!H", u, 6)[0] == (ref or 0xffff)
+        assert u[8:] == payload
+    assert struct.unpack_from("!H", u, 6)[0] == 0xffff      # the last one summed to 0
+
+
+# ------------------------------------------------------------ round trips
+
+ports = st.integers(0, 0xffff)
+u32 = st.integers(0, 0xffffffff)
+
+
+@settings(max_examples=300, deadline=None)
+@given(sport=ports, dport=ports, seq=u32, ack=u32, flags=st.integers(0, 0x3f),
+       window=ports, urg=ports, v6=st.booleans(), payload=st.binary(max_size=64),
+       mss=st.integers(0, 0xffff), ws=st.none() | st.integers(0, 14), sackok=st.booleans(),
+       ts=st.none() | st.tuples(u32, u32), sack=st.lists(st.tuples(u32, u32), max_size=4))
+def test_tcp_round_trip(sport, dport, seq, ack, flags, window, urg, v6, payload, mss, ws,
+                        sackok, ts, sack):
+    src, dst = (A6, B6) if v6 else (A, B)
+    d = wire.tcpsegment(src, dst, payload, sport=sport, dport=dport, seq=seq, ack=ack,
+                        flags=flags, window=window, urg=urg, mss=mss, ws=ws, sackok=sackok,
+                        ts=ts, sack=sack)
+    hl = 40 if v6 else 20
+    seg = bytes(d[hl:])
+    ps = wire.pseudosum(src if v6 else src[12:], dst if v6 else dst[12:], 6, len(seg))
+    assert wire.cksum(seg, ps) == 0
+    t = wire.parsetcp(seg)
+    assert t is not None
+    assert (t["sport"], t["dport"], t["seq"], t["ack"], t["flags"], t["window"], t["urg"]) == (
+        sport, dport, seq, ack, flags, window, urg)
+    assert seg[t["hlen"]:] == payload and t["hlen"] % 4 == 0 and t["hlen"] <= 60
+    if flags & 0x02:
+        # a SYN: MSS when given, WS when given, SACK-permitted and TS with optout
+        assert t["mss"] == mss
+        assert t["ws"] == ws
+        optout = sackok or ts is not None or len(sack) > 0
+        assert t["sackok"] == (optout and sackok)
+        assert t["ts"] == (ts if optout else None)
+        assert t["sack"] == []
+    else:
+        assert t["mss"] == 0 and t["ws"] is None and not t["sackok"]
+        assert t["ts"] == ts
+        assert t["sack"] == sack[:3 if ts is not None else 4]
+
+
+@given(kinds=st.lists(st.sampled_from([0, 1, 2, 3, 4, 5, 8, 30]), max_size=8), data=st.data())
+def test_tcpoptlist_matches_a_reference_walk(kinds, data):
+    # random option areas: tcpoptlist is the walk tcp makes (wire.tcpparse)
+    opt = b""
+    for k in kinds:
+        if k in (0, 1):
+            opt += bytes([k])
+        else:
+            n = data.draw(st.integers(0, 12))
+            opt += bytes([k, n]) + b"\x55" * max(0, n - 2)
+    opt += data.draw(st.binary(max_size=3))
+    want, bad, i = [], False, 0
+    while i < len(opt) and opt[i] != 0:
+        if opt[i] == 1:
+            i += 1
+            continue
+        if i + 1 >= len(opt) or opt[i + 1] < 2 or i + opt[i + 1] > len(opt):
+            bad = True
+            break
+        want.append((opt[i], opt[i + 2:i + opt[i + 1]]))
+        i += opt[i + 1]
+    assert wire.tcpoptlist(opt) == (want, bad)
+
+
+# ------------------------------------------------------------ malformed input
+
+def test_parsetcp_rejects_short_and_bad_offsets():
+    seg = bytes(wire.tcpsegment(A, B, b"data", sport=1, dport=2, flags=0x02, mss=1000,
+                                window=1))[20:]
+    hl = wire.parsetcp(seg)["hlen"]
+    assert hl == 24
+    for n in range(0, 20):
+        assert wire.parsetcp(seg[:n]) is None           # no whole header
+    for n in range(20, hl):
+        assert wire.parsetcp(seg[:n]) is None           # options cut off
+    for off in range(0, 5):                             # data offset < 5 words
+        b = bytearray(seg)
+        b[12] = off << 4
+        assert wire.parsetcp(b) is None
+    b = bytearray(seg[:hl])
+    b[12] = 15 << 4                                     # 60 bytes claimed, 24 there
+    assert wire.parsetcp(b) is None
+
+
+def test_options_of_the_wrong_length_are_ignored():
+    t = wire.tcpheader(1, 2, 3, 4, 0x02, 100, doff=32)
+    opts = bytes([2, 3, 9]) + bytes([3, 4, 1, 1]) + bytes([8, 9]) + b"\0" * 7  # mss/ws/ts bad
+    t = bytes(t) + opts
+    p = wire.parsetcp(t)
+    assert p["mss"] == 0 and p["ws"] is None and p["ts"] is None
+    # ws beyond 14 is not taken (RFC 7323 2.3 caps it; tcp.c ignores it)
+    p = wire.parsetcp(bytes(wire.tcpheader(1, 2, 3, 4, 0x02, 100, doff=24)) + bytes([3, 3, 15, 1]))
+    assert p["ws"] is None
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=80))
+def test_parsers_take_any_bytes(b):
+    p = wire.parsetcp(b)
+    if p is not None:
+        assert 20 <= p["hlen"] <= min(60, len(b))
+        assert len(p["sack"]) <= 4
+    hl = wire.parseip4(b)
+    assert hl == -1 or (20 <= hl <= len(b) and b[0] >> 4 == 4)
+    kinds, bad = wire.tcpoptlist(b)
+    assert all(2 + len(body) <= len(b) for _, body in kinds)
+
+
+def test_parseip4_rejects():
+    h = bytes(wire.ip4header(b"\1\2\3\4", b"\5\6\7\x08", 6, 20))
+    assert wire.parseip4(h) == 20
+    assert wire.parseip4(h[:19]) == -1
+    assert wire.parseip4(b"\x65" + h[1:]) == -1         # version 6
+    assert wire.parseip4(b"\x44" + h[1:]) == -1         # 16-byte header
+    assert wire.parseip4(b"\x46" + h[1:]) == -1         # 24 bytes claimed, 20 there
+
+
+def test_bad_addresses_raise():
+    with pytest.raises(ValueError):
+        wire.pseudosum(b"\0" * 4, b"\0" * 16, 6, 20)
+    with pytest.raises(ValueError):
+        wire.tcpsegment(A, B6, sport=1, dport=2)
+    with pytest.raises(ValueError):
+        wire.udpdatagram(A[:15], B, 1, 2)
+    with pytest.raises(ValueError):
+        wire.ip4header(A, B, 6, 20)                     # 16-byte addresses to a v4 header
