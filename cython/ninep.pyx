@@ -26,6 +26,11 @@ decoded, Bad(BAD, tag, type, reason) or Unknown(UNKNOWN, tag, type); fatal is a 
 when the framing itself is broken (size < 7 or > maxsize): the connection
 cannot continue.  parse stops after a Tversion (it may change the dialect
 of the messages that follow): call it again for the rest.
+
+R-messages have named fields too, from the same kind of table: unpackr and
+ReplyReader give e.g. Ropen(type, tag, qid, iounit), Rerror(type, tag,
+ename); the server packs its replies positionally (pack(Rwrite, tag, n)),
+so its reply path makes no message object.
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -205,7 +210,7 @@ cdef dict _TL = {t: d[0] for t, d in _TLDEF.items()}
 
 
 def _msgclasses(dict defs):
-    """A named tuple class per T-message: (type, tag, field...)."""
+    """A named tuple class per message of defs: (type, tag, field...)."""
     out = {}
     for t, (fmt, names) in defs.items():
         name, *fields = names.split()
@@ -231,19 +236,61 @@ Bad.__module__ = Unknown.__module__ = __name__
 
 
 def msgclass(int type, bint dotl):
-    """The named tuple class parse returns for a T-message type in a
-    dialect (fields type, tag, then the message's own), or None."""
+    """The named tuple class of a message type in a dialect (fields type,
+    tag, then the message's own), or None: for a T-message, what parse
+    returns; for an R-message (either dialect), what unpackr returns."""
+    if type & 1:
+        return _RCLS.get(type)
     return (_TLCLS if dotl else _T9PCLS).get(type)
 
 
-# R-message formats (pack)
-cdef dict _RFMT = {
-    101: "4s", 103: "Q", 105: "Q", 107: "s", 109: "", 111: "W", 113: "Q4",
-    115: "Q4", 117: "d", 119: "4", 121: "", 123: "", 125: "S", 127: "",
-    7: "4", 9: "448888884", 13: "Q4", 15: "Q4", 17: "Q", 19: "Q", 21: "",
-    23: "s", 25: "8Q444888888888888888", 27: "", 31: "8", 33: "", 41: "d",
-    51: "", 53: "1", 55: "1884s", 71: "", 73: "Q", 75: "", 77: "",
+# R-messages: type -> (format, "Name field..."), as the T-messages: the
+# format drives pack and unpackr, the names make the classes unpackr and
+# ReplyReader return (msgclass); one table, the types do not overlap
+# between the dialects.  (Rstatfs's and Rgetlock's own type fields are
+# fstype and ltype: type is the message's.)
+cdef dict _RDEF = {
+    # 9P2000
+    101: ("4s", "Rversion msize version"),
+    103: ("Q", "Rauth aqid"),
+    105: ("Q", "Rattach qid"),
+    107: ("s", "Rerror ename"),
+    109: ("", "Rflush"),
+    111: ("W", "Rwalk wqid"),
+    113: ("Q4", "Ropen qid iounit"),
+    115: ("Q4", "Rcreate qid iounit"),
+    117: ("d", "Rread data"),
+    119: ("4", "Rwrite count"),
+    121: ("", "Rclunk"),
+    123: ("", "Rremove"),
+    125: ("S", "Rstat stat"),
+    127: ("", "Rwstat"),
+    # 9P2000.L
+    7: ("4", "Rlerror ecode"),
+    9: ("448888884", "Rstatfs fstype bsize blocks bfree bavail files ffree fsid namelen"),
+    13: ("Q4", "Rlopen qid iounit"),
+    15: ("Q4", "Rlcreate qid iounit"),
+    17: ("Q", "Rsymlink qid"),
+    19: ("Q", "Rmknod qid"),
+    21: ("", "Rrename"),
+    23: ("s", "Rreadlink target"),
+    25: ("8Q444888888888888888", "Rgetattr valid qid mode uid gid nlink rdev size blksize "
+                                 "blocks atime_sec atime_nsec mtime_sec mtime_nsec ctime_sec "
+                                 "ctime_nsec btime_sec btime_nsec gen data_version"),
+    27: ("", "Rsetattr"),
+    31: ("8", "Rxattrwalk size"),
+    33: ("", "Rxattrcreate"),
+    41: ("d", "Rreaddir data"),
+    51: ("", "Rfsync"),
+    53: ("1", "Rlock status"),
+    55: ("1884s", "Rgetlock ltype start length proc_id client_id"),
+    71: ("", "Rlink"),
+    73: ("Q", "Rmkdir qid"),
+    75: ("", "Rrenameat"),
+    77: ("", "Runlinkat"),
 }
+cdef dict _RFMT = {t: d[0] for t, d in _RDEF.items()}
+cdef dict _RCLS = _msgclasses(_RDEF)
 
 
 def tformat(int type, bint dotl):
@@ -682,13 +729,14 @@ def unpackstats(data):
 
 
 def unpackr(msg):
-    """Decode one R-message (bytes; for clients and tests): (type, tag,
-    field...).  Raises Malformed."""
+    """Decode one R-message (bytes; for clients and tests): a named tuple
+    (type, tag, field...) of its class (msgclass: e.g. Ropen(type, tag,
+    qid, iounit)).  Raises Malformed."""
     cdef bytes b = bytes(msg)
     return _unpackr(<const uint8_t *>PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
 
 
-cdef tuple _unpackr(const uint8_t *p, Py_ssize_t n):
+cdef object _unpackr(const uint8_t *p, Py_ssize_t n):
     cdef Py_ssize_t k, j
     if n < C_HDRSZ or g32(p) != <uint32_t>n:
         raise Malformed("bad size")
@@ -703,12 +751,12 @@ cdef tuple _unpackr(const uint8_t *p, Py_ssize_t n):
         k = g16(p + 7)
         if 9 + 13 * k > n:
             raise Malformed("qids run past the message")
-        return (typ, tag, [(p[9 + 13 * j], g32(p + 10 + 13 * j), g64(p + 14 + 13 * j))
-                           for j in range(k)])
-    r = _decode(p + C_HDRSZ, n - C_HDRSZ, fmt)
+        return _named(_RCLS[typ], [typ, tag, [
+            (p[9 + 13 * j], g32(p + 10 + 13 * j), g64(p + 14 + 13 * j)) for j in range(k)]])
+    r = _decode(p + C_HDRSZ, n - C_HDRSZ, fmt, [typ, tag])
     if type(r) is str:
         raise Malformed(r)
-    return (typ, tag) + tuple(r)
+    return _named(_RCLS[typ], r)
 
 
 # ---- a client's socket ---------------------------------------------------
@@ -830,7 +878,7 @@ cdef class ReplyReader:
         framing is broken (the connection cannot go on)."""
         cdef Py_ssize_t n, got = 0
         cdef uint32_t size
-        cdef tuple r
+        cdef object r
         cdef uint8_t *nb
         while self.end - self.start >= 4:
             size = g32(self.buf + self.start)

@@ -342,13 +342,13 @@ class _Files9p:
                 raise
         rw, ro = rs[-2], rs[-1]
         pre = rs[0] if op.haspre else None
-        if rw[0] == ninep.Rerror or len(rw[2]) != op.nnames:
+        if rw.type == ninep.Rerror or len(rw.wqid) != op.nnames:
             cl.clunk(op.fid)            # (no such fid there: this frees the number)
-            raise NinepError(rw[2] if rw[0] == ninep.Rerror else "file does not exist")
-        if ro[0] == ninep.Rerror:
+            raise NinepError(rw.ename if rw.type == ninep.Rerror else "file does not exist")
+        if ro.type == ninep.Rerror:
             cl.clunk(op.fid)
-            raise NinepError(ro[2])
-        return op.fid, ro[2], pre
+            raise NinepError(ro.ename)
+        return op.fid, ro.qid, pre
 
     def openforget(self, op, hs=()):
         """An _Opening no one will finish (a Conn collected unused): clunk
@@ -832,9 +832,9 @@ class Net:
                 except TimeoutError:
                     raise TimeoutError(_errno.ETIMEDOUT, "timed out",
                                        f.path(d + "/ctl")) from None
-                if r[0] == ninep.Rerror:
+                if r.type == ninep.Rerror:
                     f.close(h)
-                    raise oserror(r[2], f.path(d + "/ctl"))
+                    raise oserror(r.ename, f.path(d + "/ctl"))
                 data = (h, h)
             else:
                 f.write(ctl, msg, d + "/ctl", timeout=timeout)

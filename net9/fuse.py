@@ -292,11 +292,11 @@ class FuseFs:
         finally:
             if cl.dead is None:
                 cf.add_done_callback(lambda f: cl.freefids.append(fid))
-        if rw[0] == ninep.Rerror:
-            raise NinepError(rw[2])
-        if len(rw[2]) != len(path):
+        if rw.type == ninep.Rerror:
+            raise NinepError(rw.ename)
+        if len(rw.wqid) != len(path):
             raise FuseError(errno.ENOENT)
-        return ninep.unpackstat(Client.check(rs)[2])
+        return ninep.unpackstat(Client.check(rs).stat)
 
     async def walkfid(self, h, path):
         cl, root = await self.root(h)
