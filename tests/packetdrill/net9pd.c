@@ -117,6 +117,8 @@ static ssize_t bytes_result(PyObject *r, const char *what, void *buf,
 #define SHIM ((PyObject *)userdata)
 #define ENTER PyGILState_STATE gil_ = PyGILState_Ensure()
 #define LEAVE PyGILState_Release(gil_)
+/* LEAVE keeping the errno the call into Python set (the release may not) */
+#define LEAVE_KEEP_ERRNO do { int e_ = errno; LEAVE; errno = e_; } while (0)
 
 /* ------------------------------------------------------------ sockets */
 
@@ -125,27 +127,30 @@ static int pd_socket(void *userdata, int domain, int type, int protocol)
 	ENTER;
 	long r = int_result(PyObject_CallMethod(SHIM, "socket", "iii", domain,
 						type, protocol), "socket");
-	int e = errno;
-	LEAVE;
-	errno = e;
+	LEAVE_KEEP_ERRNO;
 	return (int)r;
 }
 
-static int pd_bind(void *userdata, int fd, const struct sockaddr *addr,
-		   socklen_t addrlen)
+/* bind or connect (what): the shim's method of that name with the address */
+static int addr_call(void *userdata, const char *what, int fd,
+		     const struct sockaddr *addr, socklen_t addrlen)
 {
 	if (addr == NULL) {
 		errno = EFAULT;
 		return -1;
 	}
 	ENTER;
-	long r = int_result(PyObject_CallMethod(SHIM, "bind", "iy#", fd,
+	long r = int_result(PyObject_CallMethod(SHIM, what, "iy#", fd,
 						(const char *)addr,
-						(Py_ssize_t)addrlen), "bind");
-	int e = errno;
-	LEAVE;
-	errno = e;
+						(Py_ssize_t)addrlen), what);
+	LEAVE_KEEP_ERRNO;
 	return (int)r;
+}
+
+static int pd_bind(void *userdata, int fd, const struct sockaddr *addr,
+		   socklen_t addrlen)
+{
+	return addr_call(userdata, "bind", fd, addr, addrlen);
 }
 
 static int pd_listen(void *userdata, int fd, int backlog)
@@ -153,9 +158,7 @@ static int pd_listen(void *userdata, int fd, int backlog)
 	ENTER;
 	long r = int_result(PyObject_CallMethod(SHIM, "listen", "ii", fd,
 						backlog), "listen");
-	int e = errno;
-	LEAVE;
-	errno = e;
+	LEAVE_KEEP_ERRNO;
 	return (int)r;
 }
 
@@ -163,7 +166,6 @@ static int pd_accept(void *userdata, int fd, struct sockaddr *addr,
 		     socklen_t *addrlen)
 {
 	long r;
-	int e;
 	ENTER;
 	PyObject *t = PyObject_CallMethod(SHIM, "accept", "i", fd);
 	if (t != NULL && PyTuple_Check(t) && PyTuple_GET_SIZE(t) == 2) {
@@ -180,27 +182,14 @@ static int pd_accept(void *userdata, int fd, struct sockaddr *addr,
 	} else {
 		r = int_result(t, "accept");
 	}
-	e = errno;
-	LEAVE;
-	errno = e;
+	LEAVE_KEEP_ERRNO;
 	return (int)r;
 }
 
 static int pd_connect(void *userdata, int fd, const struct sockaddr *addr,
 		      socklen_t addrlen)
 {
-	if (addr == NULL) {
-		errno = EFAULT;
-		return -1;
-	}
-	ENTER;
-	long r = int_result(PyObject_CallMethod(SHIM, "connect", "iy#", fd,
-						(const char *)addr,
-						(Py_ssize_t)addrlen), "connect");
-	int e = errno;
-	LEAVE;
-	errno = e;
-	return (int)r;
+	return addr_call(userdata, "connect", fd, addr, addrlen);
 }
 
 static ssize_t do_recv(void *userdata, int fd, void *buf, size_t len,
@@ -214,28 +203,36 @@ static ssize_t do_recv(void *userdata, int fd, void *buf, size_t len,
 	ssize_t r = bytes_result(PyObject_CallMethod(SHIM, "read", "ini", fd,
 						     (Py_ssize_t)len, flags),
 				 "read", buf, len, NULL);
-	int e = errno;
-	LEAVE;
-	errno = e;
+	LEAVE_KEEP_ERRNO;
 	return r;
+}
+
+/* A buffer for the iovecs' total length (*total), or NULL and ENOMEM. */
+static char *iovbuf(const struct iovec *iov, int iovcnt, size_t *total)
+{
+	char *b;
+	int i;
+
+	*total = 0;
+	for (i = 0; i < iovcnt; i++)
+		*total += iov[i].iov_len;
+	b = malloc(*total ? *total : 1);
+	if (b == NULL)
+		errno = ENOMEM;
+	return b;
 }
 
 /* Scatter a read of the iovecs' total length over them. */
 static ssize_t do_recviov(void *userdata, int fd, const struct iovec *iov,
 			  int iovcnt, int flags)
 {
-	size_t total = 0, off = 0;
+	size_t total, off = 0;
 	ssize_t n;
-	char *tmp;
+	char *tmp = iovbuf(iov, iovcnt, &total);
 	int i;
 
-	for (i = 0; i < iovcnt; i++)
-		total += iov[i].iov_len;
-	tmp = malloc(total ? total : 1);
-	if (tmp == NULL) {
-		errno = ENOMEM;
+	if (tmp == NULL)
 		return -1;
-	}
 	n = do_recv(userdata, fd, tmp, total, flags);
 	for (i = 0; n > 0 && i < iovcnt && off < (size_t)n; i++) {
 		size_t k = iov[i].iov_len;
@@ -301,27 +298,20 @@ static ssize_t do_send(void *userdata, int fd, const void *buf, size_t len,
 						   (const char *)buf,
 						   (Py_ssize_t)len, flags),
 			       "write");
-	int e = errno;
-	LEAVE;
-	errno = e;
+	LEAVE_KEEP_ERRNO;
 	return r;
 }
 
 static ssize_t do_sendiov(void *userdata, int fd, const struct iovec *iov,
 			  int iovcnt, int flags)
 {
-	size_t total = 0, off = 0;
+	size_t total, off = 0;
 	ssize_t n;
-	char *tmp;
+	char *tmp = iovbuf(iov, iovcnt, &total);
 	int i;
 
-	for (i = 0; i < iovcnt; i++)
-		total += iov[i].iov_len;
-	tmp = malloc(total ? total : 1);
-	if (tmp == NULL) {
-		errno = ENOMEM;
+	if (tmp == NULL)
 		return -1;
-	}
 	for (i = 0; i < iovcnt; i++) {
 		if (iov[i].iov_len)
 			memcpy(tmp + off, iov[i].iov_base, iov[i].iov_len);
@@ -383,9 +373,7 @@ static int pd_fcntl(void *userdata, int fd, int cmd, ...)
 	ENTER;
 	long r = int_result(PyObject_CallMethod(SHIM, "fcntl", "iil", fd, cmd,
 						arg), "fcntl");
-	int e = errno;
-	LEAVE;
-	errno = e;
+	LEAVE_KEEP_ERRNO;
 	return (int)r;
 }
 
@@ -393,7 +381,6 @@ static int pd_ioctl(void *userdata, int fd, unsigned long request, ...)
 {
 	int *argp = NULL;
 	long r;
-	int e;
 	va_list ap;
 
 	va_start(ap, request);
@@ -413,9 +400,7 @@ static int pd_ioctl(void *userdata, int fd, unsigned long request, ...)
 	} else {
 		r = int_result(t, "ioctl");
 	}
-	e = errno;
-	LEAVE;
-	errno = e;
+	LEAVE_KEEP_ERRNO;
 	return (int)r;
 }
 
@@ -424,9 +409,7 @@ static int pd_close(void *userdata, int fd)
 	ENTER;
 	long r = int_result(PyObject_CallMethod(SHIM, "close", "i", fd),
 			    "close");
-	int e = errno;
-	LEAVE;
-	errno = e;
+	LEAVE_KEEP_ERRNO;
 	return (int)r;
 }
 
@@ -435,9 +418,7 @@ static int pd_shutdown(void *userdata, int fd, int how)
 	ENTER;
 	long r = int_result(PyObject_CallMethod(SHIM, "shutdown", "ii", fd,
 						how), "shutdown");
-	int e = errno;
-	LEAVE;
-	errno = e;
+	LEAVE_KEEP_ERRNO;
 	return (int)r;
 }
 
@@ -477,9 +458,7 @@ static int pd_setsockopt(void *userdata, int fd, int level, int optname,
 						(const char *)optval,
 						(Py_ssize_t)optlen),
 			    "setsockopt");
-	int e = errno;
-	LEAVE;
-	errno = e;
+	LEAVE_KEEP_ERRNO;
 	return (int)r;
 }
 
@@ -524,9 +503,7 @@ static int pd_netdev_send(void *userdata, const void *buf, size_t count)
 						(const char *)buf,
 						(Py_ssize_t)count),
 			    "netdev_send");
-	int e = errno;
-	LEAVE;
-	errno = e;
+	LEAVE_KEEP_ERRNO;
 	return r < 0 ? -1 : 0;
 }
 
