@@ -16,7 +16,6 @@ over its unix socket by a raw pipelined client.
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
