@@ -780,18 +780,24 @@ def test_serve_refuses_a_bad_directory(tmpd):
         assert not os.path.exists(os.path.join(d, "net9"))
 
 
+def all_refuse(monkeypatch, d, msg, cmds):
+    """With NAMESPACE=d: each net9 command of cmds fails with msg alone,
+    and so do net9.dial (NamespaceError) and net9.ping.ping (status 2)."""
+    for cmd in cmds:
+        one_error(run(*cmd, NAMESPACE=d), "net9 %s: %s" % (cmd[0], re_escape(msg)))
+    ns_env(monkeypatch, d)
+    with pytest.raises(NamespaceError) as ei:
+        net9.dial("tcp!127.0.0.1!9")
+    assert str(ei.value) == msg
+    lines = []
+    assert net9.ping.ping("127.0.0.1", count=1, out=lines.append) == 2
+    assert lines == ["ping: %s" % msg]
+
+
 def test_clients_refuse_a_bad_directory(tmpd, monkeypatch):
     for d, msg in bad_dirs(tmpd):
-        for cmd in (["netstat"], ["stats", "tcp"], ["dial", "tcp!127.0.0.1!9"],
-                    ["mount", os.path.join(tmpd, "mnt")]):
-            one_error(run(*cmd, NAMESPACE=d), "net9 %s: %s" % (cmd[0], re_escape(msg)))
-        ns_env(monkeypatch, d)
-        with pytest.raises(NamespaceError) as ei:
-            net9.dial("tcp!127.0.0.1!9")
-        assert str(ei.value) == msg
-        lines = []
-        assert net9.ping.ping("127.0.0.1", count=1, out=lines.append) == 2
-        assert lines == ["ping: %s" % msg]
+        all_refuse(monkeypatch, d, msg, (["netstat"], ["stats", "tcp"], ["dial", "tcp!127.0.0.1!9"],
+                                         ["mount", os.path.join(tmpd, "mnt")]))
         # an explicit address is the caller's business
         with pytest.raises(net9.ServerUnreachable):
             net9.dial("tcp!127.0.0.1!9", srv="unix!" + os.path.join(d, "net9"))
@@ -844,15 +850,7 @@ def test_clients_refuse_a_socket_owned_by_another_user(tmpd, monkeypatch):
     msg = "%s is owned by nobody, not root: refusing to talk to it (a server someone " \
           "else started)" % p
     try:
-        for cmd in (["netstat"], ["cat", "tcp/stats"]):
-            one_error(run(*cmd, NAMESPACE=d), "net9 %s: %s" % (cmd[0], re_escape(msg)))
-        ns_env(monkeypatch, d)
-        with pytest.raises(NamespaceError) as ei:
-            net9.dial("tcp!127.0.0.1!9")
-        assert str(ei.value) == msg
-        lines = []
-        assert net9.ping.ping("127.0.0.1", count=1, out=lines.append) == 2
-        assert lines == ["ping: %s" % msg]
+        all_refuse(monkeypatch, d, msg, (["netstat"], ["cat", "tcp/stats"]))
         with pytest.raises(BlockingIOError):
             ls.accept()                  # nobody ever connected
     finally:
