@@ -565,13 +565,7 @@ def test_rto_backoff_until_timeout():
     # the peer goes silent
     P.wire.filter = lambda src, dst, pkt: None
     rec = Recorder(P, c)
-    reasons = []
-    wake = c.wq.wakecb
-
-    def wq_wake():
-        reasons.append(c.wq.getreason())
-        wake()
-    c.wq.wakecb = wq_wake
+    reasons = wake_reasons(c.wq)
     t0 = P.wire.now
     P.tcpa.write(c, b"q" * 1_100_000)     # beyond the wq limit: the writer parks
     assert c.wq.flow
@@ -865,16 +859,22 @@ def check_dead(P, c, reasons):
     assert P.tcpa.ntimers == 0
 
 
+def wake_reasons(q):
+    """The list of q's reasons at its wake-ups, from now on."""
+    reasons = []
+    wake = q.wakecb
+
+    def w():
+        reasons.append(q.getreason())
+        wake()
+    q.wakecb = w
+    return reasons
+
+
 def park_reader(c):
     """A reader blocked on c's data file: remember the queue's reason at
     its wake-up."""
-    reasons = []
-    wake = c.rq.wakecb
-
-    def w():
-        reasons.append(c.rq.getreason())
-        wake()
-    c.rq.wakecb = w
+    reasons = wake_reasons(c.rq)
     c.rq.rwait = True
     return reasons
 
