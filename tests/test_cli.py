@@ -131,18 +131,15 @@ def test_dial_errors(served, monkeypatch):
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         return real(host, *a, **kw)
     monkeypatch.setattr(socket, "getaddrinfo", gai)
-    one_error(run(served, "dial", "tcp!127.0.0.1!7199"),
-              r"net9 dial: tcp!127\.0\.0\.1!7199: connection refused")
-    one_error(run(served, "dial", "foo"),
-              r"net9 dial: bad address 'foo': want \[net!\]host!port")
-    one_error(run(served, "dial", "tcp!127.0.0.1!no-such-service"),
-              r"net9 dial: unknown service 'no-such-service'")
-    one_error(run(served, "dial", "bogus!127.0.0.1!80"),
-              r"net9 dial: /net/bogus: unknown network bogus")
-    one_error(run(served, "dial", "tcp!no-such-host.invalid!80"),
-              r"net9 dial: unknown host: no-such-host\.invalid: Name or service not known")
-    one_error(run(served, "dial", "tcp!10.9.9.9!80"),
-              r"net9 dial: tcp!10\.9\.9\.9!80: no route")
+    for addr, err in [
+            ("tcp!127.0.0.1!7199", r"tcp!127\.0\.0\.1!7199: connection refused"),
+            ("foo", r"bad address 'foo': want \[net!\]host!port"),
+            ("tcp!127.0.0.1!no-such-service", r"unknown service 'no-such-service'"),
+            ("bogus!127.0.0.1!80", r"/net/bogus: unknown network bogus"),
+            ("tcp!no-such-host.invalid!80",
+             r"unknown host: no-such-host\.invalid: Name or service not known"),
+            ("tcp!10.9.9.9!80", r"tcp!10\.9\.9\.9!80: no route")]:
+        one_error(run(served, "dial", addr), "net9 dial: " + err)
     t0 = time.monotonic()
     one_error(run(served, "dial", "-t", "0.5", "tcp!10.77.0.1!80"),
               r"net9 dial: tcp!10\.77\.0\.1!80: timed out")
