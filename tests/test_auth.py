@@ -63,19 +63,6 @@ def me():
 
 # ---- a scripted 9P session (run here, or in a child running as nobody) -------------
 
-class Sock9p(Raw):
-    """ninepenv.Raw on a socket already connected."""
-
-    def __init__(self, s):
-        self.s = s
-        s.settimeout(10)
-        self.buf = bytearray()
-        self.got = {}
-        self.dotl = False
-        self.msize = None
-        self.nexttag = 0
-
-
 def outcome(r):
     if r[0] == ninep.Rerror:
         return ["error", r[2]]
@@ -100,7 +87,7 @@ def session(where, uname, nuname=None, version="9P2000", ops=()):
     the number and the owner of its ctl: a name in 9P2000, a uid in .L),
     ["ctl", text] (written to the last clone), ["open", path, mode].
     Opened files stay open until the end.  Returns a JSON-able dict."""
-    r = Sock9p(dial(where))
+    r = Raw(sock=dial(where))
     try:
         r.version(version=version)
         res = {"version": r.dotl and "9P2000.L" or "9P2000",
@@ -330,7 +317,7 @@ def env():
 
 
 def adopted(env, peer):
-    """A Sock9p on a socketpair the server adopted with peer."""
+    """Our end of a socketpair the server adopted with peer (for Raw(sock=...))."""
     a, b = socket.socketpair()
     env.call(lambda: env.server.adopt(a.fileno(), a.fileno(), peer, sock=a, name="pair"))
     return b
@@ -417,7 +404,7 @@ def test_root_and_the_servers_user_attach_as_anyone(env):
 
 
 def test_a_remote_peer_is_none_and_none_is_nobody_special(env):
-    hold = Sock9p(adopted(env, 0))       # glenda holds a conversation
+    hold = Raw(sock=adopted(env, 0))       # glenda holds a conversation
     hold.version()
     hold.ok(ninep.Tattach, 0, ninep.NOFID, "glenda", "")
     hold.ok(ninep.Twalk, 0, 1, ["tcp", "clone"])
