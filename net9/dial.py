@@ -56,7 +56,7 @@ denied" PermissionError...) and the file as filename.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 import errno as _errno
 import io
@@ -1210,16 +1210,34 @@ class _ConnIO(io.RawIOBase):
         return self.conn.write(b)
 
 
-class Announcement(_Conversation):
-    """An announced conversation (announce(2)): listen() for calls;
-    close() (or hangup()) ends the announcement."""
+class _CtlHeld(_Conversation):
+    """A conversation held by its ctl file alone (Announcement, Call): a
+    context manager whose close() closes the ctl."""
 
     def __repr__(self) -> str:
-        return "<net9.Announcement %s%s>" % (self.dir, " closed" if self._gone else "")
+        return "<net9.%s %s%s>" % (type(self).__name__, self.dir,
+                                   " closed" if self._gone else "")
 
     @property
     def closed(self) -> bool:
         return self._gone
+
+    def close(self) -> None:
+        self._closectl()
+
+    def __enter__(self: _Held) -> _Held:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+_Held = TypeVar("_Held", bound=_CtlHeld)
+
+
+class Announcement(_CtlHeld):
+    """An announced conversation (announce(2)): listen() for calls;
+    close() (or hangup()) ends the announcement."""
 
     def listen(self, timeout: float = None) -> "Call":
         """listen(2): wait for the next call (timeout: seconds, 9P only;
@@ -1245,26 +1263,10 @@ class Announcement(_Conversation):
         """listen() then accept(): the next call's Conn."""
         return self.listen(timeout).accept()
 
-    def close(self) -> None:
-        self._closectl()
 
-    def __enter__(self) -> Announcement:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-
-class Call(_Conversation):
+class Call(_CtlHeld):
     """An incoming call from Announcement.listen(): accept() it for a Conn,
     or reject() it (close it: TCP sends FIN)."""
-
-    def __repr__(self) -> str:
-        return "<net9.Call %s%s>" % (self.dir, " closed" if self._gone else "")
-
-    @property
-    def closed(self) -> bool:
-        return self._gone
 
     def accept(self) -> Conn:
         """accept(2): write "accept N" to ctl (devip refuses it; the answer
@@ -1302,15 +1304,6 @@ class Call(_Conversation):
             self.ctl(("reject %d %s" % (self.number, cause)).rstrip())
         except OSError:
             pass
-        self.close()
-
-    def close(self) -> None:
-        self._closectl()
-
-    def __enter__(self) -> Call:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
         self.close()
 
 
