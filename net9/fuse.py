@@ -137,6 +137,23 @@ def _cstr(b, i=0):
     return bytes(b[i:j]).decode("utf-8", "surrogateescape"), j + 1
 
 
+def _idof(cache, name, lookups):
+    """The numeric id of a 9P user or group name (cached): the first of
+    lookups that knows it, else the number itself, else nobody (65534)."""
+    v = cache.get(name)
+    if v is None:
+        for look in lookups:
+            try:
+                v = look(name)
+                break
+            except KeyError:
+                pass
+        else:
+            v = int(name) if name.isdigit() else 65534
+        cache[name] = v
+    return v
+
+
 class FuseFs:
     """Serve FUSE requests read from fd with 9P to srv.
 
@@ -222,27 +239,12 @@ class FuseFs:
     # -- attributes --
 
     def uid_of(self, name):
-        u = self.uids.get(name)
-        if u is None:
-            try:
-                u = pwd.getpwnam(name).pw_uid
-            except KeyError:
-                u = int(name) if name.isdigit() else 65534
-            self.uids[name] = u
-        return u
+        return _idof(self.uids, name, (lambda n: pwd.getpwnam(n).pw_uid,))
 
     def gid_of(self, name):
-        g = self.gids.get(name)
-        if g is None:
-            try:
-                g = grp.getgrnam(name).gr_gid
-            except KeyError:
-                try:
-                    g = pwd.getpwnam(name).pw_gid
-                except KeyError:
-                    g = int(name) if name.isdigit() else 65534
-            self.gids[name] = g
-        return g
+        # a group's name, else the primary group of a user of that name
+        return _idof(self.gids, name, (lambda n: grp.getgrnam(n).gr_gid,
+                                       lambda n: pwd.getpwnam(n).pw_gid))
 
     def attr(self, st, ino):
         mode = st[3]
