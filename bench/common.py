@@ -1,7 +1,8 @@
 """What the bench scripts share: a run's bookkeeping (Run: its scratch
 directory, its time, what failed, its --json record), the facts every run
-records (run_meta), the checks before a run (needs), a command (sh) and a
-socket's exact read (recvexact).  bench/path.py, bench/loss.py and
+records (run_meta), the checks before a run (needs), a command (sh), a
+socket's exact read (recvexact) and a net9 server's listen loop
+(serve_calls).  bench/path.py, bench/loss.py and
 bench/soak.py import it from their own directory."""
 
 import json
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 
@@ -108,3 +110,44 @@ def recvexact(s, n, why="short header", exc=EOFError):
             raise exc(why)
         b += d
     return bytes(b)
+
+
+def serve_calls(ann, handle, deadline, dead, say):
+    """Take the calls of ann (a net9.dial Announcement) until deadline or
+    until dead (a list) has something: each accepted Conn goes to
+    handle(conn) in a thread of its own (handle None: closed at once).
+    When the 9P connection is gone, or after 100 listen errors, the reason
+    goes into dead and the loop ends.  say(text) logs."""
+    errors = 0
+    while time.monotonic() < deadline and not dead:
+        try:
+            call = ann.listen(timeout=1.0)
+        except TimeoutError:
+            continue
+        except Exception as e:
+            cl = ann.net.client
+            if cl is not None and cl.dead is not None:
+                why = "the 9P connection is gone: %s" % cl.dead
+            else:
+                errors += 1
+                say("listen: %s: %s" % (type(e).__name__, e))
+                if errors <= 100:
+                    time.sleep(0.01)
+                    continue
+                why = "too many listen errors"
+            say(why)
+            dead.append(why)
+            return
+        try:
+            conn = call.accept()
+        except Exception as e:
+            say("accept: %s: %s" % (type(e).__name__, e))
+            call.close()
+            continue
+        if handle is None:                      # accept-and-close
+            try:
+                conn.close()
+            except Exception as e:
+                say("close: %s" % e)
+            continue
+        threading.Thread(target=handle, args=(conn,), daemon=True).start()

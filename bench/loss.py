@@ -74,7 +74,7 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from common import recvexact  # noqa: E402
+from common import recvexact, serve_calls  # noqa: E402
 
 BASE = 5201                       # tcpbench's ports: BASE+0 sink, BASE+3 source
 SINK, SOURCE = 0, 3
@@ -212,32 +212,8 @@ def serve_net9(srv, port, stall, lifetime, out):
                 pass
 
     def loop(ann, h):
-        errors = 0
-        while time.monotonic() < deadline and not dead:
-            try:
-                call = ann.listen(timeout=1.0)
-            except TimeoutError:
-                continue
-            except Exception as e:
-                cl = ann.net.client
-                if cl is not None and cl.dead is not None:
-                    dead.append(e)
-                    log("server: the 9P connection is gone: %s" % cl.dead)
-                    return
-                errors += 1
-                log("server: listen: %s: %s" % (type(e).__name__, e))
-                if errors > 100:
-                    dead.append(e)
-                    return
-                time.sleep(0.01)
-                continue
-            try:
-                c = call.accept()
-            except Exception as e:
-                log("server: accept: %s: %s" % (type(e).__name__, e))
-                call.close()
-                continue
-            threading.Thread(target=conn, args=(h, c), daemon=True).start()
+        serve_calls(ann, lambda c: conn(h, c), deadline, dead,
+                    lambda text: log("server: %s" % text))
 
     ts = []
     for off, h in ((SINK, h_sink), (SOURCE, h_source)):

@@ -73,7 +73,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)                       # the source tree's in-place build
 sys.path.insert(0, HERE)
-from common import Failure, Run, needs, run_meta, sh  # noqa: E402,F401  (loss.py: P.Failure...)
+from common import Failure, Run, needs, run_meta, serve_calls, sh  # noqa: E402,F401  (loss.py: P.Failure...)
 
 CMD = os.path.join(ROOT, "cmd", "net9")
 
@@ -178,37 +178,8 @@ def n9server(srv, port, lifetime, user):
                 pass
 
     def accept_loop(name, ann, h):
-        errors = 0
-        while time.monotonic() < deadline and not dead:
-            try:
-                call = ann.listen(timeout=1.0)
-            except TimeoutError:
-                continue
-            except Exception as e:
-                cl = ann.net.client
-                if cl is not None and cl.dead is not None:
-                    fatal("%s: the 9P connection is gone: %s" % (name, cl.dead))
-                    return
-                errors += 1
-                log("n9server %s: listen: %s: %s" % (name, type(e).__name__, e))
-                if errors > 100:
-                    fatal("%s: too many listen errors" % name)
-                    return
-                time.sleep(0.01)
-                continue
-            try:
-                conn = call.accept()
-            except Exception as e:
-                log("n9server %s: accept: %s: %s" % (name, type(e).__name__, e))
-                call.close()
-                continue
-            if h is None:                      # accept-and-close
-                try:
-                    conn.close()
-                except Exception as e:
-                    log("n9server %s: close: %s" % (name, e))
-                continue
-            threading.Thread(target=serve_conn, args=(name, h, conn), daemon=True).start()
+        serve_calls(ann, None if h is None else (lambda conn: serve_conn(name, h, conn)),
+                    deadline, dead, lambda text: log("n9server %s: %s" % (name, text)))
 
     table = [("sink", SINK, h_sink), ("accept", ACCEPT, None), ("echo", ECHO, h_echo),
              ("source", SOURCE, h_source)]
