@@ -248,8 +248,12 @@ class _Files9p:
         return self.prefix + "/" + p
 
     def _err(self, e, p):
+        """What to raise for a 9P error on file p (the OSError of its text),
+        or for the end of the 9P connection (EOFError: a reset)."""
         if isinstance(e, NinepError):
             return oserror(str(e), self.path(p))
+        if isinstance(e, EOFError):
+            return ConnectionResetError(_errno.ECONNRESET, "net9 server: %s" % e)
         return e
 
     def open(self, p, mode, timeout=-1, pre=None):
@@ -272,10 +276,8 @@ class _Files9p:
         round trip, one wake-up of the server."""
         try:
             return self._openstart(p, mode, pre)
-        except NinepError as e:
+        except (NinepError, EOFError) as e:
             raise self._err(e, p) from None
-        except EOFError as e:
-            raise ConnectionResetError(_errno.ECONNRESET, "net9 server: %s" % e) from None
 
     def _openstart(self, p, mode, pre):
         cl = self.cl
@@ -314,10 +316,8 @@ class _Files9p:
         back."""
         try:
             return self._openfinish(op, timeout, pretimeout)
-        except NinepError as e:
+        except (NinepError, EOFError) as e:
             raise self._err(e, op.path) from None
-        except EOFError as e:
-            raise ConnectionResetError(_errno.ECONNRESET, "net9 server: %s" % e) from None
 
     def _openfinish(self, op, timeout, pretimeout):
         cl = self.cl
@@ -430,18 +430,14 @@ class _Files9p:
     def read(self, h, n, p="", timeout=None):
         try:
             return self.cl.read(h, n, 0, timeout=timeout)
-        except NinepError as e:
+        except (NinepError, EOFError) as e:
             raise self._err(e, p) from None
-        except EOFError as e:
-            raise ConnectionResetError(_errno.ECONNRESET, "net9 server: %s" % e) from None
 
     def write(self, h, data, p="", timeout=None):
         try:
             return self.cl.write(h, data, 0, timeout=timeout)
-        except NinepError as e:
+        except (NinepError, EOFError) as e:
             raise self._err(e, p) from None
-        except EOFError as e:
-            raise ConnectionResetError(_errno.ECONNRESET, "net9 server: %s" % e) from None
 
     def opendata(self, p, pre=None):
         """(read handle, write handle) of a data file: one fid does both
