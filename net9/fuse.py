@@ -403,7 +403,7 @@ class FuseFs:
         data = body[WRITE_IN.size:WRITE_IN.size + size]
         cl = hd.cl
         t, fut = cl.start_write(hd.fid, offset, data)
-        n = (await cl.wait(t, fut, keep=True))[2]
+        n = (await cl.wait(t, fut, keep=True)).count
         return WRITE_OUT.pack(n, 0)
 
     async def op_RELEASE(self, h, body):
