@@ -155,7 +155,7 @@ DMDIR = 0x80000000
 
 # The messages: a row each, "Name type format field...", the format (the
 # letters above; - for none) driving the codec, the names making the
-# message classes parse and unpackr return (msgclass).
+# message classes parse and unpackr return (msgclass, rmsgclass).
 
 cdef dict _table(str text):
     """type -> (format, "Name field...") of a table's rows (a row indented
@@ -255,12 +255,15 @@ Bad.__module__ = Unknown.__module__ = __name__
 
 
 def msgclass(int type, bint dotl):
-    """The named tuple class of a message type in a dialect (fields type,
-    tag, then the message's own), or None: for a T-message, what parse
-    returns; for an R-message (either dialect), what unpackr returns."""
-    if type & 1:
-        return _RCLS.get(type)
+    """The named tuple class parse returns for a T-message type in a
+    dialect (fields type, tag, then the message's own), or None."""
     return (_TLCLS if dotl else _T9PCLS).get(type)
+
+
+def rmsgclass(int type):
+    """The named tuple class unpackr returns for an R-message type (either
+    dialect: fields type, tag, then the message's own), or None."""
+    return _RCLS.get(type)
 
 
 # R-messages, as the T-messages: one table, the types do not overlap
@@ -747,7 +750,7 @@ def unpackstats(data):
 
 def unpackr(msg):
     """Decode one R-message (bytes; for clients and tests): a named tuple
-    (type, tag, field...) of its class (msgclass: e.g. Ropen(type, tag,
+    (type, tag, field...) of its class (rmsgclass: e.g. Ropen(type, tag,
     qid, iounit)).  Raises Malformed."""
     cdef bytes b = bytes(msg)
     return _unpackr(<const uint8_t *>PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
