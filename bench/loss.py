@@ -59,16 +59,13 @@ import argparse
 import fcntl
 import json
 import os
-import platform
 import re
-import shutil
 import signal
 import socket
 import statistics
 import struct
 import subprocess
 import sys
-import tempfile
 import termios
 import threading
 import time
@@ -76,6 +73,8 @@ import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from common import recvexact, serve_calls  # noqa: E402
 
 BASE = 5201                       # tcpbench's ports: BASE+0 sink, BASE+3 source
 SINK, SOURCE = 0, 3
@@ -144,13 +143,7 @@ def h_source(c, peer, stall, out):
     err = None
     block = bytes(IOSIZE)
     try:
-        hdr = b""
-        while len(hdr) < 8:
-            d = c.recv(8 - len(hdr))
-            if not d:
-                raise ConnectionError("EOF in the request")
-            hdr += d
-        (n,) = struct.unpack("!Q", hdr)
+        (n,) = struct.unpack("!Q", recvexact(c, 8, "EOF in the request", ConnectionError))
         n = min(n, 1 << 34)
         while sent < n:
             k = min(n - sent, IOSIZE)
@@ -219,32 +212,8 @@ def serve_net9(srv, port, stall, lifetime, out):
                 pass
 
     def loop(ann, h):
-        errors = 0
-        while time.monotonic() < deadline and not dead:
-            try:
-                call = ann.listen(timeout=1.0)
-            except TimeoutError:
-                continue
-            except Exception as e:
-                cl = ann.net.client
-                if cl is not None and cl.dead is not None:
-                    dead.append(e)
-                    log("server: the 9P connection is gone: %s" % cl.dead)
-                    return
-                errors += 1
-                log("server: listen: %s: %s" % (type(e).__name__, e))
-                if errors > 100:
-                    dead.append(e)
-                    return
-                time.sleep(0.01)
-                continue
-            try:
-                c = call.accept()
-            except Exception as e:
-                log("server: accept: %s: %s" % (type(e).__name__, e))
-                call.close()
-                continue
-            threading.Thread(target=conn, args=(h, c), daemon=True).start()
+        serve_calls(ann, lambda c: conn(h, c), deadline, dead,
+                    lambda text: log("server: %s" % text))
 
     ts = []
     for off, h in ((SINK, h_sink), (SOURCE, h_source)):
@@ -309,6 +278,19 @@ def abort(s):
     s.close()
 
 
+def cut(r, elapsed, seconds, idle, stall, nothing):
+    """Is a transfer over by the clock: "capped" at seconds, or "failed"
+    after stall seconds of nothing (what it waited for) happening?"""
+    if elapsed >= seconds:
+        r["status"] = "capped"
+        return True
+    if idle >= stall:
+        r["status"] = "failed"
+        r["error"] = "stall: %s for %g s" % (nothing, stall)
+        return True
+    return False
+
+
 def client_sink(host, port, nbytes, seconds, stall):
     """Send nbytes, SHUT_WR, wait for the count.  Progress is what the
     receiver acknowledged (sent - SIOCOUTQ); none for `stall` seconds
@@ -331,12 +313,7 @@ def client_sink(host, port, nbytes, seconds, stall):
             a = r["sent"] - outq(s)
             if a != acked:
                 acked, last = a, now
-            if now - t0 >= seconds:
-                r["status"] = "capped"
-                break
-            if now - last >= stall:
-                r["status"] = "failed"
-                r["error"] = "stall: nothing acknowledged for %g s" % stall
+            if cut(r, now - t0, seconds, now - last, stall, "nothing acknowledged"):
                 break
             try:
                 if r["sent"] < nbytes:
@@ -390,12 +367,7 @@ def client_source(host, port, nbytes, seconds, stall):
     try:
         while True:
             now = time.monotonic()
-            if now - t0 >= seconds:
-                r["status"] = "capped"
-                break
-            if now - last >= stall:
-                r["status"] = "failed"
-                r["error"] = "stall: no data for %g s" % stall
+            if cut(r, now - t0, seconds, now - last, stall, "no data"):
                 break
             s.settimeout(max(0.001, min(stall - (now - last), seconds - (now - t0))))
             try:
@@ -853,12 +825,8 @@ def main():
             saved = json.load(f)
         report(saved["results"], saved["meta"], sys.stdout)
         return
-    if os.geteuid() != 0:
-        sys.exit("bench/loss.py: needs root (network namespaces, TUN devices)")
-    for tool in ("ip", "setpriv", "gcc", "sysctl"):
-        if shutil.which(tool) is None:
-            sys.exit("bench/loss.py: no %s on PATH" % tool)
     P = plumbing()
+    P.needs("bench/loss.py", ("ip", "setpriv", "gcc", "sysctl"))
     wire = P.find_wire(a.wire)
     tree = os.path.abspath(a.tree)
     has_tcp = False if a.no_net9 else net9_tcp_option(tree)
@@ -866,36 +834,22 @@ def main():
     keys = ([] if a.no_linux else ["linux"]) + ["net9 " + p for p in profiles]
     dirs = [d for d, _ in DIRS if a.dirs in ("both", d)]
 
-    def bye(signum, frame):
-        raise KeyboardInterrupt("signal %d" % signum)
-    signal.signal(signal.SIGTERM, bye)
-    signal.signal(signal.SIGHUP, bye)
-
     if a.linux_cc:
         os.environ["NET9_LOSS_CC"] = a.linux_cc      # (the drivers' sockets: linuxcc)
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "host": platform.node(),
-            "kernel": platform.release(), "cpus": os.cpu_count(),
-            "python": platform.python_version(), "loadavg_start": os.getloadavg(),
-            "args": {k: v for k, v in vars(a).items()}, "has_tcp": has_tcp, "keys": keys,
-            "mbytes": a.mbytes, "seconds": a.seconds, "stall": a.stall, "mtu": a.mtu,
-            "repeat": a.repeat, "tree": tree, "drops": {},
-            "linux_cc_default": _readfile("/proc/sys/net/ipv4/tcp_congestion_control"),
-            "git": subprocess.run(["git", "-C", tree, "describe", "--always", "--dirty"],
-                                  capture_output=True, text=True).stdout.strip()
-            or "(not a git tree)"}
+    meta = P.run_meta(
+        a, has_tcp=has_tcp, keys=keys, mbytes=a.mbytes, seconds=a.seconds, stall=a.stall,
+        mtu=a.mtu, repeat=a.repeat, tree=tree, drops={},
+        linux_cc_default=_readfile("/proc/sys/net/ipv4/tcp_congestion_control"),
+        git=subprocess.run(["git", "-C", tree, "describe", "--always", "--dirty"],
+                           capture_output=True, text=True).stdout.strip() or "(not a git tree)")
     print("bench/loss.py: net9 from %s (%s); %s" % (
         tree, meta["git"], "profiles " + ", ".join(profiles) if has_tcp else
         "net9 serve has no --tcp: one profile (tcp.c), run as it is"), flush=True)
     results = {}
-    failed = None
-    bindir = tempfile.mkdtemp(prefix="n9loss-tunwire-")
-    t_start = time.monotonic()
     per_loss = len(dirs) * len(keys) * a.repeat
     lifetime = int(per_loss * (a.seconds + 2 * a.stall + 40) + 300)
-    try:
-        tunwire = os.path.join(bindir, "tunwire")
-        P.sh("gcc", "-O2", "-pthread", "-o", tunwire, os.path.join(wire, "tunwire.c"),
-             timeout=120)
+    with P.Run(meta, results, a.json, "n9loss-", "seconds_total") as run:
+        tunwire = run.build_tunwire(wire)
         for loss in a.losses:
             lk = "%g" % loss
             res = results.setdefault(lk, {})
@@ -918,28 +872,14 @@ def main():
                                     "tx_dropped") else ""))
                 meta["drops"][lk] = topo.drops()
             except P.Failure as e:
-                failed = (failed + "; " if failed else "") + "loss %s%%: %s" % (lk, e)
+                run.fail("loss %s%%: %s" % (lk, e))
                 log("loss %s%%: FAILED: %s" % (lk, e))
             finally:
                 st.close()
-    except P.Failure as e:
-        failed = str(e)
-    except KeyboardInterrupt as e:
-        failed = "interrupted%s" % (" (%s)" % e if str(e) else "")
-    finally:
-        shutil.rmtree(bindir, ignore_errors=True)
-        meta["seconds_total"] = time.monotonic() - t_start
-        meta["loadavg_end"] = os.getloadavg()
-        meta["failed"] = failed
-        if a.json:
-            with open(a.json, "w") as f:
-                json.dump({"meta": meta, "results": results}, f, indent=1)
     print()
     report(results, meta, sys.stdout)
     print("\n%.0f s in all" % meta["seconds_total"])
-    if failed:
-        print("\nbench/loss.py FAILED: %s" % failed, file=sys.stderr)
-        sys.exit(1)
+    run.exit_if_failed("bench/loss.py")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ over its unix socket by a raw pipelined client.
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,56 +23,32 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 
 from net9 import ninep  # noqa: E402
+from ninepenv import Raw  # noqa: E402  (the tests' raw 9P client)
 
 NOFID = ninep.NOFID
 
 
-class Client:
+class Client(Raw):
+    """A raw 9P client on the server's unix socket, versioned and attached
+    (fid 0); ok() raises on an error reply."""
+
     def __init__(self, path, msize):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.s.connect(path)
-        self.buf = bytearray()
-        self.tag = 0
-        self.s.sendall(ninep.pack(ninep.Tversion, 0xFFFF, msize, "9P2000"))
-        self.msize = self.recv()[2]
-        assert self.rpc(ninep.Tattach, 0, NOFID, os.environ.get("USER", "bench"), "")[0] == \
-            ninep.Rattach
-
-    def recvraw(self):
-        while True:
-            if len(self.buf) >= 4:
-                n = int.from_bytes(self.buf[:4], "little")
-                if len(self.buf) >= n:
-                    m = bytes(self.buf[:n])
-                    del self.buf[:n]
-                    return m
-            d = self.s.recv(1 << 20)
-            if not d:
-                raise EOFError
-            self.buf += d
-
-    def recv(self):
-        return ninep.unpackr(self.recvraw())
-
-    def rpc(self, type, *args):
-        self.tag = (self.tag + 1) % 0xFFFF
-        self.s.sendall(ninep.pack(type, self.tag, *args))
-        r = self.recv()
-        if r[0] == ninep.Rerror:
-            raise RuntimeError("%s: %r" % (r[2], args))
-        return r
+        super().__init__(path=path, timeout=None)
+        self.version(msize)
+        self.ok(ninep.Tattach, 0, NOFID, os.environ.get("USER", "bench"), "")
 
     def walkopen(self, fid, path, mode):
-        self.rpc(ninep.Twalk, 0, fid, [x for x in path.split("/") if x])
-        return self.rpc(ninep.Topen, fid, mode)
+        self.ok(ninep.Twalk, 0, fid, [x for x in path.split("/") if x])
+        return self.ok(ninep.Topen, fid, mode)
 
 
 def small_reads(path, seconds, depth=16):
     c = Client(path, 8192)
     c.walkopen(1, "tcp/clone", 2)
-    num = int(c.rpc(ninep.Tread, 1, 0, 100)[2])
+    num = int(c.ok(ninep.Tread, 1, 0, 100).data)
     c.walkopen(2, "tcp/%d/status" % num, 0)
     msgs = [ninep.pack(ninep.Tread, t, 2, 0, 512) for t in range(depth)]
     c.s.sendall(b"".join(msgs))
@@ -102,13 +77,13 @@ def streaming(path, mbytes, msize):
     wr = Client(path, msize)
     io = rd.msize - ninep.IOHDRSZ
     wr.walkopen(1, "tcp/clone", 2)
-    lnum = int(wr.rpc(ninep.Tread, 1, 0, 100)[2])
-    wr.rpc(ninep.Twrite, 1, 0, b"announce 17777")
+    lnum = int(wr.ok(ninep.Tread, 1, 0, 100).data)
+    wr.ok(ninep.Twrite, 1, 0, b"announce 17777")
     rd.walkopen(1, "tcp/clone", 2)
-    cnum = int(rd.rpc(ninep.Tread, 1, 0, 100)[2])
-    rd.rpc(ninep.Twrite, 1, 0, b"connect 127.0.0.1!17777")
+    cnum = int(rd.ok(ninep.Tread, 1, 0, 100).data)
+    rd.ok(ninep.Twrite, 1, 0, b"connect 127.0.0.1!17777")
     wr.walkopen(2, "tcp/%d/listen" % lnum, 2)
-    anum = int(wr.rpc(ninep.Tread, 2, 0, 100)[2])
+    anum = int(wr.ok(ninep.Tread, 2, 0, 100).data)
     wr.walkopen(3, "tcp/%d/data" % anum, 2)
     rd.walkopen(3, "tcp/%d/data" % cnum, 0)
     total = mbytes << 20

@@ -57,7 +57,6 @@ Root only.  Run it from the source tree after the in-place build.
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -73,6 +72,9 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)                       # the source tree's in-place build
+sys.path.insert(0, HERE)
+from common import Failure, Run, needs, run_meta, serve_calls, sh  # noqa: E402,F401  (loss.py: P.Failure...)
+
 CMD = os.path.join(ROOT, "cmd", "net9")
 
 BASE = 5201                # tcpbench's ports: BASE+0 sink, +1 accept, +2 echo, +3 source
@@ -176,37 +178,8 @@ def n9server(srv, port, lifetime, user):
                 pass
 
     def accept_loop(name, ann, h):
-        errors = 0
-        while time.monotonic() < deadline and not dead:
-            try:
-                call = ann.listen(timeout=1.0)
-            except TimeoutError:
-                continue
-            except Exception as e:
-                cl = ann.net.client
-                if cl is not None and cl.dead is not None:
-                    fatal("%s: the 9P connection is gone: %s" % (name, cl.dead))
-                    return
-                errors += 1
-                log("n9server %s: listen: %s: %s" % (name, type(e).__name__, e))
-                if errors > 100:
-                    fatal("%s: too many listen errors" % name)
-                    return
-                time.sleep(0.01)
-                continue
-            try:
-                conn = call.accept()
-            except Exception as e:
-                log("n9server %s: accept: %s: %s" % (name, type(e).__name__, e))
-                call.close()
-                continue
-            if h is None:                      # accept-and-close
-                try:
-                    conn.close()
-                except Exception as e:
-                    log("n9server %s: close: %s" % (name, e))
-                continue
-            threading.Thread(target=serve_conn, args=(name, h, conn), daemon=True).start()
+        serve_calls(ann, None if h is None else (lambda conn: serve_conn(name, h, conn)),
+                    deadline, dead, lambda text: log("n9server %s: %s" % (name, text)))
 
     table = [("sink", SINK, h_sink), ("accept", ACCEPT, None), ("echo", ECHO, h_echo),
              ("source", SOURCE, h_source)]
@@ -304,18 +277,6 @@ def n9aserver(srv, port, lifetime, user):
 
 # ======================================================================
 # process and namespace plumbing
-
-
-class Failure(Exception):
-    """The run cannot go on (a process died, a transfer hung...)."""
-
-
-def sh(*argv, timeout=30, check=True):
-    r = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout)
-    if check and r.returncode != 0:
-        raise Failure("%s: exit %d: %s" % (" ".join(map(str, argv)), r.returncode,
-                                          r.stderr.strip()))
-    return r
 
 
 def cputime(pid):
@@ -930,11 +891,7 @@ def main():
         report(results, [int(x) for x in results], only, m["net9_offload_flag"],
                sa.get("repeat", 1), sys.stdout)
         return
-    if os.geteuid() != 0:
-        sys.exit("bench/path.py: needs root (network namespaces, TUN devices, veth)")
-    for tool in ("ip", "setpriv", "gcc"):
-        if shutil.which(tool) is None:
-            sys.exit("bench/path.py: no %s on PATH" % tool)
+    needs("bench/path.py", ("ip", "setpriv", "gcc"), "network namespaces, TUN devices, veth")
     only = set()
     for m in a.only.split(","):
         m = m.strip()
@@ -953,25 +910,12 @@ def main():
     wire = find_wire(a.wire)
     has_off = net9_has_offload_flag()
 
-    # a SIGTERM or SIGHUP unwinds like ^C, through every finally
-    def bye(signum, frame):
-        raise KeyboardInterrupt("signal %d" % signum)
-    signal.signal(signal.SIGTERM, bye)
-    signal.signal(signal.SIGHUP, bye)
-
-    bindir = tempfile.mkdtemp(prefix="n9path-tunwire-")
     results = {}
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "host": platform.node(),
-            "kernel": platform.release(), "cpus": os.cpu_count(),
-            "python": platform.python_version(), "loadavg_start": os.getloadavg(),
-            "args": vars(a), "wire": wire, "net9_offload_flag": has_off,
-            "git": subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
-                                  capture_output=True, text=True).stdout.strip()}
-    t_start = time.monotonic()
-    failed = None
-    try:
-        tunwire = os.path.join(bindir, "tunwire")
-        sh("gcc", "-O2", "-pthread", "-o", tunwire, os.path.join(wire, "tunwire.c"), timeout=120)
+    meta = run_meta(a, wire=wire, net9_offload_flag=has_off,
+                    git=subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
+                                       capture_output=True, text=True).stdout.strip())
+    with Run(meta, results, a.json, "n9path-") as run:
+        tunwire = run.build_tunwire(wire)
         # how long the servers and tunwire of one column may live (each
         # measure is bounded on its own; this is the backstop)
         lifetime = int(900 + a.runs * (2 * a.bytes / 1e6 + 10 * a.seconds))
@@ -1019,24 +963,10 @@ def main():
                     r.setdefault(key, []).append(res)
                     run_column("MTU %d %s%s" % (mtu, key, " #%d" % (rep + 1) if a.repeat > 1
                                                 else ""), start, wire, a, only, res, spy)
-    except Failure as e:
-        failed = str(e)
-    except KeyboardInterrupt as e:
-        failed = "interrupted%s" % (" (%s)" % e if str(e) else "")
-    finally:
-        shutil.rmtree(bindir, ignore_errors=True)
-        meta["seconds"] = time.monotonic() - t_start
-        meta["loadavg_end"] = os.getloadavg()
-        meta["failed"] = failed
-        if a.json:
-            with open(a.json, "w") as f:
-                json.dump({"meta": meta, "results": results}, f, indent=1)
     report(results, mtus, only, has_off, a.repeat, sys.stdout)
     print("\n%.0f s in all; load at the end %.2f %.2f %.2f" % (meta["seconds"],
                                                               *meta["loadavg_end"]))
-    if failed:
-        print("\nbench/path.py FAILED: %s" % failed, file=sys.stderr)
-        sys.exit(1)
+    run.exit_if_failed("bench/path.py")
 
 
 if __name__ == "__main__":

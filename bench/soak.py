@@ -56,6 +56,9 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)                     # the source tree's in-place build
+sys.path.insert(0, HERE)
+
+from common import recvexact                 # noqa: E402
 
 import net9                                  # noqa: E402
 from net9.dial import Net                    # noqa: E402
@@ -183,16 +186,6 @@ class Serve:
 def nssocket(ns):
     with innetns(ns):
         return socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-
-
-def recvexact(s, n):
-    b = bytearray()
-    while len(b) < n:
-        d = s.recv(n - len(b))
-        if not d:
-            raise EOFError("short header")
-        b += d
-    return bytes(b)
 
 
 def sendn(send, n):
@@ -335,13 +328,7 @@ class Listener:
             return
         try:
             c.settimeout(120)
-            hdr = b""
-            while len(hdr) < 16:
-                d = c.recv(16 - len(hdr))
-                if not d:
-                    raise EOFError("short header")
-                hdr += d
-            nsend, nin = struct.unpack("!QQ", hdr)
+            nsend, nin = struct.unpack("!QQ", recvexact(c, 16))
             t = threading.Thread(target=lambda: sendn(c.sendall, nsend), daemon=True)
             t.start()
             got = sink(c.recv)

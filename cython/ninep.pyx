@@ -26,6 +26,11 @@ decoded, Bad(BAD, tag, type, reason) or Unknown(UNKNOWN, tag, type); fatal is a 
 when the framing itself is broken (size < 7 or > maxsize): the connection
 cannot continue.  parse stops after a Tversion (it may change the dialect
 of the messages that follow): call it again for the rest.
+
+R-messages have named fields too, from the same kind of table: unpackr and
+ReplyReader give e.g. Ropen(type, tag, qid, iounit), Rerror(type, tag,
+ename); the server packs its replies positionally (pack(Rwrite, tag, n)),
+so its reply path makes no message object.
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -148,64 +153,83 @@ QTDIR = 0x80
 QTFILE = 0
 DMDIR = 0x80000000
 
-# T-messages: type -> (format, "Name field..."): the format drives the
-# codec, the names make the message classes parse returns (msgclass)
+# The messages: a row each, "Name type format field...", the format (the
+# letters above; - for none) driving the codec, the names making the
+# message classes parse and unpackr return (msgclass, rmsgclass).
 
-# T-messages common to both dialects
-cdef dict _TCOMMONDEF = {
-    100: ("4s", "Tversion msize version"),
-    108: ("2", "Tflush oldtag"),
-    110: ("44w", "Twalk fid newfid wname"),
-    116: ("484", "Tread fid offset count"),
-    118: ("48d", "Twrite fid offset data"),
-    120: ("4", "Tclunk fid"),
-    122: ("4", "Tremove fid"),
-    # (Tauth and Tattach may carry 9P2000.u's n_uname, which .L sends too)
-    102: ("4ss?4", "Tauth afid uname aname n_uname"),
-    104: ("44ss?4", "Tattach fid afid uname aname n_uname"),
-}
+cdef dict _table(str text):
+    """type -> (format, "Name field...") of a table's rows (a row indented
+    further holds more fields of the row above)."""
+    cdef dict out = {}
+    t = None
+    for row in text.splitlines():
+        if not row.strip():
+            continue
+        if row.startswith("        "):
+            fmt, names = out[t]
+            out[t] = (fmt, names + " " + " ".join(row.split()))
+            continue
+        name, t, fmt, *fields = row.split()
+        t = int(t)
+        out[t] = ("" if fmt == "-" else fmt, " ".join([name] + fields))
+    return out
+
+
+# T-messages common to both dialects (Tauth and Tattach may carry
+# 9P2000.u's n_uname, which .L sends too)
+cdef dict _TCOMMONDEF = _table("""
+    Tversion      100  4s                    msize version
+    Tflush        108  2                     oldtag
+    Twalk         110  44w                   fid newfid wname
+    Tread         116  484                   fid offset count
+    Twrite        118  48d                   fid offset data
+    Tclunk        120  4                     fid
+    Tremove       122  4                     fid
+    Tauth         102  4ss?4                 afid uname aname n_uname
+    Tattach       104  44ss?4                fid afid uname aname n_uname
+""")
 
 # 9P2000 only
 cdef dict _T9PDEF = dict(_TCOMMONDEF)
-_T9PDEF.update({
-    112: ("41", "Topen fid mode"),
-    114: ("4s41", "Tcreate fid name perm mode"),
-    124: ("4", "Tstat fid"),
-    126: ("4S", "Twstat fid stat"),
-})
+_T9PDEF.update(_table("""
+    Topen         112  41                    fid mode
+    Tcreate       114  4s41                  fid name perm mode
+    Tstat         124  4                     fid
+    Twstat        126  4S                    fid stat
+"""))
 
 # 9P2000.L (Tfsync's datasync, which newer Linux sends, is ignored;
 # Tlock's and Tgetlock's lock type is ltype: type is the message's)
 cdef dict _TLDEF = dict(_TCOMMONDEF)
-_TLDEF.update({
-    8: ("4", "Tstatfs fid"),
-    12: ("44", "Tlopen fid flags"),
-    14: ("4s444", "Tlcreate fid name flags mode gid"),
-    16: ("4ss4", "Tsymlink fid name symtgt gid"),
-    18: ("4s4444", "Tmknod dfid name mode major minor gid"),
-    20: ("44s", "Trename fid dfid name"),
-    22: ("4", "Treadlink fid"),
-    24: ("48", "Tgetattr fid request_mask"),
-    26: ("4444488888", "Tsetattr fid valid mode uid gid size atime_sec atime_nsec "
-                       "mtime_sec mtime_nsec"),
-    30: ("44s", "Txattrwalk fid newfid name"),
-    32: ("4s84", "Txattrcreate fid name attr_size flags"),
-    40: ("484", "Treaddir fid offset count"),
-    50: ("4", "Tfsync fid"),
-    52: ("414884s", "Tlock fid ltype flags start length proc_id client_id"),
-    54: ("41884s", "Tgetlock fid ltype start length proc_id client_id"),
-    70: ("44s", "Tlink dfid fid name"),
-    72: ("4s44", "Tmkdir dfid name mode gid"),
-    74: ("4s4s", "Trenameat olddirfid oldname newdirfid newname"),
-    76: ("4s4", "Tunlinkat dirfd name flags"),
-})
+_TLDEF.update(_table("""
+    Tstatfs         8  4                     fid
+    Tlopen         12  44                    fid flags
+    Tlcreate       14  4s444                 fid name flags mode gid
+    Tsymlink       16  4ss4                  fid name symtgt gid
+    Tmknod         18  4s4444                dfid name mode major minor gid
+    Trename        20  44s                   fid dfid name
+    Treadlink      22  4                     fid
+    Tgetattr       24  48                    fid request_mask
+    Tsetattr       26  4444488888            fid valid mode uid gid size atime_sec atime_nsec
+                                             mtime_sec mtime_nsec
+    Txattrwalk     30  44s                   fid newfid name
+    Txattrcreate   32  4s84                  fid name attr_size flags
+    Treaddir       40  484                   fid offset count
+    Tfsync         50  4                     fid
+    Tlock          52  414884s               fid ltype flags start length proc_id client_id
+    Tgetlock       54  41884s                fid ltype start length proc_id client_id
+    Tlink          70  44s                   dfid fid name
+    Tmkdir         72  4s44                  dfid name mode gid
+    Trenameat      74  4s4s                  olddirfid oldname newdirfid newname
+    Tunlinkat      76  4s4                   dirfd name flags
+"""))
 
 cdef dict _T9P = {t: d[0] for t, d in _T9PDEF.items()}
 cdef dict _TL = {t: d[0] for t, d in _TLDEF.items()}
 
 
 def _msgclasses(dict defs):
-    """A named tuple class per T-message: (type, tag, field...)."""
+    """A named tuple class per message of defs: (type, tag, field...)."""
     out = {}
     for t, (fmt, names) in defs.items():
         name, *fields = names.split()
@@ -236,14 +260,57 @@ def msgclass(int type, bint dotl):
     return (_TLCLS if dotl else _T9PCLS).get(type)
 
 
-# R-message formats (pack)
-cdef dict _RFMT = {
-    101: "4s", 103: "Q", 105: "Q", 107: "s", 109: "", 111: "W", 113: "Q4",
-    115: "Q4", 117: "d", 119: "4", 121: "", 123: "", 125: "S", 127: "",
-    7: "4", 9: "448888884", 13: "Q4", 15: "Q4", 17: "Q", 19: "Q", 21: "",
-    23: "s", 25: "8Q444888888888888888", 27: "", 31: "8", 33: "", 41: "d",
-    51: "", 53: "1", 55: "1884s", 71: "", 73: "Q", 75: "", 77: "",
-}
+def rmsgclass(int type):
+    """The named tuple class unpackr returns for an R-message type (either
+    dialect: fields type, tag, then the message's own), or None."""
+    return _RCLS.get(type)
+
+
+# R-messages, as the T-messages: one table, the types do not overlap
+# between the dialects.  (Rstatfs's and Rgetlock's own type fields are
+# fstype and ltype: type is the message's.)
+cdef dict _RDEF = _table("""
+    Rversion      101  4s                    msize version
+    Rauth         103  Q                     aqid
+    Rattach       105  Q                     qid
+    Rerror        107  s                     ename
+    Rflush        109  -
+    Rwalk         111  W                     wqid
+    Ropen         113  Q4                    qid iounit
+    Rcreate       115  Q4                    qid iounit
+    Rread         117  d                     data
+    Rwrite        119  4                     count
+    Rclunk        121  -
+    Rremove       123  -
+    Rstat         125  S                     stat
+    Rwstat        127  -
+    Rlerror         7  4                     ecode
+    Rstatfs         9  448888884             fstype bsize blocks bfree bavail files ffree fsid
+                                             namelen
+    Rlopen         13  Q4                    qid iounit
+    Rlcreate       15  Q4                    qid iounit
+    Rsymlink       17  Q                     qid
+    Rmknod         19  Q                     qid
+    Rrename        21  -
+    Rreadlink      23  s                     target
+    Rgetattr       25  8Q444888888888888888  valid qid mode uid gid nlink rdev size blksize
+                                             blocks atime_sec atime_nsec mtime_sec mtime_nsec
+                                             ctime_sec ctime_nsec btime_sec btime_nsec gen
+                                             data_version
+    Rsetattr       27  -
+    Rxattrwalk     31  8                     size
+    Rxattrcreate   33  -
+    Rreaddir       41  d                     data
+    Rfsync         51  -
+    Rlock          53  1                     status
+    Rgetlock       55  1884s                 ltype start length proc_id client_id
+    Rlink          71  -
+    Rmkdir         73  Q                     qid
+    Rrenameat      75  -
+    Runlinkat      77  -
+""")
+cdef dict _RFMT = {t: d[0] for t, d in _RDEF.items()}
+cdef dict _RCLS = _msgclasses(_RDEF)
 
 
 def tformat(int type, bint dotl):
@@ -682,13 +749,14 @@ def unpackstats(data):
 
 
 def unpackr(msg):
-    """Decode one R-message (bytes; for clients and tests): (type, tag,
-    field...).  Raises Malformed."""
+    """Decode one R-message (bytes; for clients and tests): a named tuple
+    (type, tag, field...) of its class (rmsgclass: e.g. Ropen(type, tag,
+    qid, iounit)).  Raises Malformed."""
     cdef bytes b = bytes(msg)
     return _unpackr(<const uint8_t *>PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
 
 
-cdef tuple _unpackr(const uint8_t *p, Py_ssize_t n):
+cdef object _unpackr(const uint8_t *p, Py_ssize_t n):
     cdef Py_ssize_t k, j
     if n < C_HDRSZ or g32(p) != <uint32_t>n:
         raise Malformed("bad size")
@@ -703,12 +771,12 @@ cdef tuple _unpackr(const uint8_t *p, Py_ssize_t n):
         k = g16(p + 7)
         if 9 + 13 * k > n:
             raise Malformed("qids run past the message")
-        return (typ, tag, [(p[9 + 13 * j], g32(p + 10 + 13 * j), g64(p + 14 + 13 * j))
-                           for j in range(k)])
-    r = _decode(p + C_HDRSZ, n - C_HDRSZ, fmt)
+        return _named(_RCLS[typ], [typ, tag, [
+            (p[9 + 13 * j], g32(p + 10 + 13 * j), g64(p + 14 + 13 * j)) for j in range(k)]])
+    r = _decode(p + C_HDRSZ, n - C_HDRSZ, fmt, [typ, tag])
     if type(r) is str:
         raise Malformed(r)
-    return (typ, tag) + tuple(r)
+    return _named(_RCLS[typ], r)
 
 
 # ---- a client's socket ---------------------------------------------------
@@ -830,7 +898,7 @@ cdef class ReplyReader:
         framing is broken (the connection cannot go on)."""
         cdef Py_ssize_t n, got = 0
         cdef uint32_t size
-        cdef tuple r
+        cdef object r
         cdef uint8_t *nb
         while self.end - self.start >= 4:
             size = g32(self.buf + self.start)

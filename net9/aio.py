@@ -127,9 +127,9 @@ class Client(asyncio.Protocol):
         try:
             r = await asyncio.wait_for(cl.rpc(ninep.Tversion, msize, "9P2000", tag=NOTAG),
                                        timeout)
-            if r[3] != "9P2000":
-                raise NinepError("the server speaks %r, not 9P2000" % (r[3],))
-            cl.msize = min(msize, r[2])
+            if r.version != "9P2000":
+                raise NinepError("the server speaks %r, not 9P2000" % (r.version,))
+            cl.msize = min(msize, r.msize)
             cl.uname = uname if uname is not None else myname()
             cl.root = await asyncio.wait_for(cl.attach(cl.uname, aname), timeout)
         except BaseException:
@@ -212,7 +212,7 @@ class Client(asyncio.Protocol):
     # -- replies --
 
     def _deliver(self, r):
-        tag = r[1]
+        tag = r.tag
         q = self.reqs.pop(tag, None)
         if q is None:
             return                                  # nobody asked (a bug, or a late Rflush)
@@ -310,8 +310,8 @@ class Client(asyncio.Protocol):
 
     @staticmethod
     def check(r):
-        if r[0] == ninep.Rerror:
-            raise NinepError(r[2])
+        if r.type == ninep.Rerror:
+            raise NinepError(r.ename)
         return r
 
     async def rpc(self, type, *args, tag=None, late=None, keep=False):
@@ -418,7 +418,7 @@ class Client(asyncio.Protocol):
             while not made or names:
                 step, names = names[:ninep.MAXWELEM], names[ninep.MAXWELEM:]
                 r = await self.rpc(ninep.Twalk, fid if made else root, fid, step)
-                if len(r[2]) != len(step):
+                if len(r.wqid) != len(step):
                     raise NinepError("file does not exist")
                 made = True
         except BaseException:
@@ -464,14 +464,14 @@ class Client(asyncio.Protocol):
             raise
         except BaseException:
             raise
-        if rw[0] == ninep.Rerror or len(rw[2]) != len(names):
+        if rw.type == ninep.Rerror or len(rw.wqid) != len(names):
             # no fid was made: the Topen fails at once; the fid number is
             # free again once its reply is in
             ofut.add_done_callback(lambda f, fid=fid: self._freefid_after(f, fid))
-            raise NinepError(rw[2] if rw[0] == ninep.Rerror else "file does not exist")
+            raise NinepError(rw.ename if rw.type == ninep.Rerror else "file does not exist")
 
         def lateopen(r, fid=fid):
-            if r is not None and r[0] == ninep.Ropen and late is not None:
+            if r is not None and r.type == ninep.Ropen and late is not None:
                 late(fid)
             else:
                 self.clunk_nowait(fid)
@@ -486,10 +486,10 @@ class Client(asyncio.Protocol):
 
     def _afterwalk(self, wfut, ot, ofut, fid, late):
         def walked(f):
-            ok = (not f.cancelled() and f.exception() is None and f.result()[0] == ninep.Rwalk)
+            ok = (not f.cancelled() and f.exception() is None and f.result().type == ninep.Rwalk)
 
             def lateopen(r):
-                if r is not None and r[0] == ninep.Ropen and late is not None:
+                if r is not None and r.type == ninep.Ropen and late is not None:
                     late(fid)
                 elif ok:
                     self.clunk_nowait(fid)
@@ -538,13 +538,13 @@ class Client(asyncio.Protocol):
 
     async def read(self, fid, count, offset=0, late=None, keep=False) -> bytes:
         count = min(count, self.iounit())
-        return (await self.rpc(ninep.Tread, fid, offset, count, late=late, keep=keep))[2]
+        return (await self.rpc(ninep.Tread, fid, offset, count, late=late, keep=keep)).data
 
     async def write(self, fid, data, offset=0, keep=False) -> int:
         """Write all of data, in iounit pieces; the count written."""
         data = memoryview(data).cast("B") if not isinstance(data, bytes) else data
         if len(data) == 0:
-            return (await self.rpc(ninep.Twrite, fid, offset, b"", keep=keep))[2]
+            return (await self.rpc(ninep.Twrite, fid, offset, b"", keep=keep)).count
         n = 0
         unit = self.iounit()
         while n < len(data):
@@ -552,7 +552,7 @@ class Client(asyncio.Protocol):
                 await self._drain()
             piece = data[n:n + unit]
             t, fut = self.start_write(fid, offset + n, piece)
-            w = (await self.wait(t, fut, keep=keep))[2]
+            w = (await self.wait(t, fut, keep=keep)).count
             if w <= 0:
                 break
             n += w
@@ -569,7 +569,7 @@ class Client(asyncio.Protocol):
 
     async def stat(self, fid):
         """(type, dev, qid, mode, atime, mtime, length, name, uid, gid, muid)."""
-        return ninep.unpackstat((await self.rpc(ninep.Tstat, fid))[2])
+        return ninep.unpackstat((await self.rpc(ninep.Tstat, fid)).stat)
 
     async def dirread(self, fid) -> list:
         out = []
@@ -925,13 +925,13 @@ class AsyncConn(_Conversation):
         """A flushed Tread answered after all: keep what it brought."""
         if r is None:
             return
-        if r[0] == ninep.Rread:
-            if r[2]:
-                self._buf += r[2]
+        if r.type == ninep.Rread:
+            if r.data:
+                self._buf += r.data
             elif self.stream:
                 self._eof = True
-        elif r[0] == ninep.Rerror:
-            self._rerr = r[2]
+        elif r.type == ninep.Rerror:
+            self._rerr = r.ename
 
     async def _fill(self, n=None):
         """One Tread on data; what it brings goes to the buffer."""
@@ -959,8 +959,8 @@ class AsyncConn(_Conversation):
         finally:
             self._reading = False
             self._rtag = None
-        if r[2]:
-            self._buf += r[2]
+        if r.data:
+            self._buf += r.data
         elif self.stream or self._closing is not None:
             self._eof = True
 

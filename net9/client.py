@@ -157,10 +157,10 @@ class Client:
         self.reading = False           # a thread is reading the socket (the leader)
         try:
             r = self.wait(self._send(ninep.pack(ninep.Tversion, NOTAG, msize, "9P2000"), NOTAG))
-            if r[0] != ninep.Rversion or r[3] != "9P2000":
-                raise NinepError("the server speaks %r, not 9P2000" % (r[3],)
-                                 if r[0] == ninep.Rversion else r[2])
-            self.msize = min(msize, r[2])
+            if r.type != ninep.Rversion or r.version != "9P2000":
+                raise NinepError("the server speaks %r, not 9P2000" % (r.version,)
+                                 if r.type == ninep.Rversion else r.ename)
+            self.msize = min(msize, r.msize)
             self.reader.setmax(max(self.msize, 8192))
             self.root = self.newfid()
             self.check(self.rpc(ninep.Tattach, self.root, NOFID, uname, aname))
@@ -456,8 +456,8 @@ class Client:
 
     @staticmethod
     def check(r: tuple) -> tuple:
-        if r[0] == ninep.Rerror:
-            raise NinepError(r[2])
+        if r.type == ninep.Rerror:
+            raise NinepError(r.ename)
         return r
 
     # -- fids ----------------------------------------------------------------
@@ -491,7 +491,7 @@ class Client:
             while not made or names:
                 step, names = names[:ninep.MAXWELEM], names[ninep.MAXWELEM:]
                 r = self.check(self.rpc(ninep.Twalk, newfid if made else fid, newfid, step))
-                if len(r[2]) != len(step):
+                if len(r.wqid) != len(step):
                     raise NinepError("file does not exist")
                 made = True
         except BaseException:
@@ -506,7 +506,7 @@ class Client:
         """Open fid; (qid, iounit).  An open of listen blocks: pass
         timeout=None to wait for ever."""
         r = self.check(self.rpc(ninep.Topen, fid, mode, timeout=timeout))
-        return r[2], r[3]
+        return r.qid, r.iounit
 
     def walkopen(self, path, mode, timeout=-1) -> int:
         """A new fid for path, opened: the Twalk and the Topen go together
@@ -534,11 +534,11 @@ class Client:
                 self._drop(ot)
             self.clunk(fid, wait=False)
             raise
-        if rw[0] == ninep.Rerror or len(rw[2]) != len(names):
+        if rw.type == ninep.Rerror or len(rw.wqid) != len(names):
             # no fid was made: the Topen fails at once (its reply is dropped;
             # the fid number is not reused, so no later walk can meet it)
             self._drop(ot)
-            raise NinepError(rw[2] if rw[0] == ninep.Rerror else "file does not exist")
+            raise NinepError(rw.ename if rw.type == ninep.Rerror else "file does not exist")
         try:
             self.check(self.wait(ot, timeout))
         except BaseException:
@@ -577,7 +577,7 @@ class Client:
 
     def read(self, fid, count=8192, offset=0, timeout=-1) -> bytes:
         count = min(count, self.iounit())
-        return self.check(self.rpc(ninep.Tread, fid, offset, count, timeout=timeout))[2]
+        return self.check(self.rpc(ninep.Tread, fid, offset, count, timeout=timeout)).data
 
     def readall(self, fid, limit=16 << 20) -> bytes:
         """A whole text file from offset 0 (reads until one returns 0 bytes)."""
@@ -596,7 +596,7 @@ class Client:
         except (TypeError, ValueError):
             data = memoryview(bytes(data))
         if len(data) == 0:
-            return self.check(self.rpc(ninep.Twrite, fid, offset, b"", timeout=timeout))[2]
+            return self.check(self.rpc(ninep.Twrite, fid, offset, b"", timeout=timeout)).count
         n = 0
         unit = self.iounit()
         while n < len(data):
@@ -605,7 +605,7 @@ class Client:
             # the header alone, the payload written from data as it is
             hdr = _TWRITE.pack(_TWRITE.size + len(piece), ninep.Twrite, t, fid, offset + n,
                                len(piece))
-            w = self.check(self._call(t, hdr, timeout, piece))[2]
+            w = self.check(self._call(t, hdr, timeout, piece)).count
             if w <= 0:
                 break
             n += w
@@ -614,7 +614,7 @@ class Client:
     def stat(self, fid: int) -> tuple:
         """(type, dev, qid, mode, atime, mtime, length, name, uid, gid, muid)."""
         r = self.check(self.rpc(ninep.Tstat, fid))
-        return ninep.unpackstat(r[2])
+        return ninep.unpackstat(r.stat)
 
     def dirread(self, fid) -> list:
         """Every entry of an opened directory, as stat tuples."""

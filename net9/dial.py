@@ -56,7 +56,7 @@ denied" PermissionError...) and the file as filename.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 import errno as _errno
 import io
@@ -248,8 +248,12 @@ class _Files9p:
         return self.prefix + "/" + p
 
     def _err(self, e, p):
+        """What to raise for a 9P error on file p (the OSError of its text),
+        or for the end of the 9P connection (EOFError: a reset)."""
         if isinstance(e, NinepError):
             return oserror(str(e), self.path(p))
+        if isinstance(e, EOFError):
+            return ConnectionResetError(_errno.ECONNRESET, "net9 server: %s" % e)
         return e
 
     def open(self, p, mode, timeout=-1, pre=None):
@@ -272,10 +276,8 @@ class _Files9p:
         round trip, one wake-up of the server."""
         try:
             return self._openstart(p, mode, pre)
-        except NinepError as e:
+        except (NinepError, EOFError) as e:
             raise self._err(e, p) from None
-        except EOFError as e:
-            raise ConnectionResetError(_errno.ECONNRESET, "net9 server: %s" % e) from None
 
     def _openstart(self, p, mode, pre):
         cl = self.cl
@@ -314,10 +316,8 @@ class _Files9p:
         back."""
         try:
             return self._openfinish(op, timeout, pretimeout)
-        except NinepError as e:
+        except (NinepError, EOFError) as e:
             raise self._err(e, op.path) from None
-        except EOFError as e:
-            raise ConnectionResetError(_errno.ECONNRESET, "net9 server: %s" % e) from None
 
     def _openfinish(self, op, timeout, pretimeout):
         cl = self.cl
@@ -342,13 +342,13 @@ class _Files9p:
                 raise
         rw, ro = rs[-2], rs[-1]
         pre = rs[0] if op.haspre else None
-        if rw[0] == ninep.Rerror or len(rw[2]) != op.nnames:
+        if rw.type == ninep.Rerror or len(rw.wqid) != op.nnames:
             cl.clunk(op.fid)            # (no such fid there: this frees the number)
-            raise NinepError(rw[2] if rw[0] == ninep.Rerror else "file does not exist")
-        if ro[0] == ninep.Rerror:
+            raise NinepError(rw.ename if rw.type == ninep.Rerror else "file does not exist")
+        if ro.type == ninep.Rerror:
             cl.clunk(op.fid)
-            raise NinepError(ro[2])
-        return op.fid, ro[2], pre
+            raise NinepError(ro.ename)
+        return op.fid, ro.qid, pre
 
     def openforget(self, op, hs=()):
         """An _Opening no one will finish (a Conn collected unused): clunk
@@ -430,18 +430,14 @@ class _Files9p:
     def read(self, h, n, p="", timeout=None):
         try:
             return self.cl.read(h, n, 0, timeout=timeout)
-        except NinepError as e:
+        except (NinepError, EOFError) as e:
             raise self._err(e, p) from None
-        except EOFError as e:
-            raise ConnectionResetError(_errno.ECONNRESET, "net9 server: %s" % e) from None
 
     def write(self, h, data, p="", timeout=None):
         try:
             return self.cl.write(h, data, 0, timeout=timeout)
-        except NinepError as e:
+        except (NinepError, EOFError) as e:
             raise self._err(e, p) from None
-        except EOFError as e:
-            raise ConnectionResetError(_errno.ECONNRESET, "net9 server: %s" % e) from None
 
     def opendata(self, p, pre=None):
         """(read handle, write handle) of a data file: one fid does both
@@ -832,9 +828,9 @@ class Net:
                 except TimeoutError:
                     raise TimeoutError(_errno.ETIMEDOUT, "timed out",
                                        f.path(d + "/ctl")) from None
-                if r[0] == ninep.Rerror:
+                if r.type == ninep.Rerror:
                     f.close(h)
-                    raise oserror(r[2], f.path(d + "/ctl"))
+                    raise oserror(r.ename, f.path(d + "/ctl"))
                 data = (h, h)
             else:
                 f.write(ctl, msg, d + "/ctl", timeout=timeout)
@@ -1210,16 +1206,34 @@ class _ConnIO(io.RawIOBase):
         return self.conn.write(b)
 
 
-class Announcement(_Conversation):
-    """An announced conversation (announce(2)): listen() for calls;
-    close() (or hangup()) ends the announcement."""
+class _CtlHeld(_Conversation):
+    """A conversation held by its ctl file alone (Announcement, Call): a
+    context manager whose close() closes the ctl."""
 
     def __repr__(self) -> str:
-        return "<net9.Announcement %s%s>" % (self.dir, " closed" if self._gone else "")
+        return "<net9.%s %s%s>" % (type(self).__name__, self.dir,
+                                   " closed" if self._gone else "")
 
     @property
     def closed(self) -> bool:
         return self._gone
+
+    def close(self) -> None:
+        self._closectl()
+
+    def __enter__(self: _Held) -> _Held:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+_Held = TypeVar("_Held", bound=_CtlHeld)
+
+
+class Announcement(_CtlHeld):
+    """An announced conversation (announce(2)): listen() for calls;
+    close() (or hangup()) ends the announcement."""
 
     def listen(self, timeout: float = None) -> "Call":
         """listen(2): wait for the next call (timeout: seconds, 9P only;
@@ -1245,26 +1259,10 @@ class Announcement(_Conversation):
         """listen() then accept(): the next call's Conn."""
         return self.listen(timeout).accept()
 
-    def close(self) -> None:
-        self._closectl()
 
-    def __enter__(self) -> Announcement:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-
-class Call(_Conversation):
+class Call(_CtlHeld):
     """An incoming call from Announcement.listen(): accept() it for a Conn,
     or reject() it (close it: TCP sends FIN)."""
-
-    def __repr__(self) -> str:
-        return "<net9.Call %s%s>" % (self.dir, " closed" if self._gone else "")
-
-    @property
-    def closed(self) -> bool:
-        return self._gone
 
     def accept(self) -> Conn:
         """accept(2): write "accept N" to ctl (devip refuses it; the answer
@@ -1302,15 +1300,6 @@ class Call(_Conversation):
             self.ctl(("reject %d %s" % (self.number, cause)).rstrip())
         except OSError:
             pass
-        self.close()
-
-    def close(self) -> None:
-        self._closectl()
-
-    def __enter__(self) -> Call:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
         self.close()
 
 

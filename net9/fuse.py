@@ -137,6 +137,23 @@ def _cstr(b, i=0):
     return bytes(b[i:j]).decode("utf-8", "surrogateescape"), j + 1
 
 
+def _idof(cache, name, lookups):
+    """The numeric id of a 9P user or group name (cached): the first of
+    lookups that knows it, else the number itself, else nobody (65534)."""
+    v = cache.get(name)
+    if v is None:
+        for look in lookups:
+            try:
+                v = look(name)
+                break
+            except KeyError:
+                pass
+        else:
+            v = int(name) if name.isdigit() else 65534
+        cache[name] = v
+    return v
+
+
 class FuseFs:
     """Serve FUSE requests read from fd with 9P to srv.
 
@@ -222,27 +239,12 @@ class FuseFs:
     # -- attributes --
 
     def uid_of(self, name):
-        u = self.uids.get(name)
-        if u is None:
-            try:
-                u = pwd.getpwnam(name).pw_uid
-            except KeyError:
-                u = int(name) if name.isdigit() else 65534
-            self.uids[name] = u
-        return u
+        return _idof(self.uids, name, (lambda n: pwd.getpwnam(n).pw_uid,))
 
     def gid_of(self, name):
-        g = self.gids.get(name)
-        if g is None:
-            try:
-                g = grp.getgrnam(name).gr_gid
-            except KeyError:
-                try:
-                    g = pwd.getpwnam(name).pw_gid
-                except KeyError:
-                    g = int(name) if name.isdigit() else 65534
-            self.gids[name] = g
-        return g
+        # a group's name, else the primary group of a user of that name
+        return _idof(self.gids, name, (lambda n: grp.getgrnam(n).gr_gid,
+                                       lambda n: pwd.getpwnam(n).pw_gid))
 
     def attr(self, st, ino):
         mode = st[3]
@@ -292,11 +294,11 @@ class FuseFs:
         finally:
             if cl.dead is None:
                 cf.add_done_callback(lambda f: cl.freefids.append(fid))
-        if rw[0] == ninep.Rerror:
-            raise NinepError(rw[2])
-        if len(rw[2]) != len(path):
+        if rw.type == ninep.Rerror:
+            raise NinepError(rw.ename)
+        if len(rw.wqid) != len(path):
             raise FuseError(errno.ENOENT)
-        return ninep.unpackstat(Client.check(rs)[2])
+        return ninep.unpackstat(Client.check(rs).stat)
 
     async def walkfid(self, h, path):
         cl, root = await self.root(h)
@@ -401,7 +403,7 @@ class FuseFs:
         data = body[WRITE_IN.size:WRITE_IN.size + size]
         cl = hd.cl
         t, fut = cl.start_write(hd.fid, offset, data)
-        n = (await cl.wait(t, fut, keep=True))[2]
+        n = (await cl.wait(t, fut, keep=True)).count
         return WRITE_OUT.pack(n, 0)
 
     async def op_RELEASE(self, h, body):

@@ -372,20 +372,18 @@ class Tun(Medium):
 
         def transmit(self, pkt) -> None:
             if self.offload:
-                n = _tun.writepkt_vnet(self.fd, pkt, 0)
+                self._counted(_tun.writepkt_vnet(self.fd, pkt, 0))
             else:
-                n = _tun.writepkt(self.fd, pkt)
-            if n >= 0:
-                self.outpackets += 1
-            elif n == -errno.EAGAIN:
-                self.outdrops += 1
-            else:
-                self.outerrs += 1
+                self._counted(_tun.writepkt(self.fd, pkt))
 
         def transmit_gso(self, pkt, mss: int) -> None:
             if not self.offload:
                 raise NotImplementedError("TUN %s opened without offloads" % self.dev)
-            n = _tun.writepkt_vnet(self.fd, pkt, mss)
+            self._counted(_tun.writepkt_vnet(self.fd, pkt, mss))
+
+        def _counted(self, n: int) -> None:
+            """Count a write's result: sent, dropped (EAGAIN: the device's
+            queue is full) or failed."""
             if n >= 0:
                 self.outpackets += 1
             elif n == -errno.EAGAIN:

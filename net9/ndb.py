@@ -183,6 +183,18 @@ class Job:
         self.done = None
 
 
+def _answered(job, f, cnt, who):
+    """A query written to f (cnt bytes) finished: its answer becomes f's
+    replies and the write returns cnt, or the write fails with its error,
+    prefixed with who (cs, dns)."""
+    if job.error is None:
+        f.replies = job.value
+        job.value = cnt
+    else:
+        f.replies = []
+        job.error = who + ": " + job.error
+
+
 class _File:
     """What an open cs or dns file holds: the answers of its last request
     and where reads find them."""
@@ -532,12 +544,7 @@ class NameService:
 
         def fin(job):
             f.busy = False
-            if job.error is None:
-                f.replies = job.value
-                job.value = cnt
-            else:
-                f.replies = []
-                job.error = "cs: " + job.error
+            _answered(job, f, cnt, "cs")
         if text.startswith("!"):
             return self._job(self._genquery(text[1:]), fin)
         return self._job(self._cs(text), fin)
@@ -776,14 +783,7 @@ class NameService:
         if name.startswith("!"):
             name = name[1:]
 
-        def fin(job):
-            if job.error is None:
-                f.replies = job.value
-                job.value = cnt
-            else:
-                f.replies = []
-                job.error = "dns: " + job.error
-        return self._job(self._dns(name, t), fin)
+        return self._job(self._dns(name, t), lambda job: _answered(job, f, cnt, "dns"))
 
     def _dns(self, name, t):
         if t in ("ip", "ipv6"):

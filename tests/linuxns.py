@@ -103,17 +103,23 @@ class Netns:
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
 
 
-def linux_calls(ns, family, addr, port, ln, timeout=10):
-    """Linux, in namespace ns, connects to net9's listener ln (a
-    net9.stack Listener) at addr!port: (Linux's socket, left non-blocking,
-    and the net9 connection ln accepted)."""
+def linux_dials(ns, family, addr, port):
+    """A non-blocking socket of Linux, in namespace ns, whose connect to
+    addr!port has begun."""
     c = ns.socket(family, socket.SOCK_STREAM)
     c.setblocking(False)
     try:
         c.connect((addr, port))
     except BlockingIOError:
         pass
-    return c, ln.accept(timeout=timeout)
+    return c
+
+
+def linux_calls(ns, family, addr, port, ln, timeout=10):
+    """Linux, in namespace ns, connects to net9's listener ln (a
+    net9.stack Listener) at addr!port: (Linux's socket, left non-blocking,
+    and the net9 connection ln accepted)."""
+    return linux_dials(ns, family, addr, port), ln.accept(timeout=timeout)
 
 
 def pump(st, sock, want, timeout=20):
@@ -146,6 +152,18 @@ def send_all(st, sock, data, timeout=20):
         except BlockingIOError:
             pass
         st.run(timeout=0.002)
+
+
+def both_ways(st, c, s, a, b):
+    """a from net9 (the stack st's Conn c) to Linux (s, non-blocking), then
+    b from Linux to net9: each arrives whole."""
+    c.write(a)
+    assert pump(st, s, len(a)) == a
+    send_all(st, s, b)
+    got = bytearray()
+    while len(got) < len(b):
+        got += c.read(1 << 20, timeout=10)
+    assert bytes(got) == b
 
 
 def net9_dials(st, ns, host, rcvbuf=None, timeout=10):

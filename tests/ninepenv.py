@@ -221,8 +221,13 @@ class Env:
 class Raw:
     """A raw 9P client: send T-messages, receive R-messages by tag."""
 
-    def __init__(self, env=None, path=None, port=None, timeout=10):
-        if port is not None:
+    def __init__(self, env=None, path=None, port=None, timeout=10, sock=None):
+        """On env's unix socket, path's, or TCP port on 127.0.0.1; or on
+        sock, a socket already connected."""
+        if sock is not None:
+            self.s = sock
+            sock.settimeout(timeout)
+        elif port is not None:
             self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         else:
             self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -101,21 +101,16 @@ def net9env(**kw):
     return env
 
 
-class Serve:
-    """A running `net9 serve ARGS`; .lines: its stderr lines so far."""
+class StderrLines:
+    """A process (self.p, made with stderr=PIPE) whose stderr lines a
+    thread collects in .lines (None last, at EOF); expect() waits for one."""
 
-    def __init__(self, *args, netns=None, stdio=False, wait=r"serving 9P on"):
-        argv = [sys.executable, CMD, "serve"] + list(args)
-        if netns is not None:
-            argv = netns.cmd(*argv)
-        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE if stdio else subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE if stdio else subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, env=net9env())
+    name = "the process"
+
+    def _collect(self):
         self.lines = []
         self.cv = threading.Condition()
         threading.Thread(target=self._reader, daemon=True).start()
-        if wait:
-            self.expect(wait)
 
     def _reader(self):
         for ln in self.p.stderr:
@@ -134,11 +129,28 @@ class Serve:
                     if ln is not None and re.search(pattern, ln):
                         return ln
                 if None in self.lines:
-                    raise AssertionError("net9 serve exited; stderr: %s" % self.lines)
+                    raise AssertionError("%s exited; stderr: %s" % (self.name, self.lines))
                 left = end - time.time()
                 if left <= 0:
                     raise AssertionError("no %r in %s" % (pattern, self.lines))
                 self.cv.wait(left)
+
+
+class Serve(StderrLines):
+    """A running `net9 serve ARGS`; .lines: its stderr lines so far."""
+
+    name = "net9 serve"
+
+    def __init__(self, *args, netns=None, stdio=False, wait=r"serving 9P on"):
+        argv = [sys.executable, CMD, "serve"] + list(args)
+        if netns is not None:
+            argv = netns.cmd(*argv)
+        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE if stdio else subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE if stdio else subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, env=net9env())
+        self._collect()
+        if wait:
+            self.expect(wait)
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
         if self.p.poll() is None:

@@ -76,6 +76,43 @@ def established(seed=1, v6=False, port=80):
     return P, l, c, call
 
 
+def in_state(name, seed=1):
+    """A connection with a's end c in TCP state name, b's end call, the
+    wire quiet.  Returns (P, c, call, host that owns c, tcp of c)."""
+    P, l, c, call = established(seed=seed)
+    A, B = P.tcpa, P.tcpb
+    if name == "Established":
+        pass
+    elif name == "Finwait1":
+        drop(P, "a")                    # our FIN is never acked
+        A.closeconv(c)
+    elif name == "Finwait2":
+        A.closeconv(c)
+        P.wire.advance(10)
+    elif name == "Close_wait":
+        B.closeconv(call)
+        P.wire.advance(10)
+    elif name == "Closing":
+        drop(P, "a")                    # b never sees our FIN
+        A.closeconv(c)
+        B.closeconv(call)               # b's FIN does not ack ours
+        P.wire.advance(10)
+    elif name == "Last_ack":
+        B.closeconv(call)
+        P.wire.advance(10)
+        drop(P, "a")                    # our FIN never arrives
+        A.closeconv(c)
+    elif name == "Time_wait":
+        A.closeconv(c)
+        P.wire.advance(10)
+        B.closeconv(call)
+        P.wire.advance(10)
+    else:
+        raise ValueError(name)
+    assert state(A, c) == name
+    return P, c, call
+
+
 def segs(P, start=0, src=None):
     """Parsed captured packets (from index start), optionally only those
     sent by host src ("a"/"b")."""

@@ -63,19 +63,6 @@ def me():
 
 # ---- a scripted 9P session (run here, or in a child running as nobody) -------------
 
-class Sock9p(Raw):
-    """ninepenv.Raw on a socket already connected."""
-
-    def __init__(self, s):
-        self.s = s
-        s.settimeout(10)
-        self.buf = bytearray()
-        self.got = {}
-        self.dotl = False
-        self.msize = None
-        self.nexttag = 0
-
-
 def outcome(r):
     if r[0] == ninep.Rerror:
         return ["error", r[2]]
@@ -100,7 +87,7 @@ def session(where, uname, nuname=None, version="9P2000", ops=()):
     the number and the owner of its ctl: a name in 9P2000, a uid in .L),
     ["ctl", text] (written to the last clone), ["open", path, mode].
     Opened files stay open until the end.  Returns a JSON-able dict."""
-    r = Sock9p(dial(where))
+    r = Raw(sock=dial(where))
     try:
         r.version(version=version)
         res = {"version": r.dotl and "9P2000.L" or "9P2000",
@@ -330,7 +317,7 @@ def env():
 
 
 def adopted(env, peer):
-    """A Sock9p on a socketpair the server adopted with peer."""
+    """Our end of a socketpair the server adopted with peer (for Raw(sock=...))."""
     a, b = socket.socketpair()
     env.call(lambda: env.server.adopt(a.fileno(), a.fileno(), peer, sock=a, name="pair"))
     return b
@@ -417,7 +404,7 @@ def test_root_and_the_servers_user_attach_as_anyone(env):
 
 
 def test_a_remote_peer_is_none_and_none_is_nobody_special(env):
-    hold = Sock9p(adopted(env, 0))       # glenda holds a conversation
+    hold = Raw(sock=adopted(env, 0))       # glenda holds a conversation
     hold.version()
     hold.ok(ninep.Tattach, 0, ninep.NOFID, "glenda", "")
     hold.ok(ninep.Twalk, 0, 1, ["tcp", "clone"])
@@ -780,18 +767,24 @@ def test_serve_refuses_a_bad_directory(tmpd):
         assert not os.path.exists(os.path.join(d, "net9"))
 
 
+def all_refuse(monkeypatch, d, msg, cmds):
+    """With NAMESPACE=d: each net9 command of cmds fails with msg alone,
+    and so do net9.dial (NamespaceError) and net9.ping.ping (status 2)."""
+    for cmd in cmds:
+        one_error(run(*cmd, NAMESPACE=d), "net9 %s: %s" % (cmd[0], re_escape(msg)))
+    ns_env(monkeypatch, d)
+    with pytest.raises(NamespaceError) as ei:
+        net9.dial("tcp!127.0.0.1!9")
+    assert str(ei.value) == msg
+    lines = []
+    assert net9.ping.ping("127.0.0.1", count=1, out=lines.append) == 2
+    assert lines == ["ping: %s" % msg]
+
+
 def test_clients_refuse_a_bad_directory(tmpd, monkeypatch):
     for d, msg in bad_dirs(tmpd):
-        for cmd in (["netstat"], ["stats", "tcp"], ["dial", "tcp!127.0.0.1!9"],
-                    ["mount", os.path.join(tmpd, "mnt")]):
-            one_error(run(*cmd, NAMESPACE=d), "net9 %s: %s" % (cmd[0], re_escape(msg)))
-        ns_env(monkeypatch, d)
-        with pytest.raises(NamespaceError) as ei:
-            net9.dial("tcp!127.0.0.1!9")
-        assert str(ei.value) == msg
-        lines = []
-        assert net9.ping.ping("127.0.0.1", count=1, out=lines.append) == 2
-        assert lines == ["ping: %s" % msg]
+        all_refuse(monkeypatch, d, msg, (["netstat"], ["stats", "tcp"], ["dial", "tcp!127.0.0.1!9"],
+                                         ["mount", os.path.join(tmpd, "mnt")]))
         # an explicit address is the caller's business
         with pytest.raises(net9.ServerUnreachable):
             net9.dial("tcp!127.0.0.1!9", srv="unix!" + os.path.join(d, "net9"))
@@ -844,15 +837,7 @@ def test_clients_refuse_a_socket_owned_by_another_user(tmpd, monkeypatch):
     msg = "%s is owned by nobody, not root: refusing to talk to it (a server someone " \
           "else started)" % p
     try:
-        for cmd in (["netstat"], ["cat", "tcp/stats"]):
-            one_error(run(*cmd, NAMESPACE=d), "net9 %s: %s" % (cmd[0], re_escape(msg)))
-        ns_env(monkeypatch, d)
-        with pytest.raises(NamespaceError) as ei:
-            net9.dial("tcp!127.0.0.1!9")
-        assert str(ei.value) == msg
-        lines = []
-        assert net9.ping.ping("127.0.0.1", count=1, out=lines.append) == 2
-        assert lines == ["ping: %s" % msg]
+        all_refuse(monkeypatch, d, msg, (["netstat"], ["cat", "tcp/stats"]))
         with pytest.raises(BlockingIOError):
             ls.accept()                  # nobody ever connected
     finally:

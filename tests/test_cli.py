@@ -25,7 +25,7 @@ import net9  # noqa: E402
 from net9 import cli  # noqa: E402
 from net9.cli import main  # noqa: E402
 
-from served import Served, net9env  # noqa: E402
+from served import Served, StderrLines, net9env  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CMD = os.path.join(os.path.dirname(HERE), "cmd", "net9")
@@ -131,18 +131,15 @@ def test_dial_errors(served, monkeypatch):
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         return real(host, *a, **kw)
     monkeypatch.setattr(socket, "getaddrinfo", gai)
-    one_error(run(served, "dial", "tcp!127.0.0.1!7199"),
-              r"net9 dial: tcp!127\.0\.0\.1!7199: connection refused")
-    one_error(run(served, "dial", "foo"),
-              r"net9 dial: bad address 'foo': want \[net!\]host!port")
-    one_error(run(served, "dial", "tcp!127.0.0.1!no-such-service"),
-              r"net9 dial: unknown service 'no-such-service'")
-    one_error(run(served, "dial", "bogus!127.0.0.1!80"),
-              r"net9 dial: /net/bogus: unknown network bogus")
-    one_error(run(served, "dial", "tcp!no-such-host.invalid!80"),
-              r"net9 dial: unknown host: no-such-host\.invalid: Name or service not known")
-    one_error(run(served, "dial", "tcp!10.9.9.9!80"),
-              r"net9 dial: tcp!10\.9\.9\.9!80: no route")
+    for addr, err in [
+            ("tcp!127.0.0.1!7199", r"tcp!127\.0\.0\.1!7199: connection refused"),
+            ("foo", r"bad address 'foo': want \[net!\]host!port"),
+            ("tcp!127.0.0.1!no-such-service", r"unknown service 'no-such-service'"),
+            ("bogus!127.0.0.1!80", r"/net/bogus: unknown network bogus"),
+            ("tcp!no-such-host.invalid!80",
+             r"unknown host: no-such-host\.invalid: Name or service not known"),
+            ("tcp!10.9.9.9!80", r"tcp!10\.9\.9\.9!80: no route")]:
+        one_error(run(served, "dial", addr), "net9 dial: " + err)
     t0 = time.monotonic()
     one_error(run(served, "dial", "-t", "0.5", "tcp!10.77.0.1!80"),
               r"net9 dial: tcp!10\.77\.0\.1!80: timed out")
@@ -173,36 +170,16 @@ def test_dial_usage_error_is_not_a_traceback():
 
 # ---- listen ------------------------------------------------------------------------
 
-class Proc:
-    """net9 ARGS as a process; its stderr lines collected."""
+class Proc(StderrLines):
+    """net9 ARGS as a process; its stderr lines collected (.lines)."""
+
+    name = "net9"
 
     def __init__(self, *args, env=None):
         self.p = subprocess.Popen([sys.executable, CMD] + list(args), stdin=subprocess.DEVNULL,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   env=env or net9env())
-        self.err = []
-        self.cv = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for ln in self.p.stderr:
-            with self.cv:
-                self.err.append(ln.decode(errors="replace").rstrip("\n"))
-                self.cv.notify_all()
-        with self.cv:
-            self.err.append(None)
-            self.cv.notify_all()
-
-    def expect(self, pattern, timeout=20):
-        end = time.time() + timeout
-        with self.cv:
-            while True:
-                for ln in self.err:
-                    if ln is not None and re.search(pattern, ln):
-                        return ln
-                if None in self.err or time.time() > end:
-                    raise AssertionError("no %r in %s" % (pattern, self.err))
-                self.cv.wait(0.2)
+        self._collect()
 
     def wait(self, timeout=20):
         try:
@@ -236,7 +213,7 @@ def test_listen_runs_a_command_per_call(served, net):
         assert re.fullmatch(rb"got first on /net/tcp/\d+\noops\n", a), a
         assert re.fullmatch(rb"got second on /net/tcp/\d+\noops\n", b), b
         assert p.wait() == 0                       # -n 2: done after two calls
-        calls = [ln for ln in p.err if ln and "incoming call" in ln]
+        calls = [ln for ln in p.lines if ln and "incoming call" in ln]
         assert len(calls) == 2
         assert re.fullmatch(r"net9: incoming call for tcp!\*!7200 from 127\.0\.0\.1!\d+ in "
                             r"/net/tcp/\d+", calls[0])
@@ -271,7 +248,7 @@ def test_listen_keep_stderr_and_maxprocs(served, net):
         second.settimeout(20)
         assert second.read() == b"[two]\n"
         assert p.wait() == 0
-        assert "log one" in p.err and "log two" in p.err
+        assert "log one" in p.lines and "log two" in p.lines
         first.close()
         second.close()
     finally:
@@ -288,7 +265,7 @@ def test_listen_sigterm_stops_it(served, net):
         assert c.recv(100) == b"echoed by cat\n"
         p.p.send_signal(signal.SIGTERM)
         assert p.wait() == 0
-        assert not [ln for ln in p.err if ln and "Traceback" in ln]
+        assert not [ln for ln in p.lines if ln and "Traceback" in ln]
         assert c.read() == b""                 # its cat was ended, the call closed
         c.close()
         with pytest.raises(ConnectionRefusedError):

@@ -572,17 +572,35 @@ def test_many_opens_and_waiting_reads_at_once(mnt):
 
 # ---- the server goes away ------------------------------------------------------------
 
+class Relinked:
+    """A Served server reached through a symlink (link) in a scratch
+    directory, with a mount point (mnt) there; restart() puts another
+    server behind the same address (after the test closed the first)."""
+
+    def __init__(self):
+        self.served = Served()
+        self.d = tempfile.mkdtemp(prefix="net9fuse.")
+        self.link = os.path.join(self.d, "sock")
+        os.symlink(self.served.sock, self.link)
+        self.mnt = os.path.join(self.d, "mnt")
+        os.mkdir(self.mnt)
+
+    def restart(self):
+        self.served = Served()
+        os.unlink(self.link)
+        os.symlink(self.served.sock, self.link)
+
+    def close(self):
+        self.served.close()
+        shutil.rmtree(self.d, ignore_errors=True)
+
+
 def test_server_restart_is_enotconn_then_works():
     """The mount outlives its server: what was open fails with ENOTCONN (a
     waiting read at once), so does everything while no server answers,
     and a server back at the same address is used again."""
-    a = Served()
-    d = tempfile.mkdtemp(prefix="net9fuse.")
-    link = os.path.join(d, "sock")
-    os.symlink(a.sock, link)
-    mnt = os.path.join(d, "mnt")
-    os.mkdir(mnt)
-    b = None
+    srv = Relinked()
+    a, link, mnt = srv.served, srv.link, srv.mnt
     try:
         mount("unix!" + link, mnt)
         fds, cdata, sdata = _pair(mnt, 7700)
@@ -600,16 +618,13 @@ def test_server_restart_is_enotconn_then_works():
         assert e.value.errno == errno.ENOTCONN
         for fd in fds:
             os.close(fd)
-        b = Served()
-        os.unlink(link)
-        os.symlink(b.sock, link)
+        srv.restart()
         assert sorted(os.listdir(mnt + "/tcp")) == ["clone", "stats"]
         r = bash("exec 3<>%s/tcp/clone; read -r n <&3; cat %s/tcp/$n/status" % (mnt, mnt))
         assert r.stdout.startswith("Closed "), r.stderr
     finally:
         umount(mnt)
-        a.close() if b is None else b.close()
-        shutil.rmtree(d, ignore_errors=True)
+        srv.close()
 
 
 @pytest.mark.skipif(_no9pfuse() is not None, reason=_no9pfuse() or "")
@@ -619,13 +634,8 @@ def test_server_gone_under_9pfuse():
     ECONNABORTED, what was open with ENOTCONN) and unmounts itself lazily
     (fusermount -u -z), leaving the empty directory.  A server back at
     the address is not used: mount again."""
-    a = Served()
-    d = tempfile.mkdtemp(prefix="net9fuse.")
-    link = os.path.join(d, "sock")
-    os.symlink(a.sock, link)
-    mnt = os.path.join(d, "mnt")
-    os.mkdir(mnt)
-    b = None
+    srv = Relinked()
+    a, link, mnt = srv.served, srv.link, srv.mnt
     try:
         mount("unix!" + link, mnt, "9pfuse")
         fds, cdata, sdata = _pair(mnt, 7701)
@@ -652,9 +662,7 @@ def test_server_gone_under_9pfuse():
             time.sleep(0.05)
         assert not _mounted(mnt)
         assert os.listdir(mnt) == []
-        b = Served()
-        os.unlink(link)
-        os.symlink(b.sock, link)
+        srv.restart()
         assert os.listdir(mnt) == []
         mount("unix!" + link, mnt, "9pfuse")
         r = bash("exec 3<>%s/tcp/clone; read -r n <&3; cat %s/tcp/$n/status" % (mnt, mnt))
@@ -662,8 +670,7 @@ def test_server_gone_under_9pfuse():
     finally:
         if _mounted(mnt):
             umount(mnt)
-        a.close() if b is None else b.close()
-        shutil.rmtree(d, ignore_errors=True)
+        srv.close()
 
 
 # ---- without root: fusermount3 ------------------------------------------------------

@@ -131,11 +131,18 @@ def test_second_loopback_and_unbind(served):
 
 # ---- the pkt medium -----------------------------------------------------------------
 
-def test_pkt_data_file(served):
+def pkt_ifc(served):
+    """A new interface bound to the pkt medium: (client, its ctl fid, its
+    number)."""
     cl = Net(srv=served.addr, user="glenda").client
     ctl = cl.walkopen("ipifc/clone", ORDWR)
     n = int(cl.read(ctl, 64))
     cl.write(ctl, b"bind pkt")
+    return cl, ctl, n
+
+
+def test_pkt_data_file(served):
+    cl, ctl, n = pkt_ifc(served)
     st = cl.walkopen("ipifc/%d/status" % n, OREAD)
     assert cl.read(st, 8192).startswith(b"device pkt%d maxtu 4096 " % n)
     cl.clunk(st)
@@ -170,10 +177,7 @@ def test_pkt_data_file(served):
 
 
 def test_pkt_unbind_ends_a_waiting_read(served):
-    cl = Net(srv=served.addr, user="glenda").client
-    ctl = cl.walkopen("ipifc/clone", ORDWR)
-    n = int(cl.read(ctl, 64))
-    cl.write(ctl, b"bind pkt")
+    cl, ctl, n = pkt_ifc(served)
     data = cl.walkopen("ipifc/%d/data" % n, ORDWR)
     out = []
     t = threading.Thread(target=lambda: out.append(cl.read(data, 65536)))

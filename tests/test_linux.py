@@ -105,6 +105,15 @@ def make_stack(ns, mtu=1500, **kw):
                  host_addrs=[HOST4 + "/24", HOST6 + "/64"], strict=True, **kw)
 
 
+@pytest.fixture
+def stack(ns):
+    """A net9 stack on a new TUN in the namespace (make_stack's defaults),
+    closed after the test."""
+    st = make_stack(ns)
+    yield st
+    st.close()
+
+
 def linux_snmp(ns, name: str) -> int:
     """A TCP counter of the namespace's kernel (/proc/net/snmp)."""
     lines = [l.split() for l in ns.run("cat", "/proc/net/snmp", check=True).stdout.splitlines()
@@ -213,17 +222,14 @@ def check_capture(pcap):
 
 
 @pytest.mark.parametrize("addr", [NET4, NET6], ids=["v4", "v6"])
-def test_curl_downloads_from_net9(ns, payload, addr, tmp_path):
+def test_curl_downloads_from_net9(ns, stack, payload, addr, tmp_path):
     _, data, digest = payload
-    st = make_stack(ns)
-    try:
-        t0 = time.monotonic()
-        got, _ = serve_curl(ns, st, addr, data, tmp_path)
-        dt = time.monotonic() - t0
-        assert len(got) == SIZE and hashlib.sha256(got).hexdigest() == digest
-        print("curl <- net9 %s: %.1f MB/s" % (addr, SIZE / dt / 1e6))
-    finally:
-        st.close()
+    st = stack
+    t0 = time.monotonic()
+    got, _ = serve_curl(ns, st, addr, data, tmp_path)
+    dt = time.monotonic() - t0
+    assert len(got) == SIZE and hashlib.sha256(got).hexdigest() == digest
+    print("curl <- net9 %s: %.1f MB/s" % (addr, SIZE / dt / 1e6))
 
 
 # ---------------------------------------------------------------- 3
@@ -421,43 +427,34 @@ def test_lossy_both_directions(ns, httpd, payload, reno, tmp_path):
 # ---------------------------------------------------------------- 4
 
 @pytest.mark.parametrize("six", [False, True], ids=["ping", "ping6"])
-def test_ping(ns, six):
-    st = make_stack(ns)
-    try:
-        argv = ["ping", "-c", "3", "-i", "0.2", "-W", "2"] + (["-6", NET6] if six else [NET4])
-        p = ns.popen(*argv, stdout=subprocess.PIPE)
-        assert st.run(until=lambda: p.poll() is not None, timeout=15)
-        out = p.stdout.read().decode()
-        assert p.returncode == 0, out
-        assert "3 packets transmitted, 3 received" in out
-    finally:
-        st.close()
+def test_ping(ns, stack, six):
+    st = stack
+    argv = ["ping", "-c", "3", "-i", "0.2", "-W", "2"] + (["-6", NET6] if six else [NET4])
+    p = ns.popen(*argv, stdout=subprocess.PIPE)
+    assert st.run(until=lambda: p.poll() is not None, timeout=15)
+    out = p.stdout.read().decode()
+    assert p.returncode == 0, out
+    assert "3 packets transmitted, 3 received" in out
 
 
 # ---------------------------------------------------------------- 5
 
 @pytest.mark.parametrize("addr", [HOST4, HOST6], ids=["v4", "v6"])
-def test_connection_refused_promptly(ns, addr):
-    st = make_stack(ns)
-    try:
-        t0 = time.monotonic()
-        with pytest.raises(Net9Error, match="^connection refused$"):
-            st.dial("%s!9" % addr, timeout=10)       # Linux answers RST
-        assert time.monotonic() - t0 < 1.0
-    finally:
-        st.close()
+def test_connection_refused_promptly(ns, stack, addr):
+    st = stack
+    t0 = time.monotonic()
+    with pytest.raises(Net9Error, match="^connection refused$"):
+        st.dial("%s!9" % addr, timeout=10)       # Linux answers RST
+    assert time.monotonic() - t0 < 1.0
 
 
 @pytest.mark.parametrize("addr", ["10.200.0.1", "fd99::1"], ids=["v4", "v6"])
-def test_no_route(ns, addr):
-    st = make_stack(ns)
-    try:
-        t0 = time.monotonic()
-        with pytest.raises(Net9Error, match="^no route$"):
-            st.dial("%s!80" % addr, timeout=10)
-        assert time.monotonic() - t0 < 1.0
-    finally:
-        st.close()
+def test_no_route(ns, stack, addr):
+    st = stack
+    t0 = time.monotonic()
+    with pytest.raises(Net9Error, match="^no route$"):
+        st.dial("%s!80" % addr, timeout=10)
+    assert time.monotonic() - t0 < 1.0
 
 
 # ---------------------------------------------------------------- 7
@@ -609,82 +606,79 @@ def fuzz_packets(rng, live4, other4, live6, other6, n):
     return out
 
 
-def test_fuzz(ns):
-    st = make_stack(ns)
-    try:
-        ln = st.announce("7070")
-        cli, srv = linuxns.linux_calls(ns, socket.AF_INET, NET4, 7070, ln)
-        cli6, srv6 = linuxns.linux_calls(ns, socket.AF_INET6, NET6, 7070, ln)
-        tcb, tcb6 = st.tcp.tcb(srv.c), st.tcp.tcb(srv6.c)
-        l4 = cli.getsockname()
-        l6 = cli6.getsockname()
-        live4 = (HOST4, NET4, l4[1], 7070, tcb.rcv_nxt, tcb.snd_nxt)
-        live6 = (HOST6, NET6, l6[1], 7070, tcb6.rcv_nxt, tcb6.snd_nxt)
-        other4 = (HOST4, NET4, 40000, 7071, 1000, 0)
-        other6 = (HOST6, NET6, 40000, 7071, 1000, 0)
-        pkts = fuzz_packets(random.Random(8), live4, other4, live6, other6, 4000)
+def test_fuzz(ns, stack):
+    st = stack
+    ln = st.announce("7070")
+    cli, srv = linuxns.linux_calls(ns, socket.AF_INET, NET4, 7070, ln)
+    cli6, srv6 = linuxns.linux_calls(ns, socket.AF_INET6, NET6, 7070, ln)
+    tcb, tcb6 = st.tcp.tcb(srv.c), st.tcp.tcb(srv6.c)
+    l4 = cli.getsockname()
+    l6 = cli6.getsockname()
+    live4 = (HOST4, NET4, l4[1], 7070, tcb.rcv_nxt, tcb.snd_nxt)
+    live6 = (HOST6, NET6, l6[1], 7070, tcb6.rcv_nxt, tcb6.snd_nxt)
+    other4 = (HOST4, NET4, 40000, 7071, 1000, 0)
+    other6 = (HOST6, NET6, 40000, 7071, 1000, 0)
+    pkts = fuzz_packets(random.Random(8), live4, other4, live6, other6, 4000)
 
-        before = {k: st.tcp.stat(k) for k in ("InErrs", "CsumErrs", "HlenErrs", "LenErrs")}
-        ipbefore = {k: ipstat(st, k) for k in ("InHdrErrors", "InReceives", "InUnknownProtos")}
-        ps = ns.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-        sent = 0
-        for i, (p, v6) in enumerate(pkts):
-            proto = 0x86DD if v6 else 0x0800
-            try:
-                ps.sendto(p or b"\0", (st.tun.dev, proto))
-                sent += 1
-            except OSError as e:
-                if e.errno not in (errno.ENOBUFS, errno.EAGAIN, errno.EINVAL):
-                    raise
-                st.run(timeout=0.01)
-            if i % 50 == 49:
-                st.run(timeout=0.01)              # let net9 read them (strict: raises on a bug)
-        ps.close()
-        st.run(timeout=0.5)
-        assert sent > 3500
-        after = {k: st.tcp.stat(k) for k in before}
-        ipafter = {k: ipstat(st, k) for k in ipbefore}
-        print("fuzz: %d sent; tcp %s -> %s; ip %s -> %s" % (sent, before, after, ipbefore, ipafter))
-        assert ipafter["InReceives"] - ipbefore["InReceives"] >= sent * 0.9
-        assert ipafter["InHdrErrors"] - ipbefore["InHdrErrors"] > 100
-        assert after["CsumErrs"] - before["CsumErrs"] > 100
-        assert after["HlenErrs"] - before["HlenErrs"] > 10
-        assert after["InErrs"] > before["InErrs"]
+    before = {k: st.tcp.stat(k) for k in ("InErrs", "CsumErrs", "HlenErrs", "LenErrs")}
+    ipbefore = {k: ipstat(st, k) for k in ("InHdrErrors", "InReceives", "InUnknownProtos")}
+    ps = ns.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    sent = 0
+    for i, (p, v6) in enumerate(pkts):
+        proto = 0x86DD if v6 else 0x0800
+        try:
+            ps.sendto(p or b"\0", (st.tun.dev, proto))
+            sent += 1
+        except OSError as e:
+            if e.errno not in (errno.ENOBUFS, errno.EAGAIN, errno.EINVAL):
+                raise
+            st.run(timeout=0.01)
+        if i % 50 == 49:
+            st.run(timeout=0.01)              # let net9 read them (strict: raises on a bug)
+    ps.close()
+    st.run(timeout=0.5)
+    assert sent > 3500
+    after = {k: st.tcp.stat(k) for k in before}
+    ipafter = {k: ipstat(st, k) for k in ipbefore}
+    print("fuzz: %d sent; tcp %s -> %s; ip %s -> %s" % (sent, before, after, ipbefore, ipafter))
+    assert ipafter["InReceives"] - ipbefore["InReceives"] >= sent * 0.9
+    assert ipafter["InHdrErrors"] - ipbefore["InHdrErrors"] > 100
+    assert after["CsumErrs"] - before["CsumErrs"] > 100
+    assert after["HlenErrs"] - before["HlenErrs"] > 10
+    assert after["InErrs"] > before["InErrs"]
 
-        # the established connections still work, both ways
-        for c, s in ((cli, srv), (cli6, srv6)):
-            msg = os.urandom(300_000)
-            got = bytearray()
-            off = 0
-            end = time.monotonic() + 30
-            while len(got) < len(msg):
-                assert time.monotonic() < end
-                if off < len(msg):
-                    try:
-                        off += c.send(msg[off:off + 65536])
-                    except BlockingIOError:
-                        pass
-                st.run(timeout=0.005)
-                d = s.p.read(s.c, 1 << 20)
-                if d:
-                    got += d
-            assert bytes(got) == msg
-            s.write(b"still here")
-            back = b""
-            end = time.monotonic() + 10
-            while len(back) < 10:
-                assert time.monotonic() < end
-                st.run(timeout=0.01)
+    # the established connections still work, both ways
+    for c, s in ((cli, srv), (cli6, srv6)):
+        msg = os.urandom(300_000)
+        got = bytearray()
+        off = 0
+        end = time.monotonic() + 30
+        while len(got) < len(msg):
+            assert time.monotonic() < end
+            if off < len(msg):
                 try:
-                    back += c.recv(100)
+                    off += c.send(msg[off:off + 65536])
                 except BlockingIOError:
                     pass
-            assert back == b"still here"
-        assert "Established" in srv.status() and "Established" in srv6.status()
-        cli.close()
-        cli6.close()
-        srv.close()
-        srv6.close()
-        ln.close()
-    finally:
-        st.close()
+            st.run(timeout=0.005)
+            d = s.p.read(s.c, 1 << 20)
+            if d:
+                got += d
+        assert bytes(got) == msg
+        s.write(b"still here")
+        back = b""
+        end = time.monotonic() + 10
+        while len(back) < 10:
+            assert time.monotonic() < end
+            st.run(timeout=0.01)
+            try:
+                back += c.recv(100)
+            except BlockingIOError:
+                pass
+        assert back == b"still here"
+    assert "Established" in srv.status() and "Established" in srv6.status()
+    cli.close()
+    cli6.close()
+    srv.close()
+    srv6.close()
+    ln.close()

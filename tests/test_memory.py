@@ -180,20 +180,19 @@ def test_server_connections_are_freed_without_the_collector():
     gc.collect()
     gc.disable()
     try:
-        r = Raw(env)
-        r.version(8192, "9P2000")
-        r.attach(0, "glenda")
-        r.walk(0, 1, "tcp/clone")
-        r.open(1, 2)
-        num = int(r.read(1)[2])
-        r.write(1, b"announce 7100")
-        c = Raw(env)
-        c.version(8192, "9P2000")
-        c.attach(0, "glenda")
-        c.walk(0, 1, "tcp/clone")
-        c.open(1, 2)
-        cnum = int(c.read(1)[2])
-        c.write(1, b"connect 127.0.0.1!7100")
+        def conv(ctl):
+            """A new client whose fid 1 is a new conversation's ctl, ctl
+            written to it: (client, conversation number)."""
+            x = Raw(env)
+            x.version(8192, "9P2000")
+            x.attach(0, "glenda")
+            x.walk(0, 1, "tcp/clone")
+            x.open(1, 2)
+            k = int(x.read(1)[2])
+            x.write(1, ctl)
+            return x, k
+        r, num = conv(b"announce 7100")
+        c, cnum = conv(b"connect 127.0.0.1!7100")
         r.walk(0, 2, "tcp/%d/listen" % num)
         o = r.open(2, 2)
         assert o[0] == n.Ropen

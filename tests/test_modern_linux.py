@@ -115,15 +115,7 @@ def check_negotiated(st, c):
 def test_sack_and_timestamps_negotiated_dialing_linux(stack, ns):
     st = stack
     c, s = linuxns.net9_dials(st, ns, HOST4)
-    a = os.urandom(1_000_000)
-    c.write(a)
-    assert linuxns.pump(st, s, len(a)) == a
-    b = os.urandom(1_000_000)
-    linuxns.send_all(st, s, b)
-    got = bytearray()
-    while len(got) < len(b):
-        got += c.read(1 << 20, timeout=10)
-    assert bytes(got) == b
+    linuxns.both_ways(st, c, s, os.urandom(1_000_000), os.urandom(1_000_000))
     check_negotiated(st, c)
     assert st.tcp.xstat("TsRttSamples") > 0
     c.close()
@@ -133,13 +125,7 @@ def test_sack_and_timestamps_negotiated_dialing_linux(stack, ns):
 def test_sack_and_timestamps_negotiated_linux_dialing(stack, ns):
     st = stack
     ln = st.announce("7101")
-    cs = ns.socket(socket.AF_INET, socket.SOCK_STREAM)
-    cs.setblocking(False)
-    try:
-        cs.connect((NET4, 7101))
-    except BlockingIOError:
-        pass
-    c = ln.accept(timeout=10)
+    cs, c = linuxns.linux_calls(ns, socket.AF_INET, NET4, 7101, ln)
     a = os.urandom(300_000)
     c.write(a)
     assert linuxns.pump(st, cs, len(a)) == a
@@ -173,14 +159,7 @@ def test_blind_in_window_rst_does_not_kill(stack, ns):
     assert len(chacks) == 3, [str(g) for g in out]
     assert st.tcp.xstat("RstChallenged") == 3
     # the connection goes on both ways
-    a = os.urandom(200_000)
-    c.write(a)
-    assert linuxns.pump(st, s, len(a)) == a
-    linuxns.send_all(st, s, b"after")
-    got = bytearray()
-    while len(got) < 5:
-        got += c.read(1 << 20, timeout=10)
-    assert bytes(got) == b"after"
+    linuxns.both_ways(st, c, s, os.urandom(200_000), b"after")
     # the exact RST still resets
     ps = ns.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     try:
@@ -273,23 +252,10 @@ def test_syn_flood_past_limbo_still_lets_linux_in(stack, ns):
     finally:
         ps.close()
     assert st.run(until=lambda: st.tcp.limbocount() >= 1000, timeout=10)
-    cs = ns.socket(socket.AF_INET, socket.SOCK_STREAM)
-    cs.setblocking(False)
-    try:
-        cs.connect((NET4, 7102))
-    except BlockingIOError:
-        pass
-    c = ln.accept(timeout=10)
+    cs, c = linuxns.linux_calls(ns, socket.AF_INET, NET4, 7102, ln)
     assert st.tcp.xstat("SynCookiesSent") >= 1 and st.tcp.xstat("SynCookiesOk") == 1
     t = st.tcp.tcb(c.c)
     assert t.sack and t.ts and t.rcv_scale > 0
-    a = os.urandom(200_000)
-    c.write(a)
-    assert linuxns.pump(st, cs, len(a)) == a
-    linuxns.send_all(st, cs, b"ok")
-    got = bytearray()
-    while len(got) < 2:
-        got += c.read(1 << 20, timeout=10)
-    assert bytes(got) == b"ok"
+    linuxns.both_ways(st, c, cs, os.urandom(200_000), b"ok")
     c.close()
     cs.close()

@@ -172,6 +172,37 @@ def test_roundtrip_every_t_message():
         assert r[:len(c) + 1] == (c[0], 12) + tuple(c[1:]), c
 
 
+def test_roundtrip_every_r_message_with_named_fields():
+    q = (0x80, 1, 8)
+    cases = [
+        (n.Rversion, dict(msize=8192, version="9P2000")), (n.Rauth, dict(aqid=q)),
+        (n.Rattach, dict(qid=q)), (n.Rerror, dict(ename="no")), (n.Rflush, {}),
+        (n.Rwalk, dict(wqid=[q, (0, 0, 9)])), (n.Ropen, dict(qid=q, iounit=7)),
+        (n.Rcreate, dict(qid=q, iounit=0)), (n.Rread, dict(data=b"\0\xff")),
+        (n.Rwrite, dict(count=3)), (n.Rclunk, {}), (n.Rremove, {}),
+        (n.Rstat, dict(stat=b"\x02\x00ab")), (n.Rwstat, {}), (n.Rlerror, dict(ecode=13)),
+        (n.Rstatfs, dict(fstype=0x01021997, bsize=4096, blocks=1, bfree=2, bavail=3, files=4,
+                         ffree=5, fsid=6, namelen=255)),
+        (n.Rlopen, dict(qid=q, iounit=1)), (n.Rlcreate, dict(qid=q, iounit=2)),
+        (n.Rsymlink, dict(qid=q)), (n.Rmknod, dict(qid=q)), (n.Rrename, {}),
+        (n.Rreadlink, dict(target="t")),
+        (n.Rgetattr, dict(valid=0x7FF, qid=q, mode=0o40555, uid=1, gid=2, nlink=3, rdev=4,
+                          size=5, blksize=6, blocks=7, atime_sec=8, atime_nsec=9, mtime_sec=10,
+                          mtime_nsec=11, ctime_sec=12, ctime_nsec=13, btime_sec=14,
+                          btime_nsec=15, gen=16, data_version=17)),
+        (n.Rsetattr, {}), (n.Rxattrwalk, dict(size=2 ** 40)), (n.Rxattrcreate, {}),
+        (n.Rreaddir, dict(data=b"x")), (n.Rfsync, {}), (n.Rlock, dict(status=1)),
+        (n.Rgetlock, dict(ltype=2, start=3, length=4, proc_id=5, client_id="c")),
+        (n.Rlink, {}), (n.Rmkdir, dict(qid=q)), (n.Rrenameat, {}), (n.Runlinkat, {}),
+    ]
+    assert {t for t, _ in cases} == {t for t in range(256) if n.rmsgclass(t) is not None}
+    for t, fields in cases:
+        r = n.unpackr(n.pack(t, 11, *fields.values()))
+        assert type(r) is n.rmsgclass(t) and n.msgclass(t, True) is None, t
+        assert r._asdict() == dict(type=t, tag=11, **fields), t
+        assert r == (t, 11) + tuple(fields.values()), t
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.binary(max_size=300), st.booleans())
 def test_fuzz_parse_never_crashes(data, dotl):

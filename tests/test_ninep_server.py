@@ -53,6 +53,15 @@ def opendata(r, fid, num, mode=ORDWR):
     assert o[0] in (n.Ropen, n.Rlopen), o
 
 
+def data_session(env):
+    """A session whose fid 1 is a new conversation's ctl and fid 2 its data
+    file: (session, conversation number)."""
+    r = session(env)
+    num = clone(r, 1)
+    opendata(r, 2, num)
+    return r, num
+
+
 def ls(r, path, fid=90):
     assert r.walk(0, fid, path)[0] == n.Rwalk
     assert r.open(fid, OREAD)[0] == n.Ropen
@@ -216,9 +225,7 @@ def test_connect_exchange_close_frees_slot(env):
 
 
 def test_parked_read_flushed(env):
-    r = session(env)
-    num = clone(r, 1)
-    opendata(r, 2, num)
+    r, num = data_session(env)
     t = r.tag()
     r.send(n.pack(n.Tread, t, 2, 0, 100))
     assert not r.pending(0.3)                    # never-connected: blocks (spec 4.1)
@@ -513,9 +520,7 @@ def test_ctl_several_commands_in_one_write(env):
 
 
 def test_200_blocked_reads_on_one_connection(env):
-    r = session(env)
-    num = clone(r, 1)
-    opendata(r, 2, num)
+    r, num = data_session(env)
     tags = []
     batch = b""
     for _i in range(200):
@@ -541,9 +546,7 @@ def test_200_blocked_reads_on_one_connection(env):
 
 
 def test_clunk_ends_parked_requests(env):
-    r = session(env)
-    num = clone(r, 1)
-    opendata(r, 2, num)
+    r, num = data_session(env)
     t = r.tag()
     r.send(n.pack(n.Tread, t, 2, 0, 10))
     assert not r.pending(0.2)

@@ -503,13 +503,7 @@ def test_2000_idle_connections_held_and_released(ns):
         # would be refused, so Linux calls 10 at a time
         for _batch in range(n // 10):
             for _ in range(10):
-                c = ns.socket(socket.AF_INET, socket.SOCK_STREAM)
-                c.setblocking(False)
-                try:
-                    c.connect((NET4, 9191))
-                except BlockingIOError:
-                    pass
-                socks.append(c)
+                socks.append(linuxns.linux_dials(ns, socket.AF_INET, NET4, 9191))
             for _ in range(10):
                 calls.append(ln.accept(timeout=20))
         assert len(calls) == n

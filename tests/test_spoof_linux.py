@@ -155,6 +155,18 @@ def attack(st, ns, c, seed, v6=False):
 
 # ---------------------------------------------------------------- the states
 
+def close_to_time_wait(st, c, s):
+    """net9 closes c first, Linux (s) next: net9's end is left in Time_wait
+    with Linux's FIN acknowledged, so none of it is retransmitted later into
+    the next test's TUN (whose net9 would rightly answer a reset)."""
+    conv = c.c
+    c.close()
+    assert linux_eof(st, s)
+    s.close()
+    c.c = conv
+    wait_state(st, c, "Time_wait")
+
+
 @pytest.mark.parametrize("v6", [False, True], ids=["v4", "v6"])
 def test_established(stack, ns, v6):
     st = stack
@@ -162,22 +174,9 @@ def test_established(stack, ns, v6):
     wait_state(st, c, "Established")
     attack(st, ns, c, 1, v6=v6)
     # data both ways
-    a = os.urandom(200_000)
-    b = os.urandom(150_000)
-    c.write(a)
-    assert linuxns.pump(st, s, len(a)) == a
-    linuxns.send_all(st, s, b)
-    got = bytearray()
-    while len(got) < len(b):
-        got += c.read(1 << 20, timeout=10)
-    assert bytes(got) == b
+    linuxns.both_ways(st, c, s, os.urandom(200_000), os.urandom(150_000))
     assert tcbstate(st, c) == "Established"
-    conv = c.c
-    c.close()
-    assert linux_eof(st, s)
-    s.close()
-    c.c = conv
-    wait_state(st, c, "Time_wait")
+    close_to_time_wait(st, c, s)
 
 
 def test_one_syn_report_trials(stack, ns):
@@ -194,14 +193,7 @@ def test_one_syn_report_trials(stack, ns):
         assert c.read(100, timeout=5) == b"request %d\n" % trial
         c.write(b"reply %d\n" % trial)
         assert linuxns.pump(st, s, len(b"reply %d\n" % trial), timeout=5) == b"reply %d\n" % trial
-        conv = c.c
-        c.close()
-        assert linux_eof(st, s)
-        s.close()
-        # Linux's FIN acknowledged: none of it is retransmitted later, into
-        # the next test's TUN (whose net9 would rightly answer a reset)
-        c.c = conv
-        wait_state(st, c, "Time_wait")
+        close_to_time_wait(st, c, s)
 
 
 def test_close_wait(stack, ns):

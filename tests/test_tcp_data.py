@@ -115,6 +115,17 @@ def readall(proto, conv, sink):
         sink.extend(x)
 
 
+def delivered(P, c, s, data, max_ms=60_000):
+    """Write data on a's c; run the wire until b's s has read all of it and
+    a's send is all acknowledged: did what arrived equal data?"""
+    ta = P.tcpa.tcb(c)
+    P.tcpa.write(c, data)
+    got = bytearray()
+    assert P.wire.run(until=lambda: (readall(P.tcpb, s, got), len(got) == len(data)
+                                     and ta.snd_una == ta.snd_nxt)[1], max_ms=max_ms)
+    return bytes(got) == data
+
+
 class FsProxy:
     """Stands between the wire and a host's Fs to see its timer runs."""
 
@@ -552,11 +563,7 @@ def test_rto_backoff_until_timeout():
     lis, c, s = establish(P)
     ta = P.tcpa.tcb(c)
     data = random.Random(3).randbytes(200_000)
-    P.tcpa.write(c, data)
-    got = bytearray()
-    assert P.wire.run(until=lambda: (readall(P.tcpb, s, got), len(got) == len(data)
-                                     and ta.snd_una == ta.snd_nxt)[1], max_ms=60_000)
-    assert bytes(got) == data
+    assert delivered(P, c, s, data)
     P.tcpb.write(s, b"z" * 5000)                 # left unread on a
     P.wire.advance(1000)
     assert len(c.rq) == 5000 and ta.backoff == 0 and ta.backedoff == 0
@@ -565,13 +572,7 @@ def test_rto_backoff_until_timeout():
     # the peer goes silent
     P.wire.filter = lambda src, dst, pkt: None
     rec = Recorder(P, c)
-    reasons = []
-    wake = c.wq.wakecb
-
-    def wq_wake():
-        reasons.append(c.wq.getreason())
-        wake()
-    c.wq.wakecb = wq_wake
+    reasons = wake_reasons(c.wq)
     t0 = P.wire.now
     P.tcpa.write(c, b"q" * 1_100_000)     # beyond the wq limit: the writer parks
     assert c.wq.flow
@@ -788,7 +789,7 @@ def test_delayed_ack_single_segment(phase):
 def test_delayed_ack_every_two_segments():
     P = sim.pair(seed=7)
     lis, c, s = establish(P)
-    ta, tb = P.tcpa.tcb(c), P.tcpb.tcb(s)
+    tb = P.tcpb.tcb(s)
     mss = tb.mss
     # (tcpincoming copies the listener's rcv.ackptr, 0, so b's first
     # tcpoutput after the handshake already counted one Delayack, as in
@@ -797,11 +798,7 @@ def test_delayed_ack_every_two_segments():
     assert dack == 1
     rec = Recorder(P, s, host="b")
     data = random.Random(7).randbytes(200_000 + 700)
-    P.tcpa.write(c, data)
-    got = bytearray()
-    assert P.wire.run(until=lambda: (readall(P.tcpb, s, got), len(got) == len(data)
-                                     and ta.snd_una == ta.snd_nxt)[1], max_ms=60_000)
-    assert bytes(got) == data
+    assert delivered(P, c, s, data)
     forced = timed = 0
     for kind, seg, pre, post, sent, t in rec.events:
         acks = [g for g in sent if not g.payload]
@@ -865,16 +862,22 @@ def check_dead(P, c, reasons):
     assert P.tcpa.ntimers == 0
 
 
+def wake_reasons(q):
+    """The list of q's reasons at its wake-ups, from now on."""
+    reasons = []
+    wake = q.wakecb
+
+    def w():
+        reasons.append(q.getreason())
+        wake()
+    q.wakecb = w
+    return reasons
+
+
 def park_reader(c):
     """A reader blocked on c's data file: remember the queue's reason at
     its wake-up."""
-    reasons = []
-    wake = c.rq.wakecb
-
-    def w():
-        reasons.append(c.rq.getreason())
-        wake()
-    c.rq.wakecb = w
+    reasons = wake_reasons(c.rq)
     c.rq.rwait = True
     return reasons
 
@@ -1061,11 +1064,7 @@ def test_reorder_natural():
     P.wire.filter = filt
     rec = Recorder(P, s, host="b")
     data = random.Random(9).randbytes(100_000)
-    P.tcpa.write(c, data)
-    got = bytearray()
-    assert P.wire.run(until=lambda: (readall(P.tcpb, s, got), len(got) == len(data)
-                                     and ta.snd_una == ta.snd_nxt)[1], max_ms=60_000)
-    assert bytes(got) == data
+    assert delivered(P, c, s, data)
     ev = {e[1].seq: e for e in rec.events if e[0] == "input" and e[1].seq in (k10, k11, k12)}
     names = ["Resequenced", "OutOfOrder"]
     # 12 first: queued at the head of an empty queue, dup ACK at once

@@ -478,12 +478,13 @@ def test_scoreboard_pipe_and_islost_rfc6675():
     assert P.tcpa.scoreboard(c) == [(seg(5), seg(8))]
 
 
-def test_several_holes_recovered_in_one_round_trip():
-    # segments 2, 5 and 8 of a flight are lost; with SACK all three go
-    # again within one round trip of the start of recovery, no RTO
-    P = sim.pair(seed=19, profile="modern")
+def three_holes(profile, actl=()):
+    """A connection over a 100 ms round trip with cwind 16 segments, that
+    loses segments 2, 5 and 8 of its next flight once each: (P, c, s, ta,
+    mss, lost)."""
+    P = sim.pair(seed=19, profile=profile)
     P.wire.faults(P.a, P.b, both=True, delay=50)
-    lis, c, s = establish(P, actl=["rack off"])
+    lis, c, s = establish(P, actl=actl)
     ta = P.tcpa.tcb(c)
     mss = ta.mss
     una = ta.snd_una
@@ -498,6 +499,13 @@ def test_several_holes_recovered_in_one_round_trip():
             return None
         return pkt
     P.wire.filter = filt
+    return P, c, s, ta, mss, lost
+
+
+def test_several_holes_recovered_in_one_round_trip():
+    # segments 2, 5 and 8 of a flight are lost; with SACK all three go
+    # again within one round trip of the start of recovery, no RTO
+    P, c, s, ta, mss, lost = three_holes("modern", actl=["rack off"])
     data = bytes(16 * mss)
     P.tcpa.write(c, data)
     got = bytearray()
@@ -519,23 +527,7 @@ def test_several_holes_recovered_in_one_round_trip():
 
 def test_9front_newreno_takes_a_round_trip_per_hole():
     # the same losses with tcp.c: one hole per round trip (or an RTO)
-    P = sim.pair(seed=19)
-    P.wire.faults(P.a, P.b, both=True, delay=50)
-    lis, c, s = establish(P)
-    ta = P.tcpa.tcb(c)
-    mss = ta.mss
-    una = ta.snd_una
-    ta.cwind = 16 * mss
-    lost = {u32(una + i * mss) for i in (2, 5, 8)}
-    dropped = set()
-
-    def filt(src, dst, pkt):
-        g = sim.parse(pkt)
-        if src is P.a and g.payload and g.seq in lost and g.seq not in dropped:
-            dropped.add(g.seq)
-            return None
-        return pkt
-    P.wire.filter = filt
+    P, c, s, ta, mss, lost = three_holes("9front")
     P.tcpa.write(c, bytes(16 * mss))
     got = bytearray()
     assert P.wire.run(until=lambda: (drain(P.tcpb, s, got), len(got) == 16 * mss)[1],

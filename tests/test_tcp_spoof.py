@@ -13,7 +13,7 @@ import random
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
-from tcphelp import established, crafted, segs, state, drop
+from tcphelp import crafted, established, in_state, segs, state
 
 # tcp.pxd CHALLENGEMAX: challenge ACKs per conversation per second
 CHALLENGEMAX = 10
@@ -24,43 +24,6 @@ def snapshot(tcp, c):
     return dict(state=t.state, snd_una=t.snd_una, snd_nxt=t.snd_nxt, rcv_nxt=t.rcv_nxt,
                 flgcnt=t.flgcnt, snd_wnd=t.snd_wnd, nreseq=t.nreseq, cwind=t.cwind,
                 qin=len(c.rq), qout=len(c.wq))
-
-
-def in_state(name, seed=1):
-    """A connection with a's end c in TCP state name, b's end call, the
-    wire quiet.  Returns (P, c, call, host that owns c, tcp of c)."""
-    P, l, c, call = established(seed=seed)
-    A, B = P.tcpa, P.tcpb
-    if name == "Established":
-        pass
-    elif name == "Finwait1":
-        drop(P, "a")                    # our FIN is never acked
-        A.closeconv(c)
-    elif name == "Finwait2":
-        A.closeconv(c)
-        P.wire.advance(10)
-    elif name == "Close_wait":
-        B.closeconv(call)
-        P.wire.advance(10)
-    elif name == "Closing":
-        drop(P, "a")                    # b never sees our FIN
-        A.closeconv(c)
-        B.closeconv(call)               # b's FIN does not ack ours
-        P.wire.advance(10)
-    elif name == "Last_ack":
-        B.closeconv(call)
-        P.wire.advance(10)
-        drop(P, "a")                    # our FIN never arrives
-        A.closeconv(c)
-    elif name == "Time_wait":
-        A.closeconv(c)
-        P.wire.advance(10)
-        B.closeconv(call)
-        P.wire.advance(10)
-    else:
-        raise ValueError(name)
-    assert state(A, c) == name
-    return P, c, call
 
 
 SYNCHRONIZED = ["Established", "Finwait1", "Finwait2", "Close_wait", "Closing",

@@ -169,23 +169,16 @@ def test_ctl_errors():
     # a failed connect spoils the conversation (udpconnect calls Fsconnected)
     with pytest.raises(Net9Error, match="^connection in use$"):
         u.ctl(c, "connect 10.0.0.2!7")
-    d = u.clone("u")
-    with pytest.raises(Net9Error, match="^bad args to announce$"):
-        u.ctl(d, "announce")
-    e = u.clone("u")
-    u.ctl(e, "announce 53")
-    f = u.clone("u")
-    with pytest.raises(Net9Error, match="^address in use$"):
-        u.ctl(f, "announce 53")
-    g = u.clone("u")
-    with pytest.raises(Net9Error, match="^bad ip address syntax$"):
-        u.ctl(g, "connect example.com!53")
-    h = u.clone("u")
-    with pytest.raises(Net9Error, match="^not a local IP address$"):
-        u.ctl(h, "announce 10.0.0.9!53")
-    i = u.clone("u")
-    with pytest.raises(Net9Error, match="^permission denied$"):
-        u.ctl(i, "announce *", user="joe")
+    u.ctl(u.clone("u"), "announce 53")
+    # each on a new conversation (user None: the owner, "u")
+    for msg, user, err in [("announce", None, "bad args to announce"),
+                           ("announce 53", None, "address in use"),
+                           ("connect example.com!53", None, "bad ip address syntax"),
+                           ("announce 10.0.0.9!53", None, "not a local IP address"),
+                           ("announce *", "joe", "permission denied")]:
+        x = u.clone("u")
+        with pytest.raises(Net9Error, match="^%s$" % err):
+            u.ctl(x, msg, user=user)
     # protocol index and limit (devip.md 1.2: udp nc = 1024)
     assert u.nc == 1024 and u.ipproto == 17 and u.name == "udp"
     assert net.a.fs.ipproto[17] is u

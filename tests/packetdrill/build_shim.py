@@ -76,6 +76,7 @@ def build(out_dir: str = DEFAULT_OUT, force: bool = False, quiet: bool = True) -
     drv = os.path.join(out_dir, "pdselftest")
     src = os.path.join(HERE, "net9pd.c")
     drvsrc = os.path.join(HERE, "pdselftest.c")
+    hdr = os.path.join(HERE, "pdinterface.h")      # the table both include
     me = os.path.abspath(__file__)
     libdir, libname, soname = _libpython()
     inc = sysconfig.get_paths()["include"]
@@ -91,11 +92,11 @@ def build(out_dir: str = DEFAULT_OUT, force: bool = False, quiet: bool = True) -
     flags_now = "\n".join(defs + [libdir, libname])
     old = open(stamp).read() if os.path.exists(stamp) else None
     cmds = []
-    if force or old != flags_now or _stale(so, [src, me]):
+    if force or old != flags_now or _stale(so, [src, hdr, me]):
         cmds.append(_cc() + ["-shared", "-fPIC", "-O2", "-Wall", "-Wno-unused-result",
                              "-o", so + ".tmp", src, "-I" + inc] + defs
                     + ["-L" + libdir, "-l" + libname, "-Wl,-rpath," + libdir, "-ldl"])
-    if force or _stale(drv, [drvsrc, me]):
+    if force or _stale(drv, [drvsrc, hdr, me]):
         cmds.append(_cc() + ["-O2", "-Wall", "-o", drv + ".tmp", drvsrc, "-ldl", "-lpthread"])
     for cmd in cmds:
         if not quiet:

@@ -10,9 +10,8 @@
  *
  * Build: python tests/packetdrill/build_shim.py (it knows the flags).
  *
- * struct packetdrill_interface below is our declaration of the table
- * packetdrill's packetdrill.h defines: the same members in the same order
- * (an ABI, as of google/packetdrill 2c4001c, 2026-05).
+ * struct packetdrill_interface (pdinterface.h, shared with pdselftest.c) is
+ * our declaration of the table packetdrill's packetdrill.h defines.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -47,62 +46,7 @@
 #define NET9PD_SYSPATH ""
 #endif
 
-struct packetdrill_interface {
-	void *userdata;
-	void (*free)(void *userdata);
-	int (*socket)(void *userdata, int domain, int type, int protocol);
-	int (*bind)(void *userdata, int sockfd, const struct sockaddr *addr,
-		    socklen_t addrlen);
-	int (*listen)(void *userdata, int sockfd, int backlog);
-	int (*accept)(void *userdata, int sockfd, struct sockaddr *addr,
-		      socklen_t *addrlen);
-	int (*connect)(void *userdata, int sockfd, const struct sockaddr *addr,
-		       socklen_t addrlen);
-	ssize_t (*read)(void *userdata, int fd, void *buf, size_t count);
-	ssize_t (*readv)(void *userdata, int fd, const struct iovec *iov,
-			 int iovcnt);
-	ssize_t (*recv)(void *userdata, int sockfd, void *buf, size_t len,
-			int flags);
-	ssize_t (*recvfrom)(void *userdata, int sockfd, void *buf, size_t len,
-			    int flags, struct sockaddr *src_addr,
-			    socklen_t *addrlen);
-	ssize_t (*recvmsg)(void *userdata, int sockfd, struct msghdr *msg,
-			   int flags);
-	ssize_t (*write)(void *userdata, int fd, const void *buf, size_t count);
-	ssize_t (*writev)(void *userdata, int fd, const struct iovec *iov,
-			  int iovcnt);
-	ssize_t (*send)(void *userdata, int sockfd, const void *buf, size_t len,
-			int flags);
-	ssize_t (*sendto)(void *userdata, int sockfd, const void *buf,
-			  size_t len, int flags,
-			  const struct sockaddr *dest_addr, socklen_t addrlen);
-	ssize_t (*sendmsg)(void *userdata, int sockfd, const struct msghdr *msg,
-			   int flags);
-	int (*fcntl)(void *userdata, int fd, int cmd, ...);
-	int (*ioctl)(void *userdata, int fd, unsigned long request, ...);
-	int (*close)(void *userdata, int fd);
-	int (*shutdown)(void *userdata, int sockfd, int how);
-	int (*getsockopt)(void *userdata, int sockfd, int level, int optname,
-			  void *optval, socklen_t *optlen);
-	int (*setsockopt)(void *userdata, int sockfd, int level, int optname,
-			  const void *optval, socklen_t optlen);
-	int (*poll)(void *userdata, struct pollfd *fds, nfds_t nfds,
-		    int timeout);
-	int (*netdev_send)(void *userdata, const void *buf, size_t count);
-	int (*netdev_receive)(void *userdata, void *buf, size_t *count,
-			      long long *time_usecs);
-	int (*usleep)(void *userdata, useconds_t usec);
-	int (*gettimeofday)(void *userdata, struct timeval *tv,
-			    struct timezone *tz);
-	int (*epoll_create)(void *userdata, int size);
-	int (*epoll_ctl)(void *userdata, int epfd, int op, int fd,
-			 struct epoll_event *event);
-	int (*epoll_wait)(void *userdata, int epfd, struct epoll_event *events,
-			  int maxevents, int timeout);
-	int (*pipe)(void *userdata, int pipefd[2]);
-	int (*splice)(void *userdata, int fd_in, loff_t *off_in, int fd_out,
-		      loff_t *off_out, size_t len, unsigned int flags);
-};
+#include "pdinterface.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -173,6 +117,8 @@ static ssize_t bytes_result(PyObject *r, const char *what, void *buf,
 #define SHIM ((PyObject *)userdata)
 #define ENTER PyGILState_STATE gil_ = PyGILState_Ensure()
 #define LEAVE PyGILState_Release(gil_)
+/* LEAVE keeping the errno the call into Python set (the release may not) */
+#define LEAVE_KEEP_ERRNO do { int e_ = errno; LEAVE; errno = e_; } while (0)
 
 /* ------------------------------------------------------------ sockets */
 
@@ -181,27 +127,30 @@ static int pd_socket(void *userdata, int domain, int type, int protocol)
 	ENTER;
 	long r = int_result(PyObject_CallMethod(SHIM, "socket", "iii", domain,
 						type, protocol), "socket");
-	int e = errno;
-	LEAVE;
-	errno = e;
+	LEAVE_KEEP_ERRNO;
 	return (int)r;
 }
 
-static int pd_bind(void *userdata, int fd, const struct sockaddr *addr,
-		   socklen_t addrlen)
+/* bind or connect (what): the shim's method of that name with the address */
+static int addr_call(void *userdata, const char *what, int fd,
+		     const struct sockaddr *addr, socklen_t addrlen)
 {
 	if (addr == NULL) {
 		errno = EFAULT;
 		return -1;
 	}
 	ENTER;
-	long r = int_result(PyObject_CallMethod(SHIM, "bind", "iy#", fd,
+	long r = int_result(PyObject_CallMethod(SHIM, what, "iy#", fd,
 						(const char *)addr,
-						(Py_ssize_t)addrlen), "bind");
-	int e = errno;
-	LEAVE;
-	errno = e;
+						(Py_ssize_t)addrlen), what);
+	LEAVE_KEEP_ERRNO;
 	return (int)r;
+}
+
+static int pd_bind(void *userdata, int fd, const struct sockaddr *addr,
+		   socklen_t addrlen)
+{
+	return addr_call(userdata, "bind", fd, addr, addrlen);
 }
 
 static int pd_listen(void *userdata, int fd, int backlog)
@@ -209,9 +158,7 @@ static int pd_listen(void *userdata, int fd, int backlog)
 	ENTER;
 	long r = int_result(PyObject_CallMethod(SHIM, "listen", "ii", fd,
 						backlog), "listen");
-	int e = errno;
-	LEAVE;
-	errno = e;
+	LEAVE_KEEP_ERRNO;
 	return (int)r;
 }
 
@@ -219,7 +166,6 @@ static int pd_accept(void *userdata, int fd, struct sockaddr *addr,
 		     socklen_t *addrlen)
 {
 	long r;
-	int e;
 	ENTER;
 	PyObject *t = PyObject_CallMethod(SHIM, "accept", "i", fd);
 	if (t != NULL && PyTuple_Check(t) && PyTuple_GET_SIZE(t) == 2) {
@@ -236,27 +182,14 @@ static int pd_accept(void *userdata, int fd, struct sockaddr *addr,
 	} else {
 		r = int_result(t, "accept");
 	}
-	e = errno;
-	LEAVE;
-	errno = e;
+	LEAVE_KEEP_ERRNO;
 	return (int)r;
 }
 
 static int pd_connect(void *userdata, int fd, const struct sockaddr *addr,
 		      socklen_t addrlen)
 {
-	if (addr == NULL) {
-		errno = EFAULT;
-		return -1;
-	}
-	ENTER;
-	long r = int_result(PyObject_CallMethod(SHIM, "connect", "iy#", fd,
-						(const char *)addr,
-						(Py_ssize_t)addrlen), "connect");
-	int e = errno;
-	LEAVE;
-	errno = e;
-	return (int)r;
+	return addr_call(userdata, "connect", fd, addr, addrlen);
 }
 
 static ssize_t do_recv(void *userdata, int fd, void *buf, size_t len,
@@ -270,28 +203,36 @@ static ssize_t do_recv(void *userdata, int fd, void *buf, size_t len,
 	ssize_t r = bytes_result(PyObject_CallMethod(SHIM, "read", "ini", fd,
 						     (Py_ssize_t)len, flags),
 				 "read", buf, len, NULL);
-	int e = errno;
-	LEAVE;
-	errno = e;
+	LEAVE_KEEP_ERRNO;
 	return r;
+}
+
+/* A buffer for the iovecs' total length (*total), or NULL and ENOMEM. */
+static char *iovbuf(const struct iovec *iov, int iovcnt, size_t *total)
+{
+	char *b;
+	int i;
+
+	*total = 0;
+	for (i = 0; i < iovcnt; i++)
+		*total += iov[i].iov_len;
+	b = malloc(*total ? *total : 1);
+	if (b == NULL)
+		errno = ENOMEM;
+	return b;
 }
 
 /* Scatter a read of the iovecs' total length over them. */
 static ssize_t do_recviov(void *userdata, int fd, const struct iovec *iov,
 			  int iovcnt, int flags)
 {
-	size_t total = 0, off = 0;
+	size_t total, off = 0;
 	ssize_t n;
-	char *tmp;
+	char *tmp = iovbuf(iov, iovcnt, &total);
 	int i;
 
-	for (i = 0; i < iovcnt; i++)
-		total += iov[i].iov_len;
-	tmp = malloc(total ? total : 1);
-	if (tmp == NULL) {
-		errno = ENOMEM;
+	if (tmp == NULL)
 		return -1;
-	}
 	n = do_recv(userdata, fd, tmp, total, flags);
 	for (i = 0; n > 0 && i < iovcnt && off < (size_t)n; i++) {
 		size_t k = iov[i].iov_len;
@@ -357,27 +298,20 @@ static ssize_t do_send(void *userdata, int fd, const void *buf, size_t len,
 						   (const char *)buf,
 						   (Py_ssize_t)len, flags),
 			       "write");
-	int e = errno;
-	LEAVE;
-	errno = e;
+	LEAVE_KEEP_ERRNO;
 	return r;
 }
 
 static ssize_t do_sendiov(void *userdata, int fd, const struct iovec *iov,
 			  int iovcnt, int flags)
 {
-	size_t total = 0, off = 0;
+	size_t total, off = 0;
 	ssize_t n;
-	char *tmp;
+	char *tmp = iovbuf(iov, iovcnt, &total);
 	int i;
 
-	for (i = 0; i < iovcnt; i++)
-		total += iov[i].iov_len;
-	tmp = malloc(total ? total : 1);
-	if (tmp == NULL) {
-		errno = ENOMEM;
+	if (tmp == NULL)
 		return -1;
-	}
 	for (i = 0; i < iovcnt; i++) {
 		if (iov[i].iov_len)
 			memcpy(tmp + off, iov[i].iov_base, iov[i].iov_len);
@@ -439,9 +373,7 @@ static int pd_fcntl(void *userdata, int fd, int cmd, ...)
 	ENTER;
 	long r = int_result(PyObject_CallMethod(SHIM, "fcntl", "iil", fd, cmd,
 						arg), "fcntl");
-	int e = errno;
-	LEAVE;
-	errno = e;
+	LEAVE_KEEP_ERRNO;
 	return (int)r;
 }
 
@@ -449,7 +381,6 @@ static int pd_ioctl(void *userdata, int fd, unsigned long request, ...)
 {
 	int *argp = NULL;
 	long r;
-	int e;
 	va_list ap;
 
 	va_start(ap, request);
@@ -469,9 +400,7 @@ static int pd_ioctl(void *userdata, int fd, unsigned long request, ...)
 	} else {
 		r = int_result(t, "ioctl");
 	}
-	e = errno;
-	LEAVE;
-	errno = e;
+	LEAVE_KEEP_ERRNO;
 	return (int)r;
 }
 
@@ -480,9 +409,7 @@ static int pd_close(void *userdata, int fd)
 	ENTER;
 	long r = int_result(PyObject_CallMethod(SHIM, "close", "i", fd),
 			    "close");
-	int e = errno;
-	LEAVE;
-	errno = e;
+	LEAVE_KEEP_ERRNO;
 	return (int)r;
 }
 
@@ -491,9 +418,7 @@ static int pd_shutdown(void *userdata, int fd, int how)
 	ENTER;
 	long r = int_result(PyObject_CallMethod(SHIM, "shutdown", "ii", fd,
 						how), "shutdown");
-	int e = errno;
-	LEAVE;
-	errno = e;
+	LEAVE_KEEP_ERRNO;
 	return (int)r;
 }
 
@@ -533,9 +458,7 @@ static int pd_setsockopt(void *userdata, int fd, int level, int optname,
 						(const char *)optval,
 						(Py_ssize_t)optlen),
 			    "setsockopt");
-	int e = errno;
-	LEAVE;
-	errno = e;
+	LEAVE_KEEP_ERRNO;
 	return (int)r;
 }
 
@@ -580,9 +503,7 @@ static int pd_netdev_send(void *userdata, const void *buf, size_t count)
 						(const char *)buf,
 						(Py_ssize_t)count),
 			    "netdev_send");
-	int e = errno;
-	LEAVE;
-	errno = e;
+	LEAVE_KEEP_ERRNO;
 	return r < 0 ? -1 : 0;
 }
 
