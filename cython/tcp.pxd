@@ -89,6 +89,8 @@ cdef enum:
     TLPMIN = 10              # ms, the least probe timeout (Linux's)
     DEF_RTOMIN = 200         # ms, the modern profile's RTO floor (Linux's)
     TCP9_RTOMIN = 300        # ms, tcp.c's floor
+    MODERN_IRTO = 1000       # ms, the modern profile's RTO before an RTT sample (RFC 6298 2.1)
+    MODERN_SYNRTO = 3000     # ms, the same once data flows after a resent SYN (RFC 6298 5.7)
     # profiles
     Prof9front = 0
     Profmodern = 1
@@ -101,6 +103,7 @@ cdef enum:
     RETRAN = 4
     ACTIVE = 8
     SYNACK = 16
+    SYNRETRAN = 32           # beyond tcp.c (modern): the SYN or SYN-ACK was resent
 
     LOGAGAIN = 3
     LOGDGAIN = 2
@@ -456,7 +459,7 @@ cdef class TcpProto(Proto):
     cdef void limbosched(self, Limbo lp)
     cdef void limborst(self, Conv s, Tcp *segp, const unsigned char *src, const unsigned char *dst, int version)
     cdef Conv tcpincoming(self, Conv s, Tcp *segp, const unsigned char *src, const unsigned char *dst, int version)
-    cdef void tcpsynackrtt(self, Conv s)
+    cdef void tcpsynackrtt(self, Conv s, Tcp *seg)
     cdef void update(self, Conv s, Tcp *seg)
     cdef int tcpiput(self, const unsigned char *p, Py_ssize_t n) except -1
     cdef void tcpoutput(self, Conv s)

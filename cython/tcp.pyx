@@ -893,6 +893,12 @@ cdef class TcpProto(Proto):
         tcb.mdev = 0
         # setup timers
         tcb.timer.start = self.tcp_irtt // MSPTICK
+        if tcb.profile == Profmodern:
+            # DEVIATION (modern profile): RFC 6298 section 2.1, no round
+            # trip estimate (srtt 0) and an RTO of 1 s until the first
+            # sample, where tcp.c assumes DEF_RTT (500 ms) as if measured
+            tcb.srtt = 0
+            tcb.timer.start = MODERN_IRTO // MSPTICK
         tcb.rtt_timer.start = MAX_TIME
         tcb.acktimer.start = TCP_ACK // MSPTICK
         tcb.katimer.start = DEF_KAT // MSPTICK
@@ -1543,7 +1549,9 @@ cdef class TcpProto(Proto):
 
         # set initial round trip time
         tcb.sndsyntime = lp.lastsend + lp.rexmits * SYNACK_RXTIMER
-        self.tcpsynackrtt(new)
+        if tcb.profile == Profmodern and lp.rexmits > 0:
+            tcb.flags |= SYNRETRAN      # (for tcpsynackrtt: Karn's rule)
+        self.tcpsynackrtt(new, segp)
 
         self.tcpsetstate(new, Established)
         self.iphtadd(new)
@@ -1584,17 +1592,34 @@ cdef class TcpProto(Proto):
         self.limbo(l, source, dest, seg, version, 1, iss)
         return 1
 
-    cdef void tcpsynackrtt(self, Conv s):
-        """Use the time between the first SYN and its ack as the initial
-        round trip time."""
+    cdef void tcpsynackrtt(self, Conv s, Tcp *seg):
+        """Use the time between the first SYN and its ack (seg) as the
+        initial round trip time."""
         cdef Tcpctl tcb = <Tcpctl>s.ptcl
         cdef int delta = <int>(self.f.now - tcb.sndsyntime)
+        if tcb.profile == Profmodern:
+            # DEVIATION (modern profile): the first sample (RFC 6298
+            # section 2.2) comes from the ACK's timestamp echo when it has
+            # one (RFC 7323 section 4: it tells which SYN it answers), else
+            # from the time of the SYN unless it was resent (section 3,
+            # Karn; tcp.c times from the first SYN); a resent SYN without
+            # a sample leaves the RTO at 3 s (section 5.7, tcpsettimer)
+            if tcb.srtt != 0:
+                pass
+            elif (tcb.ts and seg != NULL and seg.hasts and seg.tsecr != 0
+                    and <unsigned int>(self.f.now + tcb.tsoff - seg.tsecr) < 3600000):
+                self.tcprttsample(tcb, <int>(self.f.now + tcb.tsoff - seg.tsecr))
+            elif not (tcb.flags & SYNRETRAN):
+                if delta <= 0:
+                    delta = 1
+                tcb.srtt = delta << LOGAGAIN
+                # RFC 6298 section 2.2, RTTVAR = R/2
+                tcb.mdev = delta << 1
+            self.tcpsettimer(tcb)
+            self.tcphalt(tcb.rtt_timer)
+            return
         tcb.srtt = delta << LOGAGAIN
         tcb.mdev = delta << LOGDGAIN
-        if tcb.profile == Profmodern:
-            # beyond tcp.c: RFC 6298 section 2.2, RTTVAR = R/2
-            tcb.mdev = delta << 1
-            self.tcpsettimer(tcb)
         # halt round trip timer
         self.tcphalt(tcb.rtt_timer)
 
@@ -1793,6 +1818,8 @@ cdef class TcpProto(Proto):
                     if tcb.srtt == 0:
                         tcb.srtt = rtt << LOGAGAIN
                         tcb.mdev = rtt << LOGDGAIN
+                        if tcb.profile == Profmodern:
+                            tcb.mdev = rtt << 1     # (RFC 6298 section 2.2)
                     else:
                         delta = rtt - (tcb.srtt >> LOGAGAIN)
                         tcb.srtt += delta
@@ -2072,7 +2099,7 @@ cdef class TcpProto(Proto):
                 self.procsyn(s, &seg)
                 if seg.flags & ACK:
                     self.update(s, &seg)
-                    self.tcpsynackrtt(s)
+                    self.tcpsynackrtt(s, &seg)
                     self.tcpsetstate(s, Established)
                     self.tcpsetscale(s, tcb, seg.ws, tcb.scale)
                 else:
@@ -2087,7 +2114,7 @@ cdef class TcpProto(Proto):
         elif tcb.state == Syn_received:
             # doesn't matter if it's the correct ack, we're just trying to set timing
             if seg.flags & ACK:
-                self.tcpsynackrtt(s)
+                self.tcpsynackrtt(s, &seg)
 
         # DEVIATION: a SYN in a synchronized state.  tcp.c gives it to
         # tcptrim like any segment: out of the window, update() takes the
@@ -2744,6 +2771,8 @@ cdef class TcpProto(Proto):
         if tcb.state == Closed:
             return
         tcb.backoff += 1
+        if tcb.profile == Profmodern and (tcb.state == Syn_sent or tcb.state == Syn_received):
+            tcb.flags |= SYNRETRAN      # (for tcpsynackrtt and tcpsettimer)
         if tcb.state == Syn_sent:
             maxback = MAXBACKMS // 2
         else:
@@ -3140,6 +3169,18 @@ cdef class TcpProto(Proto):
     cdef void tcpsettimer(self, Tcpctl tcb):
         cdef long long x, v
         if tcb.profile == Profmodern:
+            if tcb.srtt == 0:
+                # no sample yet: RFC 6298 section 2.1's 1 s, or 3 s once
+                # the handshake is over after a resent SYN or SYN-ACK
+                # (section 5.7), backed off by doubling
+                x = MODERN_IRTO
+                if (tcb.flags & SYNRETRAN) and tcb.snd_una != tcb.iss:
+                    x = MODERN_SYNRTO
+                x = backoff(tcb.backoff) * (x // MSPTICK)
+                if x > 64000 // MSPTICK:
+                    x = 64000 // MSPTICK
+                tcb.timer.start = <int>x
+                return
             # beyond tcp.c: RFC 6298 section 2, RTO = SRTT + max(G, 4 *
             # RTTVAR) (mdev holds 4 * RTTVAR), at least rtomin, backed off
             # by doubling, at most 64 s as in tcp.c

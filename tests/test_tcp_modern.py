@@ -575,6 +575,52 @@ def test_rto_floor():
     assert rto_ticks("modern", 120) == 3          # rounded up to ticks
 
 
+def syn_times(profile, drop_syns, ts=True):
+    """a connects to b!80 while the wire drops a's first drop_syns SYNs;
+    returns (times of a's SYNs relative to the first, a's tcb)."""
+    P = sim.pair(seed=21, profile=profile)
+    lis = P.tcpb.clone("u")
+    P.tcpb.ctl(lis, "announce 80")
+    c = P.tcpa.clone("u")
+    if not ts:
+        P.tcpa.ctl(c, "timestamps off")
+    times = []
+
+    def filt(src, dst, pkt):
+        g = sim.parse(pkt)
+        if src is P.a and g.flags == "S":
+            times.append(P.wire.now)
+            if len(times) <= drop_syns:
+                return None
+        return pkt
+    P.wire.filter = filt
+    P.tcpa.ctl(c, "connect %s!80" % P.baddr)
+    assert P.wire.run(until=lambda: bool(lis.incall), max_ms=60_000)
+    return [t - times[0] for t in times], P.tcpa.tcb(c)
+
+
+def test_initial_rto_is_one_second_in_modern_and_tcp_c_in_9front():
+    # RFC 6298 2.1: 1 s before any sample, doubling; tcp.c: DEF_RTT
+    t, _ = syn_times("modern", 3)
+    assert t == [0, 1000, 3000, 7000]
+    t, _ = syn_times("9front", 1)
+    assert t[1] == CONST["DEF_RTT"]
+    # a SYN answered at once gives the first sample (RFC 6298 2.2)
+    _, tb = syn_times("modern", 0)
+    assert tb.srtt >> 3 == tb.mdev >> 1 and tb.srtt > 0
+
+
+@pytest.mark.parametrize("ts", [True, False])
+def test_resent_syn_rto(ts):
+    # Karn: no sample from a resent SYN, and an RTO of 3 s once data flows
+    # (RFC 6298 5.7); a timestamp echo still tells the round trip
+    _, tb = syn_times("modern", 1, ts=ts)
+    if ts:
+        assert tb.srtt > 0 and tb.timer.start < 3000 // MSPTICK
+    else:
+        assert tb.srtt == 0 and tb.timer.start == 3000 // MSPTICK
+
+
 # ---------------------------------------------------------------- transfers
 
 def transfer(seed, profile, bprofile, wa, wb, faults, v6=False):
