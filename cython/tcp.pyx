@@ -2236,6 +2236,17 @@ cdef class TcpProto(Proto):
                 elif seg.flags & ACK:
                     tcb.flags |= FORCE
                     return A_OUTPUT
+                if tcb.profile == Profmodern and (
+                        tcb.state == Close_wait or tcb.state == Closing
+                        or tcb.state == Last_ack or tcb.state == Time_wait):
+                    # DEVIATION (modern profile): RFC 9293 section
+                    # 3.10.7.4, after the peer's FIN the text of a segment
+                    # is ignored; tcp.c queues it (in every state), and its
+                    # SACK block would then report what can never be
+                    # delivered (RFC 2018 section 4 reports queued data).
+                    # Only acknowledged, as Linux and FreeBSD do.
+                    tcb.flags |= FORCE
+                    return A_OUTPUT
                 tcb.rcv_lastoo = seg.seq
                 if self.addreseq(tcb, &seg, dp, length) < 0:
                     if self.f.log.mask & Logtcp:
@@ -2555,13 +2566,17 @@ cdef class TcpProto(Proto):
                     ssize = 1
                     seg.mss = tcb.mss
                     seg.ws = tcb.scale
-                    if tcb.sack or tcb.ts:
+                    if tcb.profile == Profmodern:
                         # beyond tcp.c: the modern profile's SYN-ACK of a
                         # simultaneous open answers SACK-permitted (and
                         # timestamps) in kind, as limbo's does; optout was
-                        # set above only for timestamps or SACK blocks
+                        # set above only for timestamps or SACK blocks.
+                        # DEVIATION: RFC 7323 section 2.2, a window scale
+                        # only if the peer's SYN carried one (procsyn left
+                        # tcb.scale 0 if not; buildseg checks hasws)
                         seg.optout = 1
                         seg.sackok = tcb.sack
+                        seg.hasws = tcb.scale != 0
             seg.seq = tcb.snd_ptr
             seg.ack = tcb.rcv_nxt
             seg.wnd = tcb.rcv_wnd

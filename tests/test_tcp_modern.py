@@ -621,6 +621,56 @@ def test_resent_syn_rto(ts):
         assert tb.srtt == 0 and tb.timer.start == 3000 // MSPTICK
 
 
+@pytest.mark.parametrize("profile", ["modern", "9front"])
+@pytest.mark.parametrize("peer_ws", [None, 7])
+def test_simultaneous_open_synack_window_scale(profile, peer_ws):
+    # a SYN (no ACK) in SYN-SENT: the SYN-ACK from SYN-RECEIVED carries a
+    # window scale only if that SYN did (RFC 7323 section 2.2) in modern;
+    # tcp.c's v4 SYN-ACK always has one
+    P = sim.pair(seed=22, profile=profile)
+    c = P.tcpa.clone("u")
+    out = []
+
+    def filt(src, dst, pkt):
+        if src is P.a:
+            out.append(sim.parse(pkt))
+            return None
+        return pkt
+    P.wire.filter = filt
+    P.tcpa.ctl(c, "connect %s!80" % P.baddr)
+    assert P.wire.run(until=lambda: bool(out), max_ms=1000)
+    opts = {"mss": 1460}
+    if peer_ws is not None:
+        opts["ws"] = peer_ws
+    P.a.inject(sim.build(P.baddr, P.aaddr, 80, c.lport, seq=7000, flags="S",
+                         window=65535, options=opts))
+    assert P.wire.run(until=lambda: any(g.flags == "SA" for g in out), max_ms=5000)
+    sa = [g for g in out if g.flags == "SA"][0]
+    assert sa.ack == 7001
+    assert ("ws" in sa.options) == (peer_ws is not None or profile == "9front")
+
+
+@pytest.mark.parametrize("profile", ["modern", "9front"])
+def test_fin_beyond_rcv_nxt_in_time_wait_is_only_acked(profile):
+    # after the peer's FIN, segment text is ignored (RFC 9293 3.10.7.4):
+    # modern queues nothing and SACKs nothing; tcp.c queues it
+    P = sim.pair(seed=23, profile=profile)
+    lis, c, s = establish(P)
+    ta = P.tcpa.tcb(c)
+    P.tcpa.closeconv(c)
+    P.tcpb.closeconv(s)
+    assert P.wire.run(until=lambda: ta.state == tcpstates.index("Time_wait"), max_ms=5000)
+    n = len(P.wire.capture)
+    opts = {8: struct.pack("!II", 1 << 30, ta.ts_recent)} if ta.ts else None
+    P.a.inject(sim.build(P.baddr, P.aaddr, s.lport, c.lport, seq=u32(ta.rcv_nxt + 1),
+                         ack=ta.snd_nxt, flags="FA", window=65535, options=opts))
+    P.wire.advance(10)
+    acks = segs(P, n, src="a")
+    assert len(acks) == 1 and acks[0].flags == "A" and acks[0].ack == ta.rcv_nxt
+    assert sackopt(acks[0]) == []
+    assert ta.nreseq == (0 if profile == "modern" else 1)
+
+
 # ---------------------------------------------------------------- transfers
 
 def transfer(seed, profile, bprofile, wa, wb, faults, v6=False):
