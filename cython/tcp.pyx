@@ -150,131 +150,62 @@ cdef class Tcpctl:
         self.katimer = Tcptimer()
 
     cdef void zero(self):
-        # the memset of inittcpctl, timers kept (they must be halted)
-        self.state = Closed
-        self.type = 0
-        self.code = 0
-        self.snd_una = self.snd_nxt = self.snd_ptr = self.snd_wnd = 0
-        self.snd_urg = self.snd_wl2 = self.snd_scale = 0
-        self.snd_dupacks = self.snd_partialack = 0
-        self.snd_recovery = self.snd_retransmit = self.snd_rto = 0
-        self.snd_rxt = 0
-        self.rcv_nxt = self.rcv_wnd = self.rcv_wsnt = self.rcv_wptr = 0
-        self.rcv_urg = self.rcv_ackptr = 0
-        self.rcv_blocked = 0
-        self.rcv_scale = 0
-        self.iss = self.cwind = self.abcbytes = self.scale = self.ssthresh = 0
-        self.resent = self.irs = 0
-        self.mss = 0
-        self.rerecv = 0
-        self.window = self.qscale = 0
-        self.backoff = 0
-        self.backedoff = 0
-        self.flags = 0
+        # the memset of inittcpctl: every plain field (tcp.pxd's blocks
+        # [zfirst, zend)); the switches, timers (they must be halted) and
+        # list links are kept
+        memset(&self.zfirst, 0, <char*>&self.zend - <char*>&self.zfirst)
         self.reseq = None
-        self.nreseq = self.reseqlen = 0
-        self.rttseq = 0
-        self.srtt = self.mdev = self.kacounter = 0
-        self.sndsyntime = self.time = self.timeuna = 0
-        self.nochecksum = 0
-        self.flgcnt = 0
-        self.chacktime = 0
-        self.chackcnt = 0
-        self.gsolen = 0
-        # beyond tcp.c: negotiated state of the modern profile (the
-        # switches -- profile, sackok, tsok, rtomin, cc -- stay: they are
-        # set before connect/announce)
-        self.sack = 0
-        self.ts = 0
-        self.ts_recent = 0
-        self.tsoff = 0
-        self.max_snd_wnd = 0
-        self.rcv_lastoo = 0
-        self.dsack = 0
-        self.dsack_l = self.dsack_r = 0
-        self.nsb = 0
-        self.sackrecovery = 0
-        self.sacksending = 0
-        self.highrxt = 0
-        self.recoverypt = 0
-        self.rack = 0
-        self.xl_head = self.xl_n = 0
-        self.rack_ts = self.rack_end = self.rack_rtt = 0
-        self.minrtt = 0xFFFFFFFF
-        self.rack_valid = 0
-        self.tlpout = 0
-        self.tlpmode = 0
-        self.tlp_at = 0
-        self.tlp_on = 0
-        self.cu_wmax = self.cu_lastwmax = self.cu_k = self.cu_west = 0.0
-        self.cu_epoch = 0
-        self.cu_epochon = 0
-        self.hs_on = 1
-        self.hs_css = 0
-        self.hs_wend = 0
-        self.hs_cur = self.hs_last = self.hs_base = 0xFFFFFFFF
-        self.hs_cnt = self.hs_rounds = 0
-        self.frto = 0
-        self.frto_cwnd = self.frto_ssthresh = self.frto_recover = 0
+        self.fresh()
         for t in (self.timer, self.acktimer, self.rtt_timer, self.katimer):
             (<Tcptimer>t).start = 0
             (<Tcptimer>t).count = 0
 
     cdef void copyfrom(self, Tcpctl o):
-        # tcpincoming's memmove(new->ptcl, s->ptcl, sizeof(Tcpctl))
-        self.state = o.state
-        self.type = o.type
-        self.code = o.code
-        self.snd_una = o.snd_una; self.snd_nxt = o.snd_nxt; self.snd_ptr = o.snd_ptr
-        self.snd_wnd = o.snd_wnd; self.snd_urg = o.snd_urg; self.snd_wl2 = o.snd_wl2
-        self.snd_scale = o.snd_scale; self.snd_dupacks = o.snd_dupacks
-        self.snd_partialack = o.snd_partialack; self.snd_recovery = o.snd_recovery
-        self.snd_retransmit = o.snd_retransmit; self.snd_rto = o.snd_rto
-        self.snd_rxt = o.snd_rxt
-        self.rcv_nxt = o.rcv_nxt; self.rcv_wnd = o.rcv_wnd; self.rcv_wsnt = o.rcv_wsnt
-        self.rcv_wptr = o.rcv_wptr; self.rcv_urg = o.rcv_urg; self.rcv_ackptr = o.rcv_ackptr
-        self.rcv_blocked = o.rcv_blocked; self.rcv_scale = o.rcv_scale
-        self.iss = o.iss; self.cwind = o.cwind; self.abcbytes = o.abcbytes
-        self.scale = o.scale; self.ssthresh = o.ssthresh; self.resent = o.resent
-        self.irs = o.irs; self.mss = o.mss; self.rerecv = o.rerecv
-        self.window = o.window; self.qscale = o.qscale; self.backoff = o.backoff
-        self.backedoff = o.backedoff; self.flags = o.flags
+        # tcpincoming's memmove(new->ptcl, s->ptcl, sizeof(Tcpctl)): block 1
+        # and the switches copied, block 2 (the modern profile's
+        # per-connection state) and the resequence queue start afresh
+        memcpy(&self.zfirst, &o.zfirst, <char*>&self.zmid - <char*>&self.zfirst)
+        memset(&self.zmid, 0, <char*>&self.zend - <char*>&self.zmid)
         self.reseq = None
-        self.nreseq = 0
-        self.reseqlen = 0
-        self.rttseq = o.rttseq; self.srtt = o.srtt; self.mdev = o.mdev
-        self.kacounter = o.kacounter; self.sndsyntime = o.sndsyntime
-        self.time = o.time; self.timeuna = o.timeuna
-        self.nochecksum = o.nochecksum; self.flgcnt = o.flgcnt
-        self.chacktime = o.chacktime; self.chackcnt = o.chackcnt
-        self.gsolen = o.gsolen
+        self.fresh()
         self.profile = o.profile; self.sackok = o.sackok; self.tsok = o.tsok
-        self.rtomin = o.rtomin; self.cc = o.cc
-        self.sack = o.sack; self.ts = o.ts; self.ts_recent = o.ts_recent
-        self.tsoff = o.tsoff; self.max_snd_wnd = o.max_snd_wnd
-        self.rcv_lastoo = 0; self.dsack = 0
-        self.nsb = 0; self.sackrecovery = 0; self.sacksending = 0
-        self.highrxt = 0; self.recoverypt = 0
-        self.rackok = o.rackok; self.rack = o.rack
-        self.xl_head = self.xl_n = 0
-        self.rack_ts = self.rack_end = self.rack_rtt = 0
-        self.minrtt = 0xFFFFFFFF
-        self.rack_valid = 0; self.tlpout = 0; self.tlpmode = 0
-        self.tlp_on = 0; self.tlp_at = 0
-        self.cu_wmax = self.cu_lastwmax = self.cu_k = self.cu_west = 0.0
-        self.cu_epoch = 0; self.cu_epochon = 0
-        self.hs_on = 1; self.hs_css = 0; self.hs_wend = 0
-        self.hs_cur = self.hs_last = self.hs_base = 0xFFFFFFFF
-        self.hs_cnt = self.hs_rounds = 0
-        self.frto = 0
+        self.rtomin = o.rtomin; self.cc = o.cc; self.rackok = o.rackok
         self.timer.start = o.timer.start; self.timer.count = o.timer.count
         self.acktimer.start = o.acktimer.start; self.acktimer.count = o.acktimer.count
         self.rtt_timer.start = o.rtt_timer.start; self.rtt_timer.count = o.rtt_timer.count
         self.katimer.start = o.katimer.start; self.katimer.count = o.katimer.count
 
+    cdef void fresh(self):
+        # the fields of block 2 that do not start at 0
+        self.minrtt = 0xFFFFFFFF
+        self.hs_on = 1
+        self.hs_cur = self.hs_last = self.hs_base = 0xFFFFFFFF
+
     property statename:
         def __get__(self):
             return tcpstates[self.state]
+
+
+cdef int checklayout() except -1:
+    """zero() and copyfrom() treat Tcpctl's plain fields as the bytes
+    between its markers (tcp.pxd): refuse to import if that does not hold.
+    Every object field holds a pointer (None at least) in a new Tcpctl
+    and every plain field 0, so a nonzero byte between the markers is an
+    object field among them; zend must be the last field."""
+    cdef Tcpctl t = Tcpctl.__new__(Tcpctl)
+    cdef const unsigned char *p = <const unsigned char*>&t.zfirst
+    cdef Py_ssize_t n = <char*>&t.zend - <char*>&t.zfirst, i
+    cdef Py_ssize_t endoff = <char*>&t.zend + sizeof(t.zend) - <char*><void*>t
+    if not (<char*>&t.zfirst < <char*>&t.zmid < <char*>&t.zend) or endoff != Tcpctl.__basicsize__:
+        raise ImportError("net9.tcp: Tcpctl's markers zfirst < zmid < zend, zend last, do not hold")
+    for i in range(n):
+        if p[i] != 0:
+            raise ImportError("net9.tcp: an object field of Tcpctl lies between zfirst and zend "
+                              "(offset %d): zero()/copyfrom() would overwrite it" % i)
+    return 0
+
+
+checklayout()
 
 
 cdef class TcpProto(Proto):
