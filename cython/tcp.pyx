@@ -2765,6 +2765,11 @@ cdef class TcpProto(Proto):
         tcb.snd_ptr = tcb.snd_una
         tcb.cwind = tcb.mss
         tcb.snd_rto = 1
+        if tcb.rack:
+            # (the probe timeout tcprxmit's output armed: none in RTO
+            # recovery, tlparm)
+            self.finehalt(s)
+            tcb.tlpmode = 0
         self.stats_[RetransTimeouts] += 1
 
         if tcb.snd_recovery:
@@ -3658,7 +3663,11 @@ cdef class TcpProto(Proto):
         if tcb.tlpmode == 2 and tcb.tlp_on:
             return
         if (tcb.tlpout or tcb.snd_una == tcb.snd_nxt
-                or (tcb.state != Established and tcb.state != Close_wait)):
+                or (tcb.state != Established and tcb.state != Close_wait)
+                or (tcb.snd_rto and seq_lt(tcb.snd_una, tcb.snd_rxt))):
+            # (no probe in RTO recovery either, RFC 8985 section 7.2: until
+            # snd.una passes what was sent when the timer fired, snd.rxt;
+            # the RTO's retransmissions go by the congestion window)
             self.finehalt(s)
             tcb.tlpmode = 0
             return

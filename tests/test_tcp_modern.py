@@ -870,6 +870,21 @@ def test_tlp_probes_a_lost_tail():
             assert P.tcpa.xstat("TlpProbes") == 0
 
 
+def test_no_tail_loss_probe_in_rto_recovery():
+    # RFC 8985 section 7.2: after an RTO no probe is scheduled until snd.una
+    # passes what was out when it fired (found by google's
+    # fr-4pkt-fack-last-byte: a probe went 2 SRTT after the RTO)
+    P = sim.pair(seed=27, profile="modern")
+    lis, c, s = establish(P)
+    ta = P.tcpa.tcb(c)
+    flight(P, c, 4)
+    assert P.wire.run(until=lambda: P.tcpa.stat("RetransTimeouts") == 1, max_ms=5000)
+    probes = P.tcpa.xstat("TlpProbes")
+    assert ta.snd_rto and not ta.tlp_on
+    assert P.wire.run(until=lambda: P.tcpa.stat("RetransTimeouts") == 2, max_ms=5000)
+    assert P.tcpa.xstat("TlpProbes") == probes
+
+
 def test_rack_log_splits_a_partial_retransmission():
     P = sim.pair(seed=26, profile="modern")
     lis, c, s = establish(P)
