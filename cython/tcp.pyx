@@ -1345,10 +1345,11 @@ cdef class TcpProto(Proto):
 
     cdef void limbosched(self, Limbo lp):
         """Arm lp's timer for the first tick at which limborexmit's test
-        `now - lastsend >= (rexmits+1)*SYNACK_RXTIMER` holds."""
+        `now - lastsend >= limbodue(lp)` holds ((rexmits+1)*SYNACK_RXTIMER
+        in tcp.c)."""
         # the time of tick curtick()+1, the first a new timer can fire at
         cdef unsigned int first = self.nexttick + <unsigned int>((self.curtick() - self.ticks) * MSPTICK)
-        cdef int delta = <int>(lp.lastsend + (lp.rexmits + 1) * SYNACK_RXTIMER - first)
+        cdef int delta = <int>(lp.lastsend + limbodue(lp) - first)
         cdef int t = 1
         if delta > 0:
             t = 1 + (delta + MSPTICK - 1) // MSPTICK
@@ -1362,7 +1363,7 @@ cdef class TcpProto(Proto):
         call that is not yet due, starving the calls behind it; here every
         call has its own timer."""
         cdef unsigned int now = self.f.now
-        if now - lp.lastsend < <unsigned int>((lp.rexmits + 1) * SYNACK_RXTIMER):
+        if now - lp.lastsend < <unsigned int>limbodue(lp):
             self.limbosched(lp)
             return
         # time it out after 1 second
@@ -4132,6 +4133,18 @@ cdef inline void settsopt(Tcpctl tcb, Tcp *seg, unsigned int now) noexcept:
 
 cdef inline bint inwindow(Tcpctl tcb, unsigned int seq) noexcept:
     return seq_within(seq, tcb.rcv_nxt, tcb.rcv_nxt + tcb.rcv_wnd - 1)
+
+
+cdef inline int limbodue(Limbo lp) noexcept:
+    """ms after the last SYN-ACK of a call in limbo at which the next goes
+    (or, after the fifth resend, the call is given up)."""
+    if lp.profile == Profmodern:
+        # DEVIATION (modern profile): RFC 6298 sections 2.1 and 5.5, the
+        # SYN-ACK is resent after 1 s, then 2, 4, ... (the call is given up
+        # 63 s after the first, as after Linux's 5 retries); tcp.c waits
+        # SYNACK_RXTIMER (250 ms) * n and gives up after 5.25 s
+        return MODERN_IRTO << lp.rexmits
+    return (lp.rexmits + 1) * SYNACK_RXTIMER
 
 
 cdef inline long long backoff(int n) noexcept:

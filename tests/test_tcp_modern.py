@@ -622,6 +622,24 @@ def test_resent_syn_rto(ts):
 
 
 @pytest.mark.parametrize("profile", ["modern", "9front"])
+def test_limbo_synack_retransmissions(profile):
+    # a call in limbo whose SYN-ACKs go unanswered: modern resends after
+    # 1 s, then 2, 4, ... (RFC 6298 2.1, 5.5), tcp.c after 250 ms * n
+    P = sim.pair(seed=24, profile=profile)
+    lis = P.tcpb.clone("u")
+    P.tcpb.ctl(lis, "announce 80")
+    flood(P, 1)
+    t0 = P.wire.now
+    P.wire.advance(70_000)
+    times = [t - t0 for (t, s, d, pkt) in P.wire.capture if s == "b" and sim.parse(pkt).flags == "SA"]
+    if profile == "modern":
+        assert times == [0, 1000, 3000, 7000, 15000, 31000]
+    else:
+        assert times == [0, 250, 750, 1500, 2500, 3750]
+    assert P.tcpb.limbocount() == 0
+
+
+@pytest.mark.parametrize("profile", ["modern", "9front"])
 @pytest.mark.parametrize("peer_ws", [None, 7])
 def test_simultaneous_open_synack_window_scale(profile, peer_ws):
     # a SYN (no ACK) in SYN-SENT: the SYN-ACK from SYN-RECEIVED carries a

@@ -143,12 +143,10 @@ REASONS = {
         "RACK's reordering timer: net9 marks the segment lost at RACK.rtt + reo_wnd "
         "(min_RTT/4) after it was sent (RFC 8985 6.2), 15 ms before Linux's timer "
         "(its own reo_wnd and timer slack) that the script expects within 5 ms.",
-    "modern: recovery after RTO":
-        "After an RTO, the first ACK (of the retransmission) lets net9 resend three "
-        "segments where Linux (cwnd 2 in slow start after the loss) resends two; the "
-        "third is the TLP-probed segment the peer did not SACK. Not a protocol error "
-        "by itself (RFC 6675/5681 allow resending all unSACKed data as cwnd permits); "
-        "to examine (RESULTS.md).",
+    "os: Linux resends a partly SACKed segment whole":
+        "A segment whose last byte alone was SACKed: net9 resends only the bytes not "
+        "SACKed (RFC 6675 NextSeg, which resends no SACKed data), where Linux, which "
+        "cannot SACK-tag part of a one-MSS packet, resends the whole segment.",
     "os: SYN option layout":
         "net9 sends the options the script expects on a SYN or SYN-ACK, with the same "
         "values, in another layout: tcp.c's order (MSS, window scale, then the modern "
@@ -342,7 +340,7 @@ def classify(run, failure=None, out=None):
             if "fack-last-mss" in path and "timing error" in msg:
                 k = "os: Linux RACK timer"
             elif "fack-last-byte" in path and "tcp_seq" in msg:
-                k = "modern: recovery after RTO"
+                k = "os: Linux resends a partly SACKed segment whole"
         return {"profile: retransmission timer": "modern: retransmission timer"}.get(k, k)
     return _classify(run, failure, out)
 
