@@ -73,6 +73,8 @@ cdef enum:
     TLPMIN = 10              # ms, the least probe timeout (Linux's)
     DEF_RTOMIN = 200         # ms, the modern profile's RTO floor (Linux's)
     TCP9_RTOMIN = 300        # ms, tcp.c's floor
+    MODERN_IRTO = 1000       # ms, the modern profile's RTO before an RTT sample (RFC 6298 2.1)
+    MODERN_SYNRTO = 3000     # ms, the same once data flows after a resent SYN (RFC 6298 5.7)
     # profiles
     Prof9front = 0
     Profmodern = 1
@@ -85,6 +87,7 @@ cdef enum:
     RETRAN = 4
     ACTIVE = 8
     SYNACK = 16
+    SYNRETRAN = 32           # beyond tcp.c (modern): the SYN or SYN-ACK was resent
 
     LOGAGAIN = 3
     LOGDGAIN = 2
@@ -209,6 +212,34 @@ cdef class Limbo:
     cdef Tcptimer timer
 
 cdef class Tcpctl:
+    # The layout is what zero() and copyfrom() rely on (tcp.c's memset of
+    # inittcpctl and memmove of tcpincoming, one call each): first the
+    # object fields and what both keep, then every plain field in two
+    # blocks between the markers zfirst, zmid and zend, which must stay
+    # the last field.  [zfirst, zmid): cleared by zero(), copied by
+    # copyfrom(); [zmid, zend): cleared by both (per-connection state of
+    # the modern profile).  A new plain field goes into one of the blocks;
+    # tcp.pyx checks at import that the markers bound them and that zend
+    # is last.
+    cdef Reseq reseq
+    cdef public Tcptimer timer
+    cdef public Tcptimer acktimer
+    cdef public Tcptimer rtt_timer
+    cdef public Tcptimer katimer
+    # beyond tcp.c: the Time_wait list (TcpProto.twhead), oldest first
+    cdef Conv twnext
+    cdef Conv twprev
+    cdef bint ontw
+    # beyond tcp.c: the profile and per-conversation switches (set by
+    # ctl before connect/announce; kept by zero(), copied by copyfrom())
+    cdef public unsigned char profile       # Prof9front or Profmodern
+    cdef public bint sackok                 # offer/accept SACK (RFC 2018)
+    cdef public bint tsok                   # offer/accept timestamps (RFC 7323)
+    cdef public int rtomin                  # ms
+    cdef public int cc                      # CCnewreno
+    cdef public bint rackok                 # RACK-TLP (RFC 8985) with SACK
+
+    cdef unsigned long long zfirst          # marker: block 1 starts here
     cdef public unsigned char state
     cdef public unsigned char type
     cdef public unsigned char code
@@ -237,13 +268,6 @@ cdef class Tcpctl:
     cdef public unsigned char backoff
     cdef public int backedoff
     cdef public unsigned char flags
-    cdef Reseq reseq
-    cdef public int nreseq
-    cdef public int reseqlen
-    cdef public Tcptimer timer
-    cdef public Tcptimer acktimer
-    cdef public Tcptimer rtt_timer
-    cdef public Tcptimer katimer
     cdef public unsigned int rttseq
     cdef public int srtt
     cdef public int mdev
@@ -260,40 +284,18 @@ cdef class Tcpctl:
     # beyond tcp.c: the largest datagram the route's medium segments itself
     # (IpLayer.gso; 0: every segment is at most mss)
     cdef public unsigned int gsolen
-    # beyond tcp.c: the Time_wait list (TcpProto.twhead), oldest first
-    cdef Conv twnext
-    cdef Conv twprev
-    cdef bint ontw
-    # beyond tcp.c: the profile and per-conversation switches (set by
-    # ctl before connect/announce; not cleared by inittcpctl)
-    cdef public unsigned char profile       # Prof9front or Profmodern
-    cdef public bint sackok                 # offer/accept SACK (RFC 2018)
-    cdef public bint tsok                   # offer/accept timestamps (RFC 7323)
-    cdef public int rtomin                  # ms
-    cdef public int cc                      # CCnewreno
-    cdef public bint rackok                 # RACK-TLP (RFC 8985) with SACK
-    # CUBIC (RFC 9438), in segments and seconds: W_max, the W_max before it
-    # (fast convergence), K, W_est, the epoch's start (ms) and whether one runs
-    cdef public double cu_wmax, cu_lastwmax, cu_k, cu_west
-    cdef public unsigned int cu_epoch
-    cdef public bint cu_epochon
-    # HyStart++ (RFC 9406) in the first slow start: on, in CSS, the round's
-    # end, this and the last round's least RTT (ms), samples this round,
-    # the CSS baseline RTT, CSS rounds
-    cdef public bint hs_on, hs_css
-    cdef public unsigned int hs_wend
-    cdef public unsigned int hs_cur, hs_last, hs_base
-    cdef public int hs_cnt, hs_rounds
-    # F-RTO (RFC 5682): step (1 after the timeout, 2 after the first new
-    # ACK), cwnd and ssthresh before the timeout, SND.HIGH (recover)
-    cdef public int frto
-    cdef public unsigned int frto_cwnd, frto_ssthresh, frto_recover
-    # negotiated state (cleared by inittcpctl)
+    # beyond tcp.c: negotiated state (cleared by inittcpctl)
     cdef public bint sack                   # SACK in use on this connection
     cdef public bint ts                     # timestamps in use
     cdef public unsigned int ts_recent      # TS.Recent
     cdef public unsigned int tsoff          # TSval = now + tsoff
     cdef public unsigned int max_snd_wnd    # RFC 5961 section 5
+    cdef public bint rack                   # RACK-TLP in use on this connection
+
+    cdef unsigned long long zmid            # marker: block 2 starts here
+    # the resequence queue's length (reseq, an object, is set apart)
+    cdef public int nreseq
+    cdef public int reseqlen
     # receiver side: most recently received out-of-order segment, a
     # pending D-SACK block (RFC 2883)
     cdef public unsigned int rcv_lastoo
@@ -310,7 +312,6 @@ cdef class Tcpctl:
     cdef public unsigned int recoverypt
     # RACK-TLP (RFC 8985): the segments in flight in sequence order (a
     # ring), with their last transmission time and flags
-    cdef public bint rack                   # in use on this connection
     cdef unsigned int xl_s[NXL]
     cdef unsigned int xl_e[NXL]
     cdef unsigned int xl_t[NXL]
@@ -324,8 +325,26 @@ cdef class Tcpctl:
     # the wheel's 50 ms ticks are coarser than the round trips it serves
     cdef public unsigned int tlp_at
     cdef public bint tlp_on
+    # CUBIC (RFC 9438), in segments and seconds: W_max, the W_max before it
+    # (fast convergence), K, W_est, the epoch's start (ms) and whether one runs
+    cdef public double cu_wmax, cu_lastwmax, cu_k, cu_west
+    cdef public unsigned int cu_epoch
+    cdef public bint cu_epochon
+    # HyStart++ (RFC 9406) in the first slow start: on, in CSS, the round's
+    # end, this and the last round's least RTT (ms), samples this round,
+    # the CSS baseline RTT, CSS rounds
+    cdef public bint hs_on, hs_css
+    cdef public unsigned int hs_wend
+    cdef public unsigned int hs_cur, hs_last, hs_base
+    cdef public int hs_cnt, hs_rounds
+    # F-RTO (RFC 5682): step (1 after the timeout, 2 after the first new
+    # ACK), cwnd and ssthresh before the timeout, SND.HIGH (recover)
+    cdef public int frto
+    cdef public unsigned int frto_cwnd, frto_ssthresh, frto_recover
+    cdef unsigned long long zend            # marker: the end; the last field
     cdef void zero(self)
     cdef void copyfrom(self, Tcpctl o)
+    cdef void fresh(self)
 
 cdef class TcpProto(Proto):
     cdef unsigned long long stats_[Nstats]
@@ -414,7 +433,7 @@ cdef class TcpProto(Proto):
     cdef void limbosched(self, Limbo lp)
     cdef void limborst(self, Conv s, Tcp *segp, const unsigned char *src, const unsigned char *dst, int version)
     cdef Conv tcpincoming(self, Conv s, Tcp *segp, const unsigned char *src, const unsigned char *dst, int version)
-    cdef void tcpsynackrtt(self, Conv s)
+    cdef void tcpsynackrtt(self, Conv s, Tcp *seg)
     cdef void update(self, Conv s, Tcp *seg)
     cdef int tcpiput(self, const unsigned char *p, Py_ssize_t n) except -1
     cdef void tcpoutput(self, Conv s)

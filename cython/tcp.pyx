@@ -151,131 +151,62 @@ cdef class Tcpctl:
         self.katimer = Tcptimer()
 
     cdef void zero(self):
-        # the memset of inittcpctl, timers kept (they must be halted)
-        self.state = Closed
-        self.type = 0
-        self.code = 0
-        self.snd_una = self.snd_nxt = self.snd_ptr = self.snd_wnd = 0
-        self.snd_urg = self.snd_wl2 = self.snd_scale = 0
-        self.snd_dupacks = self.snd_partialack = 0
-        self.snd_recovery = self.snd_retransmit = self.snd_rto = 0
-        self.snd_rxt = 0
-        self.rcv_nxt = self.rcv_wnd = self.rcv_wsnt = self.rcv_wptr = 0
-        self.rcv_urg = self.rcv_ackptr = 0
-        self.rcv_blocked = 0
-        self.rcv_scale = 0
-        self.iss = self.cwind = self.abcbytes = self.scale = self.ssthresh = 0
-        self.resent = self.irs = 0
-        self.mss = 0
-        self.rerecv = 0
-        self.window = self.qscale = 0
-        self.backoff = 0
-        self.backedoff = 0
-        self.flags = 0
+        # the memset of inittcpctl: every plain field (tcp.pxd's blocks
+        # [zfirst, zend)); the switches, timers (they must be halted) and
+        # list links are kept
+        memset(&self.zfirst, 0, <char*>&self.zend - <char*>&self.zfirst)
         self.reseq = None
-        self.nreseq = self.reseqlen = 0
-        self.rttseq = 0
-        self.srtt = self.mdev = self.kacounter = 0
-        self.sndsyntime = self.time = self.timeuna = 0
-        self.nochecksum = 0
-        self.flgcnt = 0
-        self.chacktime = 0
-        self.chackcnt = 0
-        self.gsolen = 0
-        # beyond tcp.c: negotiated state of the modern profile (the
-        # switches -- profile, sackok, tsok, rtomin, cc -- stay: they are
-        # set before connect/announce)
-        self.sack = 0
-        self.ts = 0
-        self.ts_recent = 0
-        self.tsoff = 0
-        self.max_snd_wnd = 0
-        self.rcv_lastoo = 0
-        self.dsack = 0
-        self.dsack_l = self.dsack_r = 0
-        self.nsb = 0
-        self.sackrecovery = 0
-        self.sacksending = 0
-        self.highrxt = 0
-        self.recoverypt = 0
-        self.rack = 0
-        self.xl_head = self.xl_n = 0
-        self.rack_ts = self.rack_end = self.rack_rtt = 0
-        self.minrtt = 0xFFFFFFFF
-        self.rack_valid = 0
-        self.tlpout = 0
-        self.tlpmode = 0
-        self.tlp_at = 0
-        self.tlp_on = 0
-        self.cu_wmax = self.cu_lastwmax = self.cu_k = self.cu_west = 0.0
-        self.cu_epoch = 0
-        self.cu_epochon = 0
-        self.hs_on = 1
-        self.hs_css = 0
-        self.hs_wend = 0
-        self.hs_cur = self.hs_last = self.hs_base = 0xFFFFFFFF
-        self.hs_cnt = self.hs_rounds = 0
-        self.frto = 0
-        self.frto_cwnd = self.frto_ssthresh = self.frto_recover = 0
+        self.fresh()
         for t in (self.timer, self.acktimer, self.rtt_timer, self.katimer):
             (<Tcptimer>t).start = 0
             (<Tcptimer>t).count = 0
 
     cdef void copyfrom(self, Tcpctl o):
-        # tcpincoming's memmove(new->ptcl, s->ptcl, sizeof(Tcpctl))
-        self.state = o.state
-        self.type = o.type
-        self.code = o.code
-        self.snd_una = o.snd_una; self.snd_nxt = o.snd_nxt; self.snd_ptr = o.snd_ptr
-        self.snd_wnd = o.snd_wnd; self.snd_urg = o.snd_urg; self.snd_wl2 = o.snd_wl2
-        self.snd_scale = o.snd_scale; self.snd_dupacks = o.snd_dupacks
-        self.snd_partialack = o.snd_partialack; self.snd_recovery = o.snd_recovery
-        self.snd_retransmit = o.snd_retransmit; self.snd_rto = o.snd_rto
-        self.snd_rxt = o.snd_rxt
-        self.rcv_nxt = o.rcv_nxt; self.rcv_wnd = o.rcv_wnd; self.rcv_wsnt = o.rcv_wsnt
-        self.rcv_wptr = o.rcv_wptr; self.rcv_urg = o.rcv_urg; self.rcv_ackptr = o.rcv_ackptr
-        self.rcv_blocked = o.rcv_blocked; self.rcv_scale = o.rcv_scale
-        self.iss = o.iss; self.cwind = o.cwind; self.abcbytes = o.abcbytes
-        self.scale = o.scale; self.ssthresh = o.ssthresh; self.resent = o.resent
-        self.irs = o.irs; self.mss = o.mss; self.rerecv = o.rerecv
-        self.window = o.window; self.qscale = o.qscale; self.backoff = o.backoff
-        self.backedoff = o.backedoff; self.flags = o.flags
+        # tcpincoming's memmove(new->ptcl, s->ptcl, sizeof(Tcpctl)): block 1
+        # and the switches copied, block 2 (the modern profile's
+        # per-connection state) and the resequence queue start afresh
+        memcpy(&self.zfirst, &o.zfirst, <char*>&self.zmid - <char*>&self.zfirst)
+        memset(&self.zmid, 0, <char*>&self.zend - <char*>&self.zmid)
         self.reseq = None
-        self.nreseq = 0
-        self.reseqlen = 0
-        self.rttseq = o.rttseq; self.srtt = o.srtt; self.mdev = o.mdev
-        self.kacounter = o.kacounter; self.sndsyntime = o.sndsyntime
-        self.time = o.time; self.timeuna = o.timeuna
-        self.nochecksum = o.nochecksum; self.flgcnt = o.flgcnt
-        self.chacktime = o.chacktime; self.chackcnt = o.chackcnt
-        self.gsolen = o.gsolen
+        self.fresh()
         self.profile = o.profile; self.sackok = o.sackok; self.tsok = o.tsok
-        self.rtomin = o.rtomin; self.cc = o.cc
-        self.sack = o.sack; self.ts = o.ts; self.ts_recent = o.ts_recent
-        self.tsoff = o.tsoff; self.max_snd_wnd = o.max_snd_wnd
-        self.rcv_lastoo = 0; self.dsack = 0
-        self.nsb = 0; self.sackrecovery = 0; self.sacksending = 0
-        self.highrxt = 0; self.recoverypt = 0
-        self.rackok = o.rackok; self.rack = o.rack
-        self.xl_head = self.xl_n = 0
-        self.rack_ts = self.rack_end = self.rack_rtt = 0
-        self.minrtt = 0xFFFFFFFF
-        self.rack_valid = 0; self.tlpout = 0; self.tlpmode = 0
-        self.tlp_on = 0; self.tlp_at = 0
-        self.cu_wmax = self.cu_lastwmax = self.cu_k = self.cu_west = 0.0
-        self.cu_epoch = 0; self.cu_epochon = 0
-        self.hs_on = 1; self.hs_css = 0; self.hs_wend = 0
-        self.hs_cur = self.hs_last = self.hs_base = 0xFFFFFFFF
-        self.hs_cnt = self.hs_rounds = 0
-        self.frto = 0
+        self.rtomin = o.rtomin; self.cc = o.cc; self.rackok = o.rackok
         self.timer.start = o.timer.start; self.timer.count = o.timer.count
         self.acktimer.start = o.acktimer.start; self.acktimer.count = o.acktimer.count
         self.rtt_timer.start = o.rtt_timer.start; self.rtt_timer.count = o.rtt_timer.count
         self.katimer.start = o.katimer.start; self.katimer.count = o.katimer.count
 
+    cdef void fresh(self):
+        # the fields of block 2 that do not start at 0
+        self.minrtt = 0xFFFFFFFF
+        self.hs_on = 1
+        self.hs_cur = self.hs_last = self.hs_base = 0xFFFFFFFF
+
     property statename:
         def __get__(self):
             return tcpstates[self.state]
+
+
+cdef int checklayout() except -1:
+    """zero() and copyfrom() treat Tcpctl's plain fields as the bytes
+    between its markers (tcp.pxd): refuse to import if that does not hold.
+    Every object field holds a pointer (None at least) in a new Tcpctl
+    and every plain field 0, so a nonzero byte between the markers is an
+    object field among them; zend must be the last field."""
+    cdef Tcpctl t = Tcpctl.__new__(Tcpctl)
+    cdef const unsigned char *p = <const unsigned char*>&t.zfirst
+    cdef Py_ssize_t n = <char*>&t.zend - <char*>&t.zfirst, i
+    cdef Py_ssize_t endoff = <char*>&t.zend + sizeof(t.zend) - <char*><void*>t
+    if not (<char*>&t.zfirst < <char*>&t.zmid < <char*>&t.zend) or endoff != Tcpctl.__basicsize__:
+        raise ImportError("net9.tcp: Tcpctl's markers zfirst < zmid < zend, zend last, do not hold")
+    for i in range(n):
+        if p[i] != 0:
+            raise ImportError("net9.tcp: an object field of Tcpctl lies between zfirst and zend "
+                              "(offset %d): zero()/copyfrom() would overwrite it" % i)
+    return 0
+
+
+checklayout()
 
 
 cdef class TcpProto(Proto):
@@ -890,6 +821,12 @@ cdef class TcpProto(Proto):
         tcb.mdev = 0
         # setup timers
         tcb.timer.start = self.tcp_irtt // MSPTICK
+        if tcb.profile == Profmodern:
+            # DEVIATION (modern profile): RFC 6298 section 2.1, no round
+            # trip estimate (srtt 0) and an RTO of 1 s until the first
+            # sample, where tcp.c assumes DEF_RTT (500 ms) as if measured
+            tcb.srtt = 0
+            tcb.timer.start = MODERN_IRTO // MSPTICK
         tcb.rtt_timer.start = MAX_TIME
         tcb.acktimer.start = TCP_ACK // MSPTICK
         tcb.katimer.start = DEF_KAT // MSPTICK
@@ -1219,10 +1156,11 @@ cdef class TcpProto(Proto):
 
     cdef void limbosched(self, Limbo lp):
         """Arm lp's timer for the first tick at which limborexmit's test
-        `now - lastsend >= (rexmits+1)*SYNACK_RXTIMER` holds."""
+        `now - lastsend >= limbodue(lp)` holds ((rexmits+1)*SYNACK_RXTIMER
+        in tcp.c)."""
         # the time of tick curtick()+1, the first a new timer can fire at
         cdef unsigned int first = self.nexttick + <unsigned int>((self.curtick() - self.ticks) * MSPTICK)
-        cdef int delta = <int>(lp.lastsend + (lp.rexmits + 1) * SYNACK_RXTIMER - first)
+        cdef int delta = <int>(lp.lastsend + limbodue(lp) - first)
         cdef int t = 1
         if delta > 0:
             t = 1 + (delta + MSPTICK - 1) // MSPTICK
@@ -1236,7 +1174,7 @@ cdef class TcpProto(Proto):
         call that is not yet due, starving the calls behind it; here every
         call has its own timer."""
         cdef unsigned int now = self.f.now
-        if now - lp.lastsend < <unsigned int>((lp.rexmits + 1) * SYNACK_RXTIMER):
+        if now - lp.lastsend < <unsigned int>limbodue(lp):
             self.limbosched(lp)
             return
         # time it out after 1 second
@@ -1354,7 +1292,9 @@ cdef class TcpProto(Proto):
 
         # set initial round trip time
         tcb.sndsyntime = lp.lastsend + lp.rexmits * SYNACK_RXTIMER
-        self.tcpsynackrtt(new)
+        if tcb.profile == Profmodern and lp.rexmits > 0:
+            tcb.flags |= SYNRETRAN      # (for tcpsynackrtt: Karn's rule)
+        self.tcpsynackrtt(new, segp)
 
         self.tcpsetstate(new, Established)
         self.iphtadd(new)
@@ -1395,17 +1335,34 @@ cdef class TcpProto(Proto):
         self.limbo(l, source, dest, seg, version, 1, iss)
         return 1
 
-    cdef void tcpsynackrtt(self, Conv s):
-        """Use the time between the first SYN and its ack as the initial
-        round trip time."""
+    cdef void tcpsynackrtt(self, Conv s, Tcp *seg):
+        """Use the time between the first SYN and its ack (seg) as the
+        initial round trip time."""
         cdef Tcpctl tcb = <Tcpctl>s.ptcl
         cdef int delta = <int>(self.f.now - tcb.sndsyntime)
+        if tcb.profile == Profmodern:
+            # DEVIATION (modern profile): the first sample (RFC 6298
+            # section 2.2) comes from the ACK's timestamp echo when it has
+            # one (RFC 7323 section 4: it tells which SYN it answers), else
+            # from the time of the SYN unless it was resent (section 3,
+            # Karn; tcp.c times from the first SYN); a resent SYN without
+            # a sample leaves the RTO at 3 s (section 5.7, tcpsettimer)
+            if tcb.srtt != 0:
+                pass
+            elif (tcb.ts and seg != NULL and seg.hasts and seg.tsecr != 0
+                    and <unsigned int>(self.f.now + tcb.tsoff - seg.tsecr) < 3600000):
+                self.tcprttsample(tcb, <int>(self.f.now + tcb.tsoff - seg.tsecr))
+            elif not (tcb.flags & SYNRETRAN):
+                if delta <= 0:
+                    delta = 1
+                tcb.srtt = delta << LOGAGAIN
+                # RFC 6298 section 2.2, RTTVAR = R/2
+                tcb.mdev = delta << 1
+            self.tcpsettimer(tcb)
+            self.tcphalt(tcb.rtt_timer)
+            return
         tcb.srtt = delta << LOGAGAIN
         tcb.mdev = delta << LOGDGAIN
-        if tcb.profile == Profmodern:
-            # beyond tcp.c: RFC 6298 section 2.2, RTTVAR = R/2
-            tcb.mdev = delta << 1
-            self.tcpsettimer(tcb)
         # halt round trip timer
         self.tcphalt(tcb.rtt_timer)
 
@@ -1604,6 +1561,8 @@ cdef class TcpProto(Proto):
                     if tcb.srtt == 0:
                         tcb.srtt = rtt << LOGAGAIN
                         tcb.mdev = rtt << LOGDGAIN
+                        if tcb.profile == Profmodern:
+                            tcb.mdev = rtt << 1     # (RFC 6298 section 2.2)
                     else:
                         delta = rtt - (tcb.srtt >> LOGAGAIN)
                         tcb.srtt += delta
@@ -1869,7 +1828,7 @@ cdef class TcpProto(Proto):
                 self.procsyn(s, &seg)
                 if seg.flags & ACK:
                     self.update(s, &seg)
-                    self.tcpsynackrtt(s)
+                    self.tcpsynackrtt(s, &seg)
                     self.tcpsetstate(s, Established)
                     self.tcpsetscale(s, tcb, seg.ws, tcb.scale)
                 else:
@@ -1884,7 +1843,7 @@ cdef class TcpProto(Proto):
         elif tcb.state == Syn_received:
             # doesn't matter if it's the correct ack, we're just trying to set timing
             if seg.flags & ACK:
-                self.tcpsynackrtt(s)
+                self.tcpsynackrtt(s, &seg)
 
         # DEVIATION: a SYN in a synchronized state.  tcp.c gives it to
         # tcptrim like any segment: out of the window, update() takes the
@@ -2004,6 +1963,17 @@ cdef class TcpProto(Proto):
                 if ackable(tcb, &seg):
                     self.update(s, &seg)
                 elif seg.flags & ACK:
+                    tcb.flags |= FORCE
+                    return A_OUTPUT
+                if tcb.profile == Profmodern and (
+                        tcb.state == Close_wait or tcb.state == Closing
+                        or tcb.state == Last_ack or tcb.state == Time_wait):
+                    # DEVIATION (modern profile): RFC 9293 section
+                    # 3.10.7.4, after the peer's FIN the text of a segment
+                    # is ignored; tcp.c queues it (in every state), and its
+                    # SACK block would then report what can never be
+                    # delivered (RFC 2018 section 4 reports queued data).
+                    # Only acknowledged, as Linux and FreeBSD do.
                     tcb.flags |= FORCE
                     return A_OUTPUT
                 tcb.rcv_lastoo = seg.seq
@@ -2325,13 +2295,17 @@ cdef class TcpProto(Proto):
                     ssize = 1
                     seg.mss = tcb.mss
                     seg.ws = tcb.scale
-                    if tcb.sack or tcb.ts:
+                    if tcb.profile == Profmodern:
                         # beyond tcp.c: the modern profile's SYN-ACK of a
                         # simultaneous open answers SACK-permitted (and
                         # timestamps) in kind, as limbo's does; optout was
-                        # set above only for timestamps or SACK blocks
+                        # set above only for timestamps or SACK blocks.
+                        # DEVIATION: RFC 7323 section 2.2, a window scale
+                        # only if the peer's SYN carried one (procsyn left
+                        # tcb.scale 0 if not; buildseg checks hasws)
                         seg.optout = 1
                         seg.sackok = tcb.sack
+                        seg.hasws = tcb.scale != 0
             seg.seq = tcb.snd_ptr
             seg.ack = tcb.rcv_nxt
             seg.wnd = tcb.rcv_wnd
@@ -2541,6 +2515,8 @@ cdef class TcpProto(Proto):
         if tcb.state == Closed:
             return
         tcb.backoff += 1
+        if tcb.profile == Profmodern and (tcb.state == Syn_sent or tcb.state == Syn_received):
+            tcb.flags |= SYNRETRAN      # (for tcpsynackrtt and tcpsettimer)
         if tcb.state == Syn_sent:
             maxback = MAXBACKMS // 2
         else:
@@ -2587,6 +2563,11 @@ cdef class TcpProto(Proto):
         tcb.snd_ptr = tcb.snd_una
         tcb.cwind = tcb.mss
         tcb.snd_rto = 1
+        if tcb.rack:
+            # (the probe timeout tcprxmit's output armed: none in RTO
+            # recovery, tlparm)
+            self.finehalt(s)
+            tcb.tlpmode = 0
         self.stats_[RetransTimeouts] += 1
 
         if tcb.snd_recovery:
@@ -2937,6 +2918,18 @@ cdef class TcpProto(Proto):
     cdef void tcpsettimer(self, Tcpctl tcb):
         cdef long long x, v
         if tcb.profile == Profmodern:
+            if tcb.srtt == 0:
+                # no sample yet: RFC 6298 section 2.1's 1 s, or 3 s once
+                # the handshake is over after a resent SYN or SYN-ACK
+                # (section 5.7), backed off by doubling
+                x = MODERN_IRTO
+                if (tcb.flags & SYNRETRAN) and tcb.snd_una != tcb.iss:
+                    x = MODERN_SYNRTO
+                x = backoff(tcb.backoff) * (x // MSPTICK)
+                if x > 64000 // MSPTICK:
+                    x = 64000 // MSPTICK
+                tcb.timer.start = <int>x
+                return
             # beyond tcp.c: RFC 6298 section 2, RTO = SRTT + max(G, 4 *
             # RTTVAR) (mdev holds 4 * RTTVAR), at least rtomin, backed off
             # by doubling, at most 64 s as in tcp.c
@@ -3468,7 +3461,11 @@ cdef class TcpProto(Proto):
         if tcb.tlpmode == 2 and tcb.tlp_on:
             return
         if (tcb.tlpout or tcb.snd_una == tcb.snd_nxt
-                or (tcb.state != Established and tcb.state != Close_wait)):
+                or (tcb.state != Established and tcb.state != Close_wait)
+                or (tcb.snd_rto and seq_lt(tcb.snd_una, tcb.snd_rxt))):
+            # (no probe in RTO recovery either, RFC 8985 section 7.2: until
+            # snd.una passes what was sent when the timer fired, snd.rxt;
+            # the RTO's retransmissions go by the congestion window)
             self.finehalt(s)
             tcb.tlpmode = 0
             return
@@ -3933,6 +3930,18 @@ cdef inline void settsopt(Tcpctl tcb, Tcp *seg, unsigned int now) noexcept:
 
 cdef inline bint inwindow(Tcpctl tcb, unsigned int seq) noexcept:
     return seq_within(seq, tcb.rcv_nxt, tcb.rcv_nxt + tcb.rcv_wnd - 1)
+
+
+cdef inline int limbodue(Limbo lp) noexcept:
+    """ms after the last SYN-ACK of a call in limbo at which the next goes
+    (or, after the fifth resend, the call is given up)."""
+    if lp.profile == Profmodern:
+        # DEVIATION (modern profile): RFC 6298 sections 2.1 and 5.5, the
+        # SYN-ACK is resent after 1 s, then 2, 4, ... (the call is given up
+        # 63 s after the first, as after Linux's 5 retries); tcp.c waits
+        # SYNACK_RXTIMER (250 ms) * n and gives up after 5.25 s
+        return MODERN_IRTO << lp.rexmits
+    return (lp.rexmits + 1) * SYNACK_RXTIMER
 
 
 cdef inline long long backoff(int n) noexcept:

@@ -567,6 +567,120 @@ def test_rto_floor():
     assert rto_ticks("modern", 120) == 3          # rounded up to ticks
 
 
+def syn_times(profile, drop_syns, ts=True):
+    """a connects to b!80 while the wire drops a's first drop_syns SYNs;
+    returns (times of a's SYNs relative to the first, a's tcb)."""
+    P = sim.pair(seed=21, profile=profile)
+    lis = P.tcpb.clone("u")
+    P.tcpb.ctl(lis, "announce 80")
+    c = P.tcpa.clone("u")
+    if not ts:
+        P.tcpa.ctl(c, "timestamps off")
+    times = []
+
+    def filt(src, dst, pkt):
+        g = sim.parse(pkt)
+        if src is P.a and g.flags == "S":
+            times.append(P.wire.now)
+            if len(times) <= drop_syns:
+                return None
+        return pkt
+    P.wire.filter = filt
+    P.tcpa.ctl(c, "connect %s!80" % P.baddr)
+    assert P.wire.run(until=lambda: bool(lis.incall), max_ms=60_000)
+    return [t - times[0] for t in times], P.tcpa.tcb(c)
+
+
+def test_initial_rto_is_one_second_in_modern_and_tcp_c_in_9front():
+    # RFC 6298 2.1: 1 s before any sample, doubling; tcp.c: DEF_RTT
+    t, _ = syn_times("modern", 3)
+    assert t == [0, 1000, 3000, 7000]
+    t, _ = syn_times("9front", 1)
+    assert t[1] == CONST["DEF_RTT"]
+    # a SYN answered at once gives the first sample (RFC 6298 2.2)
+    _, tb = syn_times("modern", 0)
+    assert tb.srtt >> 3 == tb.mdev >> 1 and tb.srtt > 0
+
+
+@pytest.mark.parametrize("ts", [True, False])
+def test_resent_syn_rto(ts):
+    # Karn: no sample from a resent SYN, and an RTO of 3 s once data flows
+    # (RFC 6298 5.7); a timestamp echo still tells the round trip
+    _, tb = syn_times("modern", 1, ts=ts)
+    if ts:
+        assert tb.srtt > 0 and tb.timer.start < 3000 // MSPTICK
+    else:
+        assert tb.srtt == 0 and tb.timer.start == 3000 // MSPTICK
+
+
+@pytest.mark.parametrize("profile", ["modern", "9front"])
+def test_limbo_synack_retransmissions(profile):
+    # a call in limbo whose SYN-ACKs go unanswered: modern resends after
+    # 1 s, then 2, 4, ... (RFC 6298 2.1, 5.5), tcp.c after 250 ms * n
+    P = sim.pair(seed=24, profile=profile)
+    lis = P.tcpb.clone("u")
+    P.tcpb.ctl(lis, "announce 80")
+    flood(P, 1)
+    t0 = P.wire.now
+    P.wire.advance(70_000)
+    times = [t - t0 for (t, s, d, pkt) in P.wire.capture if s == "b" and sim.parse(pkt).flags == "SA"]
+    if profile == "modern":
+        assert times == [0, 1000, 3000, 7000, 15000, 31000]
+    else:
+        assert times == [0, 250, 750, 1500, 2500, 3750]
+    assert P.tcpb.limbocount() == 0
+
+
+@pytest.mark.parametrize("profile", ["modern", "9front"])
+@pytest.mark.parametrize("peer_ws", [None, 7])
+def test_simultaneous_open_synack_window_scale(profile, peer_ws):
+    # a SYN (no ACK) in SYN-SENT: the SYN-ACK from SYN-RECEIVED carries a
+    # window scale only if that SYN did (RFC 7323 section 2.2) in modern;
+    # tcp.c's v4 SYN-ACK always has one
+    P = sim.pair(seed=22, profile=profile)
+    c = P.tcpa.clone("u")
+    out = []
+
+    def filt(src, dst, pkt):
+        if src is P.a:
+            out.append(sim.parse(pkt))
+            return None
+        return pkt
+    P.wire.filter = filt
+    P.tcpa.ctl(c, "connect %s!80" % P.baddr)
+    assert P.wire.run(until=lambda: bool(out), max_ms=1000)
+    opts = {"mss": 1460}
+    if peer_ws is not None:
+        opts["ws"] = peer_ws
+    P.a.inject(sim.build(P.baddr, P.aaddr, 80, c.lport, seq=7000, flags="S",
+                         window=65535, options=opts))
+    assert P.wire.run(until=lambda: any(g.flags == "SA" for g in out), max_ms=5000)
+    sa = [g for g in out if g.flags == "SA"][0]
+    assert sa.ack == 7001
+    assert ("ws" in sa.options) == (peer_ws is not None or profile == "9front")
+
+
+@pytest.mark.parametrize("profile", ["modern", "9front"])
+def test_fin_beyond_rcv_nxt_in_time_wait_is_only_acked(profile):
+    # after the peer's FIN, segment text is ignored (RFC 9293 3.10.7.4):
+    # modern queues nothing and SACKs nothing; tcp.c queues it
+    P = sim.pair(seed=23, profile=profile)
+    lis, c, s = establish(P)
+    ta = P.tcpa.tcb(c)
+    P.tcpa.closeconv(c)
+    P.tcpb.closeconv(s)
+    assert P.wire.run(until=lambda: ta.state == tcpstates.index("Time_wait"), max_ms=5000)
+    n = len(P.wire.capture)
+    opts = {8: struct.pack("!II", 1 << 30, ta.ts_recent)} if ta.ts else None
+    P.a.inject(sim.build(P.baddr, P.aaddr, s.lport, c.lport, seq=u32(ta.rcv_nxt + 1),
+                         ack=ta.snd_nxt, flags="FA", window=65535, options=opts))
+    P.wire.advance(10)
+    acks = segs(P, n, src="a")
+    assert len(acks) == 1 and acks[0].flags == "A" and acks[0].ack == ta.rcv_nxt
+    assert sackopt(acks[0]) == []
+    assert ta.nreseq == (0 if profile == "modern" else 1)
+
+
 # ---------------------------------------------------------------- transfers
 
 def transfer(seed, profile, bprofile, wa, wb, faults, v6=False):
@@ -764,6 +878,21 @@ def test_tlp_probes_a_lost_tail():
         else:
             assert P.tcpa.stat("RetransTimeouts") == 1
             assert P.tcpa.xstat("TlpProbes") == 0
+
+
+def test_no_tail_loss_probe_in_rto_recovery():
+    # RFC 8985 section 7.2: after an RTO no probe is scheduled until snd.una
+    # passes what was out when it fired (found by google's
+    # fr-4pkt-fack-last-byte: a probe went 2 SRTT after the RTO)
+    P = sim.pair(seed=27, profile="modern")
+    lis, c, s = establish(P)
+    ta = P.tcpa.tcb(c)
+    flight(P, c, 4)
+    assert P.wire.run(until=lambda: P.tcpa.stat("RetransTimeouts") == 1, max_ms=5000)
+    probes = P.tcpa.xstat("TlpProbes")
+    assert ta.snd_rto and not ta.tlp_on
+    assert P.wire.run(until=lambda: P.tcpa.stat("RetransTimeouts") == 2, max_ms=5000)
+    assert P.tcpa.xstat("TlpProbes") == probes
 
 
 def test_rack_log_splits_a_partial_retransmission():
