@@ -22,11 +22,12 @@ from net9.errors import Net9Error
 from net9.ipaux import fmtip
 from net9.conv cimport Conv, Proto, Fs, IpLayer
 from net9.qio cimport Queue
-from net9.wire cimport icmpcsum, icmpsetcsum, ip4csum, l4csum, l4setcsum
+from net9.wire cimport (icmpcsum, icmpsetcsum, ip4csum, l4csum, l4setcsum, ip4area, ip6area,
+                        ip6addrs, ip6setlen, icmpput, icmpsetid, icmpid)
 from net9.netlog cimport Logicmp
 from net9.iproute cimport Runi, Rbcast, Rmulti
 from net9.ip cimport FH
-from net9.byteorder cimport nhgets, nhgetl, hnputs, hnputl
+from net9.byteorder cimport nhgets, nhgetl
 
 cdef bytes V4PFX = b"\0" * 10 + b"\xff\xff"
 cdef bytes IPnoaddr = b"\0" * 16
@@ -162,8 +163,7 @@ cdef void set_cksum6(bytearray b) noexcept:
     # icmp6.c set_cksum: payload length, next header and the checksum
     cdef unsigned char *p = <unsigned char*>PyByteArray_AS_STRING(b)
     cdef Py_ssize_t n = PyByteArray_GET_SIZE(b)
-    hnputs(p + 4, <unsigned int>(n - 40))
-    p[6] = 58
+    ip6setlen(p, <unsigned int>(n - 40), 58)
     l4setcsum(p, 0, 58, p + 40, n - 40, 2, 0)
 
 
@@ -177,16 +177,13 @@ cdef int icmpkick(Icmp self, Conv c, object m) except -1:
     if n < ICMP_IPSIZE + ICMP_HDRSIZE:
         return 0
     p = <unsigned char*>PyByteArray_AS_STRING(b)
-    p[0] = 0x40
-    if p[20] <= Maxtype:
-        self.out_[p[20]] += 1
+    if p[ICMP_IPSIZE] <= Maxtype:
+        self.out_[p[ICMP_IPSIZE]] += 1
     ra = c.remoteaddr
     la = c.localaddr
-    memcpy(p + 16, bp(ra) + 12, 4)
-    memcpy(p + 12, bp(la) + 12, 4)
-    p[9] = IP_ICMPPROTO
-    hnputs(p + 24, c.lport)
-    icmpsetcsum(p + 20, n - 20)
+    ip4area(p, IP_ICMPPROTO, bp(la) + 12, bp(ra) + 12)
+    icmpsetid(p + ICMP_IPSIZE, c.lport)
+    icmpsetcsum(p + ICMP_IPSIZE, n - ICMP_IPSIZE)
     self.stats_[OutMsgs] += 1
     self.f.ip.ipoput(V4, b, c.ttl, c.tos, None)
     return 0
@@ -208,15 +205,12 @@ cdef int icmpkick6(Icmp6 self, Conv c, object m) except -1:
         return 0
     p = <unsigned char*>PyByteArray_AS_STRING(b)
     if c.ptcl == 6:
-        memcpy(p + 24, bp(raddr), 16)
-        memcpy(p + 8, bp(laddr), 16)
+        ip6area(p, bp(laddr), bp(raddr))
     else:
         ra = c.remoteaddr
         la = c.localaddr
-        memcpy(p + 24, bp(ra), 16)
-        memcpy(p + 8, bp(la), 16)
-        hnputs(p + 44, c.lport)
-    p[0] = 0x60
+        ip6area(p, bp(la), bp(ra))
+        icmpsetid(p + 40, c.lport)
     set_cksum6(b)
     if p[40] <= Maxtype6:
         self.out_[p[40]] += 1
@@ -359,15 +353,10 @@ cdef class Icmp(IcmpBase):
         sz = min(ICMP_IPSIZE + ICMP_HDRSIZE + osz, v4MINTU)
         nb = bytearray(sz)
         q = <unsigned char*>PyByteArray_AS_STRING(nb)
-        q[0] = 0x40
-        memcpy(q + 12, bp(ia) + 12, 4)
-        memcpy(q + 16, bp(b) + 12, 4)
-        memcpy(q + 28, bp(b), sz - 28)
-        q[20] = type
-        q[21] = code
-        q[9] = IP_ICMPPROTO
-        hnputs(q + 26, arg)
-        icmpsetcsum(q + 20, sz - 20)
+        ip4area(q, IP_ICMPPROTO, bp(ia) + 12, bp(b) + 12)
+        icmpput(q + ICMP_IPSIZE, type, code, <unsigned int>arg & 0xffff)
+        memcpy(q + ICMP_IPSIZE + ICMP_HDRSIZE, bp(b), sz - (ICMP_IPSIZE + ICMP_HDRSIZE))
+        icmpsetcsum(q + ICMP_IPSIZE, sz - ICMP_IPSIZE)
         if type <= Maxtype:
             self.out_[type] += 1
         ip.ipoput(V4, nb, MAXTTL, DFLTTOS, None)
@@ -488,17 +477,15 @@ cdef class Icmp(IcmpBase):
             return None
         r = bytearray(b)
         q = <unsigned char*>PyByteArray_AS_STRING(r)
-        q[0] = 0x40
-        memcpy(q + 12, bp(b) + 16, 4)
-        memcpy(q + 16, bp(b) + 12, 4)
-        q[20] = EchoReply
-        icmpsetcsum(q + 20, len(r) - 20)
+        ip4area(q, q[9], bp(b) + 16, bp(b) + 12)
+        q[ICMP_IPSIZE] = EchoReply
+        icmpsetcsum(q + ICMP_IPSIZE, len(r) - ICMP_IPSIZE)
         return r
 
     cdef goticmpkt(self, bytes b):
         # to the conversations whose local port is the identifier
         cdef const unsigned char *p = bp(b)
-        cdef int recid = nhgets(p + 24)
+        cdef int recid = icmpid(p + ICMP_IPSIZE)
         cdef Conv s
         src = V4PFX + b[12:16]
         dst = V4PFX + b[16:20]
@@ -514,7 +501,7 @@ cdef class Icmp(IcmpBase):
         cdef bytes b = bytes(pkt)
         if len(b) < ICMP_IPSIZE + ICMP_HDRSIZE:
             return
-        self.advisecall(nhgets(bp(b) + 24), V4PFX + b[12:16], V4PFX + b[16:20], msg)
+        self.advisecall(icmpid(bp(b) + ICMP_IPSIZE), V4PFX + b[12:16], V4PFX + b[16:20], msg)
 
 
 cdef class Icmp6(IcmpBase):
@@ -572,12 +559,8 @@ cdef class Icmp6(IcmpBase):
         sz = min(IPICMPSZ + osz, v6MINTU)
         nb = bytearray(sz)
         q = <unsigned char*>PyByteArray_AS_STRING(nb)
-        q[0] = 0x60
-        memcpy(q + 8, bp(ia), 16)
-        memcpy(q + 24, bp(b) + 8, 16)
-        q[40] = type
-        q[41] = code
-        hnputl(q + 44, arg)
+        ip6area(q, bp(ia), bp(b) + 8)
+        icmpput(q + 40, type, code, arg)
         memcpy(q + IPICMPSZ, bp(b), sz - IPICMPSZ)
         set_cksum6(nb)
         self.out_[type] += 1
@@ -747,11 +730,8 @@ cdef class Icmp6(IcmpBase):
         # get rid of a fragment header if this is the first fragment
         if (p[0] & 0xf0) == 0x60 and p[6] == FH and len(inner) >= MinAdvise6 + IP6FHDR:
             if (nhgets(p + 40 + 2) & ~7) == 0:
-                x = bytearray(inner[:40])
-                x[6] = p[40]
-                x += inner[40 + IP6FHDR:]
-                x[4] = ((len(x) - 40) >> 8) & 0xff
-                x[5] = (len(x) - 40) & 0xff
+                x = bytearray(inner[:40]) + inner[40 + IP6FHDR:]
+                ip6setlen(<unsigned char*>PyByteArray_AS_STRING(x), len(x) - 40, p[40])
                 inner = bytes(x)
                 p = bp(inner)
         if (p[0] & 0xf0) == 0x60 and p[6] != FH:
@@ -779,8 +759,7 @@ cdef class Icmp6(IcmpBase):
                 return None
         r = bytearray(b)
         q = <unsigned char*>PyByteArray_AS_STRING(r)
-        memcpy(q + 8, bp(src), 16)
-        memcpy(q + 24, bp(addr), 16)
+        ip6addrs(q, bp(src), bp(addr))
         q[40] = EchoReplyV6
         set_cksum6(r)
         return r
@@ -791,7 +770,7 @@ cdef class Icmp6(IcmpBase):
         cdef Conv s
         dst = b[24:40]
         if muxkey == 0:
-            recid = nhgets(p + 44)
+            recid = icmpid(p + 40)
             addr = b[8:24]
         else:
             recid = muxkey
@@ -810,4 +789,4 @@ cdef class Icmp6(IcmpBase):
         cdef bytes b = bytes(pkt)
         if len(b) < IPICMPSZ:
             return
-        self.advisecall(nhgets(bp(b) + 44), b[8:24], b[24:40], msg)
+        self.advisecall(icmpid(bp(b) + 40), b[8:24], b[24:40], msg)

@@ -109,6 +109,17 @@ cdef inline void ip4fill(unsigned char *p, unsigned int length, unsigned int id,
     hnputs(p + 6, frag & 0xffff)
     ip4setcsum(p)
 
+cdef inline void ip4area(unsigned char *p, int proto, const unsigned char *src4,
+                         const unsigned char *dst4) noexcept nogil:
+    # what a transport writes into the header area of a datagram whose
+    # tos, ttl, length, id, fragment and checksum ipoput4 fills in (icmp.c's
+    # icmpkick, icmpsend, mkechoreply): version, protocol, addresses; the
+    # other bytes stay as they are
+    p[0] = 0x40              # IP_VER4: the IP layer adds the header length
+    p[9] = proto
+    memcpy(p + 12, src4, 4)
+    memcpy(p + 16, dst4, 4)
+
 cdef inline int ip4hdrlen(const unsigned char *p, Py_ssize_t n) noexcept nogil:
     # the header length of the v4 datagram p[0:n], -1 when it is not one
     cdef int hl
@@ -133,6 +144,24 @@ cdef inline void ip6put(unsigned char *p, int tos, unsigned int paylen, int nh, 
     p[7] = hop
     memcpy(p + 8, src, 16)
     memcpy(p + 24, dst, 16)
+
+
+cdef inline void ip6addrs(unsigned char *p, const unsigned char *src,
+                          const unsigned char *dst) noexcept nogil:
+    memcpy(p + 8, src, 16)
+    memcpy(p + 24, dst, 16)
+
+cdef inline void ip6area(unsigned char *p, const unsigned char *src,
+                         const unsigned char *dst) noexcept nogil:
+    # icmp6.c's header area: version (class and hop limit are ipoput6's),
+    # addresses; the other bytes stay as they are
+    p[0] = 0x60
+    ip6addrs(p, src, dst)
+
+cdef inline void ip6setlen(unsigned char *p, unsigned int paylen, int nh) noexcept nogil:
+    # payload length and next header (icmp6.c's set_cksum)
+    hnputs(p + 4, paylen & 0xffff)
+    p[6] = nh
 
 
 # ---------------------------------------------------------------- pseudo-headers
@@ -205,6 +234,22 @@ cdef inline unsigned char *ipput(unsigned char *p, bint v4, int tos, int ttl, in
         return p + IP4HDRLEN
     ip6put(p, tos, l4len, proto, ttl, src, dst)
     return p + IP6HDRLEN
+
+cdef inline void icmpput(unsigned char *h, int type, int code, unsigned int rest) noexcept nogil:
+    # an ICMP (v4 or v6) header, checksum zero; rest the 4 bytes after it
+    # (echo: id and sequence; v4 unreachable: unused and next-hop MTU;
+    # v6: MTU or pointer)
+    h[0] = type
+    h[1] = code
+    h[2] = h[3] = 0
+    hnputl(h + 4, rest)
+
+cdef inline void icmpsetid(unsigned char *h, unsigned int id) noexcept nogil:
+    # an echo message's identifier (its sequence number stays)
+    hnputs(h + 4, id & 0xffff)
+
+cdef inline unsigned int icmpid(const unsigned char *h) noexcept nogil:
+    return nhgets(h + 4)
 
 cdef inline unsigned short icmpcsum(const unsigned char *p, Py_ssize_t n) noexcept nogil:
     # ICMP (v4) has no pseudo-header
@@ -320,6 +365,19 @@ cdef inline int tcpoptnext(const unsigned char *opt, int n, int *kind) noexcept 
         return -1
     return opt[1]
 
+cdef inline int tcphdrparse(Tcp *t, const unsigned char *h) noexcept nogil:
+    # the fixed 20 bytes at h (the caller knows they are there): ports,
+    # sequence numbers, flags, window, urgent pointer; returns the data
+    # offset the header states, in bytes (options untouched)
+    t.source = nhgets(h)
+    t.dest = nhgets(h + 2)
+    t.seq = nhgetl(h + 4)
+    t.ack = nhgetl(h + 8)
+    t.flags = h[13]
+    t.wnd = nhgets(h + 14)
+    t.urg = nhgets(h + 18)
+    return (h[12] >> 2) & ~3
+
 cdef inline int tcpparse(Tcp *t, const unsigned char *h, Py_ssize_t avail) noexcept nogil:
     # ntohtcp4/6 after the IP header: h is the TCP header, avail the bytes
     # of the segment present.  The header length, or -1 when the header
@@ -329,16 +387,9 @@ cdef inline int tcpparse(Tcp *t, const unsigned char *h, Py_ssize_t avail) noexc
     cdef const unsigned char *optr
     if avail < TCPHDRLEN:
         return -1
-    t.source = nhgets(h)
-    t.dest = nhgets(h + 2)
-    t.seq = nhgetl(h + 4)
-    t.ack = nhgetl(h + 8)
-    hdrlen = (h[12] >> 2) & ~3
+    hdrlen = tcphdrparse(t, h)
     if hdrlen < TCPHDRLEN:
         return -1
-    t.flags = h[13]
-    t.wnd = nhgets(h + 14)
-    t.urg = nhgets(h + 18)
     t.mss = 0
     t.ws = 0
     t.hasws = 0

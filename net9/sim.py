@@ -126,12 +126,10 @@ def ipv4_header_ok(pkt) -> bool:
 def _transport_ok(version: int, pkt, hl: int, end: int) -> Optional[bool]:
     """Transport checksum of a TCP/UDP datagram: True/False, None for other
     protocols.  A zero checksum counts as right for UDP over v4."""
+    h = _wire.parseip(pkt)
+    proto, srcb, dstb = h["proto"], h["src"], h["dst"]
     if version == 4:
-        proto = pkt[9]
-        srcb, dstb = bytes(pkt[12:16]), bytes(pkt[16:20])
-    else:
-        proto = pkt[6]
-        srcb, dstb = bytes(pkt[8:24]), bytes(pkt[24:40])
+        srcb, dstb = srcb[12:], dstb[12:]
     if proto not in (IP_TCP, IP_UDP):
         return None
     seg = bytes(pkt[hl:end])
@@ -824,7 +822,7 @@ def _parse_options(opt: bytes) -> dict:
     kinds, bad = _wire.tcpoptlist(opt)      # walked as tcp walks them
     for kind, body in kinds:
         if kind == 2 and len(body) == 2:
-            out["mss"] = struct.unpack("!H", body)[0]
+            out["mss"] = int.from_bytes(body, "big")
         elif kind == 3 and len(body) == 1:
             out["ws"] = body[0]
         else:
@@ -839,41 +837,23 @@ def parse(pkt) -> Seg:
     ValueError when not even the IP header and a 20-byte TCP header (for
     TCP) are present."""
     pkt = bytes(pkt)
-    if not pkt:
-        raise ValueError("empty packet")
-    v = pkt[0] >> 4
-    if v == 4:
-        if len(pkt) < 20:
-            raise ValueError("truncated ipv4 header")
-        hl = (pkt[0] & 0xF) * 4
-        if hl < 20 or hl > len(pkt):
-            raise ValueError("bad ipv4 header length %d" % hl)
-        tl = struct.unpack_from("!H", pkt, 2)[0]
-        s = Seg(version=4, src=ipstr(pkt[12:16]), dst=ipstr(pkt[16:20]), proto=pkt[9],
-                ttl=pkt[8], tos=pkt[1], ip_hlen=hl, ip_len=tl, ip_ok=cksum(pkt[:hl]) == 0,
-                ipid=struct.unpack_from("!H", pkt, 4)[0],
-                frag=struct.unpack_from("!H", pkt, 6)[0], raw=pkt)
-    elif v == 6:
-        if len(pkt) < 40:
-            raise ValueError("truncated ipv6 header")
-        hl = 40
-        tl = 40 + struct.unpack_from("!H", pkt, 4)[0]
-        s = Seg(version=6, src=ipstr(pkt[8:24]), dst=ipstr(pkt[24:40]), proto=pkt[6],
-                ttl=pkt[7], tos=((pkt[0] & 0xF) << 4) | (pkt[1] >> 4), ip_hlen=40,
-                ip_len=tl, ip_ok=True, raw=pkt)
-    else:
-        raise ValueError("ip version %d" % v)
+    h = _wire.parseip(pkt)      # ValueError without a whole IP header
+    v, hl, tl = h["version"], h["hlen"], h["length"]
+    s = Seg(version=v, src=ipstr(h["src"]), dst=ipstr(h["dst"]), proto=h["proto"],
+            ttl=h["ttl"], tos=h["tos"], ip_hlen=hl, ip_len=tl, ip_ok=h["csumok"],
+            ipid=h["id"], frag=h["frag"], raw=pkt)
     end = min(tl, len(pkt))
     s.truncated = tl > len(pkt)
     if s.proto != IP_TCP:
         s.payload = pkt[hl:end]
         return s
-    if end - hl < 20:
-        raise ValueError("truncated tcp header")
     t = pkt[hl:end]
-    (s.sport, s.dport, s.seq, s.ack, offfl, s.window, s.csum, s.urg) = struct.unpack_from("!HHIIHHHH", t)
-    s.hlen = (offfl >> 12) * 4
-    s.flagbits = offfl & 0x3F
+    th = _wire.parsetcp(t, whole=False)     # the fixed header, as far as it goes
+    if th is None:
+        raise ValueError("truncated tcp header")
+    s.sport, s.dport, s.seq, s.ack = th["sport"], th["dport"], th["seq"], th["ack"]
+    s.window, s.csum, s.urg, s.hlen = th["window"], th["csum"], th["urg"], th["hlen"]
+    s.flagbits = th["flags"] & 0x3F
     s.flags = _flagstr(s.flagbits)
     hlen = max(20, min(s.hlen, len(t)))
     s.options = _parse_options(t[20:hlen])
