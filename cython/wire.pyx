@@ -7,20 +7,21 @@ Addresses are 16 bytes (v4-mapped for IPv4) or 4 bytes where a function
 says so.  Nothing here is on a hot path."""
 
 from libc.string cimport memset
-from cpython.bytearray cimport PyByteArray_FromStringAndSize, PyByteArray_AS_STRING
+from cpython.bytearray cimport (PyByteArray_FromStringAndSize, PyByteArray_AS_STRING,
+                                PyByteArray_GET_SIZE)
 
 from net9.csum cimport csum_partial, csum_fold
-from net9.byteorder cimport isv4c, nhgets
+from net9.byteorder cimport isv4c, nhgets, hnputs
 from net9.wire cimport (Tcp, tcpoptsize, tcpput, tcpparse, tcphdrparse, tcpoptnext, ipput,
                         udpput, l4setcsum, pseudo4, pseudo6, ip4put, ip4fill, ip4hdrlen,
-                        ip4csum, ip6put, ip4area, ip6area, ip6setlen, icmpput, icmpsetcsum,
+                        ip6put, ip4area, ip6area, ip6setlen, icmpput, icmpsetcsum,
                         IP4HDRLEN, IP6HDRLEN, TCPHDRLEN, UDPHDRLEN, ICMPHDRLEN, SYN, MAXSACK)
 
 V4PREFIX = b"\0" * 10 + b"\xff\xff"
 
 __all__ = ["cksum", "pseudosum", "ip4header", "ip6header", "tcpheader", "tcpoptions",
-           "tcpoptlist", "parsetcp", "parseip4", "parseip", "tcpsegment", "udpdatagram",
-           "icmpmessage"]
+           "tcpoptlist", "parsetcp", "parseip4", "parseip", "ipversion", "ipfinish",
+           "tcpsegment", "udpdatagram", "icmpmessage"]
 
 
 cdef bytes _addr(object a, int n):
@@ -179,7 +180,13 @@ def parseip4(pkt):
     return ip4hdrlen(b, len(b))
 
 
-def parseip(pkt):
+def ipversion(pkt):
+    """The version nibble of the datagram pkt (0 for no bytes)."""
+    cdef bytes b = bytes(pkt[:1])
+    return b[0] >> 4 if b else 0
+
+
+def parseip(pkt, bint whole=True):
     """The IPv4 or IPv6 header at the start of pkt, as far as it is there:
     a dict of version, hlen (header length), length (the total length the
     header states; v6: 40 + payload length), proto (v6: next header), ttl
@@ -187,7 +194,10 @@ def parseip(pkt):
     fragment offset word; 0 for v6), src and dst (16 bytes, v4-mapped for
     v4), csumok (the v4 header checksum verifies; True for v6).  Nothing
     beyond the header is checked: the length may exceed pkt.  ValueError
-    when pkt holds no whole header."""
+    when pkt holds no whole header.  whole=False reads a v4 header whose
+    header length is wrong all the same (hlen as stated, csumok over the
+    stated length as far as pkt goes): only its 20 fixed bytes must be
+    there."""
     cdef bytes b = bytes(pkt)
     cdef const unsigned char *p = b
     cdef Py_ssize_t n = len(b)
@@ -198,13 +208,13 @@ def parseip(pkt):
     if v == 4:
         if n < IP4HDRLEN:
             raise ValueError("truncated ipv4 header")
-        hl = ip4hdrlen(p, n)
+        hl = ip4hdrlen(p, n) if whole else (p[0] & 0xf) << 2
         if hl < 0:
             raise ValueError("bad ipv4 header length %d" % ((p[0] & 0xf) << 2))
         return {"version": 4, "hlen": hl, "length": nhgets(p + 2), "proto": p[9],
                 "ttl": p[8], "tos": p[1], "id": nhgets(p + 4), "frag": nhgets(p + 6),
                 "src": V4PREFIX + b[12:16], "dst": V4PREFIX + b[16:20],
-                "csumok": ip4csum(p) == 0}
+                "csumok": csum_fold(csum_partial(p, min(hl, n), 0)) == 0}
     if v == 6:
         if n < IP6HDRLEN:
             raise ValueError("truncated ipv6 header")
@@ -212,6 +222,27 @@ def parseip(pkt):
                 "proto": p[6], "ttl": p[7], "tos": ((p[0] & 0xf) << 4) | (p[1] >> 4),
                 "id": 0, "frag": 0, "src": b[8:24], "dst": b[24:40], "csumok": True}
     raise ValueError("ip version %d" % v)
+
+
+def ipfinish(bytearray pkt, int version, int ttl, int tos=0, unsigned int ipid=0):
+    """What net9.sim's IP layer fills in of a datagram of the given
+    version a transport built (in place): v4 the tos, ttl, id and the
+    header checksum (over the stated header length as far as pkt goes),
+    v6 the hop limit only; lengths and addresses stay as they are.
+    Returns the destination address (16 bytes), which it routes on."""
+    cdef unsigned char *p = <unsigned char*>PyByteArray_AS_STRING(pkt)
+    cdef Py_ssize_t n = PyByteArray_GET_SIZE(pkt)
+    if version == 4 and n >= IP4HDRLEN:
+        p[1] = tos & 0xff
+        p[8] = ttl & 0xff
+        hnputs(p + 4, ipid & 0xffff)
+        p[10] = p[11] = 0
+        hnputs(p + 10, csum_fold(csum_partial(p, min((p[0] & 0xf) << 2, n), 0)))
+        return V4PREFIX + bytes(pkt[16:20])
+    if version == 6 and n >= IP6HDRLEN:
+        p[7] = ttl & 0xff
+        return bytes(pkt[24:40])
+    raise ValueError("no whole v%d header" % version)
 
 
 cdef tuple _pair(object src, object dst):

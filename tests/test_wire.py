@@ -313,3 +313,38 @@ def test_icmpmessage_against_struct(v6):
     # a v4 unreachable's next-hop MTU is the low half of rest
     m = bytes(wire.icmpmessage(A, B, 3, 4, 1400))
     assert m[24:28] == b"\0\0\x05\x78" and ref_cksum(m[20:]) == 0
+
+
+def test_parseip_not_whole_reads_a_bad_header_length():
+    h = bytes(wire.ip4header(b"\1\2\3\4", b"\5\6\7\x08", 6, 20))
+    for vhl in (0x40, 0x44, 0x4f):
+        b = bytes([vhl]) + h[1:]
+        with pytest.raises(ValueError):
+            wire.parseip(b)
+        p = wire.parseip(b, whole=False)
+        assert p["hlen"] == (vhl & 0xf) * 4 and p["dst"] == V4PFX + b"\5\6\7\x08"
+        assert p["csumok"] == (ref_cksum(b[:p["hlen"]]) == 0)
+    with pytest.raises(ValueError):
+        wire.parseip(h[:19], whole=False)
+
+
+def test_ipversion_and_ipfinish():
+    assert wire.ipversion(b"") == 0 and wire.ipversion(b"\x45") == 4
+    assert wire.ipversion(b"\x60\0") == 6
+    m = wire.icmpmessage(A, B, 8, 0, 1, b"x")       # header length 0: icmp's area
+    b = bytearray(wire.ip4header(A[12:], B[12:], 6, 40)) + bytearray(20)
+    b[1] = b[8] = 0
+    assert wire.ipfinish(b, 4, 7, 0x20, 0x1234) == B
+    vhl, tos, tl, ipid, frag, ttl, proto, _ = struct.unpack_from("!BBHHHBBH", b)
+    assert (tos, tl, ipid, ttl, proto) == (0x20, 40, 0x1234, 7, 6)
+    assert ref_cksum(bytes(b[:20])) == 0
+    assert wire.ipfinish(m, 4, 1) == B              # checksum over 0 bytes, as stated
+    assert m[10:12] == b"\xff\xff" and m[8] == 1
+    b6 = bytearray(wire.ip6header(A6, B6, 6, 0, hop=1, tos=0x40))
+    before = bytes(b6)
+    assert wire.ipfinish(b6, 6, 9, 0x80) == B6
+    assert bytes(b6) == before[:7] + b"\x09" + before[8:]     # the hop limit only
+    with pytest.raises(ValueError):
+        wire.ipfinish(bytearray(19), 4, 1)
+    with pytest.raises(ValueError):
+        wire.ipfinish(bytearray(39), 6, 1)
