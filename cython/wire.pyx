@@ -11,17 +11,17 @@ from cpython.bytearray cimport (PyByteArray_FromStringAndSize, PyByteArray_AS_ST
                                 PyByteArray_GET_SIZE)
 
 from net9.csum cimport csum_partial, csum_fold
-from net9.byteorder cimport isv4c, nhgets, hnputs
+from net9.byteorder cimport isv4c, nhgets, nhgetl, hnputs
 from net9.wire cimport (Tcp, tcpoptsize, tcpput, tcpparse, tcphdrparse, tcpoptnext, ipput,
                         udpput, l4setcsum, pseudo4, pseudo6, ip4put, ip4fill, ip4hdrlen,
-                        ip6put, ip4area, ip6area, ip6setlen, icmpput, icmpsetcsum,
+                        ip6put, ip4area, ip6area, ip6setlen, icmpput, icmpsetcsum, icmpid,
                         IP4HDRLEN, IP6HDRLEN, TCPHDRLEN, UDPHDRLEN, ICMPHDRLEN, SYN, MAXSACK)
 
 V4PREFIX = b"\0" * 10 + b"\xff\xff"
 
 __all__ = ["cksum", "pseudosum", "ip4header", "ip6header", "tcpheader", "tcpoptions",
            "tcpoptlist", "parsetcp", "parseip4", "parseip", "ipversion", "ipfinish",
-           "tcpsegment", "udpdatagram", "icmpmessage"]
+           "tcpsegment", "udpdatagram", "icmpmessage", "icmpheader", "parseicmp"]
 
 
 cdef bytes _addr(object a, int n):
@@ -326,3 +326,25 @@ def icmpmessage(src, dst, int type, int code, unsigned int rest=0, payload=b""):
     else:
         l4setcsum(p, 0, 58, h, mlen, 2, 0)
     return b
+
+
+def icmpheader(int type, int code, unsigned int rest=0):
+    """An 8-byte ICMP (v4 or v6) header, checksum 0 (what a program
+    writes to /net/icmp after the header area; the kernel puts in the
+    identifier and the checksum): rest the 4 bytes after the checksum
+    (echo: identifier << 16 | sequence)."""
+    cdef bytearray b = bytearray(ICMPHDRLEN)
+    icmpput(<unsigned char*>PyByteArray_AS_STRING(b), type & 0xff, code & 0xff, rest)
+    return b
+
+
+def parseicmp(msg):
+    """The ICMP header at the start of msg: a dict of type, code, csum,
+    rest (the 4 bytes after the checksum) and, as an echo message reads
+    them, id and seq; None when the 8 bytes are not all there."""
+    cdef bytes b = bytes(msg[:ICMPHDRLEN])
+    cdef const unsigned char *h = b
+    if len(b) < ICMPHDRLEN:
+        return None
+    return {"type": h[0], "code": h[1], "csum": nhgets(h + 2), "rest": nhgetl(h + 4),
+            "id": icmpid(h), "seq": nhgets(h + 6)}

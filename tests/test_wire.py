@@ -348,3 +348,13 @@ def test_ipversion_and_ipfinish():
         wire.ipfinish(bytearray(19), 4, 1)
     with pytest.raises(ValueError):
         wire.ipfinish(bytearray(39), 6, 1)
+
+
+def test_icmpheader_and_parseicmp():
+    h = bytes(wire.icmpheader(8, 0, (0x1234 << 16) | 0xbeef))
+    assert h == struct.pack("!BBHHH", 8, 0, 0, 0x1234, 0xbeef)
+    m = bytes(wire.icmpmessage(A, B, 0, 0, 0x00050006, b"abc"))
+    p = wire.parseicmp(m[20:])
+    assert (p["type"], p["code"], p["id"], p["seq"], p["rest"]) == (0, 0, 5, 6, 0x00050006)
+    assert p["csum"] == struct.unpack_from("!H", m, 22)[0] and ref_cksum(m[20:]) == 0
+    assert wire.parseicmp(h[:7]) is None
