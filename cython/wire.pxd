@@ -348,6 +348,16 @@ cdef inline void icmpput(unsigned char *h, int type, int code, unsigned int rest
     h[2] = h[3] = 0
     hnputl(h + 4, rest)
 
+cdef inline int icmptype(const unsigned char *h) noexcept nogil:
+    return h[0]
+
+cdef inline int icmpcode(const unsigned char *h) noexcept nogil:
+    return h[1]
+
+cdef inline unsigned int icmprest(const unsigned char *h) noexcept nogil:
+    # the 4 bytes after the checksum (v6 packet too big: the MTU)
+    return nhgetl(h + 4)
+
 cdef inline void icmpsetid(unsigned char *h, unsigned int id) noexcept nogil:
     # an echo message's identifier (its sequence number stays)
     hnputs(h + 4, id & 0xffff)
