@@ -31,6 +31,7 @@ from net9.ipaux import atoi as _atoi
 from net9.qio cimport Queue, Trimmer
 from net9.netlog cimport Netlog
 from net9.byteorder cimport nhgets, v4tov6c
+from net9.wire cimport ipver, ip4hl, ipaddrs
 
 cdef bytes IPnoaddr = b"\0" * 16
 cdef unsigned char noaddr[16]
@@ -396,18 +397,16 @@ cdef class Proto:
             p = <const unsigned char*>view.buf
             if view.len < 1:
                 return None
-            if (p[0] & 0xf0) == 0x40:
-                hl = (p[0] & 0x0f) * 4
+            if ipver(p) == 4:
+                hl = ip4hl(p)
                 if hl < 20 or view.len < hl + 4:
                     return None
-                v4tov6c(dest, p + 16)
-                v4tov6c(source, p + 12)
-            elif (p[0] & 0xf0) == 0x60:
+                ipaddrs(p, 1, source, dest)
+            elif ipver(p) == 6:
                 hl = 40
                 if view.len < hl + 4:
                     return None
-                memcpy(dest, p + 24, 16)
-                memcpy(source, p + 8, 16)
+                ipaddrs(p, 0, source, dest)
             else:
                 return None
             psource = nhgets(p + hl)

@@ -22,11 +22,14 @@ from net9.errors import Net9Error
 from net9.ipaux import fmtip
 from net9.conv cimport Conv, Proto, Fs, IpLayer
 from net9.qio cimport Queue
-from net9.wire cimport icmpcsum, icmpsetcsum, ip4csum, l4csum, l4setcsum
+from net9.wire cimport (icmpcsum, icmpsetcsum, ip4csum, l4csum, l4setcsum, ip4area, ip6area,
+                        ip6addrs, ip6setlen, icmpput, icmpsetid, icmpid, ipaddrs, ipver,
+                        ip4hl, ip4frag, ip4proto, ip4src, ip4dst, ip6plen, ip6nh, ip6hop, ip6src, ip6dst,
+                        ip6fragoff, icmptype, icmpcode, icmprest)
 from net9.netlog cimport Logicmp
 from net9.iproute cimport Runi, Rbcast, Rmulti
 from net9.ip cimport FH
-from net9.byteorder cimport nhgets, nhgetl, hnputs, hnputl
+from net9.byteorder cimport nhgets, nhgetl
 
 cdef bytes V4PFX = b"\0" * 10 + b"\xff\xff"
 cdef bytes IPnoaddr = b"\0" * 16
@@ -146,6 +149,15 @@ unreachcode6 = [
 cdef inline const unsigned char *bp(bytes b) noexcept:
     return <const unsigned char*>PyBytes_AS_STRING(b)
 
+cdef tuple addrs16(bytes b, bint v4):
+    # the source and destination of the datagram b (whose header is all
+    # there), 16 bytes each
+    cdef unsigned char s[16]
+    cdef unsigned char d[16]
+    ipaddrs(bp(b), v4, s, d)
+    return PyBytes_FromStringAndSize(<char*>s, 16), PyBytes_FromStringAndSize(<char*>d, 16)
+
+
 cdef inline bint isv6mcast(const unsigned char *a) noexcept:
     return a[0] == 0xff
 
@@ -162,8 +174,7 @@ cdef void set_cksum6(bytearray b) noexcept:
     # icmp6.c set_cksum: payload length, next header and the checksum
     cdef unsigned char *p = <unsigned char*>PyByteArray_AS_STRING(b)
     cdef Py_ssize_t n = PyByteArray_GET_SIZE(b)
-    hnputs(p + 4, <unsigned int>(n - 40))
-    p[6] = 58
+    ip6setlen(p, <unsigned int>(n - 40), 58)
     l4setcsum(p, 0, 58, p + 40, n - 40, 2, 0)
 
 
@@ -177,16 +188,13 @@ cdef int icmpkick(Icmp self, Conv c, object m) except -1:
     if n < ICMP_IPSIZE + ICMP_HDRSIZE:
         return 0
     p = <unsigned char*>PyByteArray_AS_STRING(b)
-    p[0] = 0x40
-    if p[20] <= Maxtype:
-        self.out_[p[20]] += 1
+    if icmptype(p + ICMP_IPSIZE) <= Maxtype:
+        self.out_[icmptype(p + ICMP_IPSIZE)] += 1
     ra = c.remoteaddr
     la = c.localaddr
-    memcpy(p + 16, bp(ra) + 12, 4)
-    memcpy(p + 12, bp(la) + 12, 4)
-    p[9] = IP_ICMPPROTO
-    hnputs(p + 24, c.lport)
-    icmpsetcsum(p + 20, n - 20)
+    ip4area(p, IP_ICMPPROTO, bp(la) + 12, bp(ra) + 12)
+    icmpsetid(p + ICMP_IPSIZE, c.lport)
+    icmpsetcsum(p + ICMP_IPSIZE, n - ICMP_IPSIZE)
     self.stats_[OutMsgs] += 1
     self.f.ip.ipoput(V4, b, c.ttl, c.tos, None)
     return 0
@@ -208,18 +216,15 @@ cdef int icmpkick6(Icmp6 self, Conv c, object m) except -1:
         return 0
     p = <unsigned char*>PyByteArray_AS_STRING(b)
     if c.ptcl == 6:
-        memcpy(p + 24, bp(raddr), 16)
-        memcpy(p + 8, bp(laddr), 16)
+        ip6area(p, bp(laddr), bp(raddr))
     else:
         ra = c.remoteaddr
         la = c.localaddr
-        memcpy(p + 24, bp(ra), 16)
-        memcpy(p + 8, bp(la), 16)
-        hnputs(p + 44, c.lport)
-    p[0] = 0x60
+        ip6area(p, bp(la), bp(ra))
+        icmpsetid(p + 40, c.lport)
     set_cksum6(b)
-    if p[40] <= Maxtype6:
-        self.out_[p[40]] += 1
+    if icmptype(p + 40) <= Maxtype6:
+        self.out_[icmptype(p + 40)] += 1
     self.f.ip.ipoput(V6, b, c.ttl, c.tos, None)
     return 0
 
@@ -346,8 +351,7 @@ cdef class Icmp(IcmpBase):
         cdef IpLayer ip = self.f.ip
         if osz < ICMP_IPSIZE:
             return 0
-        src = V4PFX + b[12:16]
-        dst = V4PFX + b[16:20]
+        src, dst = addrs16(b, 1)
         if not self.ip4reply(dst) or not self.ip4reply(src):
             return 0
         ia = ip.ipv4local(ifc, src)
@@ -359,15 +363,10 @@ cdef class Icmp(IcmpBase):
         sz = min(ICMP_IPSIZE + ICMP_HDRSIZE + osz, v4MINTU)
         nb = bytearray(sz)
         q = <unsigned char*>PyByteArray_AS_STRING(nb)
-        q[0] = 0x40
-        memcpy(q + 12, bp(ia) + 12, 4)
-        memcpy(q + 16, bp(b) + 12, 4)
-        memcpy(q + 28, bp(b), sz - 28)
-        q[20] = type
-        q[21] = code
-        q[9] = IP_ICMPPROTO
-        hnputs(q + 26, arg)
-        icmpsetcsum(q + 20, sz - 20)
+        ip4area(q, IP_ICMPPROTO, bp(ia) + 12, ip4src(bp(b)))
+        icmpput(q + ICMP_IPSIZE, type, code, <unsigned int>arg & 0xffff)
+        memcpy(q + ICMP_IPSIZE + ICMP_HDRSIZE, bp(b), sz - (ICMP_IPSIZE + ICMP_HDRSIZE))
+        icmpsetcsum(q + ICMP_IPSIZE, sz - ICMP_IPSIZE)
         if type <= Maxtype:
             self.out_[type] += 1
         ip.ipoput(V4, nb, MAXTTL, DFLTTOS, None)
@@ -432,8 +431,8 @@ cdef class Icmp(IcmpBase):
             if self.f.log.mask & Logicmp:
                 self.f.log.log(Logicmp, "icmp checksum error\n")
             return 0
-        type = p[20]
-        code = p[21]
+        type = icmptype(p + ICMP_IPSIZE)
+        code = icmpcode(p + ICMP_IPSIZE)
         if self.f.log.mask & Logicmp:
             self.f.log.log(Logicmp, "icmpiput %s (%d) %d\n" % (
                 icmpnames[type] if type <= Maxtype and icmpnames[type] else "", type, code))
@@ -447,15 +446,15 @@ cdef class Icmp(IcmpBase):
             return 0
         if type == TimeExceed:
             if code == 0:
-                return self.advise4(b, "ttl exceeded at %s" % fmtip(V4PFX + b[12:16]))
+                return self.advise4(b, "ttl exceeded at %s" % fmtip(addrs16(b, 1)[0]))
             self.goticmpkt(b)
             return 0
         if type == Unreachable:
             if code < len(unreachcode):
                 msg = unreachcode[code]
             else:
-                msg = "unreachable %s -> %s code %d" % (fmtip(V4PFX + b[12:16]),
-                                                        fmtip(V4PFX + b[16:20]), code)
+                src, dst = addrs16(b, 1)
+                msg = "unreachable %s -> %s code %d" % (fmtip(src), fmtip(dst), code)
             return self.advise4(b, msg)
         self.goticmpkt(b)
         return 0
@@ -468,13 +467,13 @@ cdef class Icmp(IcmpBase):
             self.stats_[LenErrs] += 1
             return 0
         # advise() does not expect options; only the first fragment
-        if (p[0] == 0x45 and (nhgets(p + 6) & IP_FO) == 0
+        if (ipver(p) == 4 and ip4hl(p) == ICMP_IPSIZE and (ip4frag(p) & IP_FO) == 0
                 and ip4csum(p) == 0):
-            pr = <Proto>self.f.ipproto[p[9]]
+            pr = <Proto>self.f.ipproto[ip4proto(p)]
             if pr is not None:
                 if self.f.log.mask & Logicmp:
                     self.f.log.log(Logicmp, "advising %s!%s -> %s: %s\n" % (
-                        pr.name, fmtip(V4PFX + inner[12:16]), fmtip(V4PFX + inner[16:20]), msg))
+                        pr.name, fmtip(addrs16(inner, 1)[0]), fmtip(addrs16(inner, 1)[1]), msg))
                 pr.advise(inner, msg)
                 return 0
         self.goticmpkt(b)
@@ -482,26 +481,22 @@ cdef class Icmp(IcmpBase):
 
     cdef object mkechoreply(self, bytes b):
         cdef unsigned char *q
-        src = V4PFX + b[12:16]
-        dst = V4PFX + b[16:20]
+        src, dst = addrs16(b, 1)
         if not self.ip4me(dst) or not self.ip4reply(src):
             return None
         r = bytearray(b)
         q = <unsigned char*>PyByteArray_AS_STRING(r)
-        q[0] = 0x40
-        memcpy(q + 12, bp(b) + 16, 4)
-        memcpy(q + 16, bp(b) + 12, 4)
-        q[20] = EchoReply
-        icmpsetcsum(q + 20, len(r) - 20)
+        ip4area(q, ip4proto(q), ip4dst(bp(b)), ip4src(bp(b)))
+        q[ICMP_IPSIZE] = EchoReply
+        icmpsetcsum(q + ICMP_IPSIZE, len(r) - ICMP_IPSIZE)
         return r
 
     cdef goticmpkt(self, bytes b):
         # to the conversations whose local port is the identifier
         cdef const unsigned char *p = bp(b)
-        cdef int recid = nhgets(p + 24)
+        cdef int recid = icmpid(p + ICMP_IPSIZE)
         cdef Conv s
-        src = V4PFX + b[12:16]
-        dst = V4PFX + b[16:20]
+        src, dst = addrs16(b, 1)
         for s in self.conv:
             if s.inuse > 0 and s.lport == recid and (s.localaddr == dst or s.remoteaddr == src):
                 if (<Queue>s.rq).qlen() < (<Queue>s.rq).limit:
@@ -514,7 +509,8 @@ cdef class Icmp(IcmpBase):
         cdef bytes b = bytes(pkt)
         if len(b) < ICMP_IPSIZE + ICMP_HDRSIZE:
             return
-        self.advisecall(nhgets(bp(b) + 24), V4PFX + b[12:16], V4PFX + b[16:20], msg)
+        src, dst = addrs16(b, 1)
+        self.advisecall(icmpid(bp(b) + ICMP_IPSIZE), src, dst, msg)
 
 
 cdef class Icmp6(IcmpBase):
@@ -560,24 +556,20 @@ cdef class Icmp6(IcmpBase):
         cdef IpLayer ip = self.f.ip
         if osz < 40:
             return 0
-        if isv6mcast(bp(b) + 24) or isv6mcast(bp(b) + 8):
+        if isv6mcast(ip6dst(bp(b))) or isv6mcast(ip6src(bp(b))):
             return 0
-        src = b[8:24]
+        src, dst = addrs16(b, 0)
         ia = ip.ipv6local(ifc, src)
         if ia is None:
             return 0
         if self.f.log.mask & Logicmp:
             self.f.log.log(Logicmp, "icmpsend6 %s (%d) %d ia %s -> src %s dst %s\n" % (
-                icmpnames6[type], type, code, fmtip(ia), fmtip(src), fmtip(b[24:40])))
+                icmpnames6[type], type, code, fmtip(ia), fmtip(src), fmtip(dst)))
         sz = min(IPICMPSZ + osz, v6MINTU)
         nb = bytearray(sz)
         q = <unsigned char*>PyByteArray_AS_STRING(nb)
-        q[0] = 0x60
-        memcpy(q + 8, bp(ia), 16)
-        memcpy(q + 24, bp(b) + 8, 16)
-        q[40] = type
-        q[41] = code
-        hnputl(q + 44, arg)
+        ip6area(q, bp(ia), ip6src(bp(b)))
+        icmpput(q + 40, type, code, arg)
         memcpy(q + IPICMPSZ, bp(b), sz - IPICMPSZ)
         set_cksum6(nb)
         self.out_[type] += 1
@@ -617,7 +609,7 @@ cdef class Icmp6(IcmpBase):
             self.stats_[HlenErrs] += 1
             self.stats_[InErrors] += 1
             return 0
-        if p[6] != 58:
+        if ip6nh(p) != 58:
             self.stats_[InErrors] += 1
             return 0
         if cksum6(p, n) != 0:
@@ -626,14 +618,14 @@ cdef class Icmp6(IcmpBase):
             if self.f.log.mask & Logicmp:
                 self.f.log.log(Logicmp, "icmp checksum error\n")
             return 0
-        type = p[40]
+        type = icmptype(p + 40)
         if type == NbrSolicit or type == NbrAdvert or type == RouterAdvert \
                 or type == RouterSolicit or type == RedirectV6:
-            if p[7] != MAXTTL:
+            if ip6hop(p) != MAXTTL:
                 self.stats_[HoplimErrs6] += 1
                 self.stats_[InErrors] += 1
                 return 0
-            if p[41] != 0:
+            if icmpcode(p + 40) != 0:
                 self.stats_[IcmpCodeErrs6] += 1
                 self.stats_[InErrors] += 1
                 return 0
@@ -647,17 +639,17 @@ cdef class Icmp6(IcmpBase):
                     self.stats_[InErrors] += 1
                     return 0
                 # optexsts: a payload longer than 24 bytes carries an option
-                if nhgets(p + 4) > 24 and (n < IPICMPSZ + 18 or p[IPICMPSZ + 17] == 0):
+                if ip6plen(p) > 24 and (n < IPICMPSZ + 18 or p[IPICMPSZ + 17] == 0):
                     self.stats_[OptlenErrs6] += 1
                     self.stats_[InErrors] += 1
                     return 0
-                if type == NbrSolicit and memcmp(p + 8, <const char*>IPnoaddr, 16) == 0:
-                    if (memcmp(p + 24, b"\xff\x02\0\0\0\0\0\0\0\0\0\x01\xff", 13) != 0
-                            or nhgets(p + 4) > 24):
+                if type == NbrSolicit and memcmp(ip6src(p), <const char*>IPnoaddr, 16) == 0:
+                    if (memcmp(ip6dst(p), b"\xff\x02\0\0\0\0\0\0\0\0\0\x01\xff", 13) != 0
+                            or ip6plen(p) > 24):
                         self.stats_[AddrmxpErrs6] += 1
                         self.stats_[InErrors] += 1
                         return 0
-                if type == NbrAdvert and isv6mcast(p + 24) and (nhgets(p + 44) & 0x40):
+                if type == NbrAdvert and isv6mcast(ip6dst(p)) and (nhgets(p + 44) & 0x40):
                     self.stats_[AddrmxpErrs6] += 1
                     self.stats_[InErrors] += 1
                     return 0
@@ -666,7 +658,7 @@ cdef class Icmp6(IcmpBase):
                     self.stats_[HlenErrs] += 1
                     self.stats_[InErrors] += 1
                     return 0
-                if not islinklocal(p + 8):
+                if not islinklocal(ip6src(p)):
                     self.stats_[RouterAddrErrs6] += 1
                     self.stats_[InErrors] += 1
                     return 0
@@ -683,7 +675,7 @@ cdef class Icmp6(IcmpBase):
                     self.stats_[HlenErrs] += 1
                     self.stats_[InErrors] += 1
                     return 0
-                unsp = memcmp(p + 8, <const char*>IPnoaddr, 16) == 0
+                unsp = memcmp(ip6src(p), <const char*>IPnoaddr, 16) == 0
                 sz = IPICMPSZ + 8
                 while sz + 8 <= n:
                     osz = p[sz + 1]
@@ -703,8 +695,8 @@ cdef class Icmp6(IcmpBase):
         # (icmp6.c counts no InMsgs)
         if not self.valid(p, n):
             return 0
-        type = p[40]
-        code = p[41]
+        type = icmptype(p + 40)
+        code = icmpcode(p + 40)
         if type > Maxtype6:
             return 0
         self.in_[type] += 1
@@ -720,13 +712,13 @@ cdef class Icmp6(IcmpBase):
             return self.advise6(ifc, b, msg)
         if type == TimeExceedV6:
             if code == 0:
-                return self.advise6(ifc, b, "ttl exceeded at %s" % fmtip(b[8:24]))
+                return self.advise6(ifc, b, "ttl exceeded at %s" % fmtip(addrs16(b, 0)[0]))
             if code == 1:
-                return self.advise6(ifc, b, "frag time exceeded at %s" % fmtip(b[8:24]))
+                return self.advise6(ifc, b, "frag time exceeded at %s" % fmtip(addrs16(b, 0)[0]))
             self.goticmpkt6(b, 0, ifc)
             return 0
         if type == PacketTooBigV6:
-            return self.advise6(ifc, b, "packet too big for %d mtu at %s" % (nhgetl(p + 44), fmtip(b[8:24])))
+            return self.advise6(ifc, b, "packet too big for %d mtu at %s" % (icmprest(p + 40), fmtip(addrs16(b, 0)[0])))
         if type == RouterAdvert or type == RouterSolicit:
             self.goticmpkt6(b, type, ifc)
             return 0
@@ -745,21 +737,18 @@ cdef class Icmp6(IcmpBase):
             return 0
         p = bp(inner)
         # get rid of a fragment header if this is the first fragment
-        if (p[0] & 0xf0) == 0x60 and p[6] == FH and len(inner) >= MinAdvise6 + IP6FHDR:
-            if (nhgets(p + 40 + 2) & ~7) == 0:
-                x = bytearray(inner[:40])
-                x[6] = p[40]
-                x += inner[40 + IP6FHDR:]
-                x[4] = ((len(x) - 40) >> 8) & 0xff
-                x[5] = (len(x) - 40) & 0xff
+        if ipver(p) == 6 and ip6nh(p) == FH and len(inner) >= MinAdvise6 + IP6FHDR:
+            if (ip6fragoff(p + 40) & ~7) == 0:
+                x = bytearray(inner[:40]) + inner[40 + IP6FHDR:]
+                ip6setlen(<unsigned char*>PyByteArray_AS_STRING(x), len(x) - 40, p[40])
                 inner = bytes(x)
                 p = bp(inner)
-        if (p[0] & 0xf0) == 0x60 and p[6] != FH:
-            pr = <Proto>self.f.ipproto[p[6]]
+        if ipver(p) == 6 and ip6nh(p) != FH:
+            pr = <Proto>self.f.ipproto[ip6nh(p)]
             if pr is not None:
                 if self.f.log.mask & Logicmp:
                     self.f.log.log(Logicmp, "advising %s!%s -> %s: %s\n" % (
-                        pr.name, fmtip(inner[8:24]), fmtip(inner[24:40]), msg))
+                        pr.name, fmtip(addrs16(inner, 0)[0]), fmtip(addrs16(inner, 0)[1]), msg))
                 pr.advise(inner, msg)
                 return 0
         self.goticmpkt6(b, 0, ifc)
@@ -768,19 +757,18 @@ cdef class Icmp6(IcmpBase):
     cdef object mkechoreply6(self, bytes b, object ifc):
         cdef unsigned char *q
         cdef const unsigned char *p = bp(b)
-        if isv6mcast(p + 8):
+        if isv6mcast(ip6src(p)):
             return None
-        addr = b[8:24]
-        if not isv6mcast(p + 24):
-            src = b[24:40]
+        addr, dst = addrs16(b, 0)
+        if not isv6mcast(ip6dst(p)):
+            src = dst
         else:
             src = self.f.ip.ipv6local(ifc, addr)
             if src is None:
                 return None
         r = bytearray(b)
         q = <unsigned char*>PyByteArray_AS_STRING(r)
-        memcpy(q + 8, bp(src), 16)
-        memcpy(q + 24, bp(addr), 16)
+        ip6addrs(q, bp(src), bp(addr))
         q[40] = EchoReplyV6
         set_cksum6(r)
         return r
@@ -789,10 +777,10 @@ cdef class Icmp6(IcmpBase):
         cdef const unsigned char *p = bp(b)
         cdef int recid
         cdef Conv s
-        dst = b[24:40]
+        src, dst = addrs16(b, 0)
         if muxkey == 0:
-            recid = nhgets(p + 44)
-            addr = b[8:24]
+            recid = icmpid(p + 40)
+            addr = src
         else:
             recid = muxkey
             addr = dst
@@ -810,4 +798,5 @@ cdef class Icmp6(IcmpBase):
         cdef bytes b = bytes(pkt)
         if len(b) < IPICMPSZ:
             return
-        self.advisecall(nhgets(bp(b) + 44), b[8:24], b[24:40], msg)
+        src, dst = addrs16(b, 0)
+        self.advisecall(icmpid(bp(b) + 40), src, dst, msg)

@@ -41,7 +41,10 @@ from net9.errors import Net9Error
 from net9.ipaux import fmtip
 from net9.conv cimport Conv, Proto, Fs, IpLayer, Routehint
 from net9.wire cimport (ip4csum, ip4setcsum, ip4fill, l4setcsum, tcpoptnext, MSSOPT,
-                        MSS_LENGTH)
+                        MSS_LENGTH, ipver, ip4hl, tcphl, ipaddrs, ip4src, ip4dst, ip4len,
+                        ip4id, ip4frag, ip4ttl, ip4proto, ip4setvtt, ip4setvhl, ip4setttl,
+                        ip4setlen, ip4setfrag, ip6plen, ip6nh, ip6hop, ip6src, ip6dst,
+                        ip6setvtt, ip6setplen, ip6setlen, ip6fragput, ip6fragoff, ip6fragid)
 from net9.netlog cimport Logip
 from net9.byteorder cimport nhgets, nhgetl, hnputs, hnputl, isv4c, v4tov6c
 from net9.iproute cimport Rt, Rv4, Rifc, Runi, Rbcast, Rmulti, Rtrans, bp, addr16, Routetab
@@ -82,7 +85,7 @@ cdef void mssclamp(unsigned char *p, Py_ssize_t n, int hl, bint v4, int mtu) noe
     t = p + hl
     if not (t[13] & 0x02):
         return
-    thl = (t[12] >> 4) << 2
+    thl = tcphl(t)
     if thl < 20 or hl + thl > n:
         return
     newmss = mtu - ((20 if v4 else 40) + 20)
@@ -458,8 +461,7 @@ cdef class Ip(IpLayer):
         if n < IP4HDR or n >= IP_MAX:
             self.stats_[OutDiscards] += 1
             return 0
-        v4tov6c(dst, p + 16)
-        v4tov6c(src, p + 12)
+        ipaddrs(p, 1, src, dst)
         i = self.rtab.rlookup(dst, src, 1, rh)
         if i < 0:
             self.stats_[OutNoRoutes] += 1
@@ -472,9 +474,7 @@ cdef class Ip(IpLayer):
         if ifc is None:
             return 0
         medialen = ifc.maxtu - ifc.hsize
-        p[0] = 0x45
-        p[1] = tos
-        p[8] = ttl
+        ip4setvtt(p, tos, ttl)
         if n <= medialen or (gsomss > 0 and n <= ifc.gso):
             self.id4 += 1
             ip4fill(p, <unsigned int>n, self.id4, 0)
@@ -486,7 +486,7 @@ cdef class Ip(IpLayer):
                 self.id4 += (n - IP4HDR) // gsomss
                 self.ifcoputgso(ifc, pkt, gsomss)
             return 0
-        if p[6] & (IP_DF >> 8):
+        if ip4frag(p) & IP_DF:
             # icmpcantfrag answers only datagrams addressed to us
             self.stats_[FragFails] += 1
             self.stats_[OutDiscards] += 1
@@ -531,33 +531,31 @@ cdef class Ip(IpLayer):
         if n < IP6HDR or n >= IP_MAX:
             self.stats_[OutDiscards] += 1
             return 0
-        i = self.rtab.rlookup(p + 24, p + 8, 0, rh)
+        i = self.rtab.rlookup(ip6dst(p), ip6src(p), 0, rh)
         if i < 0:
             self.stats_[OutNoRoutes] += 1
             if self.f.log.mask & Logip:
                 self.f.log.log(Logip, "%s -> %s: no interface\n" % (
-                    fmtip(PyBytes_FromStringAndSize(<char*>p + 8, 16)),
-                    fmtip(PyBytes_FromStringAndSize(<char*>p + 24, 16))))
+                    fmtip(PyBytes_FromStringAndSize(<char*>ip6src(p), 16)),
+                    fmtip(PyBytes_FromStringAndSize(<char*>ip6dst(p), 16))))
             return -1
         ifc = self.rtifc(i)
         if ifc is None:
             return 0
         medialen = ifc.maxtu - ifc.hsize
-        p[0] = 0x60 | ((tos >> 4) & 0x0f)
-        p[1] = (tos << 4) & 0xf0
-        p[7] = ttl
+        ip6setvtt(p, tos, ttl)
         if n <= medialen:
-            hnputs(p + 4, <unsigned int>(n - IP6HDR))
+            ip6setplen(p, <unsigned int>(n - IP6HDR))
             self.ifcoput(ifc, pkt)
             return 0
         if gsomss > 0 and n - IP6HDR <= ifc.gso:
-            hnputs(p + 4, <unsigned int>(n - IP6HDR))
+            ip6setplen(p, <unsigned int>(n - IP6HDR))
             self.ifcoputgso(ifc, pkt, gsomss)
             return 0
         # the unfragmentable part: the header, hop-by-hop and routing headers
         uflen = IP6HDR
         qoff = 6
-        nh = p[6]
+        nh = ip6nh(p)
         while nh == HBH or nh == RH:
             if uflen + 2 > n:
                 uflen = -1
@@ -593,11 +591,8 @@ cdef class Ip(IpLayer):
             memcpy(q, p, uflen)
             # DEVIATION: ipoput6 writes seglen+IP6FHDR, leaving out any
             # hop-by-hop/routing headers in the unfragmentable part
-            hnputs(q + 4, uflen - IP6HDR + IP6FHDR + seglen)
-            q[uflen] = nh
-            q[uflen + 1] = 0
-            hnputs(q + uflen + 2, fragoff | more)
-            hnputl(q + uflen + 4, lid)
+            ip6setplen(q, uflen - IP6HDR + IP6FHDR + seglen)
+            ip6fragput(q + uflen, nh, fragoff | more, lid)
             memcpy(q + uflen + IP6FHDR, p + uflen + fragoff, seglen)
             self.ifcoput(ifc, nb)
             self.stats_[FragCreates] += 1
@@ -626,7 +621,7 @@ cdef class Ip(IpLayer):
         try:
             p = <const unsigned char*>view.buf
             ifc.pktin += 1
-            if view.len >= 1 and (p[0] & 0xf0) == 0x40:
+            if view.len >= 1 and ipver(p) == 4:
                 r = self.input4(ifc, pkt, p, view.len, gso)
             else:
                 r = self.input6(ifc, pkt, p, view.len, gso)
@@ -663,9 +658,8 @@ cdef class Ip(IpLayer):
         cdef Ifc nifc
         cdef bytearray b
         cdef unsigned char *q
-        v4tov6c(dst, p + 16)
-        v4tov6c(src, p + 12)
-        if p[16] >= 0xe0:
+        ipaddrs(p, 1, src, dst)
+        if ip4dst(p)[0] >= 0xe0:
             # DEVIATION: multicast (and class E) is not forwarded (no
             # multicast routing; devip would send it along any route)
             self.stats_[OutDiscards] += 1
@@ -690,13 +684,13 @@ cdef class Ip(IpLayer):
             # a NAT route: tcpforward is not ported (conv's trans)
             self.stats_[OutDiscards] += 1
             return 0
-        ttl = p[8]
+        ttl = ip4ttl(p)
         if ttl <= 1:
             self.stats_[InHdrErrors] += 1
             self.icmperr("icmpttlexceeded", ifc, pkt, None)
             return 0
         b = PyByteArray_FromStringAndSize(<char*>p, length)
-        if nifc.reassemble and (nhgets(p + 6) & (IP_MF | IP_FO)):
+        if nifc.reassemble and (ip4frag(p) & (IP_MF | IP_FO)):
             # reassemble as the interface expects it
             r = self.reasm4(b)
             if r is None:
@@ -704,25 +698,27 @@ cdef class Ip(IpLayer):
             b = r
         self.stats_[ForwDatagrams] += 1
         q = <unsigned char*>PyByteArray_AS_STRING(b)
-        q[8] = ttl - 1
+        ip4setttl(q, ttl - 1)
         return self.gated(ifc, nifc, b, gso)
 
     cdef int forward6(self, Ifc ifc, object pkt, const unsigned char *p, int length, int gso) except -1:
         cdef int i, hop
+        cdef const unsigned char *d
         cdef Ifc nifc
         cdef bytearray b
         # don't forward to link-local destinations; DEVIATION: nor to any
         # multicast group (no multicast routing)
-        if (p[24] == 0xfe and (p[25] & 0xc0) == 0x80) or p[24] == 0xff:
+        d = ip6dst(p)
+        if (d[0] == 0xfe and (d[1] & 0xc0) == 0x80) or d[0] == 0xff:
             self.stats_[OutDiscards] += 1
             return 0
-        i = self.rtab.rlookup(p + 24, p + 8, 0, NULL)
+        i = self.rtab.rlookup(ip6dst(p), ip6src(p), 0, NULL)
         if i < 0:
             self.stats_[OutDiscards] += 1
             if self.f.log.mask & Logip:
                 self.f.log.log(Logip, "%s -> %s: no route to forward\n" % (
-                    fmtip(PyBytes_FromStringAndSize(<char*>p + 8, 16)),
-                    fmtip(PyBytes_FromStringAndSize(<char*>p + 24, 16))))
+                    fmtip(PyBytes_FromStringAndSize(<char*>ip6src(p), 16)),
+                    fmtip(PyBytes_FromStringAndSize(<char*>ip6dst(p), 16))))
             # DEVIATION: devip drops it; ICMPv6 no route to destination
             self.icmperr("icmpnoroute6", ifc, pkt, None)
             return 0
@@ -730,7 +726,7 @@ cdef class Ip(IpLayer):
         if nifc is None or (self.rtab.rt[i].type & Rv4) or (nifc is ifc and not ifc.reflect):
             self.stats_[OutDiscards] += 1
             return 0
-        hop = p[7]
+        hop = ip6hop(p)
         if hop <= 1:
             self.stats_[InHdrErrors] += 1
             self.icmperr("icmpttlexceeded6", ifc, pkt, None)
@@ -751,7 +747,7 @@ cdef class Ip(IpLayer):
         cdef Py_ssize_t n = PyByteArray_GET_SIZE(pkt)
         cdef unsigned char *p = <unsigned char*>PyByteArray_AS_STRING(pkt)
         cdef int medialen, inlen, hl, thl, frag = 0
-        cdef bint v4 = (p[0] >> 4) == 4
+        cdef bint v4 = ipver(p) == 4
         cdef bint tcp
         self.stats_[OutRequests] += 1
         if n >= IP_MAX + (0 if v4 else IP6HDR):
@@ -760,15 +756,15 @@ cdef class Ip(IpLayer):
         medialen = ifc.maxtu - ifc.hsize
         inlen = gating.maxtu - gating.hsize
         if v4:
-            hl = (p[0] & 0xf) << 2
-            frag = nhgets(p + 6)
-            tcp = p[9] == IP_TCPPROTO and (frag & (IP_MF | IP_FO)) == 0
-            if p[9] == IP_TCPPROTO and (frag & IP_FO) == 0:
+            hl = ip4hl(p)
+            frag = ip4frag(p)
+            tcp = ip4proto(p) == IP_TCPPROTO and (frag & (IP_MF | IP_FO)) == 0
+            if ip4proto(p) == IP_TCPPROTO and (frag & IP_FO) == 0:
                 mssclamp(p, n, hl, 1, medialen if medialen < inlen else inlen)
             ip4setcsum(p)
         else:
             hl = IP6HDR
-            tcp = p[6] == IP_TCPPROTO
+            tcp = ip6nh(p) == IP_TCPPROTO
             if tcp:
                 mssclamp(p, n, hl, 0, medialen)
         if n <= medialen:
@@ -777,7 +773,7 @@ cdef class Ip(IpLayer):
         if tcp and n >= hl + 20 and (gso > 0 or n > inlen):
             # a TCP super-packet (from a medium with receive offload): its
             # segments are what travel
-            thl = (p[hl + 12] >> 4) << 2
+            thl = tcphl(p + hl)
             if thl >= 20 and hl + thl <= n:
                 if gso <= 0:
                     gso = inlen - hl - thl
@@ -815,8 +811,8 @@ cdef class Ip(IpLayer):
         cdef Py_ssize_t n = PyByteArray_GET_SIZE(pkt)
         cdef unsigned char *p = <unsigned char*>PyByteArray_AS_STRING(pkt)
         cdef unsigned char *q
-        cdef int hl = (p[0] & 0xf) << 2, seglen, dlen, off, base, frag, mf
-        frag = nhgets(p + 6)
+        cdef int hl = ip4hl(p), seglen, dlen, off, base, frag, mf
+        frag = ip4frag(p)
         base = (frag & IP_FO) << 3
         mf = frag & IP_MF
         seglen = (medialen - hl) & ~7
@@ -838,7 +834,7 @@ cdef class Ip(IpLayer):
             q = <unsigned char*>PyByteArray_AS_STRING(nb)
             memcpy(q, p, hl)
             memcpy(q + hl, p + hl + off, seglen)
-            ip4fill(q, hl + seglen, nhgets(p + 4), frag)
+            ip4fill(q, hl + seglen, ip4id(p), frag)
             self.ifcoput(ifc, nb)
             self.stats_[FragCreates] += 1
             off += seglen
@@ -855,13 +851,13 @@ cdef class Ip(IpLayer):
         cdef unsigned char *p = <unsigned char*>PyByteArray_AS_STRING(pkt)
         cdef unsigned char *q
         cdef unsigned char *t
-        cdef bint v4 = (p[0] >> 4) == 4
-        cdef int hl = ((p[0] & 0xf) << 2) if v4 else IP6HDR
-        cdef int thl = (p[hl + 12] >> 4) << 2
+        cdef bint v4 = ipver(p) == 4
+        cdef int hl = ip4hl(p) if v4 else IP6HDR
+        cdef int thl = tcphl(p + hl)
         cdef int payload = n - hl - thl, off = 0, seglen, k = 0, flags = p[hl + 13], id4
         cdef unsigned int seq = nhgetl(p + hl + 4)
         cdef list out = []
-        id4 = nhgets(p + 4) if v4 else 0
+        id4 = ip4id(p) if v4 else 0
         while True:
             seglen = payload - off if payload - off < mss else mss
             nb = PyByteArray_FromStringAndSize(NULL, hl + thl + seglen)
@@ -876,9 +872,9 @@ cdef class Ip(IpLayer):
             if off > 0:
                 t[13] &= ~0x80                 # CWR
             if v4:
-                ip4fill(q, hl + thl + seglen, id4 + k, nhgets(p + 6))
+                ip4fill(q, hl + thl + seglen, id4 + k, ip4frag(p))
             else:
-                hnputs(q + 4, thl + seglen)
+                ip6setplen(q, thl + seglen)
             l4setcsum(q, v4, IP_TCPPROTO, t, thl + seglen, 16, 0)
             out.append(nb)
             k += 1
@@ -898,7 +894,7 @@ cdef class Ip(IpLayer):
             self.stats_[InHdrErrors] += 1
             ifc.errin += 1
             return 0
-        hl = (p[0] & 0xf) << 2
+        hl = ip4hl(p)
         if hl < IP4HDR or hl > n:
             self.stats_[InHdrErrors] += 1
             ifc.errin += 1
@@ -911,14 +907,14 @@ cdef class Ip(IpLayer):
             if self.f.log.mask & Logip:
                 self.f.log.log(Logip, "bad ip header checksum\n")
             return 0
-        length = nhgets(p + 2)
+        length = ip4len(p)
         if length < hl or length > n:
             self.stats_[InHdrErrors] += 1
             ifc.errin += 1
             if self.f.log.mask & Logip:
                 self.f.log.log(Logip, "bogus packet length: %d\n" % length)
             return 0
-        v4tov6c(dst, p + 16)
+        v4tov6c(dst, ip4dst(p))
         if not self.ipselftab.forme(dst):
             if self.iprouting:
                 return self.forward4(ifc, pkt, p, length, gso)
@@ -931,18 +927,18 @@ cdef class Ip(IpLayer):
             q = <unsigned char*>PyByteArray_AS_STRING(nb)
             memcpy(q, p, IP4HDR)
             memcpy(q + IP4HDR, p + hl, length - hl)
-            q[0] = 0x45
-            hnputs(q + 2, length - (hl - IP4HDR))
+            ip4setvhl(q, IP4HDR)
+            ip4setlen(q, length - (hl - IP4HDR))
             ip4setcsum(q)
             pkt = nb
             p = q
-        frag = nhgets(p + 6)
+        frag = ip4frag(p)
         if frag & (IP_MF | IP_FO):
             pkt = self.reasm4(pkt)
             if pkt is None:
                 return 0
             p = <const unsigned char*>PyByteArray_AS_STRING(pkt)
-        self.deliver(ifc, p[9], pkt)
+        self.deliver(ifc, ip4proto(p), pkt)
         return 0
 
     cdef deliver(self, Ifc ifc, int proto, object pkt):
@@ -967,21 +963,21 @@ cdef class Ip(IpLayer):
         cdef bint reassembled = 0
         cdef unsigned char *q
         self.stats_[InReceives] += 1
-        if n < IP6HDR or (p[0] & 0xf0) != 0x60:
+        if n < IP6HDR or ipver(p) != 6:
             # DEVIATION: a runt is counted (devip's pullup drops it)
             self.stats_[InHdrErrors] += 1
             ifc.errin += 1
             if self.f.log.mask & Logip and n >= 1:
                 self.f.log.log(Logip, "ip: bad version %x\n" % ((p[0] & 0xf0) >> 2))
             return 0
-        length = IP6HDR + nhgets(p + 4)
+        length = IP6HDR + ip6plen(p)
         if length > n:
             self.stats_[InHdrErrors] += 1
             ifc.errin += 1
             if self.f.log.mask & Logip:
                 self.f.log.log(Logip, "bogus packet length: %d\n" % length)
             return 0
-        if not self.ipselftab.forme(p + 24):
+        if not self.ipselftab.forme(ip6dst(p)):
             if self.iprouting:
                 return self.forward6(ifc, pkt, p, length, gso)
             self.stats_[InAddrErrors] += 1
@@ -991,7 +987,7 @@ cdef class Ip(IpLayer):
         while True:
             off = IP6HDR
             qoff = 6
-            nh = p[6]
+            nh = ip6nh(p)
             while nh == HBH or nh == RH or nh == DOH or nh == FH:
                 if off + 2 > length:
                     off = -1
@@ -1027,8 +1023,7 @@ cdef class Ip(IpLayer):
             q = <unsigned char*>PyByteArray_AS_STRING(nb)
             memcpy(q, p, IP6HDR)
             memcpy(q + IP6HDR, p + off, plen)
-            q[6] = nh
-            hnputs(q + 4, plen)
+            ip6setlen(q, plen, nh)
             if self.f.ipproto[nh] is None and nh != NNH:
                 # the parameter problem quotes the datagram as received
                 self.stats_[InDiscards] += 1
@@ -1146,7 +1141,7 @@ cdef class Ip(IpLayer):
     cdef object reasm4(self, object pkt):
         cdef bytes b = bytes(pkt)
         cdef const unsigned char *p = bp(b)
-        cdef int frag = nhgets(p + 6)
+        cdef int frag = ip4frag(p)
         cdef int foff = (frag & IP_FO) << 3
         cdef Reasm f
         cdef unsigned char *q
@@ -1174,9 +1169,8 @@ cdef class Ip(IpLayer):
         for x in done:
             out += x[1]
         q = <unsigned char*>PyByteArray_AS_STRING(out)
-        q[6] = 0
-        q[7] = 0
-        hnputs(q + 2, total)
+        ip4setfrag(q, 0)
+        ip4setlen(q, total)
         ip4setcsum(q)
         self.stats_[ReasmOKs] += 1
         return out
@@ -1185,15 +1179,15 @@ cdef class Ip(IpLayer):
         # the fragment header is at uflen; qoff is the next-header byte
         # that names it.  The unfragmentable part kept with each fragment
         # already names the fragment's next header.
-        cdef int offrm = nhgets(p + uflen + 2)
+        cdef int offrm = ip6fragoff(p + uflen)
         cdef int foff = offrm & ~7
         cdef Reasm f
         cdef unsigned char *q
         hdr = bytearray(PyBytes_FromStringAndSize(<char*>p, uflen))
         hdr[qoff] = p[uflen]
         hdr = bytes(hdr)
-        key = (V6, PyBytes_FromStringAndSize(<char*>p + 8, 16),
-               PyBytes_FromStringAndSize(<char*>p + 24, 16), nhgetl(p + uflen + 4))
+        key = (V6, PyBytes_FromStringAndSize(<char*>ip6src(p), 16),
+               PyBytes_FromStringAndSize(<char*>ip6dst(p), 16), ip6fragid(p + uflen))
         data = PyBytes_FromStringAndSize(<char*>p + uflen + IP6FHDR, length - uflen - IP6FHDR)
         self.fragexpire()
         f = self.reasms.get(key)
@@ -1204,7 +1198,7 @@ cdef class Ip(IpLayer):
                 self.stats_[ReasmFails] += 1
             out = bytearray(hdr)
             out += data
-            hnputs(<unsigned char*>PyByteArray_AS_STRING(out) + 4, len(out) - IP6HDR)
+            ip6setplen(<unsigned char*>PyByteArray_AS_STRING(out), len(out) - IP6HDR)
             return out
         if foff + len(data) + uflen >= IP_MAX:
             if f is not None:
@@ -1224,7 +1218,7 @@ cdef class Ip(IpLayer):
             self.stats_[ReasmFails] += 1
             return None
         q = <unsigned char*>PyByteArray_AS_STRING(out)
-        hnputs(q + 4, len(out) - IP6HDR)
+        ip6setplen(q, len(out) - IP6HDR)
         self.stats_[ReasmOKs] += 1
         return out
 

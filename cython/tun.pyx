@@ -8,6 +8,7 @@ from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from libc.errno cimport errno, EAGAIN, EINTR
 
 from net9.csum cimport csum_partial, csum_fold
+from net9.wire cimport ipver, ip4hl, tcphl
 
 cdef extern from "unistd.h" nogil:
     ssize_t read(int fd, void *buf, size_t count)
@@ -149,14 +150,14 @@ cpdef Py_ssize_t writepkt_vnet(int fd, object pkt, int gsosize=0):
         for i in range(VNETHDR):
             hdr[i] = 0
         if gsosize > 0 and view.len > 40:
-            if (p[0] >> 4) == 4:
-                hl = (p[0] & 0x0F) * 4
+            if ipver(p) == 4:
+                hl = ip4hl(p)
                 hdr[1] = GSO_TCPV4
             else:
                 hl = 40
                 hdr[1] = GSO_TCPV6
             if hl + 20 <= <size_t>view.len:
-                hl += (p[hl + 12] >> 4) * 4
+                hl += tcphl(p + hl)
                 hdr[2] = hl & 0xFF
                 hdr[3] = hl >> 8
                 hdr[4] = gsosize & 0xFF

@@ -40,7 +40,7 @@ from net9.qio cimport Queue
 from net9.netlog cimport Logudp, Logudpmsg
 from net9.iproute cimport Runi, Rbcast, Rmulti
 from net9.byteorder cimport nhgets, hnputs, isv4c, v4tov6c
-from net9.wire cimport ipput, udpput, l4csum, l4setcsum
+from net9.wire cimport ipput, udpput, l4csum, l4setcsum, ipver, ip4hl, ipaddrs
 
 cdef bytes IPnoaddr = b"\0" * 16
 cdef unsigned char noaddr[16]
@@ -307,12 +307,12 @@ cdef class UdpProto(Proto):
         cdef IpLayer ip = self.f.ip
 
         self.InDatagrams += 1
-        if n >= 1 and (p[0] & 0xf0) == 0x60:
+        if n >= 1 and ipver(p) == 6:
             version = V6
             hl = UDP6_IPHDR_SZ
         else:
             version = V4
-            hl = (p[0] & 0x0f) * 4 if n >= 1 else 0
+            hl = ip4hl(p) if n >= 1 else 0
         # DEVIATION: udp.c trusts the IP layer and the udp length field;
         # here a datagram too short for the headers, or whose udp length
         # is below 8 or beyond the datagram, is an input error (udp.c's
@@ -333,12 +333,7 @@ cdef class UdpProto(Proto):
             return 0
         rport = nhgets(u)
         lport = nhgets(u + 2)
-        if version == V4:
-            v4tov6c(raddr, p + 12)
-            v4tov6c(laddr, p + 16)
-        else:
-            memcpy(raddr, p + 8, 16)
-            memcpy(laddr, p + 24, 16)
+        ipaddrs(p, version == V4, raddr, laddr)
         # a zero checksum is "none" over v4; over IPv6 the checksum is
         # mandatory (RFC 8200 8.1): a zero one is an error even where the
         # sum happens to come out right

@@ -18,7 +18,7 @@
 
 from libc.string cimport memcpy
 from net9.csum cimport csum_partial, csum_fold
-from net9.byteorder cimport nhgets, nhgetl, hnputs, hnputl
+from net9.byteorder cimport nhgets, nhgetl, hnputs, hnputl, v4tov6c
 
 cdef enum:
     IP4HDRLEN = 20
@@ -77,11 +77,33 @@ cdef struct Tcp:
     unsigned int sack[8]           # left, right edge pairs
 
 
+# ---------------------------------------------------------------- either version
+
+cdef inline int ipver(const unsigned char *p) noexcept nogil:
+    # the version nibble of the header at p
+    return p[0] >> 4
+
+cdef inline void ipaddrs(const unsigned char *p, bint v4, unsigned char *src,
+                         unsigned char *dst) noexcept nogil:
+    # the source and destination of the v4 or v6 header at p, as 16-byte
+    # addresses (v4-mapped for v4)
+    if v4:
+        v4tov6c(src, p + 12)
+        v4tov6c(dst, p + 16)
+    else:
+        memcpy(src, p + 8, 16)
+        memcpy(dst, p + 24, 16)
+
+
 # ---------------------------------------------------------------- IPv4
+
+cdef inline int ip4hl(const unsigned char *p) noexcept nogil:
+    # the header length (bytes) the v4 header at p states
+    return (p[0] & 0xf) << 2
 
 cdef inline unsigned short ip4csum(const unsigned char *p) noexcept nogil:
     # ip.c ipcsum: the checksum of the header whose length is in p[0]
-    return csum_fold(csum_partial(p, (p[0] & 0xf) << 2, 0))
+    return csum_fold(csum_partial(p, ip4hl(p), 0))
 
 cdef inline void ip4setcsum(unsigned char *p) noexcept nogil:
     p[10] = 0
@@ -109,12 +131,65 @@ cdef inline void ip4fill(unsigned char *p, unsigned int length, unsigned int id,
     hnputs(p + 6, frag & 0xffff)
     ip4setcsum(p)
 
+cdef inline void ip4area(unsigned char *p, int proto, const unsigned char *src4,
+                         const unsigned char *dst4) noexcept nogil:
+    # what a transport writes into the header area of a datagram whose
+    # tos, ttl, length, id, fragment and checksum ipoput4 fills in (icmp.c's
+    # icmpkick, icmpsend, mkechoreply): version, protocol, addresses; the
+    # other bytes stay as they are
+    p[0] = 0x40              # IP_VER4: the IP layer adds the header length
+    p[9] = proto
+    memcpy(p + 12, src4, 4)
+    memcpy(p + 16, dst4, 4)
+
+# the fields of a v4 header, read and written (ip.c's Ip4hdr)
+cdef inline unsigned int ip4len(const unsigned char *p) noexcept nogil:
+    return nhgets(p + 2)
+
+cdef inline unsigned int ip4id(const unsigned char *p) noexcept nogil:
+    return nhgets(p + 4)
+
+cdef inline unsigned int ip4frag(const unsigned char *p) noexcept nogil:
+    # the flags and fragment offset word
+    return nhgets(p + 6)
+
+cdef inline const unsigned char *ip4src(const unsigned char *p) noexcept nogil:
+    return p + 12
+
+cdef inline const unsigned char *ip4dst(const unsigned char *p) noexcept nogil:
+    return p + 16
+
+cdef inline int ip4ttl(const unsigned char *p) noexcept nogil:
+    return p[8]
+
+cdef inline int ip4proto(const unsigned char *p) noexcept nogil:
+    return p[9]
+
+cdef inline void ip4setvtt(unsigned char *p, int tos, int ttl) noexcept nogil:
+    # ipoput4's: version with a 20-byte header, tos, ttl
+    p[0] = 0x45
+    p[1] = tos
+    p[8] = ttl
+
+cdef inline void ip4setvhl(unsigned char *p, int hl) noexcept nogil:
+    # version 4 and a header of hl bytes
+    p[0] = 0x40 | ((hl >> 2) & 0xf)
+
+cdef inline void ip4setttl(unsigned char *p, int ttl) noexcept nogil:
+    p[8] = ttl
+
+cdef inline void ip4setlen(unsigned char *p, unsigned int length) noexcept nogil:
+    hnputs(p + 2, length & 0xffff)
+
+cdef inline void ip4setfrag(unsigned char *p, unsigned int frag) noexcept nogil:
+    hnputs(p + 6, frag & 0xffff)
+
 cdef inline int ip4hdrlen(const unsigned char *p, Py_ssize_t n) noexcept nogil:
     # the header length of the v4 datagram p[0:n], -1 when it is not one
     cdef int hl
-    if n < IP4HDRLEN or (p[0] >> 4) != 4:
+    if n < IP4HDRLEN or ipver(p) != 4:
         return -1
-    hl = (p[0] & 0xf) << 2
+    hl = ip4hl(p)
     if hl < IP4HDRLEN or hl > n:
         return -1
     return hl
@@ -133,6 +208,64 @@ cdef inline void ip6put(unsigned char *p, int tos, unsigned int paylen, int nh, 
     p[7] = hop
     memcpy(p + 8, src, 16)
     memcpy(p + 24, dst, 16)
+
+
+# the fields of a v6 header, read and written (ip.c's Ip6hdr)
+cdef inline unsigned int ip6plen(const unsigned char *p) noexcept nogil:
+    return nhgets(p + 4)
+
+cdef inline int ip6nh(const unsigned char *p) noexcept nogil:
+    return p[6]
+
+cdef inline int ip6hop(const unsigned char *p) noexcept nogil:
+    return p[7]
+
+cdef inline const unsigned char *ip6src(const unsigned char *p) noexcept nogil:
+    return p + 8
+
+cdef inline const unsigned char *ip6dst(const unsigned char *p) noexcept nogil:
+    return p + 24
+
+cdef inline void ip6setvtt(unsigned char *p, int tos, int hop) noexcept nogil:
+    # ipoput6's: version, traffic class tos (flow label's top bits 0), hop limit
+    p[0] = 0x60 | ((tos >> 4) & 0x0f)
+    p[1] = (tos << 4) & 0xf0
+    p[7] = hop
+
+cdef inline void ip6setplen(unsigned char *p, unsigned int paylen) noexcept nogil:
+    hnputs(p + 4, paylen & 0xffff)
+
+cdef inline void ip6fragput(unsigned char *fh, int nh, unsigned int offmore,
+                            unsigned int id) noexcept nogil:
+    # a fragment header (RFC 8200 4.5): next header, offset | M flag, id
+    fh[0] = nh
+    fh[1] = 0
+    hnputs(fh + 2, offmore & 0xffff)
+    hnputl(fh + 4, id)
+
+cdef inline unsigned int ip6fragoff(const unsigned char *fh) noexcept nogil:
+    # the offset (bytes) and M flag word of the fragment header at fh
+    return nhgets(fh + 2)
+
+cdef inline unsigned int ip6fragid(const unsigned char *fh) noexcept nogil:
+    return nhgetl(fh + 4)
+
+cdef inline void ip6addrs(unsigned char *p, const unsigned char *src,
+                          const unsigned char *dst) noexcept nogil:
+    memcpy(p + 8, src, 16)
+    memcpy(p + 24, dst, 16)
+
+cdef inline void ip6area(unsigned char *p, const unsigned char *src,
+                         const unsigned char *dst) noexcept nogil:
+    # icmp6.c's header area: version (class and hop limit are ipoput6's),
+    # addresses; the other bytes stay as they are
+    p[0] = 0x60
+    ip6addrs(p, src, dst)
+
+cdef inline void ip6setlen(unsigned char *p, unsigned int paylen, int nh) noexcept nogil:
+    # payload length and next header (icmp6.c's set_cksum)
+    hnputs(p + 4, paylen & 0xffff)
+    p[6] = nh
 
 
 # ---------------------------------------------------------------- pseudo-headers
@@ -205,6 +338,32 @@ cdef inline unsigned char *ipput(unsigned char *p, bint v4, int tos, int ttl, in
         return p + IP4HDRLEN
     ip6put(p, tos, l4len, proto, ttl, src, dst)
     return p + IP6HDRLEN
+
+cdef inline void icmpput(unsigned char *h, int type, int code, unsigned int rest) noexcept nogil:
+    # an ICMP (v4 or v6) header, checksum zero; rest the 4 bytes after it
+    # (echo: id and sequence; v4 unreachable: unused and next-hop MTU;
+    # v6: MTU or pointer)
+    h[0] = type
+    h[1] = code
+    h[2] = h[3] = 0
+    hnputl(h + 4, rest)
+
+cdef inline int icmptype(const unsigned char *h) noexcept nogil:
+    return h[0]
+
+cdef inline int icmpcode(const unsigned char *h) noexcept nogil:
+    return h[1]
+
+cdef inline unsigned int icmprest(const unsigned char *h) noexcept nogil:
+    # the 4 bytes after the checksum (v6 packet too big: the MTU)
+    return nhgetl(h + 4)
+
+cdef inline void icmpsetid(unsigned char *h, unsigned int id) noexcept nogil:
+    # an echo message's identifier (its sequence number stays)
+    hnputs(h + 4, id & 0xffff)
+
+cdef inline unsigned int icmpid(const unsigned char *h) noexcept nogil:
+    return nhgets(h + 4)
 
 cdef inline unsigned short icmpcsum(const unsigned char *p, Py_ssize_t n) noexcept nogil:
     # ICMP (v4) has no pseudo-header
@@ -320,6 +479,23 @@ cdef inline int tcpoptnext(const unsigned char *opt, int n, int *kind) noexcept 
         return -1
     return opt[1]
 
+cdef inline int tcphl(const unsigned char *h) noexcept nogil:
+    # the data offset (bytes) the TCP header at h states
+    return (h[12] >> 4) << 2
+
+cdef inline int tcphdrparse(Tcp *t, const unsigned char *h) noexcept nogil:
+    # the fixed 20 bytes at h (the caller knows they are there): ports,
+    # sequence numbers, flags, window, urgent pointer; returns the data
+    # offset the header states, in bytes (options untouched)
+    t.source = nhgets(h)
+    t.dest = nhgets(h + 2)
+    t.seq = nhgetl(h + 4)
+    t.ack = nhgetl(h + 8)
+    t.flags = h[13]
+    t.wnd = nhgets(h + 14)
+    t.urg = nhgets(h + 18)
+    return tcphl(h)
+
 cdef inline int tcpparse(Tcp *t, const unsigned char *h, Py_ssize_t avail) noexcept nogil:
     # ntohtcp4/6 after the IP header: h is the TCP header, avail the bytes
     # of the segment present.  The header length, or -1 when the header
@@ -329,16 +505,9 @@ cdef inline int tcpparse(Tcp *t, const unsigned char *h, Py_ssize_t avail) noexc
     cdef const unsigned char *optr
     if avail < TCPHDRLEN:
         return -1
-    t.source = nhgets(h)
-    t.dest = nhgets(h + 2)
-    t.seq = nhgetl(h + 4)
-    t.ack = nhgetl(h + 8)
-    hdrlen = (h[12] >> 2) & ~3
+    hdrlen = tcphdrparse(t, h)
     if hdrlen < TCPHDRLEN:
         return -1
-    t.flags = h[13]
-    t.wnd = nhgets(h + 14)
-    t.urg = nhgets(h + 18)
     t.mss = 0
     t.ws = 0
     t.hasws = 0

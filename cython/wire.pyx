@@ -7,18 +7,21 @@ Addresses are 16 bytes (v4-mapped for IPv4) or 4 bytes where a function
 says so.  Nothing here is on a hot path."""
 
 from libc.string cimport memset
-from cpython.bytearray cimport PyByteArray_FromStringAndSize, PyByteArray_AS_STRING
+from cpython.bytearray cimport (PyByteArray_FromStringAndSize, PyByteArray_AS_STRING,
+                                PyByteArray_GET_SIZE)
 
 from net9.csum cimport csum_partial, csum_fold
-from net9.byteorder cimport isv4c
-from net9.wire cimport (Tcp, tcpoptsize, tcpput, tcpparse, tcpoptnext, ipput, udpput,
-                        l4setcsum, pseudo4, pseudo6, ip4put, ip4fill, ip4hdrlen, ip6put,
-                        IP4HDRLEN, IP6HDRLEN, UDPHDRLEN, SYN, MAXSACK)
+from net9.byteorder cimport isv4c, nhgets, nhgetl, hnputs
+from net9.wire cimport (Tcp, tcpoptsize, tcpput, tcpparse, tcphdrparse, tcpoptnext, ipput,
+                        udpput, l4setcsum, pseudo4, pseudo6, ip4put, ip4fill, ip4hdrlen,
+                        ip6put, ip4area, ip6area, ip6setlen, icmpput, icmpsetcsum, icmpid,
+                        IP4HDRLEN, IP6HDRLEN, TCPHDRLEN, UDPHDRLEN, ICMPHDRLEN, SYN, MAXSACK)
 
 V4PREFIX = b"\0" * 10 + b"\xff\xff"
 
 __all__ = ["cksum", "pseudosum", "ip4header", "ip6header", "tcpheader", "tcpoptions",
-           "tcpoptlist", "parsetcp", "parseip4", "tcpsegment", "udpdatagram"]
+           "tcpoptlist", "parsetcp", "parseip4", "parseip", "ipversion", "ipfinish",
+           "tcpsegment", "udpdatagram", "icmpmessage", "icmpheader", "parseicmp"]
 
 
 cdef bytes _addr(object a, int n):
@@ -143,13 +146,25 @@ def tcpoptlist(opt):
         n -= olen
 
 
-def parsetcp(seg):
+def parsetcp(seg, bint whole=True):
     """tcp's parse of a TCP header (seg from the TCP header on): a dict of
     the fields and the options it took, or None when the header or its
-    options are not all there."""
+    options are not all there.  whole=False reads what is there (for
+    traces of truncated or malformed segments): the fixed header's fields
+    and checksum ("csum"), "hlen" the data offset it states (whatever it
+    is), no options; None only when the 20 bytes are not all there."""
     cdef Tcp t
     cdef bytes b = bytes(seg)
-    cdef int hl = tcpparse(&t, b, len(b))
+    cdef const unsigned char *h = b
+    cdef int hl
+    if not whole:
+        if len(b) < TCPHDRLEN:
+            return None
+        hl = tcphdrparse(&t, h)
+        return {"sport": t.source, "dport": t.dest, "seq": t.seq, "ack": t.ack,
+                "flags": t.flags, "window": t.wnd, "urg": t.urg, "hlen": hl,
+                "csum": nhgets(h + 16)}
+    hl = tcpparse(&t, b, len(b))
     if hl < 0:
         return None
     return {"sport": t.source, "dport": t.dest, "seq": t.seq, "ack": t.ack, "flags": t.flags,
@@ -163,6 +178,71 @@ def parseip4(pkt):
     """The IPv4 header length of pkt, or -1 when it is not a whole one."""
     cdef bytes b = bytes(pkt)
     return ip4hdrlen(b, len(b))
+
+
+def ipversion(pkt):
+    """The version nibble of the datagram pkt (0 for no bytes)."""
+    cdef bytes b = bytes(pkt[:1])
+    return b[0] >> 4 if b else 0
+
+
+def parseip(pkt, bint whole=True):
+    """The IPv4 or IPv6 header at the start of pkt, as far as it is there:
+    a dict of version, hlen (header length), length (the total length the
+    header states; v6: 40 + payload length), proto (v6: next header), ttl
+    (hop limit), tos (traffic class), id and frag (the v4 flags and
+    fragment offset word; 0 for v6), src and dst (16 bytes, v4-mapped for
+    v4), csumok (the v4 header checksum verifies; True for v6).  Nothing
+    beyond the header is checked: the length may exceed pkt.  ValueError
+    when pkt holds no whole header.  whole=False reads a v4 header whose
+    header length is wrong all the same (hlen as stated, csumok over the
+    stated length as far as pkt goes): only its 20 fixed bytes must be
+    there."""
+    cdef bytes b = bytes(pkt)
+    cdef const unsigned char *p = b
+    cdef Py_ssize_t n = len(b)
+    cdef int v, hl
+    if n == 0:
+        raise ValueError("empty packet")
+    v = p[0] >> 4
+    if v == 4:
+        if n < IP4HDRLEN:
+            raise ValueError("truncated ipv4 header")
+        hl = ip4hdrlen(p, n) if whole else (p[0] & 0xf) << 2
+        if hl < 0:
+            raise ValueError("bad ipv4 header length %d" % ((p[0] & 0xf) << 2))
+        return {"version": 4, "hlen": hl, "length": nhgets(p + 2), "proto": p[9],
+                "ttl": p[8], "tos": p[1], "id": nhgets(p + 4), "frag": nhgets(p + 6),
+                "src": V4PREFIX + b[12:16], "dst": V4PREFIX + b[16:20],
+                "csumok": csum_fold(csum_partial(p, min(hl, n), 0)) == 0}
+    if v == 6:
+        if n < IP6HDRLEN:
+            raise ValueError("truncated ipv6 header")
+        return {"version": 6, "hlen": IP6HDRLEN, "length": IP6HDRLEN + nhgets(p + 4),
+                "proto": p[6], "ttl": p[7], "tos": ((p[0] & 0xf) << 4) | (p[1] >> 4),
+                "id": 0, "frag": 0, "src": b[8:24], "dst": b[24:40], "csumok": True}
+    raise ValueError("ip version %d" % v)
+
+
+def ipfinish(bytearray pkt, int version, int ttl, int tos=0, unsigned int ipid=0):
+    """What net9.sim's IP layer fills in of a datagram of the given
+    version a transport built (in place): v4 the tos, ttl, id and the
+    header checksum (over the stated header length as far as pkt goes),
+    v6 the hop limit only; lengths and addresses stay as they are.
+    Returns the destination address (16 bytes), which it routes on."""
+    cdef unsigned char *p = <unsigned char*>PyByteArray_AS_STRING(pkt)
+    cdef Py_ssize_t n = PyByteArray_GET_SIZE(pkt)
+    if version == 4 and n >= IP4HDRLEN:
+        p[1] = tos & 0xff
+        p[8] = ttl & 0xff
+        hnputs(p + 4, ipid & 0xffff)
+        p[10] = p[11] = 0
+        hnputs(p + 10, csum_fold(csum_partial(p, min((p[0] & 0xf) << 2, n), 0)))
+        return V4PREFIX + bytes(pkt[16:20])
+    if version == 6 and n >= IP6HDRLEN:
+        p[7] = ttl & 0xff
+        return bytes(pkt[24:40])
+    raise ValueError("no whole v%d header" % version)
 
 
 cdef tuple _pair(object src, object dst):
@@ -211,3 +291,60 @@ def udpdatagram(src, dst, int sport, int dport, payload=b"", int ttl=64, int tos
     b[len(b) - len(data):] = data
     l4setcsum(p, v4, 17, u, ulen, 6, 1)
     return b
+
+
+def icmpmessage(src, dst, int type, int code, unsigned int rest=0, payload=b""):
+    """A datagram as icmp (16-byte v4-mapped addresses) or icmpv6 sends
+    it to the IP layer: the header area (v4: version, protocol and
+    addresses only, the rest zero, ipoput4's to fill; v6: version,
+    payload length, next header 58 and addresses), the ICMP header (rest:
+    the 4 bytes after the checksum) and payload, checksum done (v6 with
+    the pseudo-header)."""
+    cdef bytes data = bytes(payload)
+    cdef unsigned int mlen = ICMPHDRLEN + len(data)
+    cdef unsigned char *p
+    cdef unsigned char *h
+    cdef const unsigned char *sp
+    cdef const unsigned char *dp
+    s, d = _pair(src, dst)
+    sp = <bytes>s
+    dp = <bytes>d
+    cdef bint v4 = isv4c(sp)
+    cdef int hl = IP4HDRLEN if v4 else IP6HDRLEN
+    b = bytearray(hl + mlen)
+    p = <unsigned char*>PyByteArray_AS_STRING(b)
+    h = p + hl
+    if v4:
+        ip4area(p, 1, sp + 12, dp + 12)
+    else:
+        ip6area(p, sp, dp)
+        ip6setlen(p, mlen, 58)
+    icmpput(h, type & 0xff, code & 0xff, rest)
+    b[hl + ICMPHDRLEN:] = data
+    if v4:
+        icmpsetcsum(h, mlen)
+    else:
+        l4setcsum(p, 0, 58, h, mlen, 2, 0)
+    return b
+
+
+def icmpheader(int type, int code, unsigned int rest=0):
+    """An 8-byte ICMP (v4 or v6) header, checksum 0 (what a program
+    writes to /net/icmp after the header area; the kernel puts in the
+    identifier and the checksum): rest the 4 bytes after the checksum
+    (echo: identifier << 16 | sequence)."""
+    cdef bytearray b = bytearray(ICMPHDRLEN)
+    icmpput(<unsigned char*>PyByteArray_AS_STRING(b), type & 0xff, code & 0xff, rest)
+    return b
+
+
+def parseicmp(msg):
+    """The ICMP header at the start of msg: a dict of type, code, csum,
+    rest (the 4 bytes after the checksum) and, as an echo message reads
+    them, id and seq; None when the 8 bytes are not all there."""
+    cdef bytes b = bytes(msg[:ICMPHDRLEN])
+    cdef const unsigned char *h = b
+    if len(b) < ICMPHDRLEN:
+        return None
+    return {"type": h[0], "code": h[1], "csum": nhgets(h + 2), "rest": nhgetl(h + 4),
+            "id": icmpid(h), "seq": nhgets(h + 6)}

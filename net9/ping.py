@@ -26,10 +26,9 @@ from __future__ import annotations
 import ipaddress
 import random
 import socket
-import struct
 import time
 
-from net9 import ninep
+from net9 import ninep, wire
 from net9.client import Client, NinepError, dial9p  # noqa: F401 (re-exported)
 
 MAXMSG = 32            # ping.c: default count
@@ -165,7 +164,7 @@ def _run(cl, conv, v6, nmsg, interval, msglen, quiet, addresses, lostonly, waitt
     while True:
         now = time.monotonic()
         if sent < nmsg and now >= nextsend and failed is None:
-            struct.pack_into("!H", buf, hsz + 6, seq)
+            buf[hsz:hsz + 8] = wire.icmpheader(echocmd, 0, seq)
             reqs[seq] = [time.monotonic_ns(), False]
             order.append(seq)
             writetags.add(cl.start(ninep.Twrite, conv.data, 0, bytes(buf)))
@@ -202,15 +201,17 @@ def _run(cl, conv, v6, nmsg, interval, msglen, quiet, addresses, lostonly, waitt
                 continue
             if any(d[i] != (i & 0xFF) for i in range(hsz + 8, msglen)):
                 out("corrupted reply")
-            x = struct.unpack("!H", d[hsz + 6:hsz + 8])[0]
-            if d[hsz] != echoreply or d[hsz + 1] != 0:
+            ic = wire.parseicmp(d[hsz:])
+            x = ic["seq"]
+            if ic["type"] != echoreply or ic["code"] != 0:
                 out("bad type/code/sequence %d/%d/%d (want %d/%d/%d)" % (
-                    d[hsz], d[hsz + 1], x, echoreply, 0, x))
+                    ic["type"], ic["code"], x, echoreply, 0, x))
                 continue
             q = reqs.get(x)
             if q is None:
                 continue
-            ttl = d[7] if v6 else d[8]
+            ih = wire.parseip(d, whole=False)
+            ttl = ih["ttl"]
             rtt = (tnow - q[0]) // 1000
             total += rtt
             if not q[1]:
@@ -220,7 +221,7 @@ def _run(cl, conv, v6, nmsg, interval, msglen, quiet, addresses, lostonly, waitt
             if not quiet and not lostonly:
                 if addresses:
                     out("%d: %s -> %s rtt %d µs, avg rtt %d µs, ttl = %d" % (
-                        (x - firstseq) & 0xFFFF, _fmt(d, v6, 0), _fmt(d, v6, 1), rtt,
+                        (x - firstseq) & 0xFFFF, _fmt(ih["src"], v6), _fmt(ih["dst"], v6), rtt,
                         total // rcvd, ttl))
                 else:
                     out("%d: rtt %d µs, avg rtt %d µs, ttl = %d" % (
@@ -263,9 +264,6 @@ def _run(cl, conv, v6, nmsg, interval, msglen, quiet, addresses, lostonly, waitt
     return 1 if lost else 0
 
 
-def _fmt(d, v6, which):
-    if v6:
-        a = d[8:24] if which == 0 else d[24:40]
-        return str(ipaddress.IPv6Address(bytes(a)))
-    a = d[12:16] if which == 0 else d[16:20]
-    return str(ipaddress.IPv4Address(bytes(a)))
+def _fmt(a16, v6):
+    # a 16-byte address (v4-mapped for v4) as ping.c prints it
+    return str(ipaddress.IPv6Address(a16) if v6 else ipaddress.IPv4Address(a16[12:]))

@@ -119,19 +119,20 @@ _psum = _wire.pseudosum
 
 def ipv4_header_ok(pkt) -> bool:
     """The IPv4 header checksum of pkt verifies."""
-    hl = (pkt[0] & 0xF) * 4
-    return len(pkt) >= hl >= 20 and cksum(pkt[:hl]) == 0
+    try:
+        h = _wire.parseip(pkt)
+    except ValueError:
+        return False
+    return h["version"] == 4 and h["csumok"]
 
 
 def _transport_ok(version: int, pkt, hl: int, end: int) -> Optional[bool]:
     """Transport checksum of a TCP/UDP datagram: True/False, None for other
     protocols.  A zero checksum counts as right for UDP over v4."""
+    h = _wire.parseip(pkt)
+    proto, srcb, dstb = h["proto"], h["src"], h["dst"]
     if version == 4:
-        proto = pkt[9]
-        srcb, dstb = bytes(pkt[12:16]), bytes(pkt[16:20])
-    else:
-        proto = pkt[6]
-        srcb, dstb = bytes(pkt[8:24]), bytes(pkt[24:40])
+        srcb, dstb = srcb[12:], dstb[12:]
     if proto not in (IP_TCP, IP_UDP):
         return None
     seg = bytes(pkt[hl:end])
@@ -222,19 +223,12 @@ class Host(IpLayer):
         if version == 4:
             if len(b) < 20:
                 raise SimError("%s: ipoput v4 datagram of %d bytes" % (self.name, len(b)))
-            b[1] = tos & 0xFF
-            b[8] = ttl & 0xFF
-            struct.pack_into("!H", b, 4, self._ipid)
+            dst = _wire.ipfinish(b, 4, ttl, tos, self._ipid)
             self._ipid = (self._ipid + 1) & 0xFFFF
-            b[10] = b[11] = 0
-            hl = (b[0] & 0xF) * 4
-            struct.pack_into("!H", b, 10, cksum(b[:hl]))
-            dst = _V4PREFIX + bytes(b[16:20])
         elif version == 6:
             if len(b) < 40:
                 raise SimError("%s: ipoput v6 datagram of %d bytes" % (self.name, len(b)))
-            b[7] = ttl & 0xFF
-            dst = bytes(b[24:40])
+            dst = _wire.ipfinish(b, 6, ttl)
         else:
             raise SimError("%s: ipoput version %d" % (self.name, version))
         if w.strict:
@@ -293,37 +287,22 @@ class Host(IpLayer):
         if len(pkt) < 1:
             c["malformed"] += 1
             return False
-        v = pkt[0] >> 4
-        if v == 4:
-            if len(pkt) < 20:
-                c["malformed"] += 1
-                return False
-            hl = (pkt[0] & 0xF) * 4
-            tl = struct.unpack_from("!H", pkt, 2)[0]
-            if hl < 20 or tl < hl or tl > len(pkt):
-                c["malformed"] += 1
-                return False
-            if cksum(pkt[:hl]) != 0:
-                c["badsum"] += 1
-                return False
-            if struct.unpack_from("!H", pkt, 6)[0] & 0x3FFF:
-                c["fragment"] += 1          # no reassembly in the sim
-                return False
-            proto = pkt[9]
-            dst = _V4PREFIX + pkt[16:20]
-        elif v == 6:
-            if len(pkt) < 40:
-                c["malformed"] += 1
-                return False
-            tl = 40 + struct.unpack_from("!H", pkt, 4)[0]
-            if tl > len(pkt):
-                c["malformed"] += 1
-                return False
-            proto = pkt[6]
-            dst = pkt[24:40]
-        else:
+        try:
+            h = _wire.parseip(pkt)
+        except ValueError:
             c["malformed"] += 1
             return False
+        hl, tl = h["hlen"], h["length"]
+        if tl < hl or tl > len(pkt):
+            c["malformed"] += 1
+            return False
+        if not h["csumok"]:
+            c["badsum"] += 1
+            return False
+        if h["frag"] & 0x3FFF:
+            c["fragment"] += 1          # no reassembly in the sim
+            return False
+        proto, dst = h["proto"], h["dst"]
         if tl > self.mtu:
             c["toobig"] += 1
             return False
@@ -357,33 +336,27 @@ class Host(IpLayer):
 
 def _check_datagram(version: int, b, host: Host) -> Optional[str]:
     """Why an outgoing datagram is malformed, or None."""
-    if b[0] >> 4 != version:
-        return "version nibble %d for version %d" % (b[0] >> 4, version)
+    if _wire.ipversion(b) != version:
+        return "version nibble %d for version %d" % (_wire.ipversion(b), version)
+    h = _wire.parseip(b, whole=False)   # ipoput saw the 20 (40) bytes
+    hl, tl, src, proto = h["hlen"], h["length"], h["src"], h["proto"]
     if version == 4:
-        hl = (b[0] & 0xF) * 4
         if hl < 20 or hl > len(b):
             return "header length %d" % hl
-        tl = struct.unpack_from("!H", b, 2)[0]
         if tl != len(b):
             return "total length %d, datagram %d bytes" % (tl, len(b))
-        src = _V4PREFIX + bytes(b[12:16])
-        proto = b[9]
-    else:
-        hl = 40
-        pl = struct.unpack_from("!H", b, 4)[0]
-        if pl + 40 != len(b):
-            return "payload length %d, datagram %d bytes" % (pl, len(b))
-        src = bytes(b[8:24])
-        proto = b[6]
+    elif tl != len(b):
+        return "payload length %d, datagram %d bytes" % (tl - 40, len(b))
     if not host.owns(src):
         return "source %s is not %s's" % (ipstr(src), host.name)
     if proto == IP_TCP:
-        if len(b) - hl < 20:
+        th = _wire.parsetcp(b[hl:], whole=False)
+        if th is None:
             return "tcp header truncated"
-        off = (b[hl + 12] >> 4) * 4
+        off = th["hlen"]
         if off < 20 or hl + off > len(b):
             return "tcp data offset %d" % off
-        if b[hl + 16:hl + 18] == b"\x00\x00":
+        if th["csum"] == 0:
             return None                  # nochecksum: tcp.c accepts it
     ok = _transport_ok(version, b, hl, len(b))
     if ok is False:
@@ -732,11 +705,10 @@ class Wire:
 
 
 def _dst16(pkt: bytes) -> Optional[bytes]:
-    if len(pkt) >= 20 and pkt[0] >> 4 == 4:
-        return _V4PREFIX + pkt[16:20]
-    if len(pkt) >= 40 and pkt[0] >> 4 == 6:
-        return pkt[24:40]
-    return None
+    try:
+        return _wire.parseip(pkt, whole=False)["dst"]
+    except ValueError:
+        return None
 
 
 # ---------------------------------------------------------------- packets
@@ -824,7 +796,7 @@ def _parse_options(opt: bytes) -> dict:
     kinds, bad = _wire.tcpoptlist(opt)      # walked as tcp walks them
     for kind, body in kinds:
         if kind == 2 and len(body) == 2:
-            out["mss"] = struct.unpack("!H", body)[0]
+            out["mss"] = int.from_bytes(body, "big")
         elif kind == 3 and len(body) == 1:
             out["ws"] = body[0]
         else:
@@ -839,41 +811,23 @@ def parse(pkt) -> Seg:
     ValueError when not even the IP header and a 20-byte TCP header (for
     TCP) are present."""
     pkt = bytes(pkt)
-    if not pkt:
-        raise ValueError("empty packet")
-    v = pkt[0] >> 4
-    if v == 4:
-        if len(pkt) < 20:
-            raise ValueError("truncated ipv4 header")
-        hl = (pkt[0] & 0xF) * 4
-        if hl < 20 or hl > len(pkt):
-            raise ValueError("bad ipv4 header length %d" % hl)
-        tl = struct.unpack_from("!H", pkt, 2)[0]
-        s = Seg(version=4, src=ipstr(pkt[12:16]), dst=ipstr(pkt[16:20]), proto=pkt[9],
-                ttl=pkt[8], tos=pkt[1], ip_hlen=hl, ip_len=tl, ip_ok=cksum(pkt[:hl]) == 0,
-                ipid=struct.unpack_from("!H", pkt, 4)[0],
-                frag=struct.unpack_from("!H", pkt, 6)[0], raw=pkt)
-    elif v == 6:
-        if len(pkt) < 40:
-            raise ValueError("truncated ipv6 header")
-        hl = 40
-        tl = 40 + struct.unpack_from("!H", pkt, 4)[0]
-        s = Seg(version=6, src=ipstr(pkt[8:24]), dst=ipstr(pkt[24:40]), proto=pkt[6],
-                ttl=pkt[7], tos=((pkt[0] & 0xF) << 4) | (pkt[1] >> 4), ip_hlen=40,
-                ip_len=tl, ip_ok=True, raw=pkt)
-    else:
-        raise ValueError("ip version %d" % v)
+    h = _wire.parseip(pkt)      # ValueError without a whole IP header
+    v, hl, tl = h["version"], h["hlen"], h["length"]
+    s = Seg(version=v, src=ipstr(h["src"]), dst=ipstr(h["dst"]), proto=h["proto"],
+            ttl=h["ttl"], tos=h["tos"], ip_hlen=hl, ip_len=tl, ip_ok=h["csumok"],
+            ipid=h["id"], frag=h["frag"], raw=pkt)
     end = min(tl, len(pkt))
     s.truncated = tl > len(pkt)
     if s.proto != IP_TCP:
         s.payload = pkt[hl:end]
         return s
-    if end - hl < 20:
-        raise ValueError("truncated tcp header")
     t = pkt[hl:end]
-    (s.sport, s.dport, s.seq, s.ack, offfl, s.window, s.csum, s.urg) = struct.unpack_from("!HHIIHHHH", t)
-    s.hlen = (offfl >> 12) * 4
-    s.flagbits = offfl & 0x3F
+    th = _wire.parsetcp(t, whole=False)     # the fixed header, as far as it goes
+    if th is None:
+        raise ValueError("truncated tcp header")
+    s.sport, s.dport, s.seq, s.ack = th["sport"], th["dport"], th["seq"], th["ack"]
+    s.window, s.csum, s.urg, s.hlen = th["window"], th["csum"], th["urg"], th["hlen"]
+    s.flagbits = th["flags"] & 0x3F
     s.flags = _flagstr(s.flagbits)
     hlen = max(20, min(s.hlen, len(t)))
     s.options = _parse_options(t[20:hlen])

@@ -248,3 +248,113 @@ def test_bad_addresses_raise():
         wire.udpdatagram(A[:15], B, 1, 2)
     with pytest.raises(ValueError):
         wire.ip4header(A, B, 6, 20)                     # 16-byte addresses to a v4 header
+
+
+# ------------------------------------------------------------ lenient parses, ICMP
+
+def test_parseip_fields_against_struct():
+    h = bytes(wire.ip4header(b"\1\2\3\4", b"\5\6\7\x08", 17, 300, ttl=9, tos=0x10,
+                             ipid=0x1234, frag=0x4000))
+    p = wire.parseip(h)           # the stated length may exceed what is there
+    vhl, tos, tl, ipid, frag, ttl, proto, _, src, dst = struct.unpack("!BBHHHBBH4s4s", h)
+    assert p == {"version": 4, "hlen": (vhl & 0xf) * 4, "length": tl, "proto": proto,
+                 "ttl": ttl, "tos": tos, "id": ipid, "frag": frag, "src": V4PFX + src,
+                 "dst": V4PFX + dst, "csumok": True}
+    assert not wire.parseip(h[:10] + b"\0\0" + h[12:])["csumok"]
+    h6 = bytes(wire.ip6header(A6, B6, 58, 8, hop=3, tos=0xb8))
+    p = wire.parseip(h6)
+    assert (p["version"], p["hlen"], p["length"], p["proto"], p["ttl"], p["tos"]) == \
+        (6, 40, 48, 58, 3, 0xb8)
+    assert (p["src"], p["dst"], p["csumok"], p["id"], p["frag"]) == (A6, B6, True, 0, 0)
+
+
+def test_parseip_rejects_what_is_no_header():
+    h = bytes(wire.ip4header(b"\1\2\3\4", b"\5\6\7\x08", 6, 20))
+    h6 = bytes(wire.ip6header(A6, B6, 6, 0))
+    for bad, why in [(b"", "empty"), (h[:19], "truncated ipv4"), (b"\x44" + h[1:], "length 16"),
+                     (b"\x46" + h[1:], "length 24"), (h6[:39], "truncated ipv6"),
+                     (b"\x50" + h[1:], "version 5")]:
+        with pytest.raises(ValueError, match=why):
+            wire.parseip(bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=80))
+def test_lenient_tcp_parse_reads_the_fixed_header(b):
+    p = wire.parsetcp(b, whole=False)
+    if len(b) < 20:
+        assert p is None
+        return
+    sport, dport, seq, ack, offfl, window, csum, urg = struct.unpack_from("!HHIIHHHH", b)
+    assert p == {"sport": sport, "dport": dport, "seq": seq, "ack": ack,
+                 "flags": offfl & 0xff, "window": window, "urg": urg,
+                 "hlen": (offfl >> 12) * 4, "csum": csum}
+    whole = wire.parsetcp(b)
+    if whole is not None:             # the strict parse agrees where it parses
+        assert all(whole[k] == p[k] for k in ("sport", "dport", "seq", "ack", "flags",
+                                              "window", "urg", "hlen"))
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_icmpmessage_against_struct(v6):
+    src, dst = (A6, B6) if v6 else (A, B)
+    body = b"ping" * 5
+    m = bytes(wire.icmpmessage(src, dst, 8 if not v6 else 128, 0, 0x00070009, body))
+    icmp = m[40:] if v6 else m[20:]
+    assert icmp[:2] == bytes([128 if v6 else 8, 0]) and icmp[4:8] == b"\0\x07\0\x09"
+    assert icmp[8:] == body
+    if v6:
+        assert m[:40] == struct.pack("!IHBB16s16s", 6 << 28, len(icmp), 58, 0, A6, B6)
+        assert ref_cksum(icmp, ref_pseudo(A6, B6, 58, len(icmp))) == 0
+    else:
+        # icmp's header area: version, protocol, addresses; the rest ipoput4's
+        assert m[:20] == struct.pack("!B8xB2x4s4s", 0x40, 1, A[12:], B[12:])
+        assert ref_cksum(icmp) == 0
+    # a v4 unreachable's next-hop MTU is the low half of rest
+    m = bytes(wire.icmpmessage(A, B, 3, 4, 1400))
+    assert m[24:28] == b"\0\0\x05\x78" and ref_cksum(m[20:]) == 0
+
+
+def test_parseip_not_whole_reads_a_bad_header_length():
+    h = bytes(wire.ip4header(b"\1\2\3\4", b"\5\6\7\x08", 6, 20))
+    for vhl in (0x40, 0x44, 0x4f):
+        b = bytes([vhl]) + h[1:]
+        with pytest.raises(ValueError):
+            wire.parseip(b)
+        p = wire.parseip(b, whole=False)
+        assert p["hlen"] == (vhl & 0xf) * 4 and p["dst"] == V4PFX + b"\5\6\7\x08"
+        assert p["csumok"] == (ref_cksum(b[:p["hlen"]]) == 0)
+    with pytest.raises(ValueError):
+        wire.parseip(h[:19], whole=False)
+
+
+def test_ipversion_and_ipfinish():
+    assert wire.ipversion(b"") == 0 and wire.ipversion(b"\x45") == 4
+    assert wire.ipversion(b"\x60\0") == 6
+    m = wire.icmpmessage(A, B, 8, 0, 1, b"x")       # header length 0: icmp's area
+    b = bytearray(wire.ip4header(A[12:], B[12:], 6, 40)) + bytearray(20)
+    b[1] = b[8] = 0
+    assert wire.ipfinish(b, 4, 7, 0x20, 0x1234) == B
+    vhl, tos, tl, ipid, frag, ttl, proto, _ = struct.unpack_from("!BBHHHBBH", b)
+    assert (tos, tl, ipid, ttl, proto) == (0x20, 40, 0x1234, 7, 6)
+    assert ref_cksum(bytes(b[:20])) == 0
+    assert wire.ipfinish(m, 4, 1) == B              # checksum over 0 bytes, as stated
+    assert m[10:12] == b"\xff\xff" and m[8] == 1
+    b6 = bytearray(wire.ip6header(A6, B6, 6, 0, hop=1, tos=0x40))
+    before = bytes(b6)
+    assert wire.ipfinish(b6, 6, 9, 0x80) == B6
+    assert bytes(b6) == before[:7] + b"\x09" + before[8:]     # the hop limit only
+    with pytest.raises(ValueError):
+        wire.ipfinish(bytearray(19), 4, 1)
+    with pytest.raises(ValueError):
+        wire.ipfinish(bytearray(39), 6, 1)
+
+
+def test_icmpheader_and_parseicmp():
+    h = bytes(wire.icmpheader(8, 0, (0x1234 << 16) | 0xbeef))
+    assert h == struct.pack("!BBHHH", 8, 0, 0, 0x1234, 0xbeef)
+    m = bytes(wire.icmpmessage(A, B, 0, 0, 0x00050006, b"abc"))
+    p = wire.parseicmp(m[20:])
+    assert (p["type"], p["code"], p["id"], p["seq"], p["rest"]) == (0, 0, 5, 6, 0x00050006)
+    assert p["csum"] == struct.unpack_from("!H", m, 22)[0] and ref_cksum(m[20:]) == 0
+    assert wire.parseicmp(h[:7]) is None
