@@ -1110,6 +1110,8 @@ cdef class TcpProto(Proto):
             lp.hasws = seg.hasws
             lp.irs = seg.seq
             lp.rexmits = 0
+            lp.chacktime = 0
+            lp.chackcnt = 0
             lp.profile = (<Tcpctl>s.ptcl).profile
             if setiss:
                 lp.iss = iss
@@ -1200,8 +1202,42 @@ cdef class TcpProto(Proto):
                 # RST can only follow the SYN
                 if segp.seq == lp.irs + 1:
                     self.limbofree(lp)
+                elif lp.profile == Profmodern and seq_within(segp.seq, lp.irs + 1, lp.irs + QMAX):
+                    # DEVIATION (modern profile): RFC 5961 section 3.2, as
+                    # tcpinput does for a synchronized connection: a RST in
+                    # the window of the SYN-ACK (QMAX from RCV.NXT = IRS+1)
+                    # but not exactly at RCV.NXT gets a challenge ACK and
+                    # is dropped; one outside it is dropped, as in tcp.c,
+                    # which ignores every inexact RST
+                    self.xstats_[RstChallenged] += 1
+                    self.limbochallengeack(lp)
                 break
             lp = lp.next
+
+    cdef int limbochallengeack(self, Limbo lp) except? -2:
+        """Beyond tcp.c: RFC 5961's challenge ACK from limbo,
+        <SEQ=ISS+1><ACK=IRS+1><CTL=ACK>: the SYN-ACK's SND.NXT (as FreeBSD's
+        SYN cache answers), throttled per call as tcpchallengeack is per
+        conversation."""
+        cdef Tcp seg
+        if chackspent(&lp.chacktime, &lp.chackcnt, nowms(self.f)):
+            return 0
+        memset(&seg, 0, sizeof(seg))
+        seg.source = lp.lport
+        seg.dest = lp.rport
+        seg.seq = lp.iss + 1
+        seg.ack = lp.irs + 1
+        seg.flags = ACK
+        # the SYN-ACK's window, in the scale it announced
+        seg.wnd = QMAX >> lp.sndscale
+        if lp.hasts:
+            seg.optout = 1
+            seg.hasts = 1
+            seg.tsval = self.f.now + lp.tsoff
+            seg.tsecr = lp.tsval
+        self.xstats_[ChallengeAcks] += 1
+        pkt = self.buildseg(lp.version, lp.laddr, lp.raddr, MAXTTL, DFLTTOS, &seg, None, 0, 0, NULL, None)
+        return self.f.ip.ipoput(lp.version, pkt, MAXTTL, DFLTTOS, None)
 
     cdef Conv tcpincoming(self, Conv s, Tcp *segp, const unsigned char *src, const unsigned char *dst, int version):
         """Come here when we finally get an ACK to our SYN-ACK.  Lookup call
@@ -2415,13 +2451,8 @@ cdef class TcpProto(Proto):
         would send queued data instead of the bare ACK."""
         cdef Tcp seg
         cdef Tcpctl tcb = <Tcpctl>s.ptcl
-        cdef unsigned int now = nowms(self.f)
-        if <unsigned int>(now - tcb.chacktime) >= 1000:
-            tcb.chacktime = now
-            tcb.chackcnt = 0
-        if tcb.chackcnt >= CHALLENGEMAX:
+        if chackspent(&tcb.chacktime, &tcb.chackcnt, nowms(self.f)):
             return 0
-        tcb.chackcnt += 1
         memset(&seg, 0, sizeof(seg))
         seg.source = s.lport
         seg.dest = s.rport
@@ -3926,6 +3957,18 @@ cdef inline void settsopt(Tcpctl tcb, Tcp *seg, unsigned int now) noexcept:
         seg.tsval = now + tcb.tsoff
         seg.tsecr = tcb.ts_recent
         seg.nsack = 0
+
+
+cdef inline bint chackspent(unsigned int *chacktime, int *chackcnt, unsigned int now) noexcept:
+    """Beyond tcp.c: RFC 5961 section 7's throttle, CHALLENGEMAX challenge
+    ACKs a second; counts one and returns 0 if it may go."""
+    if <unsigned int>(now - chacktime[0]) >= 1000:
+        chacktime[0] = now
+        chackcnt[0] = 0
+    if chackcnt[0] >= CHALLENGEMAX:
+        return 1
+    chackcnt[0] += 1
+    return 0
 
 
 cdef inline bint inwindow(Tcpctl tcb, unsigned int seq) noexcept:
