@@ -504,28 +504,14 @@ cdef class TcpProto(Proto):
         F(localip, localport, remoteip, remoteport, secretkey): M a clock
         of 4 microsecond ticks (the engine's millisecond clock times 250),
         F a keyed hash (BLAKE2s with a key drawn once per stack)."""
-        cdef bytes d
-        if self.isnkey is None:
-            self.isnkey = self.f.rand.getrandbits(256).to_bytes(32, "little")
-        d = hashlib.blake2s(PyBytes_FromStringAndSize(<const char*>laddr, 16)
-                            + PyBytes_FromStringAndSize(<const char*>raddr, 16)
-                            + _struct.pack("!HHB", lport, rport, 0),
-                            key=self.isnkey, digest_size=4).digest()
-        return <unsigned int>(<unsigned int>self.f.now * 250u + <unsigned int>nhgetl(<const unsigned char*><char*>d))
+        return <unsigned int>(<unsigned int>self.f.now * 250u + keyhash(self, laddr, lport, raddr, rport, 0))
 
     cdef unsigned int tsoffset(self, const unsigned char *laddr, unsigned short lport,
                                const unsigned char *raddr, unsigned short rport):
         """Beyond tcp.c: RFC 7323 section 5.4's per-connection offset of
         TSval, a keyed hash of the 4-tuple (the RFC 6528 key) so that the
         clock tells nothing across connections."""
-        cdef bytes d
-        if self.isnkey is None:
-            self.isnkey = self.f.rand.getrandbits(256).to_bytes(32, "little")
-        d = hashlib.blake2s(PyBytes_FromStringAndSize(<const char*>laddr, 16)
-                            + PyBytes_FromStringAndSize(<const char*>raddr, 16)
-                            + _struct.pack("!HHB", lport, rport, 1),
-                            key=self.isnkey, digest_size=4).digest()
-        return <unsigned int>(nhgetl(<const unsigned char*><char*>d) + self.tsadjust)
+        return <unsigned int>(keyhash(self, laddr, lport, raddr, rport, 1) + self.tsadjust)
 
     cdef void tcpsetstate(self, Conv s, unsigned char newstate):
         cdef Tcpctl tcb = <Tcpctl>s.ptcl
@@ -1403,7 +1389,7 @@ cdef class TcpProto(Proto):
         self.tcphalt(tcb.rtt_timer)
 
     cdef void update(self, Conv s, Tcp *seg):
-        cdef int rtt, delta
+        cdef int rtt
         cdef Tcpctl tcb = <Tcpctl>s.ptcl
         cdef unsigned int acked
         cdef bint recovery = 0, frtosend = 0
@@ -1594,20 +1580,8 @@ cdef class TcpProto(Proto):
                     if rtt == 0:
                         rtt = 1     # otherwise all close systems will rexmit in 0 time
                     rtt *= MSPTICK
-                    if tcb.srtt == 0:
-                        tcb.srtt = rtt << LOGAGAIN
-                        tcb.mdev = rtt << LOGDGAIN
-                        if tcb.profile == Profmodern:
-                            tcb.mdev = rtt << 1     # (RFC 6298 section 2.2)
-                    else:
-                        delta = rtt - (tcb.srtt >> LOGAGAIN)
-                        tcb.srtt += delta
-                        if tcb.srtt <= 0:
-                            tcb.srtt = 1
-                        delta = c_abs(delta) - (tcb.mdev >> LOGDGAIN)
-                        tcb.mdev += delta
-                        if tcb.mdev <= 0:
-                            tcb.mdev = 1
+                    # (RFC 6298 section 2.2 in modern: RTTVAR = R/2 first)
+                    rttsmooth(tcb, rtt, 1 if tcb.profile == Profmodern else LOGDGAIN)
                     self.tcpsettimer(tcb)
 
         # done:
@@ -3030,7 +3004,6 @@ cdef class TcpProto(Proto):
     cdef void tcprttsample(self, Tcpctl tcb, int rtt):
         """One RTT sample in ms (RFC 6298 section 2.3 with tcp.c's gains
         and fixed point: srtt is 8 * SRTT, mdev 4 * RTTVAR)."""
-        cdef int delta
         self.xstats_[TsRttSamples] += 1
         if rtt == 0:
             rtt = 1
@@ -3040,18 +3013,7 @@ cdef class TcpProto(Proto):
             tcb.hs_cnt += 1
             if <unsigned int>rtt < tcb.hs_cur:
                 tcb.hs_cur = rtt
-        if tcb.srtt == 0:
-            tcb.srtt = rtt << LOGAGAIN
-            tcb.mdev = rtt << 1
-        else:
-            delta = rtt - (tcb.srtt >> LOGAGAIN)
-            tcb.srtt += delta
-            if tcb.srtt <= 0:
-                tcb.srtt = 1
-            delta = c_abs(delta) - (tcb.mdev >> LOGDGAIN)
-            tcb.mdev += delta
-            if tcb.mdev <= 0:
-                tcb.mdev = 1
+        rttsmooth(tcb, rtt, 1)
         tcb.backoff = 0
         tcb.backedoff = 0
         self.tcpsettimer(tcb)
@@ -3206,8 +3168,7 @@ cdef class TcpProto(Proto):
                 self.tcpsendat(s, start, n)
             else:
                 before = tcb.snd_nxt
-                if (<unsigned int>s.wq.len + <unsigned int>tcb.flgcnt > tcb.snd_nxt - tcb.snd_una
-                        and tcb.snd_nxt == tcb.snd_ptr):
+                if hasnewdata(s, tcb):
                     self.tcpsendat(s, tcb.snd_nxt, tcb.mss)
                 if tcb.state == Closed:
                     return
@@ -3242,8 +3203,7 @@ cdef class TcpProto(Proto):
                 if rule == 1:
                     # (2) new data, if the window lets it go
                     before = tcb.snd_nxt
-                    if (<unsigned int>s.wq.len + <unsigned int>tcb.flgcnt > tcb.snd_nxt - tcb.snd_una
-                            and tcb.snd_nxt == tcb.snd_ptr):
+                    if hasnewdata(s, tcb):
                         self.tcpsendat(s, tcb.snd_nxt, tcb.mss)
                         if tcb.state == Closed:
                             return
@@ -3606,8 +3566,7 @@ cdef class TcpProto(Proto):
         self.xstats_[TlpProbes] += 1
         tcb.tlpout = 1
         before = tcb.snd_nxt
-        if (<unsigned int>s.wq.len + <unsigned int>tcb.flgcnt > tcb.snd_nxt - tcb.snd_una
-                and tcb.snd_nxt == tcb.snd_ptr and tcb.snd_wnd > tcb.snd_nxt - tcb.snd_una):
+        if hasnewdata(s, tcb) and tcb.snd_wnd > tcb.snd_nxt - tcb.snd_una:
             self.tcpsendat(s, tcb.snd_nxt, tcb.mss)
         if tcb.state != Closed and tcb.snd_nxt == before:
             seq = tcb.snd_nxt - tcb.mss
@@ -3957,6 +3916,46 @@ cdef inline void settsopt(Tcpctl tcb, Tcp *seg, unsigned int now) noexcept:
         seg.tsval = now + tcb.tsoff
         seg.tsecr = tcb.ts_recent
         seg.nsack = 0
+
+
+cdef inline bint hasnewdata(Conv s, Tcpctl tcb) noexcept:
+    """Beyond tcp.c (SACK recovery, RACK-TLP): unsent data (or a FIN) is
+    queued and no retransmission is under way (snd.ptr at snd.nxt)."""
+    return (<unsigned int>s.wq.len + <unsigned int>tcb.flgcnt > tcb.snd_nxt - tcb.snd_una
+            and tcb.snd_nxt == tcb.snd_ptr)
+
+
+cdef inline void rttsmooth(Tcpctl tcb, int rtt, int mdevshift) noexcept:
+    """update()'s smoothing of one RTT sample rtt (ms) into srtt (8 *
+    SRTT) and mdev (4 * RTTVAR); the first sample sets mdev to rtt <<
+    mdevshift (tcp.c: LOGDGAIN).  Also tcprttsample's (beyond tcp.c)."""
+    cdef int delta
+    if tcb.srtt == 0:
+        tcb.srtt = rtt << LOGAGAIN
+        tcb.mdev = rtt << mdevshift
+    else:
+        delta = rtt - (tcb.srtt >> LOGAGAIN)
+        tcb.srtt += delta
+        if tcb.srtt <= 0:
+            tcb.srtt = 1
+        delta = c_abs(delta) - (tcb.mdev >> LOGDGAIN)
+        tcb.mdev += delta
+        if tcb.mdev <= 0:
+            tcb.mdev = 1
+
+
+cdef unsigned int keyhash(TcpProto p, const unsigned char *laddr, unsigned short lport,
+                          const unsigned char *raddr, unsigned short rport, int which):
+    """Beyond tcp.c: isn's and tsoffset's keyed hash (BLAKE2s, 4 bytes, a
+    key drawn once per stack) of the 4-tuple and which."""
+    cdef bytes d
+    if p.isnkey is None:
+        p.isnkey = p.f.rand.getrandbits(256).to_bytes(32, "little")
+    d = hashlib.blake2s(PyBytes_FromStringAndSize(<const char*>laddr, 16)
+                        + PyBytes_FromStringAndSize(<const char*>raddr, 16)
+                        + _struct.pack("!HHB", lport, rport, which),
+                        key=p.isnkey, digest_size=4).digest()
+    return <unsigned int>nhgetl(<const unsigned char*><char*>d)
 
 
 cdef inline bint chackspent(unsigned int *chacktime, int *chackcnt, unsigned int now) noexcept:
