@@ -209,6 +209,8 @@ cdef class Limbo:
     cdef unsigned int tsval
     cdef unsigned int tsoff
     cdef unsigned char cookie       # a SYN cookie's SYN-ACK (not in limbo)
+    cdef unsigned int chacktime     # challenge ACKs this second (modern: limborst)
+    cdef int chackcnt
     cdef Tcptimer timer
 
 cdef class Tcpctl:
@@ -432,6 +434,7 @@ cdef class TcpProto(Proto):
     cdef void limbofree(self, Limbo lp)
     cdef void limbosched(self, Limbo lp)
     cdef void limborst(self, Conv s, Tcp *segp, const unsigned char *src, const unsigned char *dst, int version)
+    cdef int limbochallengeack(self, Limbo lp) except? -2
     cdef Conv tcpincoming(self, Conv s, Tcp *segp, const unsigned char *src, const unsigned char *dst, int version)
     cdef void tcpsynackrtt(self, Conv s, Tcp *seg)
     cdef void update(self, Conv s, Tcp *seg)

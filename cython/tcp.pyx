@@ -504,28 +504,14 @@ cdef class TcpProto(Proto):
         F(localip, localport, remoteip, remoteport, secretkey): M a clock
         of 4 microsecond ticks (the engine's millisecond clock times 250),
         F a keyed hash (BLAKE2s with a key drawn once per stack)."""
-        cdef bytes d
-        if self.isnkey is None:
-            self.isnkey = self.f.rand.getrandbits(256).to_bytes(32, "little")
-        d = hashlib.blake2s(PyBytes_FromStringAndSize(<const char*>laddr, 16)
-                            + PyBytes_FromStringAndSize(<const char*>raddr, 16)
-                            + _struct.pack("!HHB", lport, rport, 0),
-                            key=self.isnkey, digest_size=4).digest()
-        return <unsigned int>(<unsigned int>self.f.now * 250u + <unsigned int>nhgetl(<const unsigned char*><char*>d))
+        return <unsigned int>(<unsigned int>self.f.now * 250u + keyhash(self, laddr, lport, raddr, rport, 0))
 
     cdef unsigned int tsoffset(self, const unsigned char *laddr, unsigned short lport,
                                const unsigned char *raddr, unsigned short rport):
         """Beyond tcp.c: RFC 7323 section 5.4's per-connection offset of
         TSval, a keyed hash of the 4-tuple (the RFC 6528 key) so that the
         clock tells nothing across connections."""
-        cdef bytes d
-        if self.isnkey is None:
-            self.isnkey = self.f.rand.getrandbits(256).to_bytes(32, "little")
-        d = hashlib.blake2s(PyBytes_FromStringAndSize(<const char*>laddr, 16)
-                            + PyBytes_FromStringAndSize(<const char*>raddr, 16)
-                            + _struct.pack("!HHB", lport, rport, 1),
-                            key=self.isnkey, digest_size=4).digest()
-        return <unsigned int>(nhgetl(<const unsigned char*><char*>d) + self.tsadjust)
+        return <unsigned int>(keyhash(self, laddr, lport, raddr, rport, 1) + self.tsadjust)
 
     cdef void tcpsetstate(self, Conv s, unsigned char newstate):
         cdef Tcpctl tcb = <Tcpctl>s.ptcl
@@ -1110,6 +1096,8 @@ cdef class TcpProto(Proto):
             lp.hasws = seg.hasws
             lp.irs = seg.seq
             lp.rexmits = 0
+            lp.chacktime = 0
+            lp.chackcnt = 0
             lp.profile = (<Tcpctl>s.ptcl).profile
             if setiss:
                 lp.iss = iss
@@ -1200,8 +1188,42 @@ cdef class TcpProto(Proto):
                 # RST can only follow the SYN
                 if segp.seq == lp.irs + 1:
                     self.limbofree(lp)
+                elif lp.profile == Profmodern and seq_within(segp.seq, lp.irs + 1, lp.irs + QMAX):
+                    # DEVIATION (modern profile): RFC 5961 section 3.2, as
+                    # tcpinput does for a synchronized connection: a RST in
+                    # the window of the SYN-ACK (QMAX from RCV.NXT = IRS+1)
+                    # but not exactly at RCV.NXT gets a challenge ACK and
+                    # is dropped; one outside it is dropped, as in tcp.c,
+                    # which ignores every inexact RST
+                    self.xstats_[RstChallenged] += 1
+                    self.limbochallengeack(lp)
                 break
             lp = lp.next
+
+    cdef int limbochallengeack(self, Limbo lp) except? -2:
+        """Beyond tcp.c: RFC 5961's challenge ACK from limbo,
+        <SEQ=ISS+1><ACK=IRS+1><CTL=ACK>: the SYN-ACK's SND.NXT (as FreeBSD's
+        SYN cache answers), throttled per call as tcpchallengeack is per
+        conversation."""
+        cdef Tcp seg
+        if chackspent(&lp.chacktime, &lp.chackcnt, nowms(self.f)):
+            return 0
+        memset(&seg, 0, sizeof(seg))
+        seg.source = lp.lport
+        seg.dest = lp.rport
+        seg.seq = lp.iss + 1
+        seg.ack = lp.irs + 1
+        seg.flags = ACK
+        # the SYN-ACK's window, in the scale it announced
+        seg.wnd = QMAX >> lp.sndscale
+        if lp.hasts:
+            seg.optout = 1
+            seg.hasts = 1
+            seg.tsval = self.f.now + lp.tsoff
+            seg.tsecr = lp.tsval
+        self.xstats_[ChallengeAcks] += 1
+        pkt = self.buildseg(lp.version, lp.laddr, lp.raddr, MAXTTL, DFLTTOS, &seg, None, 0, 0, NULL, None)
+        return self.f.ip.ipoput(lp.version, pkt, MAXTTL, DFLTTOS, None)
 
     cdef Conv tcpincoming(self, Conv s, Tcp *segp, const unsigned char *src, const unsigned char *dst, int version):
         """Come here when we finally get an ACK to our SYN-ACK.  Lookup call
@@ -1367,7 +1389,7 @@ cdef class TcpProto(Proto):
         self.tcphalt(tcb.rtt_timer)
 
     cdef void update(self, Conv s, Tcp *seg):
-        cdef int rtt, delta
+        cdef int rtt
         cdef Tcpctl tcb = <Tcpctl>s.ptcl
         cdef unsigned int acked
         cdef bint recovery = 0, frtosend = 0
@@ -1558,20 +1580,8 @@ cdef class TcpProto(Proto):
                     if rtt == 0:
                         rtt = 1     # otherwise all close systems will rexmit in 0 time
                     rtt *= MSPTICK
-                    if tcb.srtt == 0:
-                        tcb.srtt = rtt << LOGAGAIN
-                        tcb.mdev = rtt << LOGDGAIN
-                        if tcb.profile == Profmodern:
-                            tcb.mdev = rtt << 1     # (RFC 6298 section 2.2)
-                    else:
-                        delta = rtt - (tcb.srtt >> LOGAGAIN)
-                        tcb.srtt += delta
-                        if tcb.srtt <= 0:
-                            tcb.srtt = 1
-                        delta = c_abs(delta) - (tcb.mdev >> LOGDGAIN)
-                        tcb.mdev += delta
-                        if tcb.mdev <= 0:
-                            tcb.mdev = 1
+                    # (RFC 6298 section 2.2 in modern: RTTVAR = R/2 first)
+                    rttsmooth(tcb, rtt, 1 if tcb.profile == Profmodern else LOGDGAIN)
                     self.tcpsettimer(tcb)
 
         # done:
@@ -2415,13 +2425,8 @@ cdef class TcpProto(Proto):
         would send queued data instead of the bare ACK."""
         cdef Tcp seg
         cdef Tcpctl tcb = <Tcpctl>s.ptcl
-        cdef unsigned int now = nowms(self.f)
-        if <unsigned int>(now - tcb.chacktime) >= 1000:
-            tcb.chacktime = now
-            tcb.chackcnt = 0
-        if tcb.chackcnt >= CHALLENGEMAX:
+        if chackspent(&tcb.chacktime, &tcb.chackcnt, nowms(self.f)):
             return 0
-        tcb.chackcnt += 1
         memset(&seg, 0, sizeof(seg))
         seg.source = s.lport
         seg.dest = s.rport
@@ -2999,7 +3004,6 @@ cdef class TcpProto(Proto):
     cdef void tcprttsample(self, Tcpctl tcb, int rtt):
         """One RTT sample in ms (RFC 6298 section 2.3 with tcp.c's gains
         and fixed point: srtt is 8 * SRTT, mdev 4 * RTTVAR)."""
-        cdef int delta
         self.xstats_[TsRttSamples] += 1
         if rtt == 0:
             rtt = 1
@@ -3009,18 +3013,7 @@ cdef class TcpProto(Proto):
             tcb.hs_cnt += 1
             if <unsigned int>rtt < tcb.hs_cur:
                 tcb.hs_cur = rtt
-        if tcb.srtt == 0:
-            tcb.srtt = rtt << LOGAGAIN
-            tcb.mdev = rtt << 1
-        else:
-            delta = rtt - (tcb.srtt >> LOGAGAIN)
-            tcb.srtt += delta
-            if tcb.srtt <= 0:
-                tcb.srtt = 1
-            delta = c_abs(delta) - (tcb.mdev >> LOGDGAIN)
-            tcb.mdev += delta
-            if tcb.mdev <= 0:
-                tcb.mdev = 1
+        rttsmooth(tcb, rtt, 1)
         tcb.backoff = 0
         tcb.backedoff = 0
         self.tcpsettimer(tcb)
@@ -3175,8 +3168,7 @@ cdef class TcpProto(Proto):
                 self.tcpsendat(s, start, n)
             else:
                 before = tcb.snd_nxt
-                if (<unsigned int>s.wq.len + <unsigned int>tcb.flgcnt > tcb.snd_nxt - tcb.snd_una
-                        and tcb.snd_nxt == tcb.snd_ptr):
+                if hasnewdata(s, tcb):
                     self.tcpsendat(s, tcb.snd_nxt, tcb.mss)
                 if tcb.state == Closed:
                     return
@@ -3211,8 +3203,7 @@ cdef class TcpProto(Proto):
                 if rule == 1:
                     # (2) new data, if the window lets it go
                     before = tcb.snd_nxt
-                    if (<unsigned int>s.wq.len + <unsigned int>tcb.flgcnt > tcb.snd_nxt - tcb.snd_una
-                            and tcb.snd_nxt == tcb.snd_ptr):
+                    if hasnewdata(s, tcb):
                         self.tcpsendat(s, tcb.snd_nxt, tcb.mss)
                         if tcb.state == Closed:
                             return
@@ -3575,8 +3566,7 @@ cdef class TcpProto(Proto):
         self.xstats_[TlpProbes] += 1
         tcb.tlpout = 1
         before = tcb.snd_nxt
-        if (<unsigned int>s.wq.len + <unsigned int>tcb.flgcnt > tcb.snd_nxt - tcb.snd_una
-                and tcb.snd_nxt == tcb.snd_ptr and tcb.snd_wnd > tcb.snd_nxt - tcb.snd_una):
+        if hasnewdata(s, tcb) and tcb.snd_wnd > tcb.snd_nxt - tcb.snd_una:
             self.tcpsendat(s, tcb.snd_nxt, tcb.mss)
         if tcb.state != Closed and tcb.snd_nxt == before:
             seq = tcb.snd_nxt - tcb.mss
@@ -3926,6 +3916,58 @@ cdef inline void settsopt(Tcpctl tcb, Tcp *seg, unsigned int now) noexcept:
         seg.tsval = now + tcb.tsoff
         seg.tsecr = tcb.ts_recent
         seg.nsack = 0
+
+
+cdef inline bint hasnewdata(Conv s, Tcpctl tcb) noexcept:
+    """Beyond tcp.c (SACK recovery, RACK-TLP): unsent data (or a FIN) is
+    queued and no retransmission is under way (snd.ptr at snd.nxt)."""
+    return (<unsigned int>s.wq.len + <unsigned int>tcb.flgcnt > tcb.snd_nxt - tcb.snd_una
+            and tcb.snd_nxt == tcb.snd_ptr)
+
+
+cdef inline void rttsmooth(Tcpctl tcb, int rtt, int mdevshift) noexcept:
+    """update()'s smoothing of one RTT sample rtt (ms) into srtt (8 *
+    SRTT) and mdev (4 * RTTVAR); the first sample sets mdev to rtt <<
+    mdevshift (tcp.c: LOGDGAIN).  Also tcprttsample's (beyond tcp.c)."""
+    cdef int delta
+    if tcb.srtt == 0:
+        tcb.srtt = rtt << LOGAGAIN
+        tcb.mdev = rtt << mdevshift
+    else:
+        delta = rtt - (tcb.srtt >> LOGAGAIN)
+        tcb.srtt += delta
+        if tcb.srtt <= 0:
+            tcb.srtt = 1
+        delta = c_abs(delta) - (tcb.mdev >> LOGDGAIN)
+        tcb.mdev += delta
+        if tcb.mdev <= 0:
+            tcb.mdev = 1
+
+
+cdef unsigned int keyhash(TcpProto p, const unsigned char *laddr, unsigned short lport,
+                          const unsigned char *raddr, unsigned short rport, int which):
+    """Beyond tcp.c: isn's and tsoffset's keyed hash (BLAKE2s, 4 bytes, a
+    key drawn once per stack) of the 4-tuple and which."""
+    cdef bytes d
+    if p.isnkey is None:
+        p.isnkey = p.f.rand.getrandbits(256).to_bytes(32, "little")
+    d = hashlib.blake2s(PyBytes_FromStringAndSize(<const char*>laddr, 16)
+                        + PyBytes_FromStringAndSize(<const char*>raddr, 16)
+                        + _struct.pack("!HHB", lport, rport, which),
+                        key=p.isnkey, digest_size=4).digest()
+    return <unsigned int>nhgetl(<const unsigned char*><char*>d)
+
+
+cdef inline bint chackspent(unsigned int *chacktime, int *chackcnt, unsigned int now) noexcept:
+    """Beyond tcp.c: RFC 5961 section 7's throttle, CHALLENGEMAX challenge
+    ACKs a second; counts one and returns 0 if it may go."""
+    if <unsigned int>(now - chacktime[0]) >= 1000:
+        chacktime[0] = now
+        chackcnt[0] = 0
+    if chackcnt[0] >= CHALLENGEMAX:
+        return 1
+    chackcnt[0] += 1
+    return 0
 
 
 cdef inline bint inwindow(Tcpctl tcb, unsigned int seq) noexcept:

@@ -632,6 +632,61 @@ def test_limbo_synack_retransmissions(profile):
 
 
 @pytest.mark.parametrize("profile", ["modern", "9front"])
+def test_limbo_rst_rfc5961(profile):
+    # a RST to a call in limbo: exactly at RCV.NXT (IRS+1) it drops the
+    # call; in the SYN-ACK's window but inexact, modern answers with a
+    # challenge ACK <SEQ=ISS+1><ACK=IRS+1> (RFC 5961 section 3.2) and tcp.c
+    # ignores it; outside the window both drop it without a word
+    QMAX = CONST["QMAX"]
+    P = sim.pair(seed=42, profile=profile)
+    lis = P.tcpb.clone("u")
+    P.tcpb.ctl(lis, "announce 80")
+    irs = 0xFFFFF000        # the window wraps
+    k = len(P.wire.capture)
+    P.b.inject(sim.build(P.aaddr, P.baddr, 5555, 80, seq=irs, flags="S", window=65535,
+                         options={"mss": 1460, "ws": 7, 4: b"", 8: struct.pack("!II", 777, 0)}))
+    sa = [g for g in segs(P, k, "b") if g.flags == "SA"][0]
+    assert P.tcpb.limbocount() == 1
+
+    def rst(seq):
+        k = len(P.wire.capture)
+        P.b.inject(sim.build(P.aaddr, P.baddr, 5555, 80, seq=u32(seq), flags="R", window=65535))
+        return segs(P, k, "b")
+
+    for seq in (irs + 2, irs + QMAX):            # in the window, inexact
+        out = rst(seq)
+        if profile == "modern":
+            assert len(out) == 1 and out[0].flags == "A"
+            assert out[0].seq == u32(sa.seq + 1) and out[0].ack == u32(irs + 1)
+            assert out[0].window == QMAX >> sa.options["ws"]
+            assert tsopt(out[0])[1] == 777
+        else:
+            assert out == []
+    for seq in (irs + 1 + QMAX, irs, irs - 1000):  # outside
+        assert rst(seq) == []
+    assert P.tcpb.limbocount() == 1
+    n = 2 if profile == "modern" else 0
+    assert P.tcpb.xstat("RstChallenged") == n and P.tcpb.xstat("ChallengeAcks") == n
+    if profile == "modern":
+        # RFC 5961 section 7: CHALLENGEMAX a second
+        for i in range(30):
+            rst(irs + 100 + i)
+        assert P.tcpb.xstat("RstChallenged") == 32
+        assert P.tcpb.xstat("ChallengeAcks") == 10
+    # the call still completes on the handshake's ACK...
+    P.b.inject(sim.build(P.aaddr, P.baddr, 5555, 80, seq=u32(irs + 1), ack=u32(sa.seq + 1),
+                         flags="A", window=65535))
+    assert lis.incall
+    # ...and a second call is dropped by the exact RST
+    k = len(P.wire.capture)
+    P.b.inject(sim.build(P.aaddr, P.baddr, 5556, 80, seq=irs, flags="S", window=65535,
+                         options={"mss": 1460}))
+    assert P.tcpb.limbocount() == 1
+    P.b.inject(sim.build(P.aaddr, P.baddr, 5556, 80, seq=u32(irs + 1), flags="R", window=65535))
+    assert P.tcpb.limbocount() == 0
+
+
+@pytest.mark.parametrize("profile", ["modern", "9front"])
 @pytest.mark.parametrize("peer_ws", [None, 7])
 def test_simultaneous_open_synack_window_scale(profile, peer_ws):
     # a SYN (no ACK) in SYN-SENT: the SYN-ACK from SYN-RECEIVED carries a
