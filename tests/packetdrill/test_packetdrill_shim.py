@@ -334,6 +334,69 @@ def test_shutdown_wr_sends_fin(drv):
     assert fin.flagbits == sim.FIN | sim.ACK and fin.seq == sa.seq + 1
 
 
+MSG_PEEK, MSG_DONTWAIT, FIONREAD = 2, 0x40, 0x541B
+
+
+def _established_with_data(d, payload):
+    lfd = listen(d)
+    handshake(d, lfd)
+    fd, _, _ = d.call("accept %d" % lfd)
+    d.inject(sim.build(REMOTE4, LOCAL4, 40000, 8080, seq=1001, ack=0, flags="PA",
+                       window=32792, payload=payload))
+    return fd
+
+
+def test_peek_then_recv_same_bytes(drv):
+    # devip has no peek; the shim keeps what a peek read until a read
+    # takes it (README.md)
+    fd = _established_with_data(drv, b"hello world")
+    assert drv.call("recv %d 5 %d" % (fd, MSG_PEEK)) == (5, 0, b"hello".hex())
+    assert drv.call("recv %d 100 %d" % (fd, MSG_PEEK)) == (11, 0, b"hello world".hex())
+    # what was peeked is still readable: poll and FIONREAD see it
+    assert drv.call("poll %d %d 0" % (fd, POLLIN)) == (1, 0, str(POLLIN))
+    assert drv.call("ioctl %d %d 0" % (fd, FIONREAD)) == (0, 0, "11")
+    assert drv.call("recv %d 5 0" % fd) == (5, 0, b"hello".hex())
+    # more data behind the peeked bytes comes after them, in one read
+    drv.inject(sim.build(REMOTE4, LOCAL4, 40000, 8080, seq=1012, ack=0, flags="PA",
+                         window=32792, payload=b"!!"))
+    assert drv.call("ioctl %d %d 0" % (fd, FIONREAD)) == (0, 0, "8")
+    assert drv.call("read %d 100" % fd) == (8, 0, b" world!!".hex())
+    assert drv.call("poll %d %d 0" % (fd, POLLIN))[:3] == (0, 0, "0")
+    assert drv.call("recv %d 10 %d" % (fd, MSG_PEEK | MSG_DONTWAIT))[:2] == (-1, errno.EAGAIN)
+
+
+def test_peek_data_comes_before_eof(drv):
+    fd = _established_with_data(drv, b"abc")
+    assert drv.call("recv %d 10 %d" % (fd, MSG_PEEK)) == (3, 0, b"abc".hex())
+    drv.inject(sim.build(REMOTE4, LOCAL4, 40000, 8080, seq=1004, ack=0, flags="FA",
+                         window=32792))
+    assert drv.call("recv %d 10 %d" % (fd, MSG_PEEK)) == (3, 0, b"abc".hex())
+    assert drv.call("read %d 10" % fd) == (3, 0, b"abc".hex())
+    assert drv.call("recv %d 10 %d" % (fd, MSG_PEEK))[:2] == (0, 0)
+    assert drv.call("read %d 10" % fd)[:2] == (0, 0)
+
+
+def test_peek_data_comes_before_reset(drv):
+    fd = _established_with_data(drv, b"xyz")
+    assert drv.call("recv %d 10 %d" % (fd, MSG_PEEK)) == (3, 0, b"xyz".hex())
+    drv.inject(sim.build(REMOTE4, LOCAL4, 40000, 8080, seq=1004, ack=0, flags="R", window=0))
+    assert drv.call("read %d 10" % fd) == (3, 0, b"xyz".hex())
+    assert drv.call("read %d 10" % fd)[:2] == (-1, errno.ECONNRESET)
+    assert drv.call("read %d 10" % fd)[:2] == (0, 0)
+
+
+def test_blocking_peek_waits_for_data(drv):
+    lfd = listen(drv)
+    handshake(drv, lfd)
+    fd, _, _ = drv.call("accept %d" % lfd)
+    assert drv.cmd("bg recv %d 100 %d" % (fd, MSG_PEEK)) == ["0", "0"]
+    drv.usleep(200_000)
+    drv.inject(sim.build(REMOTE4, LOCAL4, 40000, 8080, seq=1001, ack=0, flags="PA",
+                         window=32792, payload=b"late"))
+    assert drv.cmd("join")[:3] == ["4", "0", b"late".hex()]
+    assert drv.call("read %d 100" % fd) == (4, 0, b"late".hex())
+
+
 def test_nothing_to_send(drv):
     # no conversation, no timer: netdev_receive says so with an empty packet
     assert drv.sniff() is None
