@@ -2037,6 +2037,15 @@ cdef class TcpProto(Proto):
                 else:
                     tcb.time = self.f.now
                     self.tcpsetstate(s, Syn_received)    # DLP - shouldn't this be a reset?
+                    if tcb.profile == Profmodern:
+                        # DEVIATION (modern profile): RFC 9293 section
+                        # 3.10.7.3, a simultaneous open sends its SYN-ACK
+                        # at once; tcp.c sends it only when the SYN's
+                        # retransmission timer fires (tcpoutput sends
+                        # nothing past an unacknowledged SYN).  Going back
+                        # to the SYN's sequence number makes this output
+                        # the SYN-ACK; the timer keeps running.
+                        tcb.snd_ptr = tcb.iss
                 if length != 0 or (seg.flags & FIN):
                     synsent = 1     # break: on to the rest of the machine
                 else:

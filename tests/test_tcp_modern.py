@@ -669,6 +669,49 @@ def test_simultaneous_open_synack_window_scale(profile, peer_ws):
 
 
 @pytest.mark.parametrize("profile", ["modern", "9front"])
+def test_simultaneous_open_synack_at_once(profile):
+    # a SYN (no ACK) in SYN-SENT: RFC 9293 section 3.10.7.3 sends the
+    # SYN-ACK at once (modern); tcp.c only when its SYN's retransmission
+    # timer fires
+    P = sim.pair(seed=24, profile=profile)
+    c = P.tcpa.clone("u")
+    out = []
+
+    def filt(src, dst, pkt):
+        if src is P.a:
+            out.append((P.wire.now, sim.parse(pkt)))
+            return None
+        return pkt
+    P.wire.filter = filt
+    P.tcpa.ctl(c, "connect %s!80" % P.baddr)
+    assert P.wire.run(until=lambda: bool(out), max_ms=1000)
+    tsyn, syn = out[0]
+    P.wire.advance(20)
+    tin = P.wire.now
+    P.a.inject(sim.build(P.baddr, P.aaddr, 80, c.lport, seq=7000, flags="S",
+                         window=65535, options={"mss": 1460}))
+    assert P.tcpa.tcb(c).state == tcpstates.index("Syn_received")
+    assert P.wire.run(until=lambda: any(g.flags == "SA" for _, g in out), max_ms=5000)
+    t, sa = [x for x in out if x[1].flags == "SA"][0]
+    assert sa.seq == syn.seq and sa.ack == 7001
+    if profile == "modern":
+        assert t == tin
+        # one SYN-ACK now, and the SYN's timer still runs: the next one
+        # is its retransmission, a second after the SYN (RFC 6298 2.1)
+        assert [g.flags for _, g in out] == ["S", "SA"]
+        assert P.wire.run(until=lambda: len(out) > 2, max_ms=5000)
+        t2, again = out[2]
+        assert again.flags == "SA" and again.seq == syn.seq
+        assert tsyn + 1000 - MSPTICK <= t2 <= tsyn + 1000 + 2 * MSPTICK
+    else:
+        assert t > tin + MSPTICK
+    # the peer's ACK completes the handshake
+    P.a.inject(sim.build(P.baddr, P.aaddr, 80, c.lport, seq=7001, ack=u32(syn.seq + 1),
+                         flags="A", window=65535))
+    assert P.tcpa.tcb(c).state == Established
+
+
+@pytest.mark.parametrize("profile", ["modern", "9front"])
 def test_fin_beyond_rcv_nxt_in_time_wait_is_only_acked(profile):
     # after the peer's FIN, segment text is ignored (RFC 9293 3.10.7.4):
     # modern queues nothing and SACKs nothing; tcp.c queues it
