@@ -2189,6 +2189,8 @@ cdef class TcpProto(Proto):
                     tcb.flags |= FORCE
                     return A_OUTPUT
                 tcb.rcv_lastoo = seg.seq
+                if tcb.sack:
+                    self.oohistpush(tcb, seg.seq)
                 if self.addreseq(tcb, &seg, dp, length) < 0:
                     if self.f.log.mask & Logtcp:
                         self.f.log.log(Logtcp, "reseq %s.%d -> %s.%d\n" % (
@@ -4017,14 +4019,27 @@ cdef class TcpProto(Proto):
             out.append((tcb.xl_s[idx], tcb.xl_e[idx], tcb.xl_t[idx], tcb.xl_f[idx]))
         return out
 
+    cdef void oohistpush(self, Tcpctl tcb, unsigned int seq):
+        """Remember an out-of-order arrival, most recent first."""
+        cdef int k = tcb.rcv_nooh if tcb.rcv_nooh < NOOHIST else NOOHIST - 1
+        while k > 0:
+            tcb.rcv_oohist[k] = tcb.rcv_oohist[k - 1]
+            k -= 1
+        tcb.rcv_oohist[0] = seq
+        if tcb.rcv_nooh < NOOHIST:
+            tcb.rcv_nooh += 1
+
     cdef int sackblocks(self, Tcpctl tcb, unsigned int *out):
         """The SACK blocks for the next ACK (RFC 2018 section 4): a
         pending D-SACK first (RFC 2883), then the block holding the most
-        recently received out-of-order segment, then the others in order
-        of sequence.  Returns the number of blocks (at most 4) in out."""
+        recently received out-of-order segment, then the blocks of the
+        arrivals before it, most recent first (the blocks reported
+        before, repeated in their order), then any others in order of
+        sequence.  Returns the number of blocks (at most 4) in out."""
         cdef Reseq r = tcb.reseq
-        cdef unsigned int l, e, re
-        cdef int n = 0, first = -1, k
+        cdef unsigned int l, e, re, h
+        cdef int n = 0, k, j
+        cdef unsigned int done = 0      # bit k: block k is in out
         cdef unsigned int bl[MAXSACK + 32]
         cdef unsigned int br[MAXSACK + 32]
         cdef int nb = 0
@@ -4048,17 +4063,20 @@ cdef class TcpProto(Proto):
             out[0] = tcb.dsack_l
             out[1] = tcb.dsack_r
             n = 1
-        for k in range(nb):
-            if seq_ge(tcb.rcv_lastoo, bl[k]) and seq_lt(tcb.rcv_lastoo, br[k]):
-                first = k
-                out[2 * n] = bl[k]
-                out[2 * n + 1] = br[k]
-                n += 1
-                break
+        for j in range(-1, tcb.rcv_nooh):
+            h = tcb.rcv_lastoo if j < 0 else tcb.rcv_oohist[j]
+            for k in range(nb):
+                if seq_ge(h, bl[k]) and seq_lt(h, br[k]):
+                    if n < MAXSACK and not (done >> k) & 1:
+                        done |= (<unsigned int>1) << k
+                        out[2 * n] = bl[k]
+                        out[2 * n + 1] = br[k]
+                        n += 1
+                    break
         for k in range(nb):
             if n >= MAXSACK:
                 break
-            if k == first:
+            if (done >> k) & 1:
                 continue
             out[2 * n] = bl[k]
             out[2 * n + 1] = br[k]

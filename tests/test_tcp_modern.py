@@ -379,16 +379,18 @@ def test_sack_blocks_for_reassembly_shapes():
         return [(u32(l - n), u32(r - n)) for l, r in sackopt(out[-1])]
     assert put(1000, 100) == [(1000, 1100)]                    # one hole
     assert put(1100, 100) == [(1000, 1200)]                    # adjacent: merged
-    assert put(2000, 100) == [(2000, 2100), (1000, 1200)]      # newest first
-    assert put(3000, 100) == [(3000, 3100), (1000, 1200), (2000, 2100)]
-    assert put(1050, 100) == [(1000, 1200), (2000, 2100), (3000, 3100)]   # overlap
-    assert put(4000, 10) == [(4000, 4010), (1000, 1200), (2000, 2100)]    # three fit with TS
-    assert put(1500, 600) == [(1500, 2100), (1000, 1200), (3000, 3100)]   # bridges 2000
+    # newest first, then the blocks of earlier arrivals, most recent
+    # first (RFC 2018 section 4: the blocks reported before are repeated)
+    assert put(2000, 100) == [(2000, 2100), (1000, 1200)]
+    assert put(3000, 100) == [(3000, 3100), (2000, 2100), (1000, 1200)]
+    assert put(1050, 100) == [(1000, 1200), (3000, 3100), (2000, 2100)]   # overlap
+    assert put(4000, 10) == [(4000, 4010), (1000, 1200), (3000, 3100)]    # three fit with TS
+    assert put(1500, 600) == [(1500, 2100), (4000, 4010), (1000, 1200)]   # bridges 2000
     # fill the first hole: the blocks move with rcv.nxt
     put(0, 1000)
     assert tb.rcv_nxt == u32(n + 1200)
-    assert blocks() == [(u32(n + 1500), u32(n + 2100)), (u32(n + 3000), u32(n + 3100)),
-                        (u32(n + 4000), u32(n + 4010))]
+    assert blocks() == [(u32(n + 1500), u32(n + 2100)), (u32(n + 4000), u32(n + 4010)),
+                        (u32(n + 3000), u32(n + 3100))]
 
 
 def test_dsack_for_a_duplicate():
