@@ -467,7 +467,12 @@ class Shim:
                 s.dead = True
                 # what ended it: devip keeps no reason once Closed
                 if self.cause == "rst":
-                    s.error = errno.ECONNRESET
+                    # tcp.c's reason is Econrefused for every RST; BSD's
+                    # ECONNRESET once established, and RFC 9293 3.10.7.3's
+                    # "connection refused" in SYN-RECEIVED (a
+                    # simultaneous open's, here: limbo's have no socket)
+                    s.error = (errno.ECONNREFUSED if s.laststate == Syn_received
+                               else errno.ECONNRESET)
                 elif self.cause == "timer":
                     s.error = errno.ETIMEDOUT      # retransmission or keepalive give-up
                 elif self.cause == "icmp":

@@ -540,3 +540,24 @@ def test_modern_simultaneous_open_synack_answers_sack(mdrv, peer_ts):
     assert sa.flagbits == sim.SYN | sim.ACK and sa.ack == 7001
     assert SACKOK in sa.options
     assert (TSOPT in sa.options) == peer_ts
+
+
+@pytest.mark.parametrize("profile", ["9front", "modern"])
+def test_rst_in_syn_received_of_a_simultaneous_open_is_refused(so, profile):
+    # RFC 9293 3.10.7.3: a RST in SYN-RECEIVED entered from SYN-SENT
+    # refuses the connection (tcp.c's reason there is Econrefused too);
+    # once established a RST is ECONNRESET (test_reset_reads_...)
+    d = Driver(so, FLAGS.replace("profile=9front", "profile=" + profile))
+    try:
+        fd, _, _ = d.call("socket %d %d 6" % (AF_INET, SOCK_STREAM | SOCK_NONBLOCK))
+        d.call("connect %d %s" % (fd, sa4(REMOTE4, 8080).hex()))
+        _, syn = d.sniff()
+        d.inject(sim.build(REMOTE4, LOCAL4, 8080, syn.sport, seq=7000, flags="S",
+                           window=32792, options={"mss": 1460}))
+        assert d.call("getsockopt %d %d %d 4" % (fd, SOL_SOCKET, SO_ERROR))[2] == "00000000"
+        d.inject(sim.build(REMOTE4, LOCAL4, 8080, syn.sport, seq=7001, ack=syn.seq + 1,
+                           flags="RA", window=0))
+        assert d.call("getsockopt %d %d %d 4" % (fd, SOL_SOCKET, SO_ERROR))[2] == \
+            struct.pack("=i", errno.ECONNREFUSED).hex()
+    finally:
+        d.close()
