@@ -524,6 +524,7 @@ cdef class TcpProto(Proto):
     cdef void tcpsendat(self, Conv s, unsigned int seq, unsigned int maxlen)
     cdef int sackblocks(self, Tcpctl tcb, unsigned int *out)
     cdef void oohistpush(self, Tcpctl tcb, unsigned int seq)
+    cdef void dsackqueued(self, Tcpctl tcb, unsigned int seq, int length)
     cdef void sackenter(self, Conv s)
     cdef void xlog(self, Tcpctl tcb, unsigned int seq, unsigned int end, bint rexmit)
     cdef void rackupdate(self, Tcpctl tcb, unsigned int ack)

@@ -2191,6 +2191,8 @@ cdef class TcpProto(Proto):
                 tcb.rcv_lastoo = seg.seq
                 if tcb.sack:
                     self.oohistpush(tcb, seg.seq)
+                    if not tcb.dsack:
+                        self.dsackqueued(tcb, seg.seq, length)
                 if self.addreseq(tcb, &seg, dp, length) < 0:
                     if self.f.log.mask & Logtcp:
                         self.f.log.log(Logtcp, "reseq %s.%d -> %s.%d\n" % (
@@ -2334,6 +2336,13 @@ cdef class TcpProto(Proto):
                 if self.tcptrim(tcb, &seg, &dp, &length) == 0:
                     tcb.flags |= FORCE
                     break
+                if (tcb.sack and not tcb.dsack and length > 0
+                        and seq_le(seg.seq + <unsigned int>length, tcb.rcv_nxt)):
+                    # beyond tcp.c (modern): a queued segment the one just
+                    # taken covered was received twice: RFC 2883 D-SACK
+                    tcb.dsack = 1
+                    tcb.dsack_l = seg.seq
+                    tcb.dsack_r = seg.seq + <unsigned int>length
 
     cdef int reset2(self, Conv s, Tcp *seg, int length, const unsigned char *source,
                     const unsigned char *dest, int version, str reason) except -1:
@@ -2911,8 +2920,12 @@ cdef class TcpProto(Proto):
         dupcnt = <int>(tcb.rcv_nxt - seg.seq)
         if dupcnt > 0:
             tcb.rerecv += dupcnt
-            if tcb.sack and length[0] > 0 and seq_lt(seg.seq, seg.seq + <unsigned int>length[0]):
-                # beyond tcp.c: RFC 2883 D-SACK of the duplicate part
+            if (tcb.sack and not tcb.dsack and length[0] > 0
+                    and seq_lt(seg.seq, seg.seq + <unsigned int>length[0])):
+                # beyond tcp.c: RFC 2883 D-SACK of the duplicate part (the
+                # first one the segment brought: a queued segment it
+                # overlaps comes here after it), acknowledged at once
+                tcb.flags |= FORCE
                 tcb.dsack = 1
                 tcb.dsack_l = seg.seq + (1 if seg.flags & SYN else 0)
                 tcb.dsack_r = tcb.rcv_nxt
@@ -4028,6 +4041,26 @@ cdef class TcpProto(Proto):
         tcb.rcv_oohist[0] = seq
         if tcb.rcv_nooh < NOOHIST:
             tcb.rcv_nooh += 1
+
+    cdef void dsackqueued(self, Tcpctl tcb, unsigned int seq, int length):
+        """An out-of-order segment [seq, seq+length) about to be queued:
+        the first part of it the queue already holds is a D-SACK block
+        (RFC 2883 section 4, a duplicate of out-of-order data)."""
+        cdef Reseq r = tcb.reseq
+        cdef unsigned int l, e, end = seq + <unsigned int>length
+        while r is not None and length > 0:
+            l = r.seg.seq
+            e = l + r.length
+            if seq_lt(l, seq):
+                l = seq
+            if seq_gt(e, end):
+                e = end
+            if seq_lt(l, e):
+                tcb.dsack = 1
+                tcb.dsack_l = l
+                tcb.dsack_r = e
+                return
+            r = r.next
 
     cdef int sackblocks(self, Tcpctl tcb, unsigned int *out):
         """The SACK blocks for the next ACK (RFC 2018 section 4): a

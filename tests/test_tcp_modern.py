@@ -383,9 +383,11 @@ def test_sack_blocks_for_reassembly_shapes():
     # first (RFC 2018 section 4: the blocks reported before are repeated)
     assert put(2000, 100) == [(2000, 2100), (1000, 1200)]
     assert put(3000, 100) == [(3000, 3100), (2000, 2100), (1000, 1200)]
-    assert put(1050, 100) == [(1000, 1200), (3000, 3100), (2000, 2100)]   # overlap
+    # overlap: the part already queued goes first as a D-SACK (RFC 2883)
+    assert put(1050, 100) == [(1050, 1100), (1000, 1200), (3000, 3100)]
     assert put(4000, 10) == [(4000, 4010), (1000, 1200), (3000, 3100)]    # three fit with TS
-    assert put(1500, 600) == [(1500, 2100), (4000, 4010), (1000, 1200)]   # bridges 2000
+    # bridges 2000 (which it duplicates)
+    assert put(1500, 600) == [(2000, 2100), (1500, 2100), (4000, 4010)]
     # fill the first hole: the blocks move with rcv.nxt
     put(0, 1000)
     assert tb.rcv_nxt == u32(n + 1200)
@@ -406,6 +408,37 @@ def test_dsack_for_a_duplicate():
     out = segs(P, k, "b")
     assert sackopt(out[-1])[0] == (u32(n - 1000), u32(n - 500))
     assert P.tcpb.xstat("DsackOut") == 1
+
+
+def test_dsack_reports_the_first_duplicate_part_at_once():
+    # RFC 2883: the D-SACK block reports duplicate data of the segment
+    # that triggered the ACK: its part below rcv.nxt before a part that
+    # duplicates a queued segment (which the queue's processing also
+    # finds), and a queued segment a new one covers; sent at once
+    P = sim.pair(seed=25, profile="modern")
+    lis, c, s = establish(P)
+    tb = P.tcpb.tcb(s)
+    P.tcpa.write(c, b"z" * 100)
+    assert P.wire.run(until=lambda: len(s.rq) == 100, max_ms=2000)
+    n = tb.rcv_nxt
+
+    def put(off, ln):
+        k = len(P.wire.capture)
+        tsv = u32(tb.ts_recent + 1)
+        inject_from_a(P, c, s, n + off, payload=b"z" * ln,
+                      options=b"\x01\x01\x08\x0a" + struct.pack("!II", tsv, 0))
+        out = [g for g in segs(P, k, "b") if g.flags == "A"]
+        assert out, "answered at once"
+        return u32(out[-1].ack - n), [(u32(l - n), u32(r - n)) for l, r in sackopt(out[-1])]
+    assert put(100, 100) == (0, [(100, 200)])
+    assert put(300, 100) == (0, [(300, 400), (100, 200)])
+    # out of order again, 350..380 of it queued already: D-SACK, then its
+    # block (RFC 2883 section 4)
+    assert put(350, 30) == (0, [(350, 380), (300, 400), (100, 200)])
+    # -50..150: 50 bytes below rcv.nxt, then new data, then 100..150 queued
+    assert put(-50, 200) == (200, [(u32(-50), 0), (300, 400)])
+    # 200..500 covers the queued 300..400 whole
+    assert put(200, 300) == (500, [(300, 400)])
 
 
 # ---------------------------------------------------------------- SACK: sender
