@@ -74,17 +74,30 @@ def find_scripts(paths, only=None):
 
 
 _OPT = re.compile(r"^\s*--([a-z_]+)(?:=(\S+))?")
+_PROFILE = re.compile(r"^//\s*net9-profile:\s*(9front|modern)\s*$")
 
 
 def script_options(path):
-    """The --name=value options at the top of a script."""
+    """The --name=value options at the top of a script, and "profile" if
+    it names the profile it is written for (a `// net9-profile: modern`
+    line: net9's own scripts of the modern profile; it then runs in that
+    profile whatever --profile says)."""
     opts = {}
     with open(path, errors="replace") as f:
         for line in f:
             m = _OPT.match(line)
             if m:
                 opts[m.group(1)] = m.group(2) if m.group(2) is not None else ""
+            m = _PROFILE.match(line)
+            if m:
+                opts["profile"] = m.group(1)
     return opts
+
+
+def run_profile(r):
+    """The profile a Run ran in (its profile= flag)."""
+    flags = r.flags.split(",") if isinstance(r.flags, str) else r.flags
+    return next((f.split("=", 1)[1] for f in flags if f.startswith("profile=")), "9front")
 
 
 def variants(path, opts, profile):
@@ -293,7 +306,7 @@ def run_all(pd, scripts, profile, jobs, relaxed=False, verbose=False, log=None):
     runs = []
     for s in scripts:
         opts = script_options(s)
-        for v, args, flags in variants(s, opts, profile):
+        for v, args, flags in variants(s, opts, opts.get("profile", profile)):
             runs.append(Run(s, v, args, flags))
 
     def one(r):
@@ -303,7 +316,7 @@ def run_all(pd, scripts, profile, jobs, relaxed=False, verbose=False, log=None):
             if relaxed:
                 with open(r.script, errors="replace") as f:
                     text = f.read()
-                rtext = relax(text, profile)
+                rtext = relax(text, run_profile(r))
                 line = (r.failure or {}).get("line")
                 changed = line is not None and text.split("\n")[line - 1:line] != \
                     rtext.split("\n")[line - 1:line]
@@ -543,7 +556,7 @@ def main(argv=None):
         sys.stdout.write(text)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump([dict(script=r.script, variant=r.variant, profile=a.profile,
+            json.dump([dict(script=r.script, variant=r.variant, profile=run_profile(r),
                             rc=r.rc, secs=round(r.secs, 3),
                             failure=r.failure, reason=r.reason, relaxed=r.relaxed,
                             sysctls=getattr(r, "sysctls", ""),
