@@ -360,6 +360,18 @@ def test_timestamp_clock_wrap(before):
 
 # ---------------------------------------------------------------- SACK: receiver
 
+def sack_put(P, c, s, seq, ln):
+    """ln bytes at seq from a to b (with a timestamp b takes); b's ACK,
+    which must go at once."""
+    tb = P.tcpb.tcb(s)
+    k = len(P.wire.capture)
+    inject_from_a(P, c, s, seq, payload=b"x" * ln,
+                  options=b"\x01\x01\x08\x0a" + struct.pack("!II", u32(tb.ts_recent + 1), 0))
+    out = [g for g in segs(P, k, "b") if g.flags == "A"]
+    assert out, "acknowledged at once"
+    return out[-1]
+
+
 def test_sack_blocks_for_reassembly_shapes():
     P = sim.pair(seed=16, profile="modern")
     lis, c, s = establish(P)
@@ -370,13 +382,8 @@ def test_sack_blocks_for_reassembly_shapes():
     assert blocks() == []
 
     def put(off, ln):
-        k = len(P.wire.capture)
-        tsv = u32(tb.ts_recent + 1)
-        inject_from_a(P, c, s, n + off, payload=b"x" * ln,
-                      options=b"\x01\x01\x08\x0a" + struct.pack("!II", tsv, 0))
-        out = [g for g in segs(P, k, "b") if g.flags == "A"]
-        assert out, "an out-of-order segment is acknowledged at once"
-        return [(u32(l - n), u32(r - n)) for l, r in sackopt(out[-1])]
+        ack = sack_put(P, c, s, n + off, ln)
+        return [(u32(l - n), u32(r - n)) for l, r in sackopt(ack)]
     assert put(1000, 100) == [(1000, 1100)]                    # one hole
     assert put(1100, 100) == [(1000, 1200)]                    # adjacent: merged
     # newest first, then the blocks of earlier arrivals, most recent
@@ -423,13 +430,8 @@ def test_dsack_reports_the_first_duplicate_part_at_once():
     n = tb.rcv_nxt
 
     def put(off, ln):
-        k = len(P.wire.capture)
-        tsv = u32(tb.ts_recent + 1)
-        inject_from_a(P, c, s, n + off, payload=b"z" * ln,
-                      options=b"\x01\x01\x08\x0a" + struct.pack("!II", tsv, 0))
-        out = [g for g in segs(P, k, "b") if g.flags == "A"]
-        assert out, "answered at once"
-        return u32(out[-1].ack - n), [(u32(l - n), u32(r - n)) for l, r in sackopt(out[-1])]
+        ack = sack_put(P, c, s, n + off, ln)
+        return u32(ack.ack - n), [(u32(l - n), u32(r - n)) for l, r in sackopt(ack)]
     assert put(100, 100) == (0, [(100, 200)])
     assert put(300, 100) == (0, [(300, 400), (100, 200)])
     # out of order again, 350..380 of it queued already: D-SACK, then its
