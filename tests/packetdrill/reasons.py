@@ -124,6 +124,10 @@ REASONS = {
         "The script (net9's own, written for tcp.c) expects tcp.c's window scale on the "
         "SYN-ACK to a SYN that offered none; the modern profile leaves it off, as RFC "
         "7323 section 2.2 asks.",
+    "modern: simultaneous open":
+        "The script (net9's own, written for tcp.c) expects tcp.c's SYN-ACK of a "
+        "simultaneous open, sent when the SYN's retransmission timer fires; the modern "
+        "profile sends it at once, as RFC 9293 3.10.7.3 asks.",
     "modern: SYN options":
         "The script (net9's own, written for tcp.c) expects the 9front profile's SYN "
         "options; the modern profile also offers SACK-permitted and timestamps.",
@@ -576,8 +580,11 @@ def _classify_modern(run, failure=None, out=None):
             return "os: FreeBSD SACK excludes FIN"
     if "S" in sf and "S" in af:
         if "timing error" in msg:
-            if "." in sf and "." in af and "syn-sent" in path or "via-syn-sent" in path:
-                return "profile: simultaneous open"
+            if "." in sf and "." in af and ("syn-sent" in path or "simultaneous" in path):
+                # the modern profile sends it at once (RFC 9293 3.10.7.3)
+                if "/net9/" in path:
+                    return "modern: simultaneous open"
+                return "unexplained: modern simultaneous open SYN-ACK time"
             if "/net9/" in path:
                 return "modern: initial RTO"
             return "unexplained: modern SYN retransmission time"     # (RFC 6298's, fixed)
