@@ -65,6 +65,7 @@ cdef enum:
 
     # beyond tcp.c (the modern profile)
     NSCORE = 32              # SACKed ranges kept in the scoreboard
+    NOOHIST = 8              # out-of-order arrivals remembered for SACK's order
     NXL = 512                # RACK: segments in flight logged
     XDELIV = 1               # RACK log flags: delivered (ACKed or SACKed)
     XLOST = 2                #   marked lost, not resent since
@@ -301,6 +302,10 @@ cdef class Tcpctl:
     # receiver side: most recently received out-of-order segment, a
     # pending D-SACK block (RFC 2883)
     cdef public unsigned int rcv_lastoo
+    # and the ones before it, most recent first (RFC 2018 section 4 orders
+    # the SACK blocks by recency)
+    cdef unsigned int rcv_oohist[NOOHIST]
+    cdef public int rcv_nooh
     cdef public bint dsack
     cdef public unsigned int dsack_l, dsack_r
     # sender side: the RFC 6675 scoreboard (sorted, disjoint SACKed ranges
@@ -479,6 +484,8 @@ cdef class TcpProto(Proto):
     cdef void sacksend(self, Conv s)
     cdef void tcpsendat(self, Conv s, unsigned int seq, unsigned int maxlen)
     cdef int sackblocks(self, Tcpctl tcb, unsigned int *out)
+    cdef void oohistpush(self, Tcpctl tcb, unsigned int seq)
+    cdef void dsackqueued(self, Tcpctl tcb, unsigned int seq, int length)
     cdef void sackenter(self, Conv s)
     cdef void xlog(self, Tcpctl tcb, unsigned int seq, unsigned int end, bint rexmit)
     cdef void rackupdate(self, Tcpctl tcb, unsigned int ack)

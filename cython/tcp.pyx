@@ -1844,6 +1844,15 @@ cdef class TcpProto(Proto):
                 else:
                     tcb.time = self.f.now
                     self.tcpsetstate(s, Syn_received)    # DLP - shouldn't this be a reset?
+                    if tcb.profile == Profmodern:
+                        # DEVIATION (modern profile): RFC 9293 section
+                        # 3.10.7.3, a simultaneous open sends its SYN-ACK
+                        # at once; tcp.c sends it only when the SYN's
+                        # retransmission timer fires (tcpoutput sends
+                        # nothing past an unacknowledged SYN).  Going back
+                        # to the SYN's sequence number makes this output
+                        # the SYN-ACK; the timer keeps running.
+                        tcb.snd_ptr = tcb.iss
                 if length != 0 or (seg.flags & FIN):
                     synsent = 1     # break: on to the rest of the machine
                 else:
@@ -1987,6 +1996,10 @@ cdef class TcpProto(Proto):
                     tcb.flags |= FORCE
                     return A_OUTPUT
                 tcb.rcv_lastoo = seg.seq
+                if tcb.sack:
+                    self.oohistpush(tcb, seg.seq)
+                    if not tcb.dsack:
+                        self.dsackqueued(tcb, seg.seq, length)
                 if self.addreseq(tcb, &seg, dp, length) < 0:
                     if self.f.log.mask & Logtcp:
                         self.f.log.log(Logtcp, "reseq %s.%d -> %s.%d\n" % (
@@ -2130,6 +2143,13 @@ cdef class TcpProto(Proto):
                 if self.tcptrim(tcb, &seg, &dp, &length) == 0:
                     tcb.flags |= FORCE
                     break
+                if (tcb.sack and not tcb.dsack and length > 0
+                        and seq_le(seg.seq + <unsigned int>length, tcb.rcv_nxt)):
+                    # beyond tcp.c (modern): a queued segment the one just
+                    # taken covered was received twice: RFC 2883 D-SACK
+                    tcb.dsack = 1
+                    tcb.dsack_l = seg.seq
+                    tcb.dsack_r = seg.seq + <unsigned int>length
 
     cdef int reset2(self, Conv s, Tcp *seg, int length, const unsigned char *source,
                     const unsigned char *dest, int version, str reason) except -1:
@@ -2702,8 +2722,12 @@ cdef class TcpProto(Proto):
         dupcnt = <int>(tcb.rcv_nxt - seg.seq)
         if dupcnt > 0:
             tcb.rerecv += dupcnt
-            if tcb.sack and length[0] > 0 and seq_lt(seg.seq, seg.seq + <unsigned int>length[0]):
-                # beyond tcp.c: RFC 2883 D-SACK of the duplicate part
+            if (tcb.sack and not tcb.dsack and length[0] > 0
+                    and seq_lt(seg.seq, seg.seq + <unsigned int>length[0])):
+                # beyond tcp.c: RFC 2883 D-SACK of the duplicate part (the
+                # first one the segment brought: a queued segment it
+                # overlaps comes here after it), acknowledged at once
+                tcb.flags |= FORCE
                 tcb.dsack = 1
                 tcb.dsack_l = seg.seq + (1 if seg.flags & SYN else 0)
                 tcb.dsack_r = tcb.rcv_nxt
@@ -3795,14 +3819,47 @@ cdef class TcpProto(Proto):
             out.append((tcb.xl_s[idx], tcb.xl_e[idx], tcb.xl_t[idx], tcb.xl_f[idx]))
         return out
 
+    cdef void oohistpush(self, Tcpctl tcb, unsigned int seq):
+        """Remember an out-of-order arrival, most recent first."""
+        cdef int k = tcb.rcv_nooh if tcb.rcv_nooh < NOOHIST else NOOHIST - 1
+        while k > 0:
+            tcb.rcv_oohist[k] = tcb.rcv_oohist[k - 1]
+            k -= 1
+        tcb.rcv_oohist[0] = seq
+        if tcb.rcv_nooh < NOOHIST:
+            tcb.rcv_nooh += 1
+
+    cdef void dsackqueued(self, Tcpctl tcb, unsigned int seq, int length):
+        """An out-of-order segment [seq, seq+length) about to be queued:
+        the first part of it the queue already holds is a D-SACK block
+        (RFC 2883 section 4, a duplicate of out-of-order data)."""
+        cdef Reseq r = tcb.reseq
+        cdef unsigned int l, e, end = seq + <unsigned int>length
+        while r is not None and length > 0:
+            l = r.seg.seq
+            e = l + r.length
+            if seq_lt(l, seq):
+                l = seq
+            if seq_gt(e, end):
+                e = end
+            if seq_lt(l, e):
+                tcb.dsack = 1
+                tcb.dsack_l = l
+                tcb.dsack_r = e
+                return
+            r = r.next
+
     cdef int sackblocks(self, Tcpctl tcb, unsigned int *out):
         """The SACK blocks for the next ACK (RFC 2018 section 4): a
         pending D-SACK first (RFC 2883), then the block holding the most
-        recently received out-of-order segment, then the others in order
-        of sequence.  Returns the number of blocks (at most 4) in out."""
+        recently received out-of-order segment, then the blocks of the
+        arrivals before it, most recent first (the blocks reported
+        before, repeated in their order), then any others in order of
+        sequence.  Returns the number of blocks (at most 4) in out."""
         cdef Reseq r = tcb.reseq
-        cdef unsigned int l, e, re
-        cdef int n = 0, first = -1, k
+        cdef unsigned int l, e, re, h
+        cdef int n = 0, k, j
+        cdef unsigned int done = 0      # bit k: block k is in out
         cdef unsigned int bl[MAXSACK + 32]
         cdef unsigned int br[MAXSACK + 32]
         cdef int nb = 0
@@ -3826,17 +3883,20 @@ cdef class TcpProto(Proto):
             out[0] = tcb.dsack_l
             out[1] = tcb.dsack_r
             n = 1
-        for k in range(nb):
-            if seq_ge(tcb.rcv_lastoo, bl[k]) and seq_lt(tcb.rcv_lastoo, br[k]):
-                first = k
-                out[2 * n] = bl[k]
-                out[2 * n + 1] = br[k]
-                n += 1
-                break
+        for j in range(-1, tcb.rcv_nooh):
+            h = tcb.rcv_lastoo if j < 0 else tcb.rcv_oohist[j]
+            for k in range(nb):
+                if seq_ge(h, bl[k]) and seq_lt(h, br[k]):
+                    if n < MAXSACK and not (done >> k) & 1:
+                        done |= (<unsigned int>1) << k
+                        out[2 * n] = bl[k]
+                        out[2 * n + 1] = br[k]
+                        n += 1
+                    break
         for k in range(nb):
             if n >= MAXSACK:
                 break
-            if k == first:
+            if (done >> k) & 1:
                 continue
             out[2 * n] = bl[k]
             out[2 * n + 1] = br[k]

@@ -129,6 +129,7 @@ class Tcpctl:
     rcv_ackptr: int
     rcv_blocked: int
     rcv_lastoo: int
+    rcv_nooh: int
     rcv_nxt: int
     rcv_scale: int
     rcv_urg: int

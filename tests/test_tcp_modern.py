@@ -360,6 +360,18 @@ def test_timestamp_clock_wrap(before):
 
 # ---------------------------------------------------------------- SACK: receiver
 
+def sack_put(P, c, s, seq, ln):
+    """ln bytes at seq from a to b (with a timestamp b takes); b's ACK,
+    which must go at once."""
+    tb = P.tcpb.tcb(s)
+    k = len(P.wire.capture)
+    inject_from_a(P, c, s, seq, payload=b"x" * ln,
+                  options=b"\x01\x01\x08\x0a" + struct.pack("!II", u32(tb.ts_recent + 1), 0))
+    out = [g for g in segs(P, k, "b") if g.flags == "A"]
+    assert out, "acknowledged at once"
+    return out[-1]
+
+
 def test_sack_blocks_for_reassembly_shapes():
     P = sim.pair(seed=16, profile="modern")
     lis, c, s = establish(P)
@@ -370,25 +382,24 @@ def test_sack_blocks_for_reassembly_shapes():
     assert blocks() == []
 
     def put(off, ln):
-        k = len(P.wire.capture)
-        tsv = u32(tb.ts_recent + 1)
-        inject_from_a(P, c, s, n + off, payload=b"x" * ln,
-                      options=b"\x01\x01\x08\x0a" + struct.pack("!II", tsv, 0))
-        out = [g for g in segs(P, k, "b") if g.flags == "A"]
-        assert out, "an out-of-order segment is acknowledged at once"
-        return [(u32(l - n), u32(r - n)) for l, r in sackopt(out[-1])]
+        ack = sack_put(P, c, s, n + off, ln)
+        return [(u32(l - n), u32(r - n)) for l, r in sackopt(ack)]
     assert put(1000, 100) == [(1000, 1100)]                    # one hole
     assert put(1100, 100) == [(1000, 1200)]                    # adjacent: merged
-    assert put(2000, 100) == [(2000, 2100), (1000, 1200)]      # newest first
-    assert put(3000, 100) == [(3000, 3100), (1000, 1200), (2000, 2100)]
-    assert put(1050, 100) == [(1000, 1200), (2000, 2100), (3000, 3100)]   # overlap
-    assert put(4000, 10) == [(4000, 4010), (1000, 1200), (2000, 2100)]    # three fit with TS
-    assert put(1500, 600) == [(1500, 2100), (1000, 1200), (3000, 3100)]   # bridges 2000
+    # newest first, then the blocks of earlier arrivals, most recent
+    # first (RFC 2018 section 4: the blocks reported before are repeated)
+    assert put(2000, 100) == [(2000, 2100), (1000, 1200)]
+    assert put(3000, 100) == [(3000, 3100), (2000, 2100), (1000, 1200)]
+    # overlap: the part already queued goes first as a D-SACK (RFC 2883)
+    assert put(1050, 100) == [(1050, 1100), (1000, 1200), (3000, 3100)]
+    assert put(4000, 10) == [(4000, 4010), (1000, 1200), (3000, 3100)]    # three fit with TS
+    # bridges 2000 (which it duplicates)
+    assert put(1500, 600) == [(2000, 2100), (1500, 2100), (4000, 4010)]
     # fill the first hole: the blocks move with rcv.nxt
     put(0, 1000)
     assert tb.rcv_nxt == u32(n + 1200)
-    assert blocks() == [(u32(n + 1500), u32(n + 2100)), (u32(n + 3000), u32(n + 3100)),
-                        (u32(n + 4000), u32(n + 4010))]
+    assert blocks() == [(u32(n + 1500), u32(n + 2100)), (u32(n + 4000), u32(n + 4010)),
+                        (u32(n + 3000), u32(n + 3100))]
 
 
 def test_dsack_for_a_duplicate():
@@ -404,6 +415,32 @@ def test_dsack_for_a_duplicate():
     out = segs(P, k, "b")
     assert sackopt(out[-1])[0] == (u32(n - 1000), u32(n - 500))
     assert P.tcpb.xstat("DsackOut") == 1
+
+
+def test_dsack_reports_the_first_duplicate_part_at_once():
+    # RFC 2883: the D-SACK block reports duplicate data of the segment
+    # that triggered the ACK: its part below rcv.nxt before a part that
+    # duplicates a queued segment (which the queue's processing also
+    # finds), and a queued segment a new one covers; sent at once
+    P = sim.pair(seed=25, profile="modern")
+    lis, c, s = establish(P)
+    tb = P.tcpb.tcb(s)
+    P.tcpa.write(c, b"z" * 100)
+    assert P.wire.run(until=lambda: len(s.rq) == 100, max_ms=2000)
+    n = tb.rcv_nxt
+
+    def put(off, ln):
+        ack = sack_put(P, c, s, n + off, ln)
+        return u32(ack.ack - n), [(u32(l - n), u32(r - n)) for l, r in sackopt(ack)]
+    assert put(100, 100) == (0, [(100, 200)])
+    assert put(300, 100) == (0, [(300, 400), (100, 200)])
+    # out of order again, 350..380 of it queued already: D-SACK, then its
+    # block (RFC 2883 section 4)
+    assert put(350, 30) == (0, [(350, 380), (300, 400), (100, 200)])
+    # -50..150: 50 bytes below rcv.nxt, then new data, then 100..150 queued
+    assert put(-50, 200) == (200, [(u32(-50), 0), (300, 400)])
+    # 200..500 covers the queued 300..400 whole
+    assert put(200, 300) == (500, [(300, 400)])
 
 
 # ---------------------------------------------------------------- SACK: sender
@@ -713,6 +750,49 @@ def test_simultaneous_open_synack_window_scale(profile, peer_ws):
     sa = [g for g in out if g.flags == "SA"][0]
     assert sa.ack == 7001
     assert ("ws" in sa.options) == (peer_ws is not None or profile == "9front")
+
+
+@pytest.mark.parametrize("profile", ["modern", "9front"])
+def test_simultaneous_open_synack_at_once(profile):
+    # a SYN (no ACK) in SYN-SENT: RFC 9293 section 3.10.7.3 sends the
+    # SYN-ACK at once (modern); tcp.c only when its SYN's retransmission
+    # timer fires
+    P = sim.pair(seed=24, profile=profile)
+    c = P.tcpa.clone("u")
+    out = []
+
+    def filt(src, dst, pkt):
+        if src is P.a:
+            out.append((P.wire.now, sim.parse(pkt)))
+            return None
+        return pkt
+    P.wire.filter = filt
+    P.tcpa.ctl(c, "connect %s!80" % P.baddr)
+    assert P.wire.run(until=lambda: bool(out), max_ms=1000)
+    tsyn, syn = out[0]
+    P.wire.advance(20)
+    tin = P.wire.now
+    P.a.inject(sim.build(P.baddr, P.aaddr, 80, c.lport, seq=7000, flags="S",
+                         window=65535, options={"mss": 1460}))
+    assert P.tcpa.tcb(c).state == tcpstates.index("Syn_received")
+    assert P.wire.run(until=lambda: any(g.flags == "SA" for _, g in out), max_ms=5000)
+    t, sa = [x for x in out if x[1].flags == "SA"][0]
+    assert sa.seq == syn.seq and sa.ack == 7001
+    if profile == "modern":
+        assert t == tin
+        # one SYN-ACK now, and the SYN's timer still runs: the next one
+        # is its retransmission, a second after the SYN (RFC 6298 2.1)
+        assert [g.flags for _, g in out] == ["S", "SA"]
+        assert P.wire.run(until=lambda: len(out) > 2, max_ms=5000)
+        t2, again = out[2]
+        assert again.flags == "SA" and again.seq == syn.seq
+        assert tsyn + 1000 - MSPTICK <= t2 <= tsyn + 1000 + 2 * MSPTICK
+    else:
+        assert t > tin + MSPTICK
+    # the peer's ACK completes the handshake
+    P.a.inject(sim.build(P.baddr, P.aaddr, 80, c.lport, seq=7001, ack=u32(syn.seq + 1),
+                         flags="A", window=65535))
+    assert P.tcpa.tcb(c).state == Established
 
 
 @pytest.mark.parametrize("profile", ["modern", "9front"])

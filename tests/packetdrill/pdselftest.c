@@ -6,7 +6,7 @@
  *
  *   init FLAGS             (first; the rest of the line is --so_flags)
  *   socket D T P | bind FD HEXSA | listen FD N | accept FD | connect FD HEXSA
- *   read FD N | write FD HEX | close FD | shutdown FD HOW
+ *   read FD N | recv FD N FLAGS | write FD HEX | close FD | shutdown FD HOW
  *   getsockopt FD LEVEL NAME LEN | setsockopt FD LEVEL NAME HEX
  *   fcntl FD CMD [ARG] | ioctl FD REQ ARG | poll FD EVENTS TIMEOUT
  *   inject HEX             (netdev_send)
@@ -106,6 +106,11 @@ static void run(char *line, char *out)
 			puthex(hex, buf, len);
 	} else if (!strcmp(w[0], "read")) {
 		ssize_t k = ifc.read(U, A(1), buf, (size_t)A(2));
+		r = (int)k;
+		if (k > 0)
+			puthex(hex, buf, (size_t)k);
+	} else if (!strcmp(w[0], "recv")) {
+		ssize_t k = ifc.recv(U, A(1), buf, (size_t)A(2), (int)A(3));
 		r = (int)k;
 		if (k > 0)
 			puthex(hex, buf, (size_t)k);

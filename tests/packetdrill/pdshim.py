@@ -271,6 +271,9 @@ class Sock:
         self.shut_rd = False
         self.shut_wr = False
         self.eof = False
+        # MSG_PEEK: bytes read from the conversation but not yet given to
+        # the program; every read takes them first (devip has no peek)
+        self.peekbuf = bytearray()
         self.keepalive = False
         self.keepidle = 0              # ms, 0: net9's default
         self.linger0 = False           # SO_LINGER {1, 0}: close is an abort (hangup)
@@ -464,7 +467,12 @@ class Shim:
                 s.dead = True
                 # what ended it: devip keeps no reason once Closed
                 if self.cause == "rst":
-                    s.error = errno.ECONNRESET
+                    # tcp.c's reason is Econrefused for every RST; BSD's
+                    # ECONNRESET once established, and RFC 9293 3.10.7.3's
+                    # "connection refused" in SYN-RECEIVED (a
+                    # simultaneous open's, here: limbo's have no socket)
+                    s.error = (errno.ECONNREFUSED if s.laststate == Syn_received
+                               else errno.ECONNRESET)
                 elif self.cause == "timer":
                     s.error = errno.ETIMEDOUT      # retransmission or keepalive give-up
                 elif self.cause == "icmp":
@@ -856,7 +864,7 @@ class Shim:
     def _readable(self, s):
         """Data, EOF or an error waiting for a read."""
         c = s.conv
-        if s.shut_rd or s.dead or s.eof or s.error:
+        if s.shut_rd or s.dead or s.eof or s.error or s.peekbuf:
             return True
         if len(c.rq):
             return True
@@ -870,14 +878,27 @@ class Shim:
         if s.listening or not (s.connected or s.connecting or s.dead):
             raise Fail(errno.ENOTCONN)
         nonblock = s.nonblock or bool(flags & MSG_DONTWAIT)
-        if flags & MSG_PEEK:
-            raise Fail(errno.EOPNOTSUPP, "MSG_PEEK: devip's queues have no peek")
-        if flags & ~RECV_FLAGS:
+        peek = bool(flags & MSG_PEEK)
+        if flags & ~(RECV_FLAGS | MSG_PEEK):
             raise Fail(errno.EOPNOTSUPP, "recv flags %#x: net9 has no equivalent" % (
-                flags & ~RECV_FLAGS))
+                flags & ~(RECV_FLAGS | MSG_PEEK)))
         c = s.conv
         while True:
-            if s.shut_rd or s.eof:
+            if s.shut_rd:
+                return b""
+            if s.peekbuf or peek and s.connected and not (s.eof or s.dead):
+                # devip's queues have no peek: a peek reads from the
+                # conversation into the socket's own buffer, which every
+                # read empties first (so bytes peeked before an EOF or an
+                # error come before it, as BSD's socket buffer gives them)
+                if n > 0 and s.connected and not (s.eof or s.dead):
+                    self._pull(s, n)
+                if s.peekbuf:
+                    data = bytes(s.peekbuf[:n])
+                    if not peek:
+                        del s.peekbuf[:n]
+                    return data
+            if s.eof:
                 return b""
             e = self._take_error(s)
             if e:
@@ -886,7 +907,7 @@ class Shim:
                 return b""
             if n == 0:
                 return b""
-            if s.connected:
+            if s.connected and not peek:
                 self.cause = "user"
                 try:
                     data = self.tcp.read(c, n)
@@ -908,6 +929,29 @@ class Shim:
                 raise Fail(errno.EAGAIN)
             self._block(None, lambda: self._readable(s) or (not s.connecting and not s.connected),
                         "read")
+
+    def _pull(self, s, n):
+        """Read what the conversation holds into s.peekbuf until it holds
+        n bytes, without blocking; the EOF or error that ends the data is
+        left for after the buffer."""
+        while len(s.peekbuf) < n:
+            self.cause = "user"
+            try:
+                data = self.tcp.read(s.conv, n - len(s.peekbuf))
+            except Net9Error as e:
+                self._after()
+                if str(e) == E.Ehungup:
+                    s.eof = True
+                else:
+                    s.error = s.error or errno_of(e)
+                return
+            self._after()
+            if data is None:
+                return
+            if data == b"":
+                s.eof = True
+                return
+            s.peekbuf += data
 
     def _writable(self, s):
         if s.dead or s.error or s.shut_wr:
@@ -1142,7 +1186,7 @@ class Shim:
         if req == FIONREAD:
             if s.listening:
                 raise Fail(errno.EINVAL)
-            return (0, len(c.rq) if c is not None else 0)
+            return (0, len(s.peekbuf) + (len(c.rq) if c is not None else 0))
         if req == SIOCOUTQ:
             return (0, len(c.wq) if c is not None else 0)
         if req == FIONBIO:

@@ -258,11 +258,12 @@ def test_reset_reads_econnreset_then_eof(drv):
     assert drv.call("read %d 10" % fd)[:2] == (0, 0)
 
 
-def test_blocking_read_in_second_thread_ends_at_the_packet(drv):
+@pytest.mark.parametrize("call", ["read %d 100", "recv %d 100 2"])     # 2: MSG_PEEK
+def test_blocking_read_in_second_thread_ends_at_the_packet(drv, call):
     lfd = listen(drv)
     handshake(drv, lfd)
     fd, _, _ = drv.call("accept %d" % lfd)
-    assert drv.cmd("bg read %d 100" % fd) == ["0", "0"]
+    assert drv.cmd("bg " + call % fd) == ["0", "0"]
     drv.usleep(300_000)
     t = drv.time()
     drv.inject(sim.build(REMOTE4, LOCAL4, 40000, 8080, seq=1001, ack=0, flags="PA",
@@ -271,6 +272,9 @@ def test_blocking_read_in_second_thread_ends_at_the_packet(drv):
     assert f[:3] == ["4", "0", b"late".hex()]
     # the call ended at the time of the datagram that completed it
     assert int(f[3]) == t + 1
+    # a peek left the data for the next read
+    assert drv.call("recv %d 100 %d" % (fd, 0x40))[:2] == (    # MSG_DONTWAIT
+        (4, 0) if "recv" in call else (-1, errno.EAGAIN))
 
 
 def test_blocking_accept_in_second_thread(drv):
@@ -332,6 +336,57 @@ def test_shutdown_wr_sends_fin(drv):
     assert drv.call("shutdown %d 1" % fd)[:2] == (0, 0)
     _, fin = drv.sniff()
     assert fin.flagbits == sim.FIN | sim.ACK and fin.seq == sa.seq + 1
+
+
+MSG_PEEK, MSG_DONTWAIT, FIONREAD = 2, 0x40, 0x541B
+
+
+def _established_with_data(d, payload):
+    lfd = listen(d)
+    handshake(d, lfd)
+    fd, _, _ = d.call("accept %d" % lfd)
+    d.inject(sim.build(REMOTE4, LOCAL4, 40000, 8080, seq=1001, ack=0, flags="PA",
+                       window=32792, payload=payload))
+    return fd
+
+
+def test_peek_then_recv_same_bytes(drv):
+    # devip has no peek; the shim keeps what a peek read until a read
+    # takes it (README.md)
+    fd = _established_with_data(drv, b"hello world")
+    assert drv.call("recv %d 5 %d" % (fd, MSG_PEEK)) == (5, 0, b"hello".hex())
+    assert drv.call("recv %d 100 %d" % (fd, MSG_PEEK)) == (11, 0, b"hello world".hex())
+    # what was peeked is still readable: poll and FIONREAD see it
+    assert drv.call("poll %d %d 0" % (fd, POLLIN)) == (1, 0, str(POLLIN))
+    assert drv.call("ioctl %d %d 0" % (fd, FIONREAD)) == (0, 0, "11")
+    assert drv.call("recv %d 5 0" % fd) == (5, 0, b"hello".hex())
+    # more data behind the peeked bytes comes after them, in one read
+    drv.inject(sim.build(REMOTE4, LOCAL4, 40000, 8080, seq=1012, ack=0, flags="PA",
+                         window=32792, payload=b"!!"))
+    assert drv.call("ioctl %d %d 0" % (fd, FIONREAD)) == (0, 0, "8")
+    assert drv.call("read %d 100" % fd) == (8, 0, b" world!!".hex())
+    assert drv.call("poll %d %d 0" % (fd, POLLIN))[:3] == (0, 0, "0")
+    assert drv.call("recv %d 10 %d" % (fd, MSG_PEEK | MSG_DONTWAIT))[:2] == (-1, errno.EAGAIN)
+
+
+def test_peek_data_comes_before_eof(drv):
+    fd = _established_with_data(drv, b"abc")
+    assert drv.call("recv %d 10 %d" % (fd, MSG_PEEK)) == (3, 0, b"abc".hex())
+    drv.inject(sim.build(REMOTE4, LOCAL4, 40000, 8080, seq=1004, ack=0, flags="FA",
+                         window=32792))
+    assert drv.call("recv %d 10 %d" % (fd, MSG_PEEK)) == (3, 0, b"abc".hex())
+    assert drv.call("read %d 10" % fd) == (3, 0, b"abc".hex())
+    assert drv.call("recv %d 10 %d" % (fd, MSG_PEEK))[:2] == (0, 0)
+    assert drv.call("read %d 10" % fd)[:2] == (0, 0)
+
+
+def test_peek_data_comes_before_reset(drv):
+    fd = _established_with_data(drv, b"xyz")
+    assert drv.call("recv %d 10 %d" % (fd, MSG_PEEK)) == (3, 0, b"xyz".hex())
+    drv.inject(sim.build(REMOTE4, LOCAL4, 40000, 8080, seq=1004, ack=0, flags="R", window=0))
+    assert drv.call("read %d 10" % fd) == (3, 0, b"xyz".hex())
+    assert drv.call("read %d 10" % fd)[:2] == (-1, errno.ECONNRESET)
+    assert drv.call("read %d 10" % fd)[:2] == (0, 0)
 
 
 def test_nothing_to_send(drv):
@@ -477,3 +532,24 @@ def test_modern_simultaneous_open_synack_answers_sack(mdrv, peer_ts):
     assert sa.flagbits == sim.SYN | sim.ACK and sa.ack == 7001
     assert SACKOK in sa.options
     assert (TSOPT in sa.options) == peer_ts
+
+
+@pytest.mark.parametrize("profile", ["9front", "modern"])
+def test_rst_in_syn_received_of_a_simultaneous_open_is_refused(so, profile):
+    # RFC 9293 3.10.7.3: a RST in SYN-RECEIVED entered from SYN-SENT
+    # refuses the connection (tcp.c's reason there is Econrefused too);
+    # once established a RST is ECONNRESET (test_reset_reads_...)
+    d = Driver(so, FLAGS.replace("profile=9front", "profile=" + profile))
+    try:
+        fd, _, _ = d.call("socket %d %d 6" % (AF_INET, SOCK_STREAM | SOCK_NONBLOCK))
+        d.call("connect %d %s" % (fd, sa4(REMOTE4, 8080).hex()))
+        _, syn = d.sniff()
+        d.inject(sim.build(REMOTE4, LOCAL4, 8080, syn.sport, seq=7000, flags="S",
+                           window=32792, options={"mss": 1460}))
+        assert d.call("getsockopt %d %d %d 4" % (fd, SOL_SOCKET, SO_ERROR))[2] == "00000000"
+        d.inject(sim.build(REMOTE4, LOCAL4, 8080, syn.sport, seq=7001, ack=syn.seq + 1,
+                           flags="RA", window=0))
+        assert d.call("getsockopt %d %d %d 4" % (fd, SOL_SOCKET, SO_ERROR))[2] == \
+            struct.pack("=i", errno.ECONNREFUSED).hex()
+    finally:
+        d.close()
