@@ -139,6 +139,11 @@ REASONS = {
         "An ACK older than SND.UNA - MAX.SND.WND is dropped with a challenge ACK in the "
         "modern profile (RFC 5961 section 5); the script (net9's own) models tcp.c, "
         "which takes it as old news.",
+    "modern: limbo challenge ACK":
+        "In the modern profile limbo (tcp.c's SYN cache) follows RFC 5961 section 3.2: a "
+        "RST in the SYN-ACK's window but not at IRS+1 gets a challenge ACK and the call "
+        "stays; the script (FreeBSD's insecure_rst=1, RFC 793's rule) expects the call "
+        "reset.",
     "tool: relaxed SYN hides TSval":
         "In a relaxed copy the SYN's options are not checked (<...>), so packetdrill "
         "knows no TSval of net9's to map the script's TS ecr to; the first run stopped "
@@ -346,6 +351,11 @@ def classify(run, failure=None, out=None):
                 k = "os: Linux RACK timer"
             elif "fack-last-byte" in path and "tcp_seq" in msg:
                 k = "os: Linux resends a partly SACKed segment whole"
+        if k == "profile: limbo RST":
+            # limborst follows RFC 5961 section 3.2 in the modern profile
+            # (tcpdd): only a script that wants RFC 793's rule still stops
+            k = ("modern: limbo challenge ACK" if "insecure" in path
+                 else "unexplained: modern limbo RST")
         return {"profile: retransmission timer": "modern: retransmission timer"}.get(k, k)
     return _classify(run, failure, out)
 
