@@ -16,7 +16,7 @@
 #   UDP:  0 source port, 2 destination port, 4 length, 6 checksum
 #   ICMP: 0 type, 1 code, 2 checksum, 4 id (echo) or argument
 
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from net9.csum cimport csum_partial, csum_fold
 from net9.byteorder cimport nhgets, nhgetl, hnputs, hnputl, v4tov6c
 
@@ -505,19 +505,10 @@ cdef inline int tcpparse(Tcp *t, const unsigned char *h, Py_ssize_t avail) noexc
     cdef const unsigned char *optr
     if avail < TCPHDRLEN:
         return -1
+    memset(t, 0, sizeof(Tcp))    # every option field starts absent
     hdrlen = tcphdrparse(t, h)
     if hdrlen < TCPHDRLEN:
         return -1
-    t.mss = 0
-    t.ws = 0
-    t.hasws = 0
-    t.update = 0
-    t.sackok = 0
-    t.hasts = 0
-    t.nsack = 0
-    t.optout = 0
-    t.tsval = 0
-    t.tsecr = 0
     if hdrlen > avail:
         return -1            # the pullupblock of the options fails
     optr = h + TCPHDRLEN
