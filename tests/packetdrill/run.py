@@ -322,9 +322,10 @@ def run_all(pd, scripts, profile, jobs, relaxed=False, verbose=False, log=None):
                     rtext.split("\n")[line - 1:line]
                 if changed:
                     # a copy beside the original, so that relative paths in
-                    # its commands still resolve; removed at once
-                    tmp = os.path.join(os.path.dirname(r.script), ".net9pd-relaxed-%s-%s" % (
-                        r.variant, os.path.basename(r.script)))
+                    # its commands still resolve; removed at once (named by
+                    # process: another run.py may be relaxing the same set)
+                    tmp = os.path.join(os.path.dirname(r.script), ".net9pd-relaxed-%d-%s-%s" % (
+                        os.getpid(), r.variant, os.path.basename(r.script)))
                     try:
                         with open(tmp, "w") as f:
                             f.write(rtext)
