@@ -329,24 +329,30 @@ def is_modern(run):
     return "profile=modern" in flags
 
 
+def _facts(run, failure=None, out=None):
+    """What the rules read of a failure (run.failure unless given): the
+    failure, packetdrill's output, its message, the script line, the
+    script's and net9's packets, the script's path."""
+    f = failure if failure is not None else (run.failure or {})
+    out = out if out is not None else (getattr(run, "out", "") or "")
+    return (f, out, f.get("msg", "") or "", f.get("text", "") or "",
+            f.get("script_pkt"), f.get("actual_pkt"), getattr(run, "script", "") or "")
+
+
 def classify(run, failure=None, out=None):
     """The reason key of a failure (run.failure unless given)."""
     if is_modern(run):
         k = _classify_modern(run, failure, out)
         if k is None:
             k = _classify(run, failure, out)
-        path = getattr(run, "script", "") or ""
+        _, _, msg, text, _, apkt, path = _facts(run, failure, out)
         if k in ("profile: timestamps", "profile: SACK blocks") and "/fastopen/" in path:
             k = "socket: TCP Fast Open"
         if k == "profile: timestamps":
-            f = failure if failure is not None else (run.failure or {})
-            t = f.get("text") or ""
-            if re.search(r">\s+S\s", t) and "wscale 8" in t and "wscale 4" in (
-                    f.get("actual_pkt") or ""):
+            if re.search(r">\s+S\s", text) and "wscale 8" in text and "wscale 4" in (
+                    apkt or ""):
                 k = "profile: window scale"
         if k == "profile: SACK blocks":
-            f = failure if failure is not None else (run.failure or {})
-            msg = f.get("msg") or ""
             if "fack-last-mss" in path and "timing error" in msg:
                 k = "os: Linux RACK timer"
             elif "fack-last-byte" in path and "tcp_seq" in msg:
@@ -361,12 +367,7 @@ def classify(run, failure=None, out=None):
 
 
 def _classify(run, failure=None, out=None):
-    f = failure if failure is not None else (run.failure or {})
-    out = out if out is not None else (getattr(run, "out", "") or "")
-    msg = f.get("msg", "") or ""
-    text = f.get("text", "") or ""
-    spkt, apkt = f.get("script_pkt"), f.get("actual_pkt")
-    path = getattr(run, "script", "") or ""
+    f, out, msg, text, spkt, apkt, path = _facts(run, failure, out)
     name = path.rsplit("/", 1)[-1]
     sysc = _syscall(text)
 
@@ -543,12 +544,7 @@ def _classify_modern(run, failure=None, out=None):
     """The modern profile's own rules, tried before the common ones; None
     when they have nothing to say.  Where classify()'s rules assume the
     9front profile (no SACK, no timestamps), this decides instead."""
-    f = failure if failure is not None else (run.failure or {})
-    out = out if out is not None else (getattr(run, "out", "") or "")
-    msg = f.get("msg", "") or ""
-    text = f.get("text", "") or ""
-    spkt, apkt = f.get("script_pkt"), f.get("actual_pkt")
-    path = getattr(run, "script", "") or ""
+    f, out, msg, text, spkt, apkt, path = _facts(run, failure, out)
     sf, af = _flags(spkt), _flags(apkt)
     sopts, aopts = _opts(spkt), _opts(apkt)
     relaxed = failure is not None and failure is not getattr(run, "failure", None)
