@@ -54,6 +54,11 @@ def tsopt(g):
     return None if o is None else struct.unpack("!II", o)
 
 
+def tsbytes(val, ecr=0):
+    """NOP NOP and the timestamps option (RFC 7323), as a peer sends it."""
+    return b"\x01\x01\x08\x0a" + struct.pack("!II", u32(val), ecr)
+
+
 def sackopt(g):
     o = g.options.get(5)
     if o is None:
@@ -312,11 +317,11 @@ def test_paws_drops_an_old_timestamp():
     tb = P.tcpb.tcb(s)
     recent = tb.ts_recent
     k = len(P.wire.capture)
-    old = b"\x01\x01\x08\x0a" + struct.pack("!II", u32(recent - 5), 0)
+    old = tsbytes(recent - 5)
     inject_from_a(P, c, s, tb.rcv_nxt, payload=b"OLD", options=old)
     assert len(s.rq) == 100 and P.tcpb.xstat("PawsDrops") == 1
     assert [g.flags for g in segs(P, k, "b")] == ["A"]
-    new = b"\x01\x01\x08\x0a" + struct.pack("!II", u32(recent + 5), 0)
+    new = tsbytes(recent + 5)
     inject_from_a(P, c, s, tb.rcv_nxt, payload=b"NEW", options=new)
     assert len(s.rq) == 103 and tb.ts_recent == u32(recent + 5)
     # a reset is not subject to PAWS
@@ -366,7 +371,7 @@ def sack_put(P, c, s, seq, ln):
     tb = P.tcpb.tcb(s)
     k = len(P.wire.capture)
     inject_from_a(P, c, s, seq, payload=b"x" * ln,
-                  options=b"\x01\x01\x08\x0a" + struct.pack("!II", u32(tb.ts_recent + 1), 0))
+                  options=tsbytes(tb.ts_recent + 1))
     out = [g for g in segs(P, k, "b") if g.flags == "A"]
     assert out, "acknowledged at once"
     return out[-1]
@@ -411,7 +416,7 @@ def test_dsack_for_a_duplicate():
     n = tb.rcv_nxt
     k = len(P.wire.capture)
     inject_from_a(P, c, s, n - 1000, payload=b"y" * 500,
-                  options=b"\x01\x01\x08\x0a" + struct.pack("!II", tb.ts_recent, 0))
+                  options=tsbytes(tb.ts_recent))
     out = segs(P, k, "b")
     assert sackopt(out[-1])[0] == (u32(n - 1000), u32(n - 500))
     assert P.tcpb.xstat("DsackOut") == 1
@@ -448,7 +453,7 @@ def test_dsack_reports_the_first_duplicate_part_at_once():
 def acks_to(P, c, ack, blocks, tsecr=0):
     """Hand a an ACK from b with SACK blocks."""
     ta = P.tcpa.tcb(c)
-    opt = b"\x01\x01\x08\x0a" + struct.pack("!II", u32(ta.ts_recent + 1), tsecr)
+    opt = tsbytes(ta.ts_recent + 1, tsecr)
     if blocks:
         opt += b"\x01\x01\x05" + bytes([2 + 8 * len(blocks)])
         for l, r in blocks:
