@@ -154,6 +154,27 @@ def send_all(st, sock, data, timeout=20):
         st.run(timeout=0.002)
 
 
+def linux_sends(st, sock, data, read, timeout=30, chunk=65536, poll=0.002):
+    """data from sock (Linux's, non-blocking) to net9, driving the stack st
+    and taking what net9 received with read() (b"" when nothing) as it
+    comes, so that no queue on the way caps the transfer; what net9 read."""
+    got = bytearray()
+    off = 0
+    end = time.monotonic() + timeout
+    while len(got) < len(data):
+        assert time.monotonic() < end, "net9 got %d of %d" % (len(got), len(data))
+        if off < len(data):
+            try:
+                off += sock.send(data[off:off + chunk])
+            except BlockingIOError:
+                pass
+        st.run(timeout=poll)
+        d = read()
+        if d:
+            got += d
+    return bytes(got)
+
+
 def both_ways(st, c, s, a, b):
     """a from net9 (the stack st's Conn c) to Linux (s, non-blocking), then
     b from Linux to net9: each arrives whole."""
