@@ -15,6 +15,8 @@ from net9.byteorder cimport isv4c, nhgets, nhgetl, hnputs
 from net9.wire cimport (Tcp, tcpoptsize, tcpput, tcpparse, tcphdrparse, tcpoptnext, ipput,
                         udpput, l4setcsum, pseudo4, pseudo6, ip4put, ip4fill, ip4hdrlen,
                         ip6put, ip4area, ip6area, ip6setlen, icmpput, icmpsetcsum, icmpid,
+                        ipver, ip4hl, ip4len, ip4proto, ip4ttl, ip4id, ip4frag, ip6plen,
+                        ip6nh, ip6hop, ip4setttl, icmptype, icmpcode, icmprest,
                         IP4HDRLEN, IP6HDRLEN, TCPHDRLEN, UDPHDRLEN, ICMPHDRLEN, SYN, MAXSACK)
 
 V4PREFIX = b"\0" * 10 + b"\xff\xff"
@@ -204,22 +206,22 @@ def parseip(pkt, bint whole=True):
     cdef int v, hl
     if n == 0:
         raise ValueError("empty packet")
-    v = p[0] >> 4
+    v = ipver(p)
     if v == 4:
         if n < IP4HDRLEN:
             raise ValueError("truncated ipv4 header")
-        hl = ip4hdrlen(p, n) if whole else (p[0] & 0xf) << 2
+        hl = ip4hdrlen(p, n) if whole else ip4hl(p)
         if hl < 0:
-            raise ValueError("bad ipv4 header length %d" % ((p[0] & 0xf) << 2))
-        return {"version": 4, "hlen": hl, "length": nhgets(p + 2), "proto": p[9],
-                "ttl": p[8], "tos": p[1], "id": nhgets(p + 4), "frag": nhgets(p + 6),
+            raise ValueError("bad ipv4 header length %d" % ip4hl(p))
+        return {"version": 4, "hlen": hl, "length": ip4len(p), "proto": ip4proto(p),
+                "ttl": ip4ttl(p), "tos": p[1], "id": ip4id(p), "frag": ip4frag(p),
                 "src": V4PREFIX + b[12:16], "dst": V4PREFIX + b[16:20],
                 "csumok": csum_fold(csum_partial(p, min(hl, n), 0)) == 0}
     if v == 6:
         if n < IP6HDRLEN:
             raise ValueError("truncated ipv6 header")
-        return {"version": 6, "hlen": IP6HDRLEN, "length": IP6HDRLEN + nhgets(p + 4),
-                "proto": p[6], "ttl": p[7], "tos": ((p[0] & 0xf) << 4) | (p[1] >> 4),
+        return {"version": 6, "hlen": IP6HDRLEN, "length": IP6HDRLEN + ip6plen(p),
+                "proto": ip6nh(p), "ttl": ip6hop(p), "tos": ((p[0] & 0xf) << 4) | (p[1] >> 4),
                 "id": 0, "frag": 0, "src": b[8:24], "dst": b[24:40], "csumok": True}
     raise ValueError("ip version %d" % v)
 
@@ -234,10 +236,10 @@ def ipfinish(bytearray pkt, int version, int ttl, int tos=0, unsigned int ipid=0
     cdef Py_ssize_t n = PyByteArray_GET_SIZE(pkt)
     if version == 4 and n >= IP4HDRLEN:
         p[1] = tos & 0xff
-        p[8] = ttl & 0xff
+        ip4setttl(p, ttl & 0xff)
         hnputs(p + 4, ipid & 0xffff)
         p[10] = p[11] = 0
-        hnputs(p + 10, csum_fold(csum_partial(p, min((p[0] & 0xf) << 2, n), 0)))
+        hnputs(p + 10, csum_fold(csum_partial(p, min(ip4hl(p), n), 0)))
         return V4PREFIX + bytes(pkt[16:20])
     if version == 6 and n >= IP6HDRLEN:
         p[7] = ttl & 0xff
@@ -346,5 +348,5 @@ def parseicmp(msg):
     cdef const unsigned char *h = b
     if len(b) < ICMPHDRLEN:
         return None
-    return {"type": h[0], "code": h[1], "csum": nhgets(h + 2), "rest": nhgetl(h + 4),
+    return {"type": icmptype(h), "code": icmpcode(h), "csum": nhgets(h + 2), "rest": icmprest(h),
             "id": icmpid(h), "seq": nhgets(h + 6)}
